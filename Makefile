@@ -1,0 +1,21 @@
+# The README's two commands. Both install what they need first (tools/bootstrap.sh).
+.PHONY: up test lint crds bootstrap
+
+PYTEST_ARGS ?=
+
+bootstrap:
+	@tools/bootstrap.sh
+
+## Bring up Switchboard on the embedded local cluster with examples/ applied.
+up: bootstrap
+	.venv/bin/switchboard-dev up
+
+## Run the whole test suite (inside a loopback-only network namespace).
+test: bootstrap
+	tools/in-netns.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
+
+crds: bootstrap
+	.venv/bin/switchboard-crds

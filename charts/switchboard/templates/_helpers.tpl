@@ -1,0 +1,8 @@
+{{- define "switchboard.labels" -}}
+app.kubernetes.io/name: switchboard
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: switchboard
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}

@@ -1,0 +1,1 @@
+"""Developer tooling: Switchboard on the local cluster, for the demo and the test suite."""

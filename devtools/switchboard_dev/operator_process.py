@@ -1,0 +1,87 @@
+"""Run the real `switchboard-operator` against a cluster, under its chart's ClusterRole."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE
+from switchboard_localcluster.controlplane import free_port
+from switchboard_localcluster.processes import Supervised, wait_until
+
+OPERATOR_USER = "switchboard-operator"
+
+
+class KubectlRunner(Protocol):
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> object: ...  # noqa: A002
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def grant_operator_rbac(cluster: KubectlRunner, user: str = OPERATOR_USER) -> None:
+    """Apply the chart's ClusterRole and bind it to the operator's client-certificate user."""
+    cluster.kubectl("apply", "-f", str(OPERATOR_CLUSTER_ROLE))
+    role = yaml.safe_load(OPERATOR_CLUSTER_ROLE.read_text())["metadata"]["name"]
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{role}-local-user"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+
+
+class OperatorProcess:
+    """One operator process; ``start()`` returns once its liveness endpoint answers."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, name: str = "switchboard-operator") -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.name = name
+        self.health_url = ""
+        self._proc: Supervised | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.health_url = f"http://127.0.0.1:{free_port()}/healthz"
+        executable = shutil.which("switchboard-operator")
+        argv = [executable] if executable else [sys.executable, "-m", "switchboard_operator"]
+        proc = self._proc = Supervised(
+            self.name,
+            [*argv, f"--liveness={self.health_url}"],
+            self.log_path,
+            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+        )
+        proc.start()
+        wait_until(
+            lambda: proc.check_running() or _healthy(self.health_url),
+            timeout,
+            "the operator's liveness endpoint",
+        )
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.running()
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self._proc.log_tail(lines) if self._proc else ""

@@ -1,0 +1,11 @@
+"""Where the repository's deployable artefacts live (CRDs, chart, examples)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRDS_DIR = REPO_ROOT / "crds"
+CHART_DIR = REPO_ROOT / "charts" / "switchboard"
+OPERATOR_CLUSTER_ROLE = CHART_DIR / "templates" / "clusterrole.yaml"
+EXAMPLES_DIR = REPO_ROOT / "examples"

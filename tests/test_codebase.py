@@ -1,0 +1,41 @@
+"""The codebase keeps its layers and its lint: checked on every run of the suite."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or str(Path(sys.executable).parent / name)
+    return found
+
+
+def test_import_layers_hold():
+    result = subprocess.run(
+        [_tool("lint-imports"), "--no-cache"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_is_clean():
+    result = subprocess.run(
+        [_tool("ruff"), "check", "--no-cache", "."], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_package_shadows_the_standard_library():
+    shadowing = [
+        p.name
+        for p in REPO_ROOT.iterdir()
+        if p.is_dir() and (p / "__init__.py").exists() and p.name in sys.stdlib_module_names
+    ]
+    assert shadowing == []
+    import operator
+
+    assert Path(operator.__file__).parent != REPO_ROOT / "operator"
