@@ -13,8 +13,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from switchboard_dev.stack import LocalStack
 from switchboard_localcluster.cli import wait_for_signal
+
+from switchboard_dev.stack import LocalStack
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -23,8 +24,11 @@ def _up(args: argparse.Namespace) -> int:
     with stack:
         stack.apply_examples()
         plane = stack.plane
-        print(f"\nSwitchboard is up in {time.monotonic() - started:.1f}s "
-              f"(Kubernetes {plane.version()}).\n", flush=True)
+        print(
+            f"\nSwitchboard is up in {time.monotonic() - started:.1f}s "
+            f"(Kubernetes {plane.version()}).\n",
+            flush=True,
+        )
         print("$ kubectl get regions,rooms -A")
         print(plane.kubectl("get", "regions,rooms", "-A").stdout, flush=True)
         print(f"Use it:  export KUBECONFIG={plane.kubeconfig}")
@@ -37,8 +41,11 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="switchboard-dev", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="switchboard-dev",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="bring up Switchboard on the local cluster")
     up.add_argument("--workdir", help="keep certificates, data and logs here")

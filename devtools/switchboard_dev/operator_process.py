@@ -11,21 +11,21 @@ from pathlib import Path
 from typing import Protocol
 
 import yaml
-
-from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE
 from switchboard_localcluster.controlplane import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
+
+from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE
 
 OPERATOR_USER = "switchboard-operator"
 
 
 class KubectlRunner(Protocol):
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> object: ...  # noqa: A002
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> object: ...
 
 
 def _healthy(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except OSError:
         return False

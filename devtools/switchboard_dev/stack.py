@@ -10,8 +10,10 @@ from pathlib import Path
 from types import TracebackType
 
 import yaml
-
 from switchboard_api.resources import REGION, ROOM
+from switchboard_localcluster.controlplane import ControlPlane
+from switchboard_localcluster.processes import wait_until
+
 from switchboard_dev.operator_process import (
     OPERATOR_USER,
     KubectlRunner,
@@ -19,8 +21,6 @@ from switchboard_dev.operator_process import (
     grant_operator_rbac,
 )
 from switchboard_dev.paths import CRDS_DIR, EXAMPLES_DIR
-from switchboard_localcluster.controlplane import ControlPlane
-from switchboard_localcluster.processes import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 def install_crds(plane: KubectlRunner) -> None:
     plane.kubectl("apply", "--server-side", "-f", str(CRDS_DIR))
     for names in (REGION, ROOM):
-        plane.kubectl("wait", "--for=condition=Established", f"crd/{names.crd_name}", "--timeout=60s")
+        plane.kubectl(
+            "wait", "--for=condition=Established", f"crd/{names.crd_name}", "--timeout=60s"
+        )
 
 
 def example_objects(directory: Path = EXAMPLES_DIR) -> list[dict]:

@@ -37,9 +37,7 @@ class KubeBinaries:
     kubectl: Path
 
     def version_of(self, binary: Path) -> str:
-        out = subprocess.run(  # noqa: S603
-            [str(binary), "--version"], capture_output=True, text=True, check=True
-        )
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True)
         return out.stdout.strip().split()[-1]
 
 
@@ -71,14 +69,15 @@ def build_kube(version: str | None = None) -> Path:
             "to a directory holding etcd, kube-apiserver, kube-controller-manager, "
             "kube-scheduler and kubectl)"
         )
-    subprocess.run(["bash", str(TOOLS_MODULE / "build.sh"), str(out)], check=True)  # noqa: S603,S607
+    subprocess.run(["bash", str(TOOLS_MODULE / "build.sh"), str(out)], check=True)
     return out
 
 
 def _complete(directory: Path) -> bool:
-    return all((directory / name).is_file() for name in KUBE_COMMANDS) and (
-        directory / ".complete"
-    ).is_file()
+    return (
+        all((directory / name).is_file() for name in KUBE_COMMANDS)
+        and (directory / ".complete").is_file()
+    )
 
 
 def etcd_binary() -> Path:

@@ -1,8 +1,8 @@
 """`switchboard-local`: build, start and inspect the local Kubernetes on its own.
 
-    switchboard-local build        # build (or find) the pinned control-plane binaries
-    switchboard-local up           # run a control plane until Ctrl-C, print its KUBECONFIG
-    switchboard-local node-agent   # run the node agent (see --help)
+switchboard-local build        # build (or find) the pinned control-plane binaries
+switchboard-local up           # run a control plane until Ctrl-C, print its KUBECONFIG
+switchboard-local node-agent   # run the node agent (see --help)
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from switchboard_localcluster.nodeagent.__main__ import main as agent_main  # noqa: PLC0415
 
         return int(agent_main(argv[1:]) or 0)
-    parser = argparse.ArgumentParser(prog="switchboard-local", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="switchboard-local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help="build or locate the control-plane binaries").set_defaults(
         run=_build

@@ -98,9 +98,7 @@ class AuditLog:
         return list(_parse_audit(data))
 
     def writes(self, since: int = 0, user: str | None = None) -> list[AuditEvent]:
-        return [
-            e for e in self.events(since) if e.is_write and (user is None or e.user == user)
-        ]
+        return [e for e in self.events(since) if e.is_write and (user is None or e.user == user)]
 
 
 def _parse_audit(data: bytes) -> Iterator[AuditEvent]:
@@ -139,10 +137,16 @@ def write_kubeconfig(path: Path, server: str, ca: Path, user: str, pair: KeyPair
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": "switchboard-local", "cluster": {"server": server, "certificate-authority": str(ca)}}
+            {
+                "name": "switchboard-local",
+                "cluster": {"server": server, "certificate-authority": str(ca)},
+            }
         ],
         "users": [
-            {"name": user, "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)}}
+            {
+                "name": user,
+                "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)},
+            }
         ],
         "contexts": [
             {"name": "switchboard-local", "context": {"cluster": "switchboard-local", "user": user}}
@@ -204,7 +208,9 @@ class ControlPlane:
             server=True,
         )
         sa = write_service_account_keys(self.pki_dir)
-        admin = ca.issue("admin", common_name=ADMIN_USER, organizations=["system:masters"], client=True)
+        admin = ca.issue(
+            "admin", common_name=ADMIN_USER, organizations=["system:masters"], client=True
+        )
         write_kubeconfig(self.kubeconfig, self.url, ca.pair.cert, ADMIN_USER, admin)
 
         etcd_port, etcd_peer = free_port(), free_port()
@@ -268,7 +274,9 @@ class ControlPlane:
             self._start_controllers(ca, sa, deadline)
 
     def _start_controllers(self, ca: CertificateAuthority, sa: KeyPair, deadline: float) -> None:
-        kcm_config = self.issue_kubeconfig("system:kube-controller-manager", name="controller-manager")
+        kcm_config = self.issue_kubeconfig(
+            "system:kube-controller-manager", name="controller-manager"
+        )
         sched_config = self.issue_kubeconfig("system:kube-scheduler", name="scheduler")
         kcm_port, sched_port = free_port(), free_port()
         kcm = self._spawn(
@@ -303,8 +311,10 @@ class ControlPlane:
         )
         for proc, port in ((kcm, kcm_port), (sched, sched_port)):
             wait_until(
-                lambda proc=proc, port=port: proc.check_running()
-                or _http_ok(f"https://{LOOPBACK}:{port}/healthz", insecure=True),
+                lambda proc=proc, port=port: (
+                    proc.check_running()
+                    or _http_ok(f"https://{LOOPBACK}:{port}/healthz", insecure=True)
+                ),
                 max(1.0, deadline - time.monotonic()),
                 f"{proc.name} /healthz",
             )
@@ -362,12 +372,13 @@ class ControlPlane:
         self,
         *args: str,
         check: bool = True,
-        input: str | None = None,  # noqa: A002 - mirrors subprocess.run
+        input: str | None = None,
         kubeconfig: Path | None = None,
         timeout: float = 60.0,
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [str(self.binaries.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
+            check=False,
             capture_output=True,
             text=True,
             input=input,
@@ -385,7 +396,7 @@ class ControlPlane:
 
     def get(self, path: str) -> bytes:
         """GET an API path as the admin user."""
-        with urllib.request.urlopen(  # noqa: S310 - https to our own loopback server
+        with urllib.request.urlopen(
             self.url + path, context=self.ssl_context(), timeout=10
         ) as response:
             return bytes(response.read())
@@ -417,7 +428,7 @@ def _http_ok(url: str, insecure: bool = False) -> bool:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(url, context=context, timeout=2) as response:  # noqa: S310
+        with urllib.request.urlopen(url, context=context, timeout=2) as response:
             return bool(response.status == 200)
     except OSError:
         return False

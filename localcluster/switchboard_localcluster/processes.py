@@ -7,6 +7,7 @@ test run leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -55,7 +56,7 @@ class Supervised:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(  # noqa: S603 - argv is built by this package
+            self._proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -103,14 +104,13 @@ class Supervised:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def wait_until(
-    predicate: Callable[[], object],     timeout: float,
+    predicate: Callable[[], object],
+    timeout: float,
     what: str,
     interval: float = 0.1,
 ) -> None:
@@ -123,7 +123,7 @@ def wait_until(
                 return
         except ProcessError:
             raise
-        except Exception as error:  # noqa: BLE001 - reported on timeout
+        except Exception as error:
             last_error = error
         time.sleep(interval)
     detail = f" (last error: {last_error})" if last_error else ""

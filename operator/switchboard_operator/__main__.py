@@ -30,9 +30,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from switchboard_operator import settings  # noqa: F401, PLC0415
     from switchboard_operator.adapters import handlers  # noqa: F401, PLC0415
 
-    asyncio.run(
-        kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=args.liveness)
-    )
+    asyncio.run(kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=args.liveness))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The local control plane is a real, pinned Kubernetes that starts fast and leaves nothing behind."""
+"""The local control plane: a real, pinned Kubernetes that starts fast and leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import socket
 import time
 
 import pytest
-
 from switchboard_localcluster import binaries
 from switchboard_localcluster.controlplane import ADMIN_USER, ControlPlane
 from switchboard_localcluster.processes import wait_until
@@ -57,7 +56,10 @@ def test_api_is_tls_with_client_certificates_and_rbac(control_plane):
     denied = control_plane.kubectl("get", "pods", "-A", kubeconfig=nobody, check=False)
     assert denied.returncode != 0
     assert 'User "nobody" cannot list resource "pods"' in denied.stderr
-    assert control_plane.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == ADMIN_USER
+    assert (
+        control_plane.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout
+        == ADMIN_USER
+    )
     assert plane.url.startswith("https://127.0.0.1:")
 
 
@@ -84,7 +86,9 @@ def test_pod_security_admission_rejects_insecure_pods(control_plane):
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "insecure", "namespace": "psa-restricted"},
-        "spec": {"containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]},
+        "spec": {
+            "containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]
+        },
     }
     result = control_plane.kubectl("apply", "-f", "-", input=json.dumps(pod), check=False)
     assert result.returncode != 0

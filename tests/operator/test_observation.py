@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
+from switchboard_dev.operator_process import OPERATOR_USER
 from switchboard_localcluster.processes import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -61,8 +61,10 @@ def test_region_gets_observed_generation_and_condition(operator, crds_installed)
     # A spec change is a new generation, and the operator catches up with it.
     _apply(cluster, _region("observed-eu", 50.1))
     wait_until(
-        lambda: (r := _get(cluster, "region", "observed-eu"))["metadata"]["generation"] == 2
-        and _observed(r),
+        lambda: (
+            (r := _get(cluster, "region", "observed-eu"))["metadata"]["generation"] == 2
+            and _observed(r)
+        ),
         30,
         "region generation 2 observed",
     )
@@ -87,7 +89,9 @@ def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed)
     _apply(cluster, _region("idle-eu", 48.8))
     _apply(cluster, _room("idle", "observe-idle"))
     wait_until(lambda: _observed(_get(cluster, "region", "idle-eu")), 30, "region observed")
-    wait_until(lambda: _observed(_get(cluster, "room", "idle", "observe-idle")), 30, "room observed")
+    wait_until(
+        lambda: _observed(_get(cluster, "room", "idle", "observe-idle")), 30, "room observed"
+    )
 
     mark = audit.mark()
     # Events that change nothing the operator owns: metadata-only edits.
@@ -96,16 +100,12 @@ def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed)
     # A sentinel created afterwards: once it is observed, the touches were seen too.
     _apply(cluster, _room("sentinel", "observe-idle"))
     wait_until(
-        lambda: _observed(_get(cluster, "room", "sentinel", "observe-idle")), 30, "sentinel observed"
+        lambda: _observed(_get(cluster, "room", "sentinel", "observe-idle")),
+        30,
+        "sentinel observed",
     )
 
-    writes = audit.writes(since=mark, user=operator_user(operator))
+    writes = audit.writes(since=mark, user=OPERATOR_USER)
     assert [(w.resource, w.name, w.subresource) for w in writes] == [
         ("rooms", "sentinel", "status")
     ], "the operator wrote something although only the sentinel needed a status"
-
-
-def operator_user(operator) -> str:
-    from switchboard_dev.operator_process import OPERATOR_USER
-
-    return OPERATOR_USER

@@ -7,7 +7,6 @@ import time
 
 import pytest
 from kubernetes_asyncio import config as kconfig
-
 from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
 from switchboard_dev.operator_process import OPERATOR_USER, grant_operator_rbac
 from switchboard_operator.adapters.jwks import JwksCache
@@ -33,8 +32,15 @@ def _pod(name: str) -> dict:
 
 def _token(cluster, pod: str, audience: str = REPORT_TOKEN_AUDIENCE) -> str:
     return cluster.kubectl(
-        "create", "token", "sfu", "-n", NAMESPACE, f"--audience={audience}",
-        "--bound-object-kind=Pod", f"--bound-object-name={pod}", "--duration=10m",
+        "create",
+        "token",
+        "sfu",
+        "-n",
+        NAMESPACE,
+        f"--audience={audience}",
+        "--bound-object-kind=Pod",
+        f"--bound-object-name={pod}",
+        "--duration=10m",
     ).stdout.strip()
 
 
@@ -66,7 +72,9 @@ def sfu_pods(control_plane):
     pods = {}
     for name in ("sfu-a", "sfu-b"):
         control_plane.kubectl("apply", "-f", "-", input=json.dumps(_pod(name)))
-        pods[name] = json.loads(control_plane.kubectl("get", "pod", name, "-n", NAMESPACE, "-o", "json").stdout)
+        pods[name] = json.loads(
+            control_plane.kubectl("get", "pod", name, "-n", NAMESPACE, "-o", "json").stdout
+        )
     return pods
 
 
@@ -98,7 +106,9 @@ async def test_a_pod_bound_token_verifies_locally_as_that_pod(control_plane, sfu
 
 
 async def test_a_pod_cannot_report_for_another(control_plane, sfu_pods, jwks):
-    identity = verify_report_token(_token(control_plane, "sfu-a"), jwks.jwks, jwks.issuer, time.time())
+    identity = verify_report_token(
+        _token(control_plane, "sfu-a"), jwks.jwks, jwks.issuer, time.time()
+    )
     with pytest.raises(ReportAuthError, match="cannot report for"):
         check_reporter(identity, _report(sfu_pods["sfu-b"]))
 
@@ -106,7 +116,10 @@ async def test_a_pod_cannot_report_for_another(control_plane, sfu_pods, jwks):
 async def test_wrong_audience_expiry_and_unknown_keys_are_refused(control_plane, sfu_pods, jwks):
     with pytest.raises(ReportAuthError, match="Audience"):
         verify_report_token(
-            _token(control_plane, "sfu-a", audience="someone-else"), jwks.jwks, jwks.issuer, time.time()
+            _token(control_plane, "sfu-a", audience="someone-else"),
+            jwks.jwks,
+            jwks.issuer,
+            time.time(),
         )
     token = _token(control_plane, "sfu-a")
     with pytest.raises(ReportAuthError, match="expired"):

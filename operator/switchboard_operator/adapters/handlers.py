@@ -11,9 +11,10 @@ from typing import Any
 
 import kopf
 from kubernetes_asyncio import client
-
 from switchboard_api.resources import GROUP, REGION, ROOM, VERSION
+
 from switchboard_operator.adapters import kube
+from switchboard_operator.adapters.retry import with_retries
 from switchboard_operator.logic import observation
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,10 @@ async def region_seen(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **
     desired = observation.region_status(body, kube.now_rfc3339())
     patch = observation.status_patch(body.get("status"), desired)
     if patch:
-        await kube.patch_region_status(_api(memo), body.metadata.name, patch)
+        name = body.metadata.name
+        await with_retries(
+            lambda: kube.patch_region_status(_api(memo), name, patch), f"region {name} status"
+        )
         log.info("region status written region=%s fields=%s", body.metadata.name, sorted(patch))
 
 
@@ -54,7 +58,11 @@ async def room_seen(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
     desired = observation.room_status(body, kube.now_rfc3339())
     patch = observation.status_patch(body.get("status"), desired)
     if patch:
-        await kube.patch_room_status(_api(memo), body.metadata.namespace, body.metadata.name, patch)
+        namespace, name = body.metadata.namespace, body.metadata.name
+        await with_retries(
+            lambda: kube.patch_room_status(_api(memo), namespace, name, patch),
+            f"room {namespace}/{name} status",
+        )
         log.info(
             "room status written room=%s/%s fields=%s",
             body.metadata.namespace,

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubernetes_asyncio import client, config
-
 from switchboard_api.resources import GROUP, REGION, ROOM, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -39,8 +38,8 @@ async def patch_room_status(
     await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
         GROUP,
         VERSION,
-        ROOM.plural,
         namespace,
+        ROOM.plural,
         name,
         {"status": dict(patch)},
         _content_type=MERGE_PATCH,

@@ -31,14 +31,31 @@ def set_condition(
         replaced = True
         transition = existing.get("lastTransitionTime") if existing.get("status") == status else now
         result.append(
-            _condition(type_, status, reason, message, observed_generation, transition or now)
+            _condition(
+                type_=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                observed_generation=observed_generation,
+                transition=transition or now,
+            )
         )
     if not replaced:
-        result.append(_condition(type_, status, reason, message, observed_generation, now))
+        result.append(
+            _condition(
+                type_=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                observed_generation=observed_generation,
+                transition=now,
+            )
+        )
     return result
 
 
 def _condition(
+    *,
     type_: str,
     status: str,
     reason: str,

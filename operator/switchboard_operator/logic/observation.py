@@ -11,6 +11,7 @@ from typing import Any
 
 from switchboard_api.region import RegionConditionType
 from switchboard_api.room import RoomConditionType, RoomPhase
+
 from switchboard_operator.logic.conditions import set_condition
 
 OBSERVED_REASON = "Observed"

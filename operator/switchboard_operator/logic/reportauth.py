@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-
 from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
 
 ACCEPTED_ALGORITHMS = ("RS256", "ES256")
@@ -55,8 +54,12 @@ def verify_report_token(
             audience=REPORT_TOKEN_AUDIENCE,
             issuer=issuer,
             # Time is checked below against the caller's clock.
-            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                     "require": ["exp", "iss", "aud"]},
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "require": ["exp", "iss", "aud"],
+            },
         )
     except jwt.PyJWTError as error:
         raise ReportAuthError(f"token rejected: {error}") from error
