@@ -1,0 +1,27 @@
+"""Every port number Switchboard listens on or configures, in one place."""
+
+from typing import Final
+
+SFU_SIGNALLING_PORT: Final = 7880
+"""SFU HTTP port: WebSocket signalling, WHIP/WHEP, /healthz, /readyz and /metrics."""
+
+CONTROL_PLANE_HTTP_PORT: Final = 8080
+"""Operator HTTP port: capacity report receiver and join API."""
+
+OPERATOR_HEALTH_PORT: Final = 8081
+"""Operator liveness endpoint (kopf's health probe)."""
+
+TURN_LISTENING_PORT: Final = 3478
+"""TURN/STUN over UDP and TCP (RFC 8656 default)."""
+
+TURN_TLS_PORT: Final = 5349
+"""TURN over TLS/DTLS (RFC 8656 default)."""
+
+TURN_RELAY_PORT_MIN: Final = 49152
+"""Lowest relay port coturn allocates by default (start of the IANA dynamic range)."""
+
+TURN_RELAY_PORT_MAX: Final = 65535
+"""Highest relay port coturn allocates by default."""
+
+TURN_PROMETHEUS_PORT: Final = 9641
+"""coturn's built-in Prometheus exporter port."""
