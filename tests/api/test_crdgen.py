@@ -24,9 +24,10 @@ def _walk(node):
             yield from _walk(item)
 
 
-def test_committed_crds_match_the_models():
-    stale = crdgen.stale_files(crdgen.DEFAULT_OUTPUT_DIR)
-    assert not stale, "crds/ is stale; run `switchboard-crds`:\n" + "".join(stale.values())
+@pytest.mark.parametrize("directory", crdgen.DEFAULT_OUTPUT_DIRS, ids=["crds", "chart-crds"])
+def test_committed_crds_match_the_models(directory):
+    stale = crdgen.stale_files(directory)
+    assert not stale, f"{directory} is stale; run `switchboard-crds`:\n" + "".join(stale.values())
 
 
 def test_check_passes_on_fresh_output_and_fails_with_a_diff_when_edited(tmp_path, capsys):
