@@ -32,3 +32,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 .venv/bin/switchboard-local build >/dev/null
+.venv/bin/python -c 'from switchboard_dev.helm import helm_binary; helm_binary()'
