@@ -22,7 +22,9 @@ def helm():
 def rendered(helm):
     out = subprocess.run(
         [helm, "template", "sb", str(CHART_DIR), "--namespace", NAMESPACE, "--include-crds"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
@@ -51,8 +53,12 @@ def test_rendered_chart_is_admitted_under_restricted_pod_security(rendered, cont
     rest = [d for d in rendered if d["kind"] != "CustomResourceDefinition"]
     for docs in (crds, rest):
         result = control_plane.kubectl(
-            "apply", "--dry-run=server", "-f", "-",
-            input=yaml.safe_dump_all(docs), check=False,
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=yaml.safe_dump_all(docs),
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         assert "Warning" not in result.stderr, result.stderr
