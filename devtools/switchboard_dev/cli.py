@@ -13,9 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from switchboard_localcluster.cli import wait_for_signal
-
 from switchboard_dev.stack import LocalStack
+from switchboard_localcluster.cli import wait_for_signal
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -24,5 +24,5 @@ def pinned_version() -> str:
 def helm_binary(build: bool = True) -> Path:
     out = cache_root() / "helm" / pinned_version()
     if build:
-        subprocess.run(["bash", str(HELM_MODULE / "build.sh"), str(out)], check=True)  # noqa: S603,S607
+        subprocess.run(["bash", str(HELM_MODULE / "build.sh"), str(out)], check=True)
     return out / "helm"

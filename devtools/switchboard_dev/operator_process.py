@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Protocol
 
 import yaml
-from switchboard_localcluster.controlplane import free_port
-from switchboard_localcluster.processes import Supervised, wait_until
 
 from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE
+from switchboard_localcluster.controlplane import free_port
+from switchboard_localcluster.processes import Supervised, wait_until
 
 OPERATOR_USER = "switchboard-operator"
 

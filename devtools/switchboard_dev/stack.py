@@ -10,10 +10,8 @@ from pathlib import Path
 from types import TracebackType
 
 import yaml
-from switchboard_api.resources import REGION, ROOM
-from switchboard_localcluster.controlplane import ControlPlane
-from switchboard_localcluster.processes import wait_until
 
+from switchboard_api.resources import REGION, ROOM
 from switchboard_dev.operator_process import (
     OPERATOR_USER,
     KubectlRunner,
@@ -21,6 +19,8 @@ from switchboard_dev.operator_process import (
     grant_operator_rbac,
 )
 from switchboard_dev.paths import CRDS_DIR, EXAMPLES_DIR
+from switchboard_localcluster.controlplane import ControlPlane
+from switchboard_localcluster.processes import wait_until
 
 log = logging.getLogger(__name__)
 
