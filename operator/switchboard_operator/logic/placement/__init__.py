@@ -1,0 +1,39 @@
+"""Room placement: which region and which SFU pod take a room, decided from the capacity
+picture; deterministic and free of I/O."""
+
+from switchboard_operator.logic.placement.failover import (
+    Replacement,
+    replace_rooms,
+    replace_rooms_of,
+)
+from switchboard_operator.logic.placement.model import (
+    Decision,
+    Placement,
+    PlacementRegion,
+    PlacementSettings,
+    PodSearch,
+    RoomRequest,
+    Unschedulable,
+    UnschedulableReason,
+)
+from switchboard_operator.logic.placement.rebalance import Move, rebalance
+from switchboard_operator.logic.placement.scheduler import commit, place, place_many
+
+__all__ = [
+    "Decision",
+    "Move",
+    "Placement",
+    "PlacementRegion",
+    "PlacementSettings",
+    "PodSearch",
+    "Replacement",
+    "RoomRequest",
+    "Unschedulable",
+    "UnschedulableReason",
+    "commit",
+    "place",
+    "place_many",
+    "rebalance",
+    "replace_rooms",
+    "replace_rooms_of",
+]

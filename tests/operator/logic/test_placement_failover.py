@@ -1,0 +1,195 @@
+"""Failover re-places every room of a lost pod on healthy pods; rebalance suggests moving
+empty rooms off hot pods."""
+
+from __future__ import annotations
+
+import pytest
+from placement_builders import NOW, add_pod, key, region, report, request, usage
+
+from switchboard_operator.logic.capacity import (
+    CapacityModel,
+    CapacityPicture,
+    LossReason,
+    apply_report,
+    assign,
+    free_capacity,
+    lost_pods,
+    remove_pod,
+    rooms_to_move,
+)
+from switchboard_operator.logic.placement import (
+    Placement,
+    Unschedulable,
+    place_many,
+    rebalance,
+    replace_rooms,
+    replace_rooms_of,
+)
+
+TIMEOUT = 6.0
+HOLD = CapacityModel().reservation_hold_seconds
+EU = region("eu")
+
+
+def _picture_with_rooms(rooms: int, reservation: float = 10.0) -> CapacityPicture:
+    """Three pods; `rooms` rooms packed onto sfu-0."""
+    picture = CapacityPicture()
+    for i in range(3):
+        add_pod(picture, f"sfu-{i}")
+    for i in range(rooms):
+        assign(picture, f"a/r{i}", reservation, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+    return picture
+
+
+def _requests(count: int, reservation: float = 10.0):
+    return {f"a/r{i}": request(f"a/r{i}", reservation) for i in range(count)}
+
+
+def test_every_room_of_a_lost_pod_is_re_placed_on_other_pods():
+    picture = _picture_with_rooms(6)
+    [lost] = lost_pods(picture, NOW + TIMEOUT + 1, TIMEOUT)
+    # The survivors keep reporting.
+    for i in (1, 2):
+        apply_report(picture, report(f"sfu-{i}", sequence=1), NOW + TIMEOUT + 1)
+    replacements = replace_rooms_of(picture, lost, _requests(6), [EU], NOW + TIMEOUT + 1)
+    assert sorted(r.room for r in replacements) == sorted(_requests(6))
+    assert {r.decision.pod_name for r in replacements} == {"sfu-1", "sfu-2"}
+    assert all(r.reason == LossReason.REPORTS_MISSING for r in replacements)
+    assert picture.rooms_on(key("sfu-0")) == []
+    assert lost_pods(picture, NOW + TIMEOUT + 1, TIMEOUT) == []
+
+
+def test_rooms_never_return_to_a_new_incarnation_of_the_lost_pod():
+    picture = _picture_with_rooms(2)
+    apply_report(picture, report("sfu-0", uid="uid-restarted", sequence=0), NOW + 1)
+    [lost] = lost_pods(picture, NOW + 1, TIMEOUT)
+    replacements = replace_rooms_of(picture, lost, _requests(2), [EU], NOW + 1)
+    assert all(r.decision.pod_name != "sfu-0" for r in replacements)
+
+
+def test_rooms_that_fit_nowhere_are_unschedulable_and_leave_the_lost_pod():
+    picture = _picture_with_rooms(6, reservation=30.0)  # 180 units on three 100-unit pods
+    remove_pod(picture, key("sfu-0"))
+    [lost] = lost_pods(picture, NOW, TIMEOUT)
+    replacements = replace_rooms_of(picture, lost, _requests(6, 30.0), [EU], NOW)
+    outcomes = [type(r.decision) for r in replacements]
+    assert outcomes.count(Placement) == 4 and outcomes.count(Unschedulable) == 2
+    assert list(picture.incarnations()) == [picture.pod(key("sfu-1")), picture.pod(key("sfu-2"))]
+
+
+def test_largest_rooms_are_re_placed_first():
+    picture = CapacityPicture()
+    add_pod(picture, "sfu-0")
+    add_pod(picture, "sfu-1")
+    sizes = {"a/s": 10.0, "a/l": 70.0, "a/m": 20.0}
+    for room, size in sizes.items():
+        assign(picture, room, size, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+    remove_pod(picture, key("sfu-0"))
+    requests = {room: request(room, size) for room, size in sizes.items()}
+    moves = rooms_to_move(picture, NOW, TIMEOUT)
+    replacements = replace_rooms(picture, moves, requests, [EU], NOW)
+    # The idle survivor takes 70, then 20 would pass the 0.8 mark but 10 still fits.
+    assert [r.room for r in replacements] == ["a/l", "a/m", "a/s"]
+    assert [type(r.decision) for r in replacements] == [Placement, Unschedulable, Placement]
+
+
+def test_a_room_whose_room_object_is_gone_is_only_released():
+    picture = _picture_with_rooms(2)
+    remove_pod(picture, key("sfu-0"))
+    [lost] = lost_pods(picture, NOW, TIMEOUT)
+    replacements = replace_rooms_of(picture, lost, {"a/r0": request("a/r0")}, [EU], NOW)
+    assert [r.room for r in replacements] == ["a/r0"]
+    assert picture.placement_of("a/r1") is None
+
+
+def test_a_room_moved_since_the_list_was_made_is_left_alone():
+    picture = _picture_with_rooms(1)
+    remove_pod(picture, key("sfu-0"))
+    moves = rooms_to_move(picture, NOW, TIMEOUT)
+    assign(picture, "a/r0", 10.0, pod=key("sfu-2"), pod_uid="uid-sfu-2", now=NOW)
+    assert replace_rooms(picture, moves, _requests(1), [EU], NOW) == []
+    assert picture.placement_of("a/r0").pod == key("sfu-2")
+
+
+# Rebalance.
+
+
+def _hot_pod_with_empty_rooms(now: float) -> CapacityPicture:
+    """sfu-0 at 90 % with four rooms, two of them measured empty; sfu-1 idle."""
+    picture = CapacityPicture()
+    add_pod(picture, "sfu-0")
+    add_pod(picture, "sfu-1")
+    for room, size in [("a/busy", 40.0), ("a/live", 30.0), ("a/idle", 12.0), ("a/unused", 8.0)]:
+        assign(picture, room, size, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+    rooms = (
+        usage("a/busy", participants=8, load=40.0),
+        usage("a/live", participants=6, load=30.0),
+        usage("a/idle", empty_since=30.0),
+        usage("a/unused"),
+    )
+    apply_report(picture, report("sfu-0", sequence=1, load=70.0, rooms=rooms), now)
+    apply_report(picture, report("sfu-1", sequence=1), now)
+    return picture
+
+
+def test_rebalance_moves_empty_rooms_off_a_hot_pod_until_it_cools():
+    now = NOW + HOLD
+    picture = _hot_pod_with_empty_rooms(now)
+    hot_before = picture.pod(key("sfu-0")).utilization
+    moves = rebalance(picture, [EU], now)
+    # One empty room is enough to bring the pod under the 0.8 mark; the largest goes.
+    assert [(m.room, m.target.pod_name) for m in moves] == [("a/idle", "sfu-1")]
+    assert hot_before > 0.8
+    # A suggestion only: the picture is unchanged until the caller applies it.
+    assert picture.placement_of("a/idle").pod == key("sfu-0")
+
+
+def test_rebalance_with_a_lower_threshold_moves_more_empty_rooms_but_never_occupied_ones():
+    now = NOW + HOLD
+    moves = rebalance(_hot_pod_with_empty_rooms(now), [EU], now, threshold=0.5)
+    assert sorted(m.room for m in moves) == ["a/idle", "a/unused"]
+
+
+def test_rebalance_leaves_young_rooms_alone():
+    now = NOW + HOLD / 2
+    assert rebalance(_hot_pod_with_empty_rooms(now), [EU], now, threshold=0.5) == []
+
+
+def test_rebalance_never_makes_the_target_hot():
+    now = NOW + HOLD
+    picture = _hot_pod_with_empty_rooms(now)
+    apply_report(picture, report("sfu-1", sequence=2, load=75.0), now)
+    assert rebalance(picture, [EU], now) == []
+
+
+def test_applied_rebalance_moves_keep_every_pod_within_its_mark():
+    now = NOW + HOLD
+    picture = _hot_pod_with_empty_rooms(now)
+    for move in rebalance(picture, [EU], now):
+        assign(
+            picture,
+            move.room,
+            move.source.reservation,
+            pod=move.target.pod,
+            pod_uid=move.target.pod_uid,
+            now=now,
+        )
+    for pod in picture.pods():
+        assert pod.utilization <= 0.8 + 1e-9
+
+
+def test_batch_then_failover_leaves_capacity_consistent():
+    picture = CapacityPicture()
+    for i in range(4):
+        add_pod(picture, f"sfu-{i}")
+    requests = {f"a/r{i}": request(f"a/r{i}", 7.0) for i in range(30)}
+    place_many(requests.values(), [EU], picture, NOW)
+    remove_pod(picture, key("sfu-1"))
+    [lost] = lost_pods(picture, NOW, TIMEOUT)
+    replace_rooms_of(picture, lost, requests, [EU], NOW)
+    placed = sum(len(picture.rooms_on(key(f"sfu-{i}"))) for i in (0, 2, 3))
+    assert placed == 30
+    for i in (0, 2, 3):
+        assert free_capacity(picture, key(f"sfu-{i}")) == pytest.approx(
+            100.0 - 7.0 * len(picture.rooms_on(key(f"sfu-{i}")))
+        )

@@ -1,0 +1,282 @@
+"""Properties of placement over generated clusters, checked against an independent model
+of the scenario: capacity is never exceeded, pinned regions are respected, the nearest
+region with room is preferred, placement is complete and deterministic, and a batch never
+double-books a pod."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from placement_builders import NOW, POD_NAMESPACE, observe, report
+
+from switchboard_api.geo import GeoLocation
+from switchboard_api.kube_types import LabelSelector
+from switchboard_api.region import PlacementPolicy
+from switchboard_operator.logic.capacity import (
+    FIT_TOLERANCE,
+    CapacityPicture,
+    apply_pod,
+    apply_report,
+    assign,
+    pod_key,
+)
+from switchboard_operator.logic.placement import (
+    Placement,
+    PlacementRegion,
+    PlacementSettings,
+    PodSearch,
+    RoomRequest,
+    Unschedulable,
+    place_many,
+)
+from switchboard_operator.logic.placement.geo import great_circle_km
+
+GOLD = LabelSelector(match_labels={"tier": "gold"})
+HEALTHY = "healthy"
+POD_CONDITIONS = [
+    HEALTHY,
+    "not-ready",
+    "drain-marked",
+    "reports-draining",
+    "fenced",
+    "stale",
+    "never-reported",
+]
+
+
+@dataclass
+class Pod:
+    name: str
+    region: str
+    capacity: float
+    load: float
+    condition: str
+    reservations: list[float]
+
+    @property
+    def key(self) -> str:
+        return pod_key(POD_NAMESPACE, self.name)
+
+
+@dataclass
+class Scenario:
+    regions: list[PlacementRegion]
+    pods: list[Pod]
+    requests: list[RoomRequest]
+    search: PodSearch
+    used: dict[str, float] = field(default_factory=dict)
+    has_rooms: dict[str, bool] = field(default_factory=dict)
+
+    def build(self, pod_order: list[Pod] | None = None) -> CapacityPicture:
+        picture = CapacityPicture()
+        for pod in pod_order or self.pods:
+            _add(picture, pod)
+        return picture
+
+
+def _add(picture: CapacityPicture, pod: Pod) -> None:
+    apply_pod(
+        picture,
+        observe(
+            pod.name,
+            region=pod.region,
+            ready=pod.condition != "not-ready",
+            draining=pod.condition == "drain-marked",
+        ),
+        NOW,
+    )
+    if pod.condition != "never-reported":
+        sent = NOW - 30 if pod.condition == "stale" else NOW
+        apply_report(
+            picture,
+            report(
+                pod.name,
+                region=pod.region,
+                capacity=pod.capacity,
+                load=pod.load,
+                draining=pod.condition == "reports-draining",
+                fenced=pod.condition == "fenced",
+            ),
+            sent,
+        )
+    uid = f"uid-{pod.name}"
+    for i, reservation in enumerate(pod.reservations):
+        assign(picture, f"old/{pod.name}-{i}", reservation, pod=pod.key, pod_uid=uid, now=NOW)
+
+
+locations = st.builds(
+    GeoLocation,
+    latitude=st.floats(-90, 90, allow_nan=False),
+    longitude=st.floats(-180, 180, allow_nan=False),
+)
+
+
+@st.composite
+def scenarios(draw) -> Scenario:
+    region_count = draw(st.integers(1, 4))
+    regions = [
+        PlacementRegion(
+            name=f"r{i}",
+            location=draw(locations),
+            policy=draw(st.sampled_from(list(PlacementPolicy))),
+            high_water_mark=draw(st.floats(0.5, 1.0)),
+            namespace_selector=draw(st.sampled_from([None, None, GOLD])),
+        )
+        for i in range(region_count)
+    ]
+    pods = []
+    for r in regions:
+        for j in range(draw(st.integers(0, 6))):
+            capacity = draw(st.floats(10, 200))
+            pods.append(
+                Pod(
+                    name=f"{r.name}-sfu-{j}",
+                    region=r.name,
+                    capacity=capacity,
+                    load=draw(st.sampled_from([0.0, 0.0, draw(st.floats(0, 1.2 * capacity))])),
+                    condition=draw(st.sampled_from([HEALTHY] * 4 + POD_CONDITIONS)),
+                    reservations=draw(st.lists(st.floats(0.1, 40), max_size=3)),
+                )
+            )
+    names = [r.name for r in regions] + ["missing"]
+    requests = []
+    for i in range(draw(st.integers(1, 12))):
+        namespace = draw(st.sampled_from(["gold", "plain"]))
+        requests.append(
+            RoomRequest(
+                room=f"{namespace}/room-{i}",
+                reservation=draw(st.floats(0.1, 150)),
+                namespace_labels={"tier": "gold"} if namespace == "gold" else {},
+                region=draw(st.one_of(st.none(), st.none(), st.sampled_from(names))),
+                location=draw(st.one_of(st.none(), locations)),
+                region_hint=draw(st.one_of(st.none(), st.sampled_from(names))),
+            )
+        )
+    return Scenario(regions, pods, requests, draw(st.sampled_from(list(PodSearch))))
+
+
+# The independent model: what the scenario says each pod can take.
+
+
+def _initial_state(scenario: Scenario) -> None:
+    for pod in scenario.pods:
+        baseline = pod.load if pod.condition != "never-reported" else 0.0
+        scenario.used[pod.key] = baseline + math.fsum(pod.reservations)
+        scenario.has_rooms[pod.key] = bool(pod.reservations)
+
+
+def _fits(scenario: Scenario, pod: Pod, region: PlacementRegion, reservation: float) -> bool:
+    if pod.condition != HEALTHY:
+        return False
+    used = scenario.used[pod.key]
+    idle = not scenario.has_rooms[pod.key] and used <= 0
+    limit = pod.capacity if idle else pod.capacity * region.high_water_mark
+    return used + reservation <= limit + FIT_TOLERANCE
+
+
+def _admits(region: PlacementRegion, request: RoomRequest) -> bool:
+    return region.namespace_selector is None or request.namespace_labels.get("tier") == "gold"
+
+
+def _region_has_room(scenario: Scenario, region: PlacementRegion, request: RoomRequest) -> bool:
+    return any(
+        _fits(scenario, pod, region, request.reservation)
+        for pod in scenario.pods
+        if pod.region == region.name
+    )
+
+
+def _candidate_regions(scenario: Scenario, request: RoomRequest) -> list[PlacementRegion]:
+    if request.region is not None:
+        return [r for r in scenario.regions if r.name == request.region and _admits(r, request)]
+    return [r for r in scenario.regions if _admits(r, request)]
+
+
+def _origin(scenario: Scenario, request: RoomRequest) -> GeoLocation | None:
+    if request.location is not None:
+        return request.location
+    hinted = [r for r in scenario.regions if r.name == request.region_hint]
+    return hinted[0].location if hinted else None
+
+
+def _decide(scenario: Scenario):
+    picture = scenario.build()
+    decisions = place_many(
+        scenario.requests,
+        scenario.regions,
+        picture,
+        NOW,
+        PlacementSettings(search=scenario.search),
+    )
+    return picture, decisions
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_every_decision_obeys_capacity_pinning_nearness_and_completeness(scenario):
+    _initial_state(scenario)
+    _, decisions = _decide(scenario)
+    pods = {pod.key: pod for pod in scenario.pods}
+    regions = {r.name: r for r in scenario.regions}
+    for request, decision in zip(scenario.requests, decisions, strict=True):
+        candidates = _candidate_regions(scenario, request)
+        with_room = [r for r in candidates if _region_has_room(scenario, r, request)]
+        if isinstance(decision, Unschedulable):
+            # Completeness: nothing is refused while some eligible pod has room.
+            assert with_room == [], (request, decision)
+            continue
+        pod, region = pods[decision.pod], regions[decision.region]
+        # Capacity: the chosen pod takes new rooms and has room for this one.
+        assert pod.region == region.name
+        assert _fits(scenario, pod, region, request.reservation), (request, decision)
+        # Pinning: a pinned room is placed in its region or nowhere.
+        if request.region is not None:
+            assert decision.region == request.region
+        # Nearness: no admitted region strictly nearer had room.
+        origin = _origin(scenario, request)
+        if request.region is None and origin is not None:
+            chosen = great_circle_km(origin, region.location)
+            assert all(great_circle_km(origin, r.location) >= chosen - 1e-6 for r in with_room)
+        scenario.used[pod.key] += request.reservation
+        scenario.has_rooms[pod.key] = True
+    # A pod that took rooms in this batch ends within its capacity (pods may start over
+    # it through measured load; those take nothing).
+    gained = {d.pod for d in decisions if isinstance(d, Placement)}
+    for pod in scenario.pods:
+        if pod.key in gained:
+            assert scenario.used[pod.key] <= pod.capacity + 1e-6
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_a_batch_books_each_room_once_and_the_picture_agrees_with_the_decisions(scenario):
+    _initial_state(scenario)
+    picture, decisions = _decide(scenario)
+    placed = [d for d in decisions if isinstance(d, Placement)]
+    assert len({d.room for d in placed}) == len(placed)
+    for decision in placed:
+        assert picture.placement_of(decision.room).pod == decision.pod
+    for pod in scenario.pods:
+        state = picture.pod(pod.key)
+        new = [d.reservation for d in placed if d.pod == pod.key]
+        # Reserved units are exactly the old rooms plus the rooms this batch placed.
+        assert state.reserved == pytest.approx(math.fsum(pod.reservations) + math.fsum(new))
+        if new:
+            assert state.used <= state.capacity + 1e-6
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios(), st.randoms(use_true_random=False))
+def test_decisions_do_not_depend_on_the_order_pods_were_seen(scenario, rng):
+    shuffled = list(scenario.pods)
+    rng.shuffle(shuffled)
+    settings_ = PlacementSettings(search=scenario.search)
+    first = place_many(scenario.requests, scenario.regions, scenario.build(), NOW, settings_)
+    second = place_many(
+        scenario.requests, scenario.regions, scenario.build(shuffled), NOW, settings_
+    )
+    assert first == second
