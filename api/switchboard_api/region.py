@@ -278,7 +278,8 @@ class RegionSpec(CelValidated):
 
     namespace: DnsLabel = Field(
         default=defaults.REGION_NAMESPACE,
-        description="Namespace the region's SFU and TURN workloads run in (created if missing).",
+        description="Namespace the region's SFU and TURN workloads run in. It must exist: until "
+        "it does, the Region is Degraded with reason NamespaceMissing.",
     )
     topology_region: str | None = Field(
         default=None,

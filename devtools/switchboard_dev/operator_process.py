@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,19 @@ from switchboard_localcluster.controlplane import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
 
 OPERATOR_USER = "switchboard-operator"
+OPERATOR_NAMESPACE = "switchboard-system"
+
+
+def local_operator_env(listen_port: int) -> dict[str, str]:
+    """Configuration for an operator process on the local cluster: it listens on loopback and
+    SFU pods (local processes) reach its report receiver there. A real install sets the
+    same variables (the chart does), with the in-cluster Service URL."""
+    return {
+        "SWITCHBOARD_NAMESPACE": OPERATOR_NAMESPACE,
+        "SWITCHBOARD_LISTEN_HOST": "127.0.0.1",
+        "SWITCHBOARD_LISTEN_PORT": str(listen_port),
+        "SWITCHBOARD_REPORT_URL": f"http://127.0.0.1:{listen_port}/v1/capacity/reports",
+    }
 
 
 class KubectlRunner(Protocol):
@@ -48,10 +62,17 @@ def grant_operator_rbac(cluster: KubectlRunner, user: str = OPERATOR_USER) -> No
 class OperatorProcess:
     """One operator process; ``start()`` returns once its liveness endpoint answers."""
 
-    def __init__(self, kubeconfig: Path, workdir: Path, name: str = "switchboard-operator") -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        name: str = "switchboard-operator",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.name = name
+        self.env = dict(env or {})
         self.health_url = ""
         self._proc: Supervised | None = None
 
@@ -67,7 +88,7 @@ class OperatorProcess:
             self.name,
             [*argv, f"--liveness={self.health_url}"],
             self.log_path,
-            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+            env={**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)},
         )
         proc.start()
         wait_until(

@@ -13,13 +13,15 @@ import yaml
 
 from switchboard_api.resources import REGION, ROOM
 from switchboard_dev.operator_process import (
+    OPERATOR_NAMESPACE,
     OPERATOR_USER,
     KubectlRunner,
     OperatorProcess,
     grant_operator_rbac,
+    local_operator_env,
 )
 from switchboard_dev.paths import CRDS_DIR, EXAMPLES_DIR
-from switchboard_localcluster.controlplane import ControlPlane
+from switchboard_localcluster.controlplane import ControlPlane, free_port
 from switchboard_localcluster.processes import wait_until
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,11 @@ class LocalStack:
             self.plane.start()
             install_crds(self.plane)
             grant_operator_rbac(self.plane)
+            self.plane.kubectl("create", "namespace", OPERATOR_NAMESPACE)
             self.operator = OperatorProcess(
-                self.plane.issue_kubeconfig(OPERATOR_USER), self.workdir / "operator"
+                self.plane.issue_kubeconfig(OPERATOR_USER),
+                self.workdir / "operator",
+                env=local_operator_env(free_port()),
             )
             self.operator.start()
         except BaseException:

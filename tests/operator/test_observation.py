@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from switchboard_dev.operator_process import OPERATOR_USER
 from switchboard_localcluster.processes import wait_until
 
@@ -49,14 +50,13 @@ def _room(name: str, namespace: str, max_participants: int = 10) -> dict:
     }
 
 
-def test_region_gets_observed_generation_and_condition(operator, crds_installed):
+def test_region_gets_observed_generation_and_conditions(operator, crds_installed):
     cluster = crds_installed
     _apply(cluster, _region("observed-eu", 52.4))
     wait_until(lambda: _observed(_get(cluster, "region", "observed-eu")), 30, "region observed")
     region = _get(cluster, "region", "observed-eu")
-    progressing = _condition(region, "Progressing")
-    assert progressing["status"] == "True"
-    assert progressing["observedGeneration"] == region["metadata"]["generation"]
+    for type_ in ("Ready", "Progressing", "Degraded"):
+        assert _condition(region, type_)["observedGeneration"] == region["metadata"]["generation"]
 
     # A spec change is a new generation, and the operator catches up with it.
     _apply(cluster, _region("observed-eu", 50.1))
@@ -70,7 +70,7 @@ def test_region_gets_observed_generation_and_condition(operator, crds_installed)
     )
 
 
-def test_room_is_pending_with_scheduled_false(operator, crds_installed):
+def test_room_without_any_region_is_unschedulable_with_a_reason(operator, crds_installed):
     cluster = crds_installed
     cluster.create_namespace("observe-rooms")
     _apply(cluster, _room("standup", "observe-rooms"))
@@ -78,8 +78,11 @@ def test_room_is_pending_with_scheduled_false(operator, crds_installed):
         lambda: _observed(_get(cluster, "room", "standup", "observe-rooms")), 30, "room observed"
     )
     room = _get(cluster, "room", "standup", "observe-rooms")
-    assert room["status"]["phase"] == "Pending"
-    assert _condition(room, "Scheduled")["status"] == "False"
+    assert room["status"]["phase"] == "Unschedulable"
+    scheduled = _condition(room, "Scheduled")
+    assert scheduled["status"] == "False"
+    assert scheduled["reason"] in {"NoCapacity", "NoRegionAdmitsNamespace"}
+    assert room["status"]["message"]
 
 
 def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed):
@@ -106,6 +109,11 @@ def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed)
     )
 
     writes = audit.writes(since=mark, user=OPERATOR_USER)
-    assert [(w.resource, w.name, w.subresource) for w in writes] == [
-        ("rooms", "sentinel", "status")
-    ], "the operator wrote something although only the sentinel needed a status"
+    about_sentinel = [w for w in writes if w.name == "sentinel" or w.name.startswith("sentinel.")]
+    assert [w for w in writes if w not in about_sentinel] == [], (
+        "the operator wrote to objects that had not changed"
+    )
+    # The sentinel itself cost one status write (and an Event saying why it waits).
+    assert [(w.resource, w.subresource) for w in about_sentinel if w.resource == "rooms"] == [
+        ("rooms", "status")
+    ]

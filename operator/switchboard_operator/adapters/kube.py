@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubernetes_asyncio import client, config
+
 from switchboard_api.resources import GROUP, REGION, ROOM, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"

@@ -93,7 +93,9 @@ class WorkQueue:
             except Exception:
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(self._first_backoff * 2 ** (failures - 1), self._max_backoff)
-                log.exception("reconcile failed queue=%s key=%s retry_in=%.1fs", self._name, key, delay)
+                log.exception(
+                    "reconcile failed queue=%s key=%s retry_in=%.1fs", self._name, key, delay
+                )
                 self.trigger_after(key, delay)
             else:
                 self._failures.pop(key, None)

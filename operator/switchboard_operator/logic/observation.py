@@ -11,7 +11,6 @@ from typing import Any
 
 from switchboard_api.region import RegionConditionType
 from switchboard_api.room import RoomConditionType, RoomPhase
-
 from switchboard_operator.logic.conditions import set_condition
 
 OBSERVED_REASON = "Observed"

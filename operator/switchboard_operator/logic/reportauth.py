@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+
 from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
 
 ACCEPTED_ALGORITHMS = ("RS256", "ES256")

@@ -1,0 +1,100 @@
+"""Custody of the join-token signing keys: a Secret only the control plane reads.
+
+At start the operator loads the Ed25519 keys from its Secret, creating the Secret with a
+fresh key on first install. Public keys are published (by the Region reconciler) as a
+ConfigMap in each Region's namespace, where SFU pods mount them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kubernetes_asyncio import client
+
+from switchboard_api.contract import JOIN_PUBLIC_KEY_SUFFIX, JoinKeySecrets
+from switchboard_operator.adapters import objects
+
+log = logging.getLogger(__name__)
+PRIVATE_SUFFIX = ".pem"
+
+
+@dataclass(frozen=True)
+class JoinKeys:
+    signing_kid: str
+    private: Mapping[str, Ed25519PrivateKey]
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        return self.private[self.signing_kid]
+
+    def public_pems(self) -> dict[str, str]:
+        """ConfigMap data: `<kid>.pub` → PEM public key, for every key still accepted."""
+        return {
+            f"{kid}{JOIN_PUBLIC_KEY_SUFFIX}": key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+            for kid, key in sorted(self.private.items())
+        }
+
+
+def _new_kid() -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%d}-{secrets.token_hex(4)}"
+
+
+def _pem(key: Ed25519PrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def parse(secret: Mapping[str, object]) -> JoinKeys:
+    data = secret.get("data") or {}
+    assert isinstance(data, Mapping)
+    private: dict[str, Ed25519PrivateKey] = {}
+    for name, value in data.items():
+        if not str(name).endswith(PRIVATE_SUFFIX):
+            continue
+        key = serialization.load_pem_private_key(base64.b64decode(str(value)), password=None)
+        if isinstance(key, Ed25519PrivateKey):
+            private[str(name).removesuffix(PRIVATE_SUFFIX)] = key
+    if not private:
+        raise ValueError(f"Secret {JoinKeySecrets.SIGNING_SECRET} holds no Ed25519 key")
+    # The newest kid signs (kids start with their creation date).
+    return JoinKeys(signing_kid=max(private), private=private)
+
+
+async def load_or_create(api: client.ApiClient, namespace: str) -> JoinKeys:
+    name = JoinKeySecrets.SIGNING_SECRET
+    existing = await objects.get(api, "Secret", name, namespace)
+    if existing is None:
+        kid = _new_kid()
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": "Opaque",
+            "data": {
+                f"{kid}{PRIVATE_SUFFIX}": base64.b64encode(
+                    _pem(Ed25519PrivateKey.generate()).encode()
+                ).decode()
+            },
+        }
+        # Another replica may win the race: then its key is the one to use.
+        await objects.create(api, manifest)
+        existing = await objects.get(api, "Secret", name, namespace)
+        assert existing is not None
+        log.info("join signing key created secret=%s/%s", namespace, name)
+    keys = parse(existing)
+    log.info(
+        "join signing keys loaded kids=%s signing=%s", ",".join(keys.private), keys.signing_kid
+    )
+    return keys

@@ -1,0 +1,621 @@
+"""Room scheduling at the I/O edge: the capacity picture fed by reports and Pod watches,
+the Room reconciler that places rooms, failover, and coalesced live-status writes.
+
+Everything runs on the operator's one event loop: a placement is decided and committed
+in one synchronous step (`place` + `commit`), so two rooms never take the same last slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import pydantic
+from kubernetes_asyncio import client
+
+from switchboard_api import defaults
+from switchboard_api import labels as keys
+from switchboard_api.contract import ReportResponse, RoomAssignment, room_key, split_room_key
+from switchboard_api.geo import GeoLocation
+from switchboard_api.region import Region
+from switchboard_api.resources import GROUP, ROOM, VERSION
+from switchboard_api.room import Room, RoomPhase
+from switchboard_operator.adapters import events, kube, objects
+from switchboard_operator.adapters.retry import with_retries
+from switchboard_operator.adapters.workqueue import Result, WorkQueue
+from switchboard_operator.logic import manifests
+from switchboard_operator.logic.capacity import (
+    CapacityPicture,
+    PodObservation,
+    apply_pod,
+    apply_report,
+    assign,
+    remove_pod,
+    rooms_to_move,
+    unassign,
+)
+from switchboard_operator.logic.observation import status_patch
+from switchboard_operator.logic.placement import (
+    Placement,
+    PlacementRegion,
+    RoomRequest,
+    Unschedulable,
+    commit,
+    place,
+    replace_rooms,
+)
+from switchboard_operator.logic.room_status import PlacedOn, RoomOutcome, room_status
+
+log = logging.getLogger(__name__)
+
+FAILOVER_CHECK_SECONDS = 0.5
+LIVE_FLUSH_SECONDS = 2.0
+"""Live counters (participants) reach Room statuses at most this often, only on change."""
+
+
+class RoomNotFound(Exception):
+    pass
+
+
+class RoomUnschedulable(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PlacedRoomInfo:
+    room_key: str
+    region: str
+    pod: str
+    pod_uid: str
+    url: str | None
+
+
+def _snapshot(body: kopf.Body) -> dict[str, Any]:
+    snapshot = dict(body)
+    snapshot["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return snapshot
+
+
+@kopf.index(GROUP, VERSION, ROOM.plural)
+def room_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {room_key(namespace, name): _snapshot(body)}
+
+
+@kopf.index("namespaces")
+def namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+    return {name: dict(labels)}
+
+
+INDEXES = ("room_bodies", "namespace_labels", "region_bodies", "region_sfu_pods")
+
+
+@dataclass
+class Scheduler:
+    api: client.ApiClient
+    failover_timeout: float = defaults.FAILOVER_TIMEOUT_SECONDS
+    picture: CapacityPicture = field(default_factory=CapacityPicture)
+    queue: WorkQueue | None = None
+    indexes: dict[str, kopf.Index[Any, Any]] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)
+    unschedulable: dict[str, str] = field(default_factory=dict)
+    migrating: dict[str, tuple[str, str]] = field(default_factory=dict)
+    closed: dict[str, str] = field(default_factory=dict)
+    waiters: dict[str, list[asyncio.Future[PlacedRoomInfo]]] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.queue = WorkQueue(lambda key: self.reconcile_room(str(key)), "rooms", workers=8)
+        self.queue.start()
+        self._tasks = [
+            asyncio.create_task(
+                self._every(FAILOVER_CHECK_SECONDS, self.failover), name="failover"
+            ),
+            asyncio.create_task(self._every(LIVE_FLUSH_SECONDS, self.flush_live), name="live"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.queue is not None:
+            await self.queue.stop()
+
+    async def _every(self, seconds: float, job: Any) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            if not self.indexes:
+                continue
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic job failed job=%s", getattr(job, "__name__", job))
+
+    def capture(self, kwargs: Mapping[str, Any]) -> None:
+        if not self.indexes:
+            self.indexes = {name: kwargs[name] for name in INDEXES}
+
+    def trigger(self, key: str) -> None:
+        if self.queue is not None:
+            self.queue.trigger(key)
+
+    def trigger_pending(self) -> None:
+        for key in sorted(self.pending):
+            self.trigger(key)
+
+    # -- cluster views -----------------------------------------------------------------
+
+    def _one(self, index: str, key: str) -> dict[str, Any] | None:
+        store = self.indexes[index].get(key)
+        return next(iter(store), None) if store is not None else None
+
+    def _regions(self) -> dict[str, Region]:
+        regions: dict[str, Region] = {}
+        for name, store in self.indexes["region_bodies"].items():
+            for body in store:
+                if body["metadata"].get("deletionTimestamp"):
+                    continue
+                try:
+                    regions[name] = Region.model_validate(body)
+                except pydantic.ValidationError:
+                    log.warning("region unreadable, not placing rooms in it region=%s", name)
+        return regions
+
+    def _pod_body(self, region: str, pod_name: str) -> dict[str, Any] | None:
+        store = self.indexes["region_sfu_pods"].get(region)
+        return next((p for p in store or () if p["metadata"]["name"] == pod_name), None)
+
+    def _endpoint(self, region: Region, pod_name: str) -> str | None:
+        pod = self._pod_body(region.metadata.name or "", pod_name)
+        pod_ip = ((pod or {}).get("status") or {}).get("podIP")
+        try:
+            return manifests.sfu_public_url(region, pod_name, pod_ip)
+        except manifests.ManifestError:
+            return None
+
+    # -- capacity feed -----------------------------------------------------------------
+
+    def on_pod(self, body: Mapping[str, Any], deleted: bool) -> None:
+        meta = body["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        if deleted:
+            lost = remove_pod(self.picture, key, meta.get("uid"))
+            if lost is not None and lost.rooms:
+                log.info("sfu pod deleted with rooms pod=%s rooms=%d", key, len(lost.rooms))
+            return
+        annotations = meta.get("annotations") or {}
+        draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
+        conditions = (body.get("status") or {}).get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        apply_pod(
+            self.picture,
+            PodObservation(
+                namespace=meta["namespace"],
+                name=meta["name"],
+                uid=meta["uid"],
+                region=(meta.get("labels") or {}).get(keys.REGION, ""),
+                ready=ready,
+                draining=draining,
+                drain_deadline=_parse_time(annotations.get(keys.DRAIN_DEADLINE)),
+            ),
+            time.time(),
+        )
+        if ready and not draining:
+            self.trigger_pending()
+
+    def on_report(self, report: Any, now: float) -> ReportResponse:
+        outcome = apply_report(self.picture, report, now)
+        pod = f"{report.namespace}/{report.pod_name}"
+        if outcome.capacity_freed:
+            self.trigger_pending()
+        state = self.picture.incarnation(pod, report.pod_uid)
+        assignments = []
+        for placed in self.picture.rooms_on(pod, report.pod_uid) if outcome.accepted else []:
+            body = self._one("room_bodies", placed.room) if self.indexes else None
+            spec = (body or {}).get("spec") or {}
+            assignments.append(
+                RoomAssignment(
+                    room=placed.room,
+                    max_participants=int(
+                        spec.get("maxParticipants", defaults.ROOM_MAX_PARTICIPANTS)
+                    ),
+                )
+            )
+        deadline = state.drain_deadline if state is not None else None
+        return ReportResponse(
+            acknowledged=outcome.accepted,
+            sequence=report.sequence,
+            failover_timeout_seconds=self.failover_timeout,
+            assignments=assignments,
+            drain=bool(state is not None and state.draining),
+            drain_deadline=_datetime(deadline) if deadline else None,
+            close=list(outcome.strays),
+        )
+
+    # -- room reconcile ----------------------------------------------------------------
+
+    async def reconcile_room(self, key: str) -> Result | None:
+        body = self._one("room_bodies", key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            await self._release(key)
+            self._resolve(key, error=RoomNotFound(key))
+            return None
+        try:
+            room = Room.model_validate(body)
+        except pydantic.ValidationError as error:
+            log.warning("room unreadable room=%s error=%s", key, error)
+            return None
+        current = body.get("status") or {}
+        regions = self._regions()
+        now = time.time()
+        if current.get("phase") == RoomPhase.CLOSED.value or key in self.closed:
+            await self._release(key)
+            return await self._after_closed(room, body, now)
+        self._restore(key, room, current, regions, now)
+        placed = self.picture.placement_of(key)
+        outcome: RoomOutcome
+        if placed is None:
+            request = self._request(room)
+            decision = place(
+                request, [PlacementRegion.of(r) for r in regions.values()], self.picture, now
+            )
+            if isinstance(decision, Placement):
+                commit(self.picture, decision, now)
+                placed = self.picture.placement_of(key)
+                self.pending.discard(key)
+                self.migrating.pop(key, None)
+                if key in self.unschedulable:
+                    self.unschedulable.pop(key)
+        if placed is not None:
+            region = self._region_of_pod(placed.pod, regions)
+            pod_name = placed.pod.split("/", 1)[1]
+            endpoint = self._endpoint(region, pod_name) if region else None
+            outcome = RoomOutcome(
+                placed=PlacedOn(
+                    region=region.metadata.name or "" if region else "",
+                    pod=pod_name,
+                    pod_uid=placed.pod_uid,
+                    endpoint=endpoint,
+                    reservation=placed.reservation,
+                ),
+                participants=self._participants(key),
+            )
+        elif key in self.migrating:
+            outcome = RoomOutcome(migrating=self.migrating[key])
+        else:
+            assert isinstance(decision, Unschedulable)
+            self.pending.add(key)
+            outcome = RoomOutcome(unschedulable=(decision.reason.value, decision.message))
+            if self.unschedulable.get(key) != decision.reason.value:
+                self.unschedulable[key] = decision.reason.value
+                await events.post(
+                    self.api, body, "Warning", decision.reason.value, decision.message
+                )
+        await self._write(body, outcome)
+        if outcome.placed is not None:
+            await self._sync_hosts_label(outcome.placed, regions)
+            self._resolve(
+                key,
+                info=PlacedRoomInfo(
+                    key,
+                    outcome.placed.region,
+                    outcome.placed.pod,
+                    outcome.placed.pod_uid,
+                    outcome.placed.endpoint,
+                ),
+            )
+        elif outcome.unschedulable is not None:
+            reason, message = outcome.unschedulable
+            self._resolve(key, error=RoomUnschedulable(reason, message))
+        return None
+
+    def _request(self, room: Room) -> RoomRequest:
+        namespace = room.metadata.namespace or ""
+        labels = self._one("namespace_labels", namespace) or {}
+        return RoomRequest.for_room(room, self.picture.model, namespace_labels=labels)
+
+    def _region_of_pod(self, pod: str, regions: Mapping[str, Region]) -> Region | None:
+        state = self.picture.pod(pod)
+        if state is not None and state.region in regions:
+            return regions[state.region]
+        namespace = pod.split("/", 1)[0]
+        return next((r for r in regions.values() if r.spec.namespace == namespace), None)
+
+    def _restore(
+        self,
+        key: str,
+        room: Room,
+        current: Mapping[str, Any],
+        regions: Mapping[str, Region],
+        now: float,
+    ) -> None:
+        """After a restart, take the placement recorded in the Room status back as it was."""
+        if self.picture.placement_of(key) is not None or key in self.migrating:
+            return
+        pod, uid, region_name = current.get("pod"), current.get("podUID"), current.get("region")
+        if not (pod and uid and region_name in regions):
+            return
+        if current.get("phase") not in (RoomPhase.SCHEDULED.value, RoomPhase.RUNNING.value):
+            return
+        scheduled = next(
+            (c for c in current.get("conditions") or [] if c.get("type") == "Scheduled"), {}
+        )
+        region = regions[region_name]
+        assign(
+            self.picture,
+            key,
+            self.picture.model.reservation(room.spec),
+            pod=f"{region.spec.namespace}/{pod}",
+            pod_uid=uid,
+            now=now,
+            placed_at=_parse_time(scheduled.get("lastTransitionTime")) or now,
+        )
+
+    def _participants(self, key: str) -> int:
+        placed = self.picture.placement_of(key)
+        if placed is None:
+            return 0
+        state = self.picture.incarnation(placed.pod, placed.pod_uid)
+        measurement = state.measured.get(key) if state is not None else None
+        return measurement.participants if measurement is not None else 0
+
+    async def _release(self, key: str) -> None:
+        placed = unassign(self.picture, key)
+        self.pending.discard(key)
+        self.unschedulable.pop(key, None)
+        self.migrating.pop(key, None)
+        if placed is not None:
+            self.trigger_pending()
+
+    async def _after_closed(self, room: Room, body: dict[str, Any], now: float) -> Result | None:
+        key = room.key
+        closed_at = self.closed.get(key) or (body.get("status") or {}).get("closedAt")
+        if key in self.closed:
+            await self._write(body, RoomOutcome(closed_at=closed_at))
+        ttl = room.spec.ttl_seconds_after_closed
+        if ttl is None or not closed_at:
+            return None
+        due = (_parse_time(closed_at) or now) + ttl
+        if now < due:
+            return Result(requeue_after=due - now)
+        namespace, name = split_room_key(key)
+        await _delete_room(self.api, namespace, name)
+        return None
+
+    async def _write(self, body: Mapping[str, Any], outcome: RoomOutcome) -> None:
+        current = body.get("status") or {}
+        desired = room_status(
+            current, body["metadata"].get("generation"), outcome, kube.now_rfc3339()
+        )
+        patch = status_patch(current, desired)
+        if not patch:
+            return
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        await with_retries(
+            lambda: kube.patch_room_status(self.api, namespace, name, patch),
+            f"room {namespace}/{name} status",
+        )
+
+    async def _sync_hosts_label(self, placed: PlacedOn, regions: Mapping[str, Region]) -> None:
+        """Keep the SFU pod's hosts-rooms label (which its PDB selects) true while it has rooms."""
+        region = regions.get(placed.region)
+        if region is None:
+            return
+        pod = self._pod_body(placed.region, placed.pod)
+        if pod is None:
+            return
+        await _sync_label(self.api, self.picture, region.spec.namespace, pod)
+
+    # -- failover and live counters ----------------------------------------------------
+
+    async def failover(self) -> None:
+        now = time.time()
+        moves = rooms_to_move(self.picture, now, self.failover_timeout)
+        if not moves:
+            return
+        regions = self._regions()
+        requests = {}
+        for move in moves:
+            body = self._one("room_bodies", move.room)
+            if body is None:
+                continue
+            try:
+                requests[move.room] = self._request(Room.model_validate(body))
+            except pydantic.ValidationError:
+                continue
+        replacements = replace_rooms(
+            self.picture, moves, requests, [PlacementRegion.of(r) for r in regions.values()], now
+        )
+        for replacement in replacements:
+            key = replacement.room
+            message = f"Left SFU pod {replacement.previous.pod} ({replacement.reason.value})."
+            if not isinstance(replacement.decision, Placement):
+                self.migrating[key] = (replacement.reason.value, message)
+            body = self._one("room_bodies", key)
+            if body is not None:
+                await events.post(self.api, body, "Warning", "Migrating", message)
+            self.trigger(key)
+        log.info("rooms re-placed count=%d", len(replacements))
+
+    async def flush_live(self) -> None:
+        """Write participants/phase changes, close rooms empty past their timeout, and keep
+        each SFU pod's hosts-rooms label (its PDB's selector) true exactly while it has rooms."""
+        await self._close_and_count()
+        for region in self._regions().values():
+            store = self.indexes["region_sfu_pods"].get(region.metadata.name or "")
+            for pod in list(store or ()):
+                if not pod["metadata"].get("deletionTimestamp"):
+                    await _sync_label(self.api, self.picture, region.spec.namespace, pod)
+
+    async def _close_and_count(self) -> None:
+        for pod_state in list(self.picture.incarnations()):
+            for key, measurement in list(pod_state.measured.items()):
+                if key not in pod_state.rooms:
+                    continue
+                body = self._one("room_bodies", key)
+                if body is None:
+                    continue
+                spec = body.get("spec") or {}
+                timeout = float(
+                    spec.get("emptyTimeoutSeconds", defaults.ROOM_EMPTY_TIMEOUT_SECONDS)
+                )
+                empty = measurement.empty_since_seconds
+                status = body.get("status") or {}
+                if empty is not None and empty >= timeout:
+                    self.closed[key] = kube.now_rfc3339()
+                    unassign(self.picture, key)
+                    await events.post(
+                        self.api,
+                        body,
+                        "Normal",
+                        "Closed",
+                        f"The room was empty for {timeout:g}s and is closed.",
+                    )
+                    self.trigger(key)
+                    self.trigger_pending()
+                elif status.get("participants") != measurement.participants:
+                    self.trigger(key)
+
+    # -- join API port -----------------------------------------------------------------
+
+    async def ensure_placed(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        create: bool,
+        max_participants: int | None,
+        location: GeoLocation | None,
+        region_hint: str | None,
+        timeout: float,  # noqa: ASYNC109 - the join API's deadline for placement
+    ) -> PlacedRoomInfo:
+        key = room_key(namespace, name)
+        body = self._one("room_bodies", key)
+        if body is None:
+            if not create:
+                raise RoomNotFound(key)
+            spec: dict[str, Any] = {}
+            if max_participants is not None:
+                spec["maxParticipants"] = max_participants
+            if location is not None:
+                spec["location"] = location.model_dump(by_alias=True)
+            await _create_room(self.api, namespace, name, spec)
+        placed = self.picture.placement_of(key)
+        if placed is not None and body is not None:
+            status = body.get("status") or {}
+            if status.get("podUID") == placed.pod_uid and status.get("endpoint"):
+                return PlacedRoomInfo(
+                    key, status.get("region", ""), status["pod"], placed.pod_uid, status["endpoint"]
+                )
+        future: asyncio.Future[PlacedRoomInfo] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(key, []).append(future)
+        self.trigger(key)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            waiters = self.waiters.get(key, [])
+            if future in waiters:
+                waiters.remove(future)
+
+    def _resolve(
+        self, key: str, *, info: PlacedRoomInfo | None = None, error: Exception | None = None
+    ) -> None:
+        for future in self.waiters.pop(key, []):
+            if future.done():
+                continue
+            if info is not None:
+                future.set_result(info)
+            elif error is not None:
+                future.set_exception(error)
+
+
+async def _sync_label(
+    api: client.ApiClient, picture: CapacityPicture, namespace: str, pod: Mapping[str, Any]
+) -> None:
+    meta = pod["metadata"]
+    hosts = bool(picture.rooms_on(f"{namespace}/{meta['name']}", meta["uid"]))
+    current = (meta.get("labels") or {}).get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
+    if hosts != current:
+        value = manifests.HOSTS_ROOMS_VALUE if hosts else None
+        await objects.patch_merge(
+            api,
+            "Pod",
+            meta["name"],
+            namespace,
+            {"metadata": {"labels": {manifests.HOSTS_ROOMS: value}}},
+        )
+
+
+async def _create_room(
+    api: client.ApiClient, namespace: str, name: str, spec: Mapping[str, Any]
+) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": ROOM.kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": dict(spec),
+    }
+    try:
+        await client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, ROOM.plural, body
+        )
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+
+
+async def _delete_room(api: client.ApiClient, namespace: str, name: str) -> None:
+    try:
+        await client.CustomObjectsApi(api).delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, ROOM.plural, name
+        )
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def _parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
+
+
+def _datetime(value: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
+
+
+# -- kopf handlers: feed the scheduler from watch events ----------------------------------
+
+
+def _scheduler(memo: kopf.Memo) -> Scheduler:
+    scheduler: Scheduler = memo["scheduler"]
+    return scheduler
+
+
+@kopf.on.event(GROUP, VERSION, ROOM.plural)
+def room_changed(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    scheduler = _scheduler(memo)
+    scheduler.capture(kwargs)
+    scheduler.trigger(room_key(namespace, name))
+
+
+@kopf.on.event(
+    "pods",
+    labels={keys.APP_MANAGED_BY: keys.MANAGED_BY_VALUE, keys.APP_COMPONENT: keys.COMPONENT_SFU},
+)
+def sfu_pod_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    scheduler = _scheduler(memo)
+    scheduler.capture(kwargs)
+    scheduler.on_pod(_snapshot(body), deleted=event["type"] == "DELETED")

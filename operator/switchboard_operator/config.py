@@ -1,0 +1,44 @@
+"""The operator's own configuration, from its environment (set by the Helm chart)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from switchboard_api import defaults, ports
+from switchboard_api.contract import REPORT_PATH
+
+DEFAULT_NAMESPACE = "switchboard-system"
+SERVICE_NAME = "switchboard-operator"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespace: str
+    """Where the operator runs and keeps its own Secrets (join-token signing keys)."""
+    report_url: str
+    """URL at which SFU pods reach the control plane's report receiver."""
+    listen_host: str
+    listen_port: int
+    """Where the control-plane HTTP server (reports, join API) listens."""
+    sfu_image: str
+    turn_propagation_seconds: float
+    """How long a TURN Secret change takes to reach every coturn pod (kubelet sync + sidecar)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
+        env = os.environ if env is None else env
+        namespace = (
+            env.get("SWITCHBOARD_NAMESPACE") or env.get("POD_NAMESPACE") or DEFAULT_NAMESPACE
+        )
+        port = int(env.get("SWITCHBOARD_LISTEN_PORT", ports.CONTROL_PLANE_HTTP_PORT))
+        default_url = f"http://{SERVICE_NAME}.{namespace}.svc:{port}{REPORT_PATH}"
+        return cls(
+            namespace=namespace,
+            report_url=env.get("SWITCHBOARD_REPORT_URL", default_url),
+            listen_host=env.get("SWITCHBOARD_LISTEN_HOST", "0.0.0.0"),
+            listen_port=port,
+            sfu_image=env.get("SWITCHBOARD_SFU_IMAGE", defaults.SFU_IMAGE),
+            turn_propagation_seconds=float(env.get("SWITCHBOARD_TURN_PROPAGATION_SECONDS", "90")),
+        )

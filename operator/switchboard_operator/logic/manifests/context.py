@@ -1,0 +1,68 @@
+"""What the manifest builders need to know about the operator itself, beyond the Region."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal, get_args
+from urllib.parse import urlsplit
+
+from switchboard_api import defaults, labels
+from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, JoinKeySecrets
+
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+
+MIN_TOKEN_EXPIRATION_SECONDS: Final = 600
+"""The API server refuses projected ServiceAccount tokens that expire sooner."""
+DEFAULT_TOKEN_EXPIRATION_SECONDS: Final = MIN_TOKEN_EXPIRATION_SECONDS
+"""The capacity-report token lives as briefly as allowed; the kubelet renews it at 80%."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class OperatorContext:
+    """Operator-wide settings every Region's workloads share.
+
+    Owner-reference data is not here: it comes from the Region itself, so it cannot
+    disagree with the object it names.
+    """
+
+    report_url: str
+    """Where SFU pods POST capacity reports (the control plane's receiver)."""
+    default_sfu_image: str = defaults.SFU_IMAGE
+    """Used when a Region names no SFU image."""
+    helper_image: str = defaults.SFU_IMAGE
+    """Image with Switchboard's own programs, which runs the TURN secret sync sidecar."""
+    join_public_keys_configmap: str = JoinKeySecrets.PUBLIC_KEYS_CONFIGMAP
+    """ConfigMap in the Region's namespace with the join-token public keys."""
+    report_interval_seconds: float = defaults.REPORT_INTERVAL_SECONDS
+    report_token_expiration_seconds: int = DEFAULT_TOKEN_EXPIRATION_SECONDS
+    control_plane_namespace: str | None = None
+    """Namespace of the control plane's pods: SFU egress for reports is limited to them.
+    None: reports may go to any address on the report URL's port (e.g. an external URL)."""
+    control_plane_pod_labels: Mapping[str, str] = field(
+        default_factory=lambda: {labels.APP_COMPONENT: labels.COMPONENT_OPERATOR}
+    )
+    turn_service_type: ServiceType = "ClusterIP"
+    """How the TURN Service is exposed; clients outside the cluster need a reachable one."""
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.report_url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"report URL must be an http(s) URL, got {self.report_url!r}")
+        if not 0 < self.report_interval_seconds <= MAX_REPORT_INTERVAL_SECONDS:
+            raise ValueError(
+                f"report interval must be in (0, {MAX_REPORT_INTERVAL_SECONDS}] seconds, "
+                f"got {self.report_interval_seconds}"
+            )
+        if self.report_token_expiration_seconds < MIN_TOKEN_EXPIRATION_SECONDS:
+            raise ValueError(
+                f"report token expiration must be at least {MIN_TOKEN_EXPIRATION_SECONDS} s"
+            )
+        if self.turn_service_type not in get_args(ServiceType):
+            raise ValueError(f"unknown Service type {self.turn_service_type!r}")
+
+    @property
+    def report_port(self) -> int:
+        """TCP port SFU pods connect to for reports."""
+        parts = urlsplit(self.report_url)
+        return parts.port or _DEFAULT_PORTS[parts.scheme]

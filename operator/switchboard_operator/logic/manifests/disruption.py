@@ -1,0 +1,55 @@
+"""PodDisruptionBudgets: evictions (node drains, autoscalers) may take an SFU pod only
+once it hosts no rooms, and TURN pods only one at a time."""
+
+from switchboard_api.region import Region
+from switchboard_operator.logic.manifests.keys import HOSTS_ROOMS, HOSTS_ROOMS_VALUE
+from switchboard_operator.logic.manifests.meta import (
+    Component,
+    Manifest,
+    object_meta,
+    selector_labels,
+    workload_name,
+)
+
+
+def sfu_disruption_budget(region: Region) -> Manifest:
+    """No voluntary disruption of an SFU pod that hosts rooms.
+
+    The budget selects only pods labelled `hosts-rooms=true` (placement sets the label
+    when it puts a room on a pod and removes it when the pod is empty), and allows none of
+    them to be unavailable, so the eviction API refuses them all. Empty pods match no
+    budget and evict freely. IfHealthyBudget keeps a draining pod, which is unready but
+    still serves its rooms, protected too. Rooms leave a pod by draining through
+    Switchboard, never by eviction.
+    """
+    selector = {**selector_labels(region, Component.SFU), HOSTS_ROOMS: HOSTS_ROOMS_VALUE}
+    return _budget(
+        region,
+        Component.SFU,
+        {
+            "maxUnavailable": 0,
+            "selector": {"matchLabels": selector},
+            "unhealthyPodEvictionPolicy": "IfHealthyBudget",
+        },
+    )
+
+
+def turn_disruption_budget(region: Region) -> Manifest:
+    """At most one TURN pod evicted at a time."""
+    return _budget(
+        region,
+        Component.TURN,
+        {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(region, Component.TURN)},
+        },
+    )
+
+
+def _budget(region: Region, component: Component, spec: dict[str, object]) -> Manifest:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": object_meta(region, workload_name(region, component), component),
+        "spec": spec,
+    }

@@ -1,0 +1,284 @@
+"""The SFU pod: the operator creates and deletes each one itself (the Agones model), so
+scale-down and roll-outs remove the pods it chooses, never merely the newest."""
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from typing import Any, Final
+
+from switchboard_api import ports
+from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, SfuEnv, SfuMounts
+from switchboard_api.region import MediaExposure, Region
+from switchboard_operator.logic.manifests.context import OperatorContext
+from switchboard_operator.logic.manifests.errors import ManifestError
+from switchboard_operator.logic.manifests.keys import POD_TEMPLATE_HASH
+from switchboard_operator.logic.manifests.meta import (
+    Component,
+    Manifest,
+    object_meta,
+    region_name,
+    sfu_headless_service_name,
+    sfu_pod_name,
+    turn_secret_name,
+    workload_name,
+)
+from switchboard_operator.logic.manifests.scheduling import node_selector, one_per_node, zone_spread
+from switchboard_operator.logic.manifests.security import (
+    container_security_context,
+    pod_security_context,
+)
+from switchboard_turn.coturn import MINTED_SECRET_KEY
+
+CONTAINER_NAME: Final = "sfu"
+COMMAND: Final = "switchboard-sfu"
+SIGNALLING_PORT_NAME: Final = "signalling"
+READINESS_PATH: Final = "/readyz"
+"""Ready means "accepts new rooms": a draining pod turns unready but keeps its rooms."""
+LIVENESS_PATH: Final = "/healthz"
+METRICS_PATH: Final = "/metrics"
+
+DRAIN_MARGIN_SECONDS: Final = 30
+"""Termination grace beyond the drain grace: time to close participants and exit."""
+TEMPLATE_HASH_LENGTH: Final = 16
+
+_TMP_SIZE = "64Mi"
+_SECRET_FILE_MODE = 0o440
+
+
+def sfu_pod(
+    region: Region, ctx: OperatorContext, suffix: str, *, turn_uris: Sequence[str] = ()
+) -> Manifest:
+    """SFU pod `<region>-sfu-<suffix>`, labelled with the hash of the template it follows.
+
+    `turn_uris` are the Region's externally usable TURN URIs (see `urls.turn_uris`); they
+    are part of the template, so changing them rolls the pods.
+    """
+    metadata, spec = _template(region, ctx, turn_uris)
+    name = sfu_pod_name(region, suffix)
+    metadata["labels"][POD_TEMPLATE_HASH] = _hash(metadata, spec)
+    metadata = {"name": name, **metadata}
+    # hostname + subdomain give the pod the DNS name <pod>.<headless service>.<namespace>.svc.
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {"hostname": name, **spec},
+    }
+
+
+def pod_template_hash(
+    region: Region, ctx: OperatorContext, *, turn_uris: Sequence[str] = ()
+) -> str:
+    """Hash of everything an SFU pod is built from except its name: a pod labelled with a
+    different hash is out of date (new image, env, resources...) and must be rolled."""
+    metadata, spec = _template(region, ctx, turn_uris)
+    return _hash(metadata, spec)
+
+
+def sfu_image(region: Region, ctx: OperatorContext) -> str:
+    image = region.spec.sfu.image.strip() or ctx.default_sfu_image.strip()
+    if not image:
+        raise ManifestError(
+            "ImageUnset",
+            "spec.sfu.image",
+            "no SFU image: set spec.sfu.image (the operator has no default configured)",
+        )
+    return image
+
+
+def termination_grace_seconds(region: Region) -> int:
+    return region.spec.sfu.autoscaling.drain_grace_seconds + DRAIN_MARGIN_SECONDS
+
+
+def _hash(metadata: dict[str, Any], spec: dict[str, Any]) -> str:
+    hashed_labels = {k: v for k, v in metadata["labels"].items() if k != POD_TEMPLATE_HASH}
+    canonical = json.dumps(
+        {"labels": hashed_labels, "annotations": metadata.get("annotations", {}), "spec": spec},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:TEMPLATE_HASH_LENGTH]
+
+
+def _template(
+    region: Region, ctx: OperatorContext, turn_uris: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metadata without name, spec without hostname) shared by all of the Region's pods."""
+    sfu = region.spec.sfu
+    host_network = sfu.media_exposure == MediaExposure.HOST_NETWORK
+    metadata = object_meta(
+        region,
+        None,
+        Component.SFU,
+        annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(ports.SFU_SIGNALLING_PORT),
+            "prometheus.io/path": METRICS_PATH,
+        },
+    )
+    spec: dict[str, Any] = {
+        "subdomain": sfu_headless_service_name(region),
+        "serviceAccountName": workload_name(region, Component.SFU),
+        # The projected report token is the only credential the SFU needs.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        # A crashed SFU has lost its rooms: a replacement pod (new name and UID) is a new
+        # incarnation the control plane can tell apart, a restarted container is not.
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": termination_grace_seconds(region),
+        "securityContext": pod_security_context(),
+        "nodeSelector": node_selector(region),
+        "topologySpreadConstraints": zone_spread(region, Component.SFU),
+        "containers": [_container(region, ctx, turn_uris, host_network)],
+        "volumes": _volumes(region, ctx),
+    }
+    if host_network:
+        spec["hostNetwork"] = True
+        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+        # One SFU per node: it announces the node's address and owns the node's ports.
+        spec["affinity"] = one_per_node(region, Component.SFU)
+    return metadata, spec
+
+
+def _container(
+    region: Region, ctx: OperatorContext, turn_uris: Sequence[str], host_network: bool
+) -> dict[str, Any]:
+    sfu = region.spec.sfu
+    port: dict[str, Any] = {
+        "name": SIGNALLING_PORT_NAME,
+        "containerPort": ports.SFU_SIGNALLING_PORT,
+        "protocol": "TCP",
+    }
+    if host_network:
+        port["hostPort"] = ports.SFU_SIGNALLING_PORT
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": sfu_image(region, ctx),
+        "imagePullPolicy": sfu.image_pull_policy.value,
+        "command": [COMMAND],
+        "env": _env(region, ctx, turn_uris, host_network),
+        "ports": [port],
+        # Draining starts on SIGTERM (see docs): no preStop hook, so the whole grace
+        # period is the SFU's, and the image needs no shell.
+        "startupProbe": _http_probe(LIVENESS_PATH, period=1, failures=60),
+        "readinessProbe": _http_probe(READINESS_PATH, period=2, failures=1),
+        "livenessProbe": _http_probe(LIVENESS_PATH, period=10, failures=3, timeout=3),
+        "securityContext": container_security_context(),
+        "volumeMounts": _volume_mounts(region),
+    }
+    if sfu.resources is not None:
+        container["resources"] = sfu.resources.model_dump(exclude_none=True)
+    return container
+
+
+def _http_probe(path: str, *, period: int, failures: int, timeout: int = 1) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": SIGNALLING_PORT_NAME, "scheme": "HTTP"},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def _field_env(name: SfuEnv, field_path: str) -> dict[str, Any]:
+    return {"name": name.value, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+
+
+def _env(
+    region: Region, ctx: OperatorContext, turn_uris: Sequence[str], host_network: bool
+) -> list[dict[str, Any]]:
+    sfu = region.spec.sfu
+    # With hostNetwork the pod IP is the node IP; binding it, not 0.0.0.0, keeps the SFU
+    # off the node's other interfaces.
+    listen_host = (
+        _field_env(SfuEnv.LISTEN_HOST, "status.podIP")
+        if host_network
+        else {"name": SfuEnv.LISTEN_HOST.value, "value": "0.0.0.0"}
+    )
+    env = [
+        {"name": SfuEnv.REGION.value, "value": region_name(region)},
+        _field_env(SfuEnv.POD_NAME, "metadata.name"),
+        _field_env(SfuEnv.POD_NAMESPACE, "metadata.namespace"),
+        _field_env(SfuEnv.POD_UID, "metadata.uid"),
+        _field_env(SfuEnv.POD_IP, "status.podIP"),
+        _field_env(SfuEnv.ANNOUNCE_ADDRESS, "status.hostIP" if host_network else "status.podIP"),
+        listen_host,
+        {"name": SfuEnv.SIGNALLING_PORT.value, "value": str(ports.SFU_SIGNALLING_PORT)},
+        {"name": SfuEnv.CAPACITY.value, "value": repr(float(sfu.capacity_per_pod))},
+        {"name": SfuEnv.REPORT_URL.value, "value": ctx.report_url},
+        {
+            "name": SfuEnv.REPORT_INTERVAL_SECONDS.value,
+            "value": repr(float(ctx.report_interval_seconds)),
+        },
+        {"name": SfuEnv.REPORT_TOKEN_FILE.value, "value": SfuMounts.REPORT_TOKEN_FILE},
+        {"name": SfuEnv.JOIN_KEYS_DIR.value, "value": SfuMounts.JOIN_KEYS_DIR},
+        {
+            "name": SfuEnv.DRAIN_GRACE_SECONDS.value,
+            "value": str(sfu.autoscaling.drain_grace_seconds),
+        },
+    ]
+    turn = region.spec.turn
+    if turn.enabled:
+        if turn_uris:
+            env.append({"name": SfuEnv.TURN_URIS.value, "value": ",".join(turn_uris)})
+        env += [
+            {"name": SfuEnv.TURN_SECRET_FILE.value, "value": SfuMounts.TURN_SECRET_FILE},
+            {
+                "name": SfuEnv.TURN_CREDENTIAL_TTL_SECONDS.value,
+                "value": str(turn.credential_ttl_seconds),
+            },
+        ]
+    return env
+
+
+def _volumes(region: Region, ctx: OperatorContext) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "report-token",
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "audience": REPORT_TOKEN_AUDIENCE,
+                            "expirationSeconds": ctx.report_token_expiration_seconds,
+                            "path": PurePosixPath(SfuMounts.REPORT_TOKEN_FILE).name,
+                        }
+                    }
+                ]
+            },
+        },
+        {"name": "join-keys", "configMap": {"name": ctx.join_public_keys_configmap}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": _TMP_SIZE}},
+    ]
+    if region.spec.turn.enabled:
+        volumes.append(
+            {
+                "name": "turn-secret",
+                "secret": {
+                    "secretName": turn_secret_name(region),
+                    # Only the minting secret: the SFU has no use for the others.
+                    "items": [
+                        {
+                            "key": MINTED_SECRET_KEY,
+                            "path": PurePosixPath(SfuMounts.TURN_SECRET_FILE).name,
+                        }
+                    ],
+                    "defaultMode": _SECRET_FILE_MODE,
+                },
+            }
+        )
+    return volumes
+
+
+def _volume_mounts(region: Region) -> list[dict[str, Any]]:
+    mounts = [
+        {"name": "report-token", "mountPath": SfuMounts.REPORT_TOKEN_DIR, "readOnly": True},
+        {"name": "join-keys", "mountPath": SfuMounts.JOIN_KEYS_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if region.spec.turn.enabled:
+        mounts.append(
+            {"name": "turn-secret", "mountPath": SfuMounts.TURN_SECRET_DIR, "readOnly": True}
+        )
+    return mounts

@@ -1,0 +1,101 @@
+"""A Region's status — counts, TURN URIs and the Ready/Progressing/Degraded conditions.
+
+Computed from what was observed; the adapter writes only the fields that differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard_api.region import RegionConditionType
+from switchboard_operator.logic.conditions import set_condition
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the Region cannot be reconciled as asked: a reason and a message a human can act on."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RegionObservation:
+    generation: int | None
+    sfu_desired: int
+    sfu_ready: int
+    sfu_draining: int
+    sfu_outdated: int
+    turn_enabled: bool
+    turn_desired: int
+    turn_ready: int
+    turn_uris: Sequence[str]
+    problem: Problem | None = None
+
+
+def region_status(
+    observed: RegionObservation, conditions: Sequence[Mapping[str, Any]], now: str
+) -> dict[str, Any]:
+    o = observed
+    sfu_ok = o.sfu_ready >= max(o.sfu_desired, 1)
+    turn_ok = not o.turn_enabled or o.turn_ready >= max(o.turn_desired, 1)
+    rolling = o.sfu_outdated > 0 or o.sfu_draining > 0
+
+    def cond(type_: RegionConditionType, ok: bool, reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(
+            conditions,
+            type_=type_.value,
+            status="True" if ok else "False",
+            reason=reason,
+            message=message,
+            observed_generation=o.generation,
+            now=now,
+        )
+
+    if o.problem is not None:
+        cond(RegionConditionType.DEGRADED, True, o.problem.reason, o.problem.message)
+        cond(RegionConditionType.READY, False, o.problem.reason, o.problem.message)
+    else:
+        cond(RegionConditionType.DEGRADED, False, "AsExpected", "No problem found.")
+        if sfu_ok and turn_ok:
+            cond(RegionConditionType.READY, True, "WorkloadsReady", _counts(o))
+        else:
+            waiting = "SfuPodsNotReady" if not sfu_ok else "TurnNotReady"
+            cond(RegionConditionType.READY, False, waiting, _counts(o))
+    progressing = o.problem is None and (not sfu_ok or not turn_ok or rolling)
+    if progressing:
+        reason = "RollingUpdate" if o.sfu_outdated else "Scaling" if sfu_ok else "PodsStarting"
+        cond(RegionConditionType.PROGRESSING, True, reason, _counts(o))
+    else:
+        cond(RegionConditionType.PROGRESSING, False, "Stable", "Nothing to change.")
+
+    status: dict[str, Any] = {
+        "observedGeneration": o.generation,
+        "conditions": list(conditions),
+        "sfu": {
+            "desiredReplicas": o.sfu_desired,
+            "readyReplicas": o.sfu_ready,
+            "drainingReplicas": o.sfu_draining,
+        },
+        "turnURIs": list(o.turn_uris),
+    }
+    status["turn"] = (
+        {"desiredReplicas": o.turn_desired, "readyReplicas": o.turn_ready}
+        if o.turn_enabled
+        else None
+    )
+    return status
+
+
+def _counts(o: RegionObservation) -> str:
+    text = f"SFU pods ready {o.sfu_ready}/{o.sfu_desired}"
+    if o.sfu_draining:
+        text += f", {o.sfu_draining} draining"
+    if o.sfu_outdated:
+        text += f", {o.sfu_outdated} on an outdated template"
+    if o.turn_enabled:
+        text += f"; TURN pods ready {o.turn_ready}/{o.turn_desired}"
+    return text + "."
