@@ -8,11 +8,11 @@ bootstrap:
 
 ## Bring up Switchboard on the embedded local cluster with examples/ applied.
 up: bootstrap
-	.venv/bin/switchboard-dev up
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/switchboard-dev up
 
 ## Run the whole test suite (inside a loopback-only network namespace).
 test: bootstrap
-	tools/in-netns.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" tools/in-netns.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: bootstrap
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports

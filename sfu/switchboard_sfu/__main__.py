@@ -1,0 +1,97 @@
+"""`switchboard-sfu`: run one SFU pod's process (config from the environment the operator
+sets; see switchboard_api.contract.SfuEnv)."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from switchboard_sfu.app import build_app
+from switchboard_sfu.config import ConfigError, SfuConfig
+from switchboard_sfu.looplag import LoopLagMonitor
+from switchboard_sfu.reporter import CapacityReporter
+from switchboard_sfu.service import SfuService
+
+log = logging.getLogger("switchboard_sfu")
+
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+SHUTDOWN_TIMEOUT_SECONDS = 5.0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    # aiortc and aioice log every packet-level event at INFO/DEBUG.
+    for noisy in ("aiortc", "aioice"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def serve(config: SfuConfig) -> None:
+    """Run until a drain (SIGTERM/SIGINT or the control plane's command) has finished."""
+    service = SfuService(config)
+    runner = web.AppRunner(build_app(service), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        config.listen_host,
+        config.signalling_port,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+    )
+    await site.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, service.start_drain, signal.Signals(signum).name)
+    tasks = [
+        asyncio.ensure_future(LoopLagMonitor(service.metrics.registry).run()),
+        asyncio.ensure_future(service.run_drain()),
+    ]
+    if config.report_url:
+        reporter = CapacityReporter(
+            url=config.report_url,
+            interval_seconds=config.report_interval_seconds,
+            token_file=config.report_token_file,
+            failover_timeout_seconds=config.failover_timeout_seconds,
+            build_report=service.build_report,
+            handle_response=service.apply_response,
+            on_fenced=service.fence,
+            registry=service.metrics.registry,
+        )
+        tasks.append(asyncio.ensure_future(reporter.run()))
+    log.info(
+        "sfu serving pod=%s uid=%s region=%s listen=%s:%d announce=%s reports=%s",
+        config.pod_name,
+        config.pod_uid,
+        config.region,
+        config.listen_host,
+        config.signalling_port,
+        config.announce_address,
+        "on" if config.report_url else "off",
+    )
+    try:
+        await service.stopped.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await service.close_all()
+        await runner.cleanup()
+        log.info("sfu stopped")
+
+
+def main() -> None:
+    configure_logging()
+    try:
+        config = SfuConfig.from_env(os.environ)
+    except ConfigError as error:
+        log.error("invalid configuration: %s", error)
+        sys.exit(2)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

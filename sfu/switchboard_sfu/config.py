@@ -1,0 +1,142 @@
+"""The SFU's configuration, read once from the environment the operator gives the pod."""
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from switchboard_api import defaults
+from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, SfuEnv
+from switchboard_api.ports import SFU_SIGNALLING_PORT
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a runnable SFU (message names the variable)."""
+
+
+@dataclass(frozen=True)
+class SfuConfig:
+    """Everything the SFU process is told about itself and its control plane."""
+
+    region: str
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    announce_address: str
+    """The one host address offered in ICE candidates."""
+    join_keys_dir: Path
+    pod_ip: str | None = None
+    listen_host: str = "0.0.0.0"
+    signalling_port: int = SFU_SIGNALLING_PORT
+    capacity: float = defaults.SFU_CAPACITY_PER_POD
+    report_url: str | None = None
+    """None runs the SFU stand-alone: no reports, no fencing (local development)."""
+    report_interval_seconds: float = defaults.REPORT_INTERVAL_SECONDS
+    report_token_file: Path | None = None
+    turn_uris: tuple[str, ...] = ()
+    turn_secret_file: Path | None = None
+    turn_credential_ttl_seconds: int = defaults.TURN_CREDENTIAL_TTL_SECONDS
+    drain_grace_seconds: float = defaults.SFU_DRAIN_GRACE_SECONDS
+    failover_timeout_seconds: float = defaults.FAILOVER_TIMEOUT_SECONDS
+    """Fencing timeout until the first report response names the control plane's own."""
+    default_max_participants: int = defaults.ROOM_MAX_PARTICIPANTS
+    """Participant limit of a room that joined before its assignment arrived."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "SfuConfig":
+        """Read the configuration from `env` (normally `os.environ`)."""
+        reader = _EnvReader(env)
+        config = cls(
+            region=reader.required(SfuEnv.REGION),
+            pod_name=reader.required(SfuEnv.POD_NAME),
+            pod_namespace=reader.required(SfuEnv.POD_NAMESPACE),
+            pod_uid=reader.required(SfuEnv.POD_UID),
+            pod_ip=reader.optional(SfuEnv.POD_IP),
+            announce_address=reader.ip_address(SfuEnv.ANNOUNCE_ADDRESS),
+            join_keys_dir=Path(reader.required(SfuEnv.JOIN_KEYS_DIR)),
+            listen_host=reader.optional(SfuEnv.LISTEN_HOST) or cls.listen_host,
+            signalling_port=reader.port(SfuEnv.SIGNALLING_PORT, SFU_SIGNALLING_PORT),
+            capacity=reader.positive_float(SfuEnv.CAPACITY, defaults.SFU_CAPACITY_PER_POD),
+            report_url=reader.optional(SfuEnv.REPORT_URL),
+            report_interval_seconds=reader.positive_float(
+                SfuEnv.REPORT_INTERVAL_SECONDS, defaults.REPORT_INTERVAL_SECONDS
+            ),
+            report_token_file=reader.path(SfuEnv.REPORT_TOKEN_FILE),
+            turn_uris=reader.csv(SfuEnv.TURN_URIS),
+            turn_secret_file=reader.path(SfuEnv.TURN_SECRET_FILE),
+            turn_credential_ttl_seconds=int(
+                reader.positive_float(
+                    SfuEnv.TURN_CREDENTIAL_TTL_SECONDS, defaults.TURN_CREDENTIAL_TTL_SECONDS
+                )
+            ),
+            drain_grace_seconds=reader.non_negative_float(
+                SfuEnv.DRAIN_GRACE_SECONDS, defaults.SFU_DRAIN_GRACE_SECONDS
+            ),
+        )
+        if config.report_interval_seconds > MAX_REPORT_INTERVAL_SECONDS:
+            raise ConfigError(
+                f"{SfuEnv.REPORT_INTERVAL_SECONDS} must be at most "
+                f"{MAX_REPORT_INTERVAL_SECONDS} s, got {config.report_interval_seconds}"
+            )
+        if config.turn_uris and config.turn_secret_file is None:
+            raise ConfigError(f"{SfuEnv.TURN_URIS} is set but {SfuEnv.TURN_SECRET_FILE} is not")
+        return config
+
+
+class _EnvReader:
+    """Typed access to environment variables with errors that name the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def optional(self, name: SfuEnv) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: SfuEnv) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise ConfigError(f"{name} is required")
+        return value
+
+    def ip_address(self, name: SfuEnv) -> str:
+        value = self.required(name)
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ConfigError(f"{name} must be an IP address, got {value!r}") from None
+
+    def path(self, name: SfuEnv) -> Path | None:
+        value = self.optional(name)
+        return Path(value) if value else None
+
+    def csv(self, name: SfuEnv) -> tuple[str, ...]:
+        value = self.optional(name) or ""
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+
+    def _number(self, name: SfuEnv, default: float) -> float:
+        value = self.optional(name)
+        if value is None:
+            return float(default)
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {value!r}") from None
+
+    def positive_float(self, name: SfuEnv, default: float) -> float:
+        number = self._number(name, default)
+        if number <= 0:
+            raise ConfigError(f"{name} must be positive, got {number}")
+        return number
+
+    def non_negative_float(self, name: SfuEnv, default: float) -> float:
+        number = self._number(name, default)
+        if number < 0:
+            raise ConfigError(f"{name} must not be negative, got {number}")
+        return number
+
+    def port(self, name: SfuEnv, default: int) -> int:
+        number = self._number(name, default)
+        if not number.is_integer() or not 0 < number < 65536:
+            raise ConfigError(f"{name} must be a TCP port number, got {number}")
+        return int(number)

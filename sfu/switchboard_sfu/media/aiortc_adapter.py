@@ -1,0 +1,312 @@
+"""The one module that reaches into aiortc (and aioice) internals, for aiortc 1.16.x.
+
+Everything the forwarding core needs that aiortc does not offer publicly goes through here:
+tapping a receiver's RTP before its jitter buffer and stopping its decoder, redirecting a
+sender's RTCP handling, sending raw RTP on a transport, editing negotiated codecs and limiting
+ICE host candidates. `tests/sfu/media/test_aiortc_contract.py` fails loudly when any of these
+names or signatures move; keep that test and this module in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import aioice.ice
+import aiortc
+import pylibsrtp
+from aiortc import (
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
+
+SUPPORTED_AIORTC = "1.16."
+
+# --- ICE host candidates -------------------------------------------------------------------
+
+# aioice gathers a host candidate on every interface except loopback, from a module-level
+# function; the override below consults this per-task variable, which a restricted peer
+# connection sets only while it gathers, so other connections in the process are unaffected.
+_host_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "switchboard_ice_host_addresses", default=None
+)
+_aioice_get_host_addresses = aioice.ice.get_host_addresses
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    addresses = _host_addresses.get()
+    if addresses is None:
+        return _aioice_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    return list(addresses)
+
+
+def _install_host_address_override() -> None:
+    if aioice.ice.get_host_addresses is not _get_host_addresses:
+        aioice.ice.get_host_addresses = _get_host_addresses
+
+
+def restrict_host_candidates(pc: RTCPeerConnection, addresses: Sequence[str]) -> None:
+    """Make `pc` gather host candidates on exactly `addresses` (loopback included).
+
+    aiortc gathers inside `setLocalDescription` (in tasks that inherit the caller's context),
+    so that method is wrapped on this instance to set the addresses for its duration.
+    """
+    _install_host_address_override()
+    chosen = tuple(addresses)
+    set_local_description = pc.setLocalDescription
+
+    @functools.wraps(set_local_description)
+    async def restricted(*args: Any, **kwargs: Any) -> None:
+        token = _host_addresses.set(chosen)
+        try:
+            await set_local_description(*args, **kwargs)
+        finally:
+            _host_addresses.reset(token)
+
+    pc.setLocalDescription = restricted  # type: ignore[method-assign]
+
+
+# --- transceivers and negotiation -----------------------------------------------------------
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """Codecs agreed for `transceiver` so far (empty before any description was applied)."""
+    return list(transceiver._codecs)
+
+
+def set_negotiated_codecs(
+    transceiver: RTCRtpTransceiver, codecs: Sequence[RTCRtpCodecParameters]
+) -> None:
+    """Replace the agreed codecs; the next answer (or our sending) uses exactly these."""
+    transceiver._codecs = list(codecs)
+
+
+def transceiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver:
+    """The transceiver whose receiver delivers the remote `track`."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.receiver.track is track:
+            return transceiver
+    raise LookupError(f"track {track.id} is not received by this peer connection")
+
+
+def set_sender_stream(sender: RTCRtpSender, stream_id: str) -> None:
+    """Set the msid stream of a sender: tracks of one stream are played in sync by browsers."""
+    sender._stream_id = stream_id
+
+
+def rtcp_ssrc(transceiver: RTCRtpTransceiver) -> int:
+    """The SSRC this side uses in RTCP feedback (aiortc shares it with the sender)."""
+    return int(transceiver.sender._ssrc)
+
+
+# --- receiving: tap before the jitter buffer ------------------------------------------------
+
+
+class ReceiverListener(Protocol):
+    """What a tapped receiver reports to the forwarding core."""
+
+    def receiver_started(self, parameters: RTCRtpReceiveParameters) -> None: ...
+
+    async def rtp_received(self, packet: RtpPacket, arrival_time_ms: int) -> None: ...
+
+    def sender_report_received(self, packet: RtcpSrPacket) -> None: ...
+
+    def bitrate_estimated(self, bitrate_bps: int) -> None: ...
+
+
+class ReceiverTap:
+    """A publisher's receiver whose RTP is handed to the forwarding core first.
+
+    aiortc's own handling still runs afterwards (receiver reports, NACKs to the publisher,
+    bandwidth estimation); its decoder is stopped as soon as aiortc starts it, so decoded
+    frames never pile up on the unread remote track. aiortc's REMB feedback is held back and
+    reported as an estimate: the forwarding core sends the bitrate bound upstream itself.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver, listener: ReceiverListener) -> None:
+        self._receiver = receiver
+        self._listener = listener
+        self._original_send_rtcp: Callable[[AnyRtcpPacket], Awaitable[None]] = receiver._send_rtcp
+        if receiver._RTCRtpReceiver__started:
+            raise RuntimeError("a receiver must be tapped before it starts (in the track event)")
+        receive = receiver.receive
+        handle_rtp = receiver._handle_rtp_packet
+        handle_rtcp = receiver._handle_rtcp_packet
+
+        async def tapped_receive(parameters: RTCRtpReceiveParameters) -> None:
+            started = receiver._RTCRtpReceiver__started
+            await receive(parameters)
+            if not started:
+                _stop_decoder(receiver)
+                listener.receiver_started(parameters)
+
+        async def tapped_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+            await listener.rtp_received(packet, arrival_time_ms)
+            await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
+
+        async def tapped_rtcp(packet: AnyRtcpPacket) -> None:
+            if isinstance(packet, RtcpSrPacket):
+                listener.sender_report_received(packet)
+            await handle_rtcp(packet)
+
+        async def intercepted_send_rtcp(packet: AnyRtcpPacket) -> None:
+            remb = _remb_bitrate(packet)
+            if remb is not None:
+                listener.bitrate_estimated(remb)
+                return
+            await self._original_send_rtcp(packet)
+
+        receiver.receive = tapped_receive  # type: ignore[method-assign]
+        receiver._handle_rtp_packet = tapped_rtp  # type: ignore[method-assign]
+        receiver._handle_rtcp_packet = tapped_rtcp  # type: ignore[method-assign]
+        receiver._send_rtcp = intercepted_send_rtcp  # type: ignore[method-assign]
+
+    async def send_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """Send feedback to the publisher (never raises on a closed transport)."""
+        await self._original_send_rtcp(packet)
+
+
+def _stop_decoder(receiver: RTCRtpReceiver) -> None:
+    receiver._RTCRtpReceiver__stop_decoder()
+
+
+def _remb_bitrate(packet: AnyRtcpPacket) -> int | None:
+    if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+        try:
+            return int(unpack_remb_fci(packet.fci)[0])
+        except ValueError:
+            return None
+    return None
+
+
+def tap_receiver(receiver: RTCRtpReceiver, listener: ReceiverListener) -> ReceiverTap:
+    """Tap `receiver` (call from the peer connection's "track" event, before it starts)."""
+    return ReceiverTap(receiver, listener)
+
+
+# --- sending: raw RTP out, RTCP in ----------------------------------------------------------
+
+
+class SenderListener(Protocol):
+    """What a hooked sender reports to the forwarding core."""
+
+    def sender_started(
+        self, parameters: RTCRtpSendParameters, transport: RTCDtlsTransport
+    ) -> None: ...
+
+    async def rtcp_received(self, packet: AnyRtcpPacket) -> bool:
+        """Handle feedback from the subscriber; True when aiortc must not see it."""
+        ...
+
+    def sender_report_due(self, packet: RtcpSrPacket) -> bool:
+        """Fill in a sender report about to be sent; False to leave it out."""
+        ...
+
+
+class SenderHook:
+    """A subscriber's sender driven by the forwarding core instead of an encoder.
+
+    The sender keeps its SSRCs, SDP presence and RTCP loop; the core sends packets with
+    `send_rtp`, answers NACKs and PLIs itself, and writes the sender reports' clock fields.
+    """
+
+    def __init__(self, sender: RTCRtpSender, listener: SenderListener) -> None:
+        self._sender = sender
+        self._transport: RTCDtlsTransport | None = None
+        # aiortc draws both when the sender is created and never changes them.
+        self.ssrc = int(sender._ssrc)
+        self.rtx_ssrc = int(sender._rtx_ssrc)
+        send = sender.send
+        handle_rtcp = sender._handle_rtcp_packet
+        send_rtcp = sender._send_rtcp
+
+        async def hooked_send(parameters: RTCRtpSendParameters) -> None:
+            await send(parameters)
+            if self._transport is None:
+                self._transport = sender.transport
+                listener.sender_started(parameters, sender.transport)
+
+        async def hooked_rtcp(packet: AnyRtcpPacket) -> None:
+            if not await listener.rtcp_received(packet):
+                await handle_rtcp(packet)
+
+        async def hooked_send_rtcp(packets: list[AnyRtcpPacket]) -> None:
+            kept = [
+                p
+                for p in packets
+                if not (isinstance(p, RtcpSrPacket) and p.ssrc == sender._ssrc)
+                or listener.sender_report_due(p)
+            ]
+            if kept:
+                await send_rtcp(kept)
+
+        sender.send = hooked_send  # type: ignore[method-assign]
+        sender._handle_rtcp_packet = hooked_rtcp  # type: ignore[method-assign]
+        sender._send_rtcp = hooked_send_rtcp  # type: ignore[method-assign]
+
+    def send_rtp(self, data: bytes) -> None:
+        """Protect and send one serialised RTP packet now; ConnectionError when not connected.
+
+        This is the fan-out hot path: it does what `RTCDtlsTransport._send_rtp` does (SRTP,
+        then the ICE pair in use) without its five nested coroutines per packet.
+        """
+        transport = self._transport
+        if transport is None or transport._state is not DtlsState.CONNECTED:
+            raise ConnectionError("sender not connected")
+        pair = transport.transport._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("no ICE pair nominated")
+        try:
+            protected = transport._tx_srtp.protect(data)
+        except pylibsrtp.Error as exc:
+            raise ConnectionError(f"SRTP protect failed: {exc}") from exc
+        protocol = pair.protocol
+        if type(protocol).send_data is _HOST_SEND_DATA:
+            # A host candidate's send_data is a bare sendto wrapped in a coroutine.
+            datagrams = protocol.transport
+            if datagrams is None:
+                raise ConnectionError("ICE socket closed")
+            datagrams.sendto(protected, pair.remote_addr)
+        else:
+            # Relayed (TURN) pairs wrap the packet: keep their own path, bounded like a
+            # socket buffer (a TURN channel that never binds must not collect packets).
+            if len(_pending_sends) >= _MAX_PENDING_SENDS:
+                raise ConnectionError("relayed ICE pair backlogged")
+            task = asyncio.ensure_future(protocol.send_data(protected, pair.remote_addr))
+            _pending_sends.add(task)
+            task.add_done_callback(_pending_sends.discard)
+
+
+_HOST_SEND_DATA = aioice.ice.StunProtocol.send_data
+_pending_sends: set[asyncio.Future[None]] = set()
+_MAX_PENDING_SENDS = 4096
+
+
+def hook_sender(sender: RTCRtpSender, listener: SenderListener) -> SenderHook:
+    """Hook `sender` (before negotiation completes, so its start is seen)."""
+    return SenderHook(sender, listener)
+
+
+def aiortc_version() -> str:
+    return str(aiortc.__version__)

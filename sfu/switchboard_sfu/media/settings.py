@@ -1,0 +1,26 @@
+"""Tunable bounds of the forwarding core: every queue, history and rate limit has its size here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ForwardingSettings:
+    """Bounds and rates of one process's forwarding core (defaults suit a 1 Mbit/s video room)."""
+
+    # Packets kept per published track to answer subscribers' NACKs (about 1.5 s of 3 Mbit/s
+    # video); a power of two so sequence numbers index the ring directly.
+    retransmission_history: int = 1024
+    # Minimum spacing of keyframe requests sent to one publisher: subscribers' PLI/FIR bursts
+    # (a decoder error in every subscriber at once) collapse into one upstream request.
+    keyframe_request_interval_s: float = 0.5
+    # A new video subscriber waits for a keyframe; when none is recognisable (end-to-end
+    # encrypted payloads hide the codec header) forwarding starts at the next frame after this.
+    keyframe_wait_s: float = 2.0
+    # Upper bound of the bitrate a publisher is told it may send (REMB), bits per second.
+    max_publisher_bitrate_bps: int = 4_000_000
+    # How often the bound above (min of subscribers' REMB, capped) is re-sent upstream.
+    bitrate_feedback_interval_s: float = 1.0
+    # A data channel whose unsent backlog exceeds this is stalled: its participant is dropped.
+    max_data_channel_buffered_bytes: int = 1_048_576

@@ -1,0 +1,141 @@
+"""Capacity reports reach the control plane on the configured interval with a fresh bearer
+token, describe the pod and its rooms, and carry the control plane's commands back."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+
+from sfu_clients import SignallingClient
+from sfu_harness import wait_for
+
+from switchboard_api.contract import CapacityReport, RoomAssignment
+
+INTERVAL = 0.5  # SWITCHBOARD_REPORT_INTERVAL_SECONDS in the harness
+
+
+async def test_reports_arrive_on_the_interval_and_stop_when_killed(
+    start_sfu, receiver, pod
+) -> None:
+    sfu = await start_sfu(report_url=receiver.url)
+    await wait_for(lambda: len(receiver.reports) >= 6, what="six reports")
+
+    arrivals = [arrived for arrived, _, _ in receiver.reports]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert max(gaps) <= 2.0  # the contract's ceiling
+    assert statistics.median(gaps) >= INTERVAL * 0.8  # on the schedule, not in a loop
+
+    reports = [CapacityReport.model_validate(body) for _, body, _ in receiver.reports]
+    assert [r.sequence for r in reports] == list(range(len(reports)))
+    first = reports[0]
+    assert (first.pod_name, first.pod_uid, first.namespace, first.region) == (
+        pod.name,
+        pod.uid,
+        pod.namespace,
+        pod.region,
+    )
+    assert first.capacity == 20
+    assert not first.draining
+    assert not first.fenced
+    assert {auth for _, _, auth in receiver.reports} == {"Bearer report-token-1"}
+
+    sfu.stop()
+    seen = len(receiver.reports)
+    # Observing an absence needs a window: four intervals with nothing new.
+    await asyncio.sleep(4 * INTERVAL)
+    assert len(receiver.reports) == seen
+
+
+async def test_token_file_is_read_fresh_for_every_report(start_sfu, receiver) -> None:
+    sfu = await start_sfu(report_url=receiver.url)
+    await wait_for(lambda: receiver.reports, what="a first report")
+
+    (sfu.workdir / "report-token").write_text("rotated-token-2\n")
+
+    await wait_for(
+        lambda: receiver.reports[-1][2] == "Bearer rotated-token-2",
+        what="a report with the rotated token",
+    )
+
+
+async def test_reports_describe_rooms_and_emptiness(start_sfu, receiver, token) -> None:
+    receiver.assignments = [
+        RoomAssignment(room="default/standup", max_participants=5),
+        RoomAssignment(room="default/planned", max_participants=5),
+    ]
+    sfu = await start_sfu(report_url=receiver.url)
+
+    def rooms() -> dict[str, dict]:
+        latest = receiver.latest() or {}
+        return {room["room"]: room for room in latest.get("rooms", [])}
+
+    # Assigned rooms exist before anyone joins, and are reported empty.
+    await wait_for(lambda: set(rooms()) == {"default/standup", "default/planned"}, what="rooms")
+    assert rooms()["default/planned"]["emptySinceSeconds"] >= 0
+
+    client = SignallingClient(sfu.ws_url)
+    try:
+        await client.connect(token(room="default/standup"))
+        await wait_for(
+            lambda: (
+                rooms()["default/standup"]["participants"] == 1
+                and "emptySinceSeconds" not in rooms()["default/standup"]
+            ),
+            what="a report with the participant",
+        )
+        assert receiver.latest()["participants"] == 1
+    finally:
+        await client.close()
+
+    await wait_for(
+        lambda: (
+            rooms()["default/standup"]["participants"] == 0
+            and rooms()["default/standup"].get("emptySinceSeconds") is not None
+        ),
+        what="the room reported empty again",
+    )
+
+
+async def test_close_command_disconnects_with_migrate_closing(start_sfu, receiver, token) -> None:
+    receiver.assignments = [RoomAssignment(room="default/standup", max_participants=5)]
+    sfu = await start_sfu(report_url=receiver.url)
+    await wait_for(lambda: len(receiver.reports) >= 2, what="assignments applied")
+    client = SignallingClient(sfu.ws_url)
+    try:
+        await client.connect(token(room="default/standup"))
+        receiver.assignments = []
+        receiver.close = ["default/standup"]
+        migrate = await client.next_of("migrate")
+        notice = await client.next_of("disconnected")
+        await wait_for(client.closed.is_set, what="the socket to close")
+    finally:
+        await client.close()
+
+    assert migrate == {"type": "migrate", "room": "default/standup", "reason": "closing"}
+    assert notice["reason"] == "closing"
+    await wait_for(
+        lambda: "default/standup" not in {r["room"] for r in receiver.latest()["rooms"]},
+        what="the closed room to leave the reports",
+    )
+
+
+async def test_unassigned_room_is_moved_away(start_sfu, receiver, token) -> None:
+    receiver.assignments = [RoomAssignment(room="default/standup", max_participants=5)]
+    sfu = await start_sfu(report_url=receiver.url)
+    await wait_for(lambda: len(receiver.reports) >= 2, what="assignments applied")
+    client = SignallingClient(sfu.ws_url)
+    late = SignallingClient(sfu.ws_url)
+    try:
+        issued_before_move = token(room="default/standup", identity="late")
+        await client.connect(token(room="default/standup"))
+        receiver.assignments = []
+        migrate = await client.next_of("migrate")
+        # A token issued before the room moved cannot bring it back here.
+        refused = await late.connect(issued_before_move)
+    finally:
+        await client.close()
+        await late.close()
+
+    assert migrate["reason"] == "room-moved"
+    assert refused["error"] == "room-not-assigned"

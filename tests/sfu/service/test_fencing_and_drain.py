@@ -1,0 +1,124 @@
+"""Fencing (reports unacknowledged beyond the failover timeout) and draining (SIGTERM or
+the control plane's command): joins stop, clients are told to migrate, readiness drops,
+and a draining process exits once its rooms are empty or the grace period is over."""
+
+from __future__ import annotations
+
+import signal
+
+from sfu_clients import SignallingClient
+from sfu_harness import wait_for
+
+from switchboard_api.contract import RoomAssignment, SfuEnv
+
+ROOM = "default/standup"
+
+
+async def readiness(sfu) -> int:
+    status, _ = await sfu.get("/readyz")
+    return status
+
+
+async def test_unacknowledged_reports_fence_the_pod(start_sfu, receiver, token) -> None:
+    receiver.failover_timeout_seconds = 2.0
+    receiver.assignments = [RoomAssignment(room=ROOM, max_participants=5)]
+    sfu = await start_sfu(report_url=receiver.url)
+    await wait_for(lambda: len(receiver.reports) >= 2, what="acknowledged reports")
+    client, refused_client, later = (SignallingClient(sfu.ws_url) for _ in range(3))
+    try:
+        assert (await client.connect(token(room=ROOM, identity="a")))["type"] == "joined"
+
+        receiver.acknowledge = False
+        migrate = await client.next_of("migrate")
+        await wait_for(client.closed.is_set, what="the fenced SFU to disconnect")
+        refused = await refused_client.connect(token(room=ROOM, identity="b"))
+        await wait_for(lambda: receiver.latest()["fenced"], what="a report saying fenced")
+        assert await readiness(sfu) == 503
+
+        receiver.acknowledge = True
+        await wait_for(lambda: not receiver.latest()["fenced"], what="fencing to lift")
+        admitted = await later.connect(token(room=ROOM, identity="c"))
+    finally:
+        for c in (client, refused_client, later):
+            await c.close()
+
+    assert migrate == {"type": "migrate", "room": ROOM, "reason": "fenced"}
+    assert refused["error"] == "fenced"
+    assert refused_client.close_code == 4503
+    assert admitted["type"] == "joined"
+
+
+async def test_unreachable_control_plane_fences_too(start_sfu, receiver, token) -> None:
+    receiver.failover_timeout_seconds = 1.5
+    sfu = await start_sfu(report_url=receiver.url)
+    await wait_for(lambda: receiver.reports, what="a first report")
+    receiver.status = 503
+
+    async def fenced() -> bool:
+        return (await sfu.metrics())["switchboard_sfu_fenced"] == 1
+
+    await wait_for(fenced, what="the SFU to fence itself")
+    client = SignallingClient(sfu.ws_url)
+    try:
+        refused = await client.connect(token(room=ROOM))
+    finally:
+        await client.close()
+    assert refused["error"] == "fenced"
+
+
+async def test_sigterm_drains_then_exits_when_the_room_empties(start_sfu, token) -> None:
+    sfu = await start_sfu()
+    client, newcomer = SignallingClient(sfu.ws_url), SignallingClient(sfu.ws_url)
+    try:
+        await client.connect(token(room=ROOM, identity="a"))
+        sfu.signal(signal.SIGTERM)
+
+        migrate = await client.next_of("migrate")
+        assert await readiness(sfu) == 503
+        refused = await newcomer.connect(token(room=ROOM, identity="b"))
+        assert sfu.exited() is None  # still serving its room
+
+        await client.send({"type": "leave"})
+        await wait_for(lambda: sfu.exited() is not None, what="the drained SFU to exit")
+    finally:
+        await client.close()
+        await newcomer.close()
+
+    assert migrate == {"type": "migrate", "room": ROOM, "reason": "draining"}
+    assert refused["error"] == "draining"
+    assert sfu.exited() == 0
+
+
+async def test_drain_grace_period_ends_remaining_sessions(start_sfu, token) -> None:
+    sfu = await start_sfu(extra_env={SfuEnv.DRAIN_GRACE_SECONDS: "1"})
+    client = SignallingClient(sfu.ws_url)
+    try:
+        await client.connect(token(room=ROOM))
+        sfu.signal(signal.SIGTERM)
+        await client.next_of("migrate")
+        notice = await client.next_of("disconnected")
+        await wait_for(lambda: sfu.exited() is not None, what="exit after the grace period")
+    finally:
+        await client.close()
+
+    assert notice["reason"] == "draining"
+    assert sfu.exited() == 0
+
+
+async def test_drain_command_from_the_control_plane(start_sfu, receiver, token) -> None:
+    receiver.assignments = [RoomAssignment(room=ROOM, max_participants=5)]
+    sfu = await start_sfu(report_url=receiver.url)
+    await wait_for(lambda: len(receiver.reports) >= 2, what="assignments applied")
+    client = SignallingClient(sfu.ws_url)
+    try:
+        await client.connect(token(room=ROOM))
+        receiver.drain = True
+        migrate = await client.next_of("migrate")
+        await wait_for(lambda: receiver.latest()["draining"], what="reports saying draining")
+        assert await readiness(sfu) == 503
+        assert sfu.exited() is None
+    finally:
+        await client.close()
+
+    assert migrate["reason"] == "draining"
+    await wait_for(lambda: sfu.exited() is not None, what="exit once the room is empty")
