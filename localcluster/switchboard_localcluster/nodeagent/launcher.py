@@ -50,10 +50,18 @@ def enter_new_sandbox(spec: dict[str, Any]) -> None:
     _mount(None, "/", MS_REC | MS_PRIVATE)
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"])
-    for mount in spec.get("mounts") or []:
-        _mount(mount["source"], mount["target"], MS_BIND | MS_REC)
-        if mount.get("readOnly"):
-            _mount(None, mount["target"], MS_BIND | MS_REMOUNT | MS_RDONLY)
+    mounts = spec.get("mounts") or []
+    # Hold every source open first: a volume mounted over e.g. /tmp must not hide the
+    # sources of the volumes mounted after it (the agent's state may live under /tmp).
+    sources = [os.open(m["source"], os.O_PATH | os.O_CLOEXEC) for m in mounts]
+    try:
+        for mount, fd in zip(mounts, sources, strict=True):
+            _mount(f"/proc/self/fd/{fd}", mount["target"], MS_BIND | MS_REC)
+            if mount.get("readOnly"):
+                _mount(None, mount["target"], MS_BIND | MS_REMOUNT | MS_RDONLY)
+    finally:
+        for fd in sources:
+            os.close(fd)
 
 
 def join_sandbox(pid: int) -> None:

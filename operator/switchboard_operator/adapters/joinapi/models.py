@@ -111,4 +111,3 @@ class ErrorBody(CamelModel):
     """The body of every error response."""
 
     error: ErrorDetail
-

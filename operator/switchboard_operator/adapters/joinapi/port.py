@@ -77,7 +77,9 @@ class RoomPlacements(Protocol):
         max_participants: int | None,
         location: GeoLocation | None,
         region_hint: str | None,
-        timeout: float,
+        # The port owns the timeout (rather than being cancelled by the caller) so it can
+        # tell a placement still in progress from an abandoned request.
+        timeout: float,  # noqa: ASYNC109
     ) -> PlacedRoomInfo:
         """Where the Room `namespace/name` is served, placing it first if it is not.
 

@@ -189,13 +189,10 @@ def _env(
     region: Region, ctx: OperatorContext, turn_uris: Sequence[str], host_network: bool
 ) -> list[dict[str, Any]]:
     sfu = region.spec.sfu
-    # With hostNetwork the pod IP is the node IP; binding it, not 0.0.0.0, keeps the SFU
-    # off the node's other interfaces.
-    listen_host = (
-        _field_env(SfuEnv.LISTEN_HOST, "status.podIP")
-        if host_network
-        else {"name": SfuEnv.LISTEN_HOST.value, "value": "0.0.0.0"}
-    )
+    # The SFU binds its pod IP, never 0.0.0.0: with hostNetwork the pod IP is the node IP,
+    # and binding it keeps the SFU off the node's other interfaces; with pod addresses it is
+    # where probes, Services and clients reach the pod anyway.
+    listen_host = _field_env(SfuEnv.LISTEN_HOST, "status.podIP")
     env = [
         {"name": SfuEnv.REGION.value, "value": region_name(region)},
         _field_env(SfuEnv.POD_NAME, "metadata.name"),

@@ -1,0 +1,41 @@
+"""The control plane's Join API: clients trade an API key and a room name for the SFU's
+URL, a signed join token and TURN credentials (`POST /v1/namespaces/{ns}/rooms/{name}/join`).
+docs/join-api.openapi.yaml specifies it."""
+
+from switchboard_operator.adapters.joinapi.apikeys import (
+    API_KEY_LABEL,
+    ApiKeyStore,
+    KeyPolicy,
+    SecretApiKeyStore,
+)
+from switchboard_operator.adapters.joinapi.app import (
+    JOIN_API_PREFIX,
+    join_api_app,
+    join_path,
+)
+from switchboard_operator.adapters.joinapi.handler import JoinApiSettings
+from switchboard_operator.adapters.joinapi.port import (
+    PlacedRoomInfo,
+    PlacementTimeout,
+    RoomNotFound,
+    RoomPlacements,
+    RoomUnschedulable,
+    TurnAccess,
+)
+
+__all__ = [
+    "API_KEY_LABEL",
+    "JOIN_API_PREFIX",
+    "ApiKeyStore",
+    "JoinApiSettings",
+    "KeyPolicy",
+    "PlacedRoomInfo",
+    "PlacementTimeout",
+    "RoomNotFound",
+    "RoomPlacements",
+    "RoomUnschedulable",
+    "SecretApiKeyStore",
+    "TurnAccess",
+    "join_api_app",
+    "join_path",
+]
