@@ -13,7 +13,7 @@ from typing import Protocol
 
 import yaml
 
-from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE
+from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE, OPERATOR_ROLE
 from switchboard_localcluster.controlplane import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
 
@@ -46,8 +46,23 @@ def _healthy(url: str) -> bool:
 
 
 def grant_operator_rbac(cluster: KubectlRunner, user: str = OPERATOR_USER) -> None:
-    """Apply the chart's ClusterRole and bind it to the operator's client-certificate user."""
+    """Apply the chart's ClusterRole and Role and bind them to the operator's
+    client-certificate user (the Role in OPERATOR_NAMESPACE, created if missing)."""
+    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
     cluster.kubectl("apply", "-f", str(OPERATOR_CLUSTER_ROLE))
+    cluster.kubectl("apply", "-n", OPERATOR_NAMESPACE, "-f", str(OPERATOR_ROLE))
+    role_binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "switchboard-operator-local-user", "namespace": OPERATOR_NAMESPACE},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": yaml.safe_load(OPERATOR_ROLE.read_text())["metadata"]["name"],
+        },
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(role_binding))
     role = yaml.safe_load(OPERATOR_CLUSTER_ROLE.read_text())["metadata"]["name"]
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",

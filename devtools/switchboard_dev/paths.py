@@ -8,4 +8,5 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO_ROOT / "crds"
 CHART_DIR = REPO_ROOT / "charts" / "switchboard"
 OPERATOR_CLUSTER_ROLE = CHART_DIR / "templates" / "clusterrole.yaml"
+OPERATOR_ROLE = CHART_DIR / "templates" / "role.yaml"
 EXAMPLES_DIR = REPO_ROOT / "examples"

@@ -13,7 +13,6 @@ import yaml
 
 from switchboard_api.resources import REGION, ROOM
 from switchboard_dev.operator_process import (
-    OPERATOR_NAMESPACE,
     OPERATOR_USER,
     KubectlRunner,
     OperatorProcess,
@@ -56,7 +55,6 @@ class LocalStack:
             self.plane.start()
             install_crds(self.plane)
             grant_operator_rbac(self.plane)
-            self.plane.kubectl("create", "namespace", OPERATOR_NAMESPACE)
             self.operator = OperatorProcess(
                 self.plane.issue_kubeconfig(OPERATOR_USER),
                 self.workdir / "operator",

@@ -10,7 +10,7 @@ import yaml
 from switchboard_dev.helm import helm_binary
 from switchboard_dev.paths import CHART_DIR, OPERATOR_CLUSTER_ROLE
 
-NAMESPACE = "switchboard-system"
+NAMESPACE = "chart-install-check"
 
 
 @pytest.fixture(scope="module")

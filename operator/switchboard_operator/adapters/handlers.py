@@ -9,14 +9,19 @@ import kopf
 from kubernetes_asyncio import client
 
 from switchboard_operator.adapters import joinkeys, kube
+from switchboard_operator.adapters.apikey_watch import ApiKeyWatch
 from switchboard_operator.adapters.httpserver import HttpServer, build_app
+from switchboard_operator.adapters.joinapi.apikeys import SecretApiKeyStore
+from switchboard_operator.adapters.joinapi.app import join_api_app
 from switchboard_operator.adapters.jwks import JwksCache
+from switchboard_operator.adapters.placements import ControlPlanePlacements
 from switchboard_operator.adapters.region_controller import RegionRuntime, reconcile
 from switchboard_operator.adapters.reports import ReportReceiver
 from switchboard_operator.adapters.scheduling import Scheduler
 from switchboard_operator.adapters.workqueue import WorkQueue
 from switchboard_operator.config import OperatorConfig
 from switchboard_operator.logic.manifests import OperatorContext
+from switchboard_operator.logic.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +55,21 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
     scheduler.start()
     jwks = JwksCache(api)
     await jwks.refresh(force=True)
+    store, limiter = SecretApiKeyStore(), RateLimiter()
+    keys = memo["api_keys"] = ApiKeyWatch(api, config.namespace, store, limiter)
+    await keys.start()
+    join_api = join_api_app(ControlPlanePlacements(scheduler, runtime), store, limiter=limiter)
     server = memo["http"] = HttpServer(
-        build_app(ReportReceiver(jwks, scheduler)), config.listen_host, config.listen_port
+        build_app(ReportReceiver(jwks, scheduler), join_api),
+        config.listen_host,
+        config.listen_port,
     )
     await server.start()
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    for name in ("http", "scheduler"):
+    for name in ("http", "api_keys", "scheduler"):
         component = memo.get(name)
         if component is not None:
             await component.stop()

@@ -25,6 +25,7 @@ from switchboard_api import labels as keys
 from switchboard_api.region import Region
 from switchboard_api.resources import GROUP, REGION, VERSION
 from switchboard_operator.adapters import events, kube, objects
+from switchboard_operator.adapters.joinapi.port import TurnAccess
 from switchboard_operator.adapters.joinkeys import JoinKeys
 from switchboard_operator.adapters.workqueue import Result, WorkQueue
 from switchboard_operator.logic import manifests
@@ -64,6 +65,8 @@ class RegionRuntime:
     queue: WorkQueue | None = None
     indexes: dict[str, kopf.Index[Any, Any]] = field(default_factory=dict)
     degraded: dict[str, str] = field(default_factory=dict)
+    turn_access: dict[str, TurnAccess] = field(default_factory=dict)
+    """Per Region: TURN URIs and the minting secret, for the join API (never logged)."""
 
 
 def _runtime(memo: kopf.Memo) -> RegionRuntime:
@@ -251,6 +254,14 @@ class _RegionReconcile:
                 )
         await self._publish_join_keys()
         turn_uris = self._turn_uris()
+        if turn_secrets is not None:
+            self.runtime.turn_access[self.name] = TurnAccess(
+                uris=tuple(turn_uris),
+                secret=turn_secrets.minted.encode(),
+                credential_ttl_seconds=self.region.spec.turn.credential_ttl_seconds,
+            )
+        else:
+            self.runtime.turn_access.pop(self.name, None)
         await self._converge_sfu_pods(turn_uris)
         return turn_uris
 

@@ -27,6 +27,12 @@ from switchboard_api.region import Region
 from switchboard_api.resources import GROUP, ROOM, VERSION
 from switchboard_api.room import Room, RoomPhase
 from switchboard_operator.adapters import events, kube, objects
+from switchboard_operator.adapters.joinapi.port import (
+    PlacedRoomInfo,
+    PlacementTimeout,
+    RoomNotFound,
+    RoomUnschedulable,
+)
 from switchboard_operator.adapters.retry import with_retries
 from switchboard_operator.adapters.workqueue import Result, WorkQueue
 from switchboard_operator.logic import manifests
@@ -57,25 +63,6 @@ log = logging.getLogger(__name__)
 FAILOVER_CHECK_SECONDS = 0.5
 LIVE_FLUSH_SECONDS = 2.0
 """Live counters (participants) reach Room statuses at most this often, only on change."""
-
-
-class RoomNotFound(Exception):
-    pass
-
-
-class RoomUnschedulable(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class PlacedRoomInfo:
-    room_key: str
-    region: str
-    pod: str
-    pod_uid: str
-    url: str | None
 
 
 def _snapshot(body: kopf.Body) -> dict[str, Any]:
@@ -314,8 +301,8 @@ class Scheduler:
                 ),
             )
         elif outcome.unschedulable is not None:
-            reason, message = outcome.unschedulable
-            self._resolve(key, error=RoomUnschedulable(reason, message))
+            assert isinstance(decision, Unschedulable)
+            self._resolve(key, error=RoomUnschedulable.of(decision))
         return None
 
     def _request(self, room: Room) -> RoomRequest:
@@ -521,6 +508,8 @@ class Scheduler:
         self.trigger(key)
         try:
             return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise PlacementTimeout(f"room {key} was not placed within {timeout:g}s") from None
         finally:
             waiters = self.waiters.get(key, [])
             if future in waiters:
