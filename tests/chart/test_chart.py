@@ -61,4 +61,4 @@ def test_rendered_chart_is_admitted_under_restricted_pod_security(rendered, cont
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        assert "Warning" not in result.stderr, result.stderr
+        assert "would violate PodSecurity" not in result.stderr, result.stderr
