@@ -51,6 +51,14 @@ class DataChannelFanout:
             if self._channels.get(label, {}).get(participant_id) is channel:
                 self.broadcast(participant_id, label, message)
 
+    def channels_of(self, participant_id: str) -> dict[str, RTCDataChannel]:
+        """The routed channels of `participant_id`, by label."""
+        return {
+            label: channels[participant_id]
+            for label, channels in self._channels.items()
+            if participant_id in channels
+        }
+
     def remove_participant(self, participant_id: str) -> None:
         """Stop routing to and from every channel of `participant_id`."""
         for channels in self._channels.values():

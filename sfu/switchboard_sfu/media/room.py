@@ -153,6 +153,10 @@ class RoomMedia:
         """Fan messages on `channel` out to the room's other channels with the same label."""
         self._data.add_channel(participant_id, channel)
 
+    def data_channels(self, participant_id: str) -> dict[str, RTCDataChannel]:
+        """The data channels of `participant_id` that the room routes, by label."""
+        return self._data.channels_of(participant_id)
+
     async def remove_participant(self, participant_id: str) -> None:
         """Forget everything `participant_id` published, received or sent (PC is the caller's)."""
         self._data.remove_participant(participant_id)

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,10 +15,7 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
-# The SFU harness is shared with the service tests.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "service"))
-
-from sfu_harness import (
+from fixtures.sfu_harness import (
     LOOPBACK,
     JoinKeys,
     PodIdentity,

@@ -6,7 +6,8 @@ end-to-end encrypted frames that only render if the SFU forwarded them untouched
 from __future__ import annotations
 
 import pytest
-from sfu_harness import wait_for
+
+from fixtures.sfu_harness import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from sfu_harness import JoinKeys, PodIdentity, ReportReceiver, SfuProcess, sign_join_token
+
+from fixtures.sfu_harness import JoinKeys, PodIdentity, ReportReceiver, SfuProcess, sign_join_token
 
 
 @pytest.fixture

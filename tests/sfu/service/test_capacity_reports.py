@@ -7,9 +7,8 @@ import asyncio
 import itertools
 import statistics
 
-from sfu_clients import SignallingClient
-from sfu_harness import wait_for
-
+from fixtures.sfu_clients import SignallingClient
+from fixtures.sfu_harness import wait_for
 from switchboard_api.contract import CapacityReport, RoomAssignment
 
 INTERVAL = 0.5  # SWITCHBOARD_REPORT_INTERVAL_SECONDS in the harness

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import signal
 
-from sfu_clients import SignallingClient
-from sfu_harness import wait_for
-
+from fixtures.sfu_clients import SignallingClient
+from fixtures.sfu_harness import wait_for
 from switchboard_api.contract import RoomAssignment, SfuEnv
 
 ROOM = "default/standup"

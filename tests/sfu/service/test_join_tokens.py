@@ -7,8 +7,8 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sfu_clients import SignallingClient, post_offer, recvonly_offer, sendonly_offer
 
+from fixtures.sfu_clients import SignallingClient, post_offer, recvonly_offer, sendonly_offer
 from switchboard_api.contract import JoinGrants
 
 NOTHING_ALLOCATED = {

@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 
-from sfu_clients import (
+from fixtures.sfu_clients import (
     SignallingClient,
     SyntheticAudio,
     SyntheticVideo,
     loopback_peer,
     sendonly_offer,
 )
-from sfu_harness import wait_for
-
+from fixtures.sfu_harness import wait_for
 from switchboard_api.contract import JoinGrants, RoomAssignment
 
 

@@ -9,8 +9,8 @@ import os
 import socket
 import struct
 
-from sfu_clients import SignallingClient
-from sfu_harness import LOOPBACK, wait_for
+from fixtures.sfu_clients import SignallingClient
+from fixtures.sfu_harness import LOOPBACK, wait_for
 
 METADATA = "x" * 4000
 UPDATES = 20_000

@@ -11,15 +11,15 @@ import re
 import aiohttp
 import pytest
 from aiortc import RTCSessionDescription
-from sfu_clients import (
+
+from fixtures.sfu_clients import (
     FrameCounter,
     SignallingClient,
     post_offer,
     recvonly_offer,
     sendonly_offer,
 )
-from sfu_harness import wait_for
-
+from fixtures.sfu_harness import wait_for
 from switchboard_api.contract import JoinGrants, SfuEnv
 
 ROOM_PATH = "default/stage"

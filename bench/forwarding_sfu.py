@@ -1,0 +1,113 @@
+"""The SFU under benchmark: one room, HTTP offer/answer, in one of two modes.
+
+`forward` uses the forwarding core (packets rewritten and sent, never decoded); `relay` is
+aiortc's MediaRelay (decode once, encode once per subscriber), the baseline to beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+
+from aiohttp import web
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
+from switchboard_sfu.media import (
+    IceSettings,
+    MediaCounters,
+    Publication,
+    RoomMedia,
+    create_peer_connection,
+    restrict_codecs,
+)
+
+
+class BenchSfu:
+    def __init__(self, mode: str, address: str) -> None:
+        self.mode = mode
+        self.ice = IceSettings(announce_address=address)
+        self.counters = MediaCounters()
+        self.room = RoomMedia("bench/room", counters=self.counters)
+        self.relay = MediaRelay()
+        self.source: MediaStreamTrack | None = None
+        self.publication: Publication | None = None
+        self.pcs: list[RTCPeerConnection] = []
+
+    async def publish(self, request: web.Request) -> web.Response:
+        pc = create_peer_connection(self.ice)
+        self.pcs.append(pc)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if self.mode == "forward":
+                self.publication = self.room.publish("publisher", pc, track)
+            else:
+                self.source = track
+
+        await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
+        for transceiver in pc.getTransceivers():
+            restrict_codecs(transceiver, ["video/VP8"])
+        return await self._answer(pc)
+
+    async def subscribe(self, request: web.Request) -> web.Response:
+        pc = create_peer_connection(self.ice)
+        self.pcs.append(pc)
+        await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
+        transceiver = pc.getTransceivers()[0]
+        name = f"subscriber-{len(self.pcs)}"
+        if self.mode == "forward":
+            assert self.publication is not None
+            self.room.subscribe(name, pc, self.publication, transceiver=transceiver)
+        else:
+            assert self.source is not None
+            restrict_codecs(transceiver, ["video/VP8"])
+            transceiver.direction = "sendonly"
+            transceiver.sender.replaceTrack(self.relay.subscribe(self.source))
+        return await self._answer(pc)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        sent = self.counters.rtp_packets_sent
+        if self.mode == "relay":
+            sent = 0
+            for pc in self.pcs:
+                for sender in pc.getSenders():
+                    if sender.track is not None:
+                        for stat in (await sender.getStats()).values():
+                            if stat.type == "outbound-rtp":
+                                sent += stat.packetsSent
+        return web.json_response({"packets_sent": sent, **self.counters.snapshot()})
+
+    async def _answer(self, pc: RTCPeerConnection) -> web.Response:
+        await pc.setLocalDescription(await pc.createAnswer())
+        return web.Response(text=pc.localDescription.sdp)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["forward", "relay"], required=True)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--profile", help="write a cProfile of the run to this file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    sfu = BenchSfu(args.mode, args.address)
+    app = web.Application()
+    app.router.add_post("/publish", sfu.publish)
+    app.router.add_post("/subscribe", sfu.subscribe)
+    app.router.add_get("/stats", sfu.stats)
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        web.run_app(app, host=args.address, port=args.port, print=None, handle_signals=True)
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+
+
+if __name__ == "__main__":
+    main()

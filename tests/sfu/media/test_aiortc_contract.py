@@ -1,0 +1,141 @@
+"""The aiortc (and aioice) internals `switchboard_sfu.media.aiortc_adapter` relies on.
+
+When one of these fails after an upgrade, the forwarding core is broken: read the new aiortc
+source and update the adapter (and this contract) before relaxing the version pin.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import aioice.ice
+import aiortc
+import pytest
+from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.mediastreams import VideoStreamTrack
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from media_harness import LOOPBACK, eventually
+
+from switchboard_sfu.media import IceSettings, aiortc_adapter, create_peer_connection
+
+
+def parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def source(function: object) -> str:
+    return inspect.getsource(function)  # type: ignore[arg-type]
+
+
+def test_aiortc_is_the_pinned_minor_version():
+    assert aiortc.__version__.startswith(aiortc_adapter.SUPPORTED_AIORTC)
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "expected"),
+    [
+        (RTCRtpReceiver, "receive", ["self", "parameters"]),
+        (RTCRtpReceiver, "_handle_rtp_packet", ["self", "packet", "arrival_time_ms"]),
+        (RTCRtpReceiver, "_handle_rtcp_packet", ["self", "packet"]),
+        (RTCRtpReceiver, "_send_rtcp", ["self", "packet"]),
+        (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder", ["self"]),
+        (RTCRtpSender, "send", ["self", "parameters"]),
+        (RTCRtpSender, "_handle_rtcp_packet", ["self", "packet"]),
+        (RTCRtpSender, "_send_rtcp", ["self", "packets"]),
+        (RTCDtlsTransport, "_send_rtp", ["self", "data"]),
+        (aioice.ice, "get_host_addresses", ["use_ipv4", "use_ipv6"]),
+        (aioice.ice.StunProtocol, "send_data", ["self", "data", "addr"]),
+    ],
+)
+def test_private_methods_keep_their_signatures(owner, name, expected):
+    assert parameters(getattr(owner, name)) == expected
+
+
+def test_private_state_is_where_the_adapter_reads_it():
+    init = source(RTCRtpReceiver.__init__)
+    assert "self.__started = False" in init
+    assert "self.__decoder_thread" in init
+    sender_init = source(RTCRtpSender.__init__)
+    assert "self._ssrc = " in sender_init and "self._rtx_ssrc = " in sender_init
+    assert "self._stream_id = " in sender_init
+    assert "self._codecs" in source(RTCRtpTransceiver.__init__)
+
+
+def test_the_send_fast_path_mirrors_aiortcs_own():
+    # SenderHook.send_rtp repeats RTCDtlsTransport._send_rtp: state check, SRTP, ICE send.
+    send_rtp = source(RTCDtlsTransport._send_rtp)
+    assert "self._state != State.CONNECTED" in send_rtp
+    assert "self._tx_srtp.protect(data)" in send_rtp
+    assert "await self.transport._send(data)" in send_rtp
+    assert "self._send = self._connection.send" in source(aiortc.RTCIceTransport)
+    sendto = source(aioice.ice.Connection.sendto)
+    assert "self._nominated.get(component)" in sendto
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in source(aioice.ice.StunProtocol.send_data)
+
+
+def test_hooked_methods_are_called_through_the_instance():
+    # The adapter replaces these on instances; aiortc must look them up there at call time.
+    assert "receiver._handle_rtp_packet(" in source(RTCDtlsTransport._handle_rtp_data)
+    assert "recipient._handle_rtcp_packet(" in source(RTCDtlsTransport._handle_rtcp_data)
+    assert "await self._send_rtcp(" in source(RTCRtpReceiver._handle_rtp_packet)
+    assert "await self._send_rtcp(" in source(RTCRtpSender._run_rtcp)
+    connect = source(RTCPeerConnection._RTCPeerConnection__connect)
+    assert "transceiver.sender.send(" in connect and "transceiver.receiver.receive(" in connect
+    # The decoder thread is only fed while it exists: stopping it stops the frame queue.
+    assert "and self.__decoder_thread" in source(RTCRtpReceiver._handle_rtp_packet)
+
+
+def test_ice_gathering_goes_through_the_overridable_function():
+    assert "get_host_addresses(" in source(aioice.ice.Connection.gather_candidates)
+    gather = source(RTCPeerConnection.setLocalDescription)
+    assert "await self.__gather()" in gather
+    assert "asyncio.gather" in source(RTCPeerConnection._RTCPeerConnection__gather)
+
+
+class RecordingListener:
+    def __init__(self) -> None:
+        self.parameters = None
+        self.packets = 0
+
+    def receiver_started(self, parameters):
+        self.parameters = parameters
+
+    async def rtp_received(self, packet, arrival_time_ms):
+        self.packets += 1
+
+    def sender_report_received(self, packet):
+        pass
+
+    def bitrate_estimated(self, bitrate_bps):
+        pass
+
+
+async def test_a_tapped_receiver_hands_over_rtp_and_stops_its_decoder():
+    sender_pc = create_peer_connection(IceSettings(LOOPBACK))
+    receiver_pc = create_peer_connection(IceSettings(LOOPBACK))
+    listener = RecordingListener()
+    receivers = []
+
+    @receiver_pc.on("track")
+    def on_track(track):
+        receiver = aiortc_adapter.transceiver_of(receiver_pc, track).receiver
+        aiortc_adapter.tap_receiver(receiver, listener)
+        receivers.append(receiver)
+
+    sender_pc.addTrack(VideoStreamTrack())
+    try:
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+
+        async def packets() -> int:
+            return listener.packets
+
+        await eventually(packets, lambda n: n >= 10, what="tapped packets")
+        assert listener.parameters is not None
+        assert receivers[0]._RTCRtpReceiver__decoder_thread is None
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()

@@ -1,0 +1,77 @@
+"""Packets a publisher sends reach every subscriber bit for bit: nothing is transcoded."""
+
+from __future__ import annotations
+
+import pytest
+from media_harness import eventually
+
+
+def positions_in(sent: list[list], received: list[list], what: str) -> list[int]:
+    """Where each received payload sits in the publisher's output (fails on any unknown one)."""
+    index = {entry[2]: i for i, entry in enumerate(sent)}
+    unknown = [entry for entry in received if entry[2] not in index]
+    assert not unknown, f"{what}: {len(unknown)} payloads never sent by the publisher"
+    return [index[entry[2]] for entry in received]
+
+
+@pytest.mark.parametrize("video", ["vp8", "h264"])
+async def test_payloads_arrive_bit_identical_at_every_subscriber(room, peers, video):
+    publisher = await peers("publisher", "--role", "publisher", "--video", video)
+    await room.join("alice", publisher)
+    subscribers = []
+    for name in ("bob", "carol"):
+        peer = await peers(name, "--role", "subscriber")
+        await room.join(name, peer)
+        subscribers.append(peer)
+
+    reports = []
+    for peer in subscribers:
+        reports.append(
+            await eventually(
+                peer.report,
+                lambda r: len(r["received"]["video"]) >= 90 and len(r["received"]["audio"]) >= 50,
+                what=f"{peer.name} to receive media",
+            )
+        )
+    sent = (await publisher.report())["sent"]
+
+    for peer, report in zip(subscribers, reports, strict=True):
+        for kind in ("audio", "video"):
+            received = report["received"][kind]
+            positions = positions_in(sent[kind], received, f"{peer.name} {kind}")
+            assert positions == sorted(positions), f"{peer.name} {kind}: reordered"
+            # Sequence numbers and timestamps are rewritten by a constant offset per subscriber.
+            seq_offsets = {
+                (r[0] - sent[kind][p][0]) & 0xFFFF for r, p in zip(received, positions, strict=True)
+            }
+            ts_offsets = {
+                (r[1] - sent[kind][p][1]) & 0xFFFFFFFF
+                for r, p in zip(received, positions, strict=True)
+            }
+            assert len(seq_offsets) == 1 and len(ts_offsets) == 1, (peer.name, kind)
+        assert report["frames"]["video"] > 0 and report["frames"]["audio"] > 0
+
+
+@pytest.mark.parametrize("video", ["vp8", "h264"])
+async def test_sfu_offers_a_new_publication_pinned_to_the_publishers_codec(room, peers, video):
+    subscriber = await peers(
+        "bob", "--role", "subscriber", "--video", "none", "--no-audio", "--data", "reliable"
+    )
+    await room.join("bob", subscriber)
+    publisher = await peers("publisher", "--role", "publisher", "--video", video)
+    await room.join("alice", publisher)
+    for kind in ("video", "audio"):
+        await room.offer_subscription("bob", subscriber, room.publication(kind))
+
+    report = await eventually(
+        subscriber.report,
+        lambda r: r["frames"]["video"] >= 10 and r["frames"]["audio"] >= 10,
+        what="renegotiated media to decode",
+    )
+    sent = (await publisher.report())["sent"]
+    for kind in ("video", "audio"):
+        positions = positions_in(sent[kind], report["received"][kind], kind)
+        assert positions == sorted(positions)
+    offered = room.pcs["bob"].localDescription.sdp
+    assert f"{video.upper()}/90000" in offered
+    assert ("VP8/90000" in offered) == (video == "vp8"), "only the publisher's codec is offered"
