@@ -92,6 +92,12 @@ class OperatorProcess:
         self._proc: Supervised | None = None
 
     @property
+    def http_url(self) -> str:
+        """Base URL of the control-plane HTTP server (join API, report receiver)."""
+        host = self.env.get("SWITCHBOARD_LISTEN_HOST", "127.0.0.1")
+        return f"http://{host}:{self.env['SWITCHBOARD_LISTEN_PORT']}"
+
+    @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 

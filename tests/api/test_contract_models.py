@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+
 from switchboard_api import contract
 from switchboard_api.contract import (
     CapacityReport,

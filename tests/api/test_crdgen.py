@@ -2,6 +2,7 @@
 
 import pytest
 import yaml
+
 from switchboard_api import crdgen
 from switchboard_api.cel import CelValidated
 from switchboard_api.region import Region

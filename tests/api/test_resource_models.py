@@ -5,6 +5,7 @@ import copy
 import pytest
 from api_examples import example_objects, first_example
 from pydantic import ValidationError
+
 from switchboard_api import defaults
 from switchboard_api.invalid_cases import invalid_cases, python_error_fields
 from switchboard_api.region import Region

@@ -8,6 +8,7 @@ import socket
 import time
 
 import pytest
+
 from switchboard_localcluster import binaries
 from switchboard_localcluster.controlplane import ADMIN_USER, ControlPlane
 from switchboard_localcluster.processes import wait_until

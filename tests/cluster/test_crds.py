@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
+
 from switchboard_api.invalid_cases import InvalidCase, invalid_cases
 from switchboard_api.region import Region, RegionSpec
 from switchboard_api.resources import GROUP, REGION, ROOM, VERSION

@@ -70,10 +70,12 @@ def test_region_gets_observed_generation_and_conditions(operator, crds_installed
     )
 
 
-def test_room_without_any_region_is_unschedulable_with_a_reason(operator, crds_installed):
+def test_room_pinned_to_a_missing_region_is_unschedulable_with_a_reason(operator, crds_installed):
     cluster = crds_installed
     cluster.create_namespace("observe-rooms")
-    _apply(cluster, _room("standup", "observe-rooms"))
+    standup = _room("standup", "observe-rooms")
+    standup["spec"]["region"] = "nowhere"
+    _apply(cluster, standup)
     wait_until(
         lambda: _observed(_get(cluster, "room", "standup", "observe-rooms")), 30, "room observed"
     )
@@ -81,7 +83,7 @@ def test_room_without_any_region_is_unschedulable_with_a_reason(operator, crds_i
     assert room["status"]["phase"] == "Unschedulable"
     scheduled = _condition(room, "Scheduled")
     assert scheduled["status"] == "False"
-    assert scheduled["reason"] in {"NoCapacity", "NoRegionAdmitsNamespace"}
+    assert scheduled["reason"] == "RegionNotFound"
     assert room["status"]["message"]
 
 

@@ -52,6 +52,7 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
     memo["regions"] = runtime
 
     scheduler = memo["scheduler"] = Scheduler(api)
+    runtime.hosts_rooms = lambda pod, uid: bool(scheduler.picture.rooms_on(pod, uid))
     scheduler.start()
     jwks = JwksCache(api)
     await jwks.refresh(force=True)

@@ -11,19 +11,18 @@ import logging
 from aiohttp import web
 
 from switchboard_api.contract import REPORT_PATH
+from switchboard_operator.adapters.joinapi.app import JOIN_API_PREFIX
 from switchboard_operator.adapters.reports import ReportReceiver
 
 log = logging.getLogger(__name__)
 
 
-def build_app(
-    reports: ReportReceiver, join_routes: list[web.RouteDef] | None = None
-) -> web.Application:
+def build_app(reports: ReportReceiver, join_api: web.Application | None = None) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app.router.add_post(REPORT_PATH, reports.handle)
     app.router.add_get("/healthz", _healthz)
-    if join_routes:
-        app.router.add_routes(join_routes)
+    if join_api is not None:
+        app.add_subapp(JOIN_API_PREFIX, join_api)
     return app
 
 

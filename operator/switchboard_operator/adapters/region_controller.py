@@ -13,7 +13,7 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,9 @@ class RegionRuntime:
     queue: WorkQueue | None = None
     indexes: dict[str, kopf.Index[Any, Any]] = field(default_factory=dict)
     degraded: dict[str, str] = field(default_factory=dict)
+    hosts_rooms: Callable[[str, str], bool] = lambda _pod, _uid: False
+    """Whether the pod `<namespace>/<name>` with that UID has rooms placed on it (the
+    scheduler's in-memory picture, which leads the pod's hosts-rooms label)."""
     turn_access: dict[str, TurnAccess] = field(default_factory=dict)
     """Per Region: TURN URIs and the minting secret, for the join API (never logged)."""
 
@@ -360,7 +363,7 @@ class _RegionReconcile:
         ctx = self.runtime.ctx
         current_hash = manifests.pod_template_hash(self.region, ctx, turn_uris=turn_uris)
         pods = _values(self.runtime.indexes["region_sfu_pods"], self.name)
-        views = [_pod_view(p) for p in pods]
+        views = [_pod_view(p, self.runtime.hosts_rooms) for p in pods]
         sfu = self.region.spec.sfu
         desired = max(sfu.min_replicas, min(sfu.max_replicas, sfu.min_replicas))
         actions = plan_sfu_pods(views, desired, current_hash)
@@ -409,8 +412,10 @@ def _observation(
     turn_uris: list[str],
 ) -> RegionObservation:
     name = body["metadata"]["name"]
-    pods = [_pod_view(p) for p in _values(runtime.indexes["region_sfu_pods"], name)]
-    live = [p for p in pods if not p.deleting]
+    pods = [
+        _pod_view(p, runtime.hosts_rooms) for p in _values(runtime.indexes["region_sfu_pods"], name)
+    ]
+    live = [p for p in pods if not p.deleting and not p.terminated]
     current_hash = ""
     if region is not None and problem is None:
         current_hash = manifests.pod_template_hash(region, runtime.ctx, turn_uris=turn_uris)
@@ -445,7 +450,7 @@ def _ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _pod_view(pod: Mapping[str, Any]) -> SfuPodView:
+def _pod_view(pod: Mapping[str, Any], hosts_rooms: Callable[[str, str], bool]) -> SfuPodView:
     meta = pod["metadata"]
     pod_labels = meta.get("labels") or {}
     return SfuPodView(
@@ -453,8 +458,10 @@ def _pod_view(pod: Mapping[str, Any]) -> SfuPodView:
         template_hash=pod_labels.get(manifests.POD_TEMPLATE_HASH, ""),
         ready=_ready(pod),
         deleting=bool(meta.get("deletionTimestamp")),
+        terminated=(pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"),
         draining=(meta.get("annotations") or {}).get(keys.DRAIN) == "true",
-        hosts_rooms=pod_labels.get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE,
+        hosts_rooms=pod_labels.get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
+        or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
         created=meta.get("creationTimestamp") or "",
     )
 

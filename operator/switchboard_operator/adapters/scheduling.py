@@ -230,11 +230,14 @@ class Scheduler:
 
     # -- room reconcile ----------------------------------------------------------------
 
-    async def reconcile_room(self, key: str) -> Result | None:
+    async def reconcile_room(self, key: str) -> Result | None:  # noqa: PLR0912 - one pass, in order
         body = self._one("room_bodies", key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             await self._release(key)
-            self._resolve(key, error=RoomNotFound(key))
+            if body is not None:
+                # A missing body may be a Room the join API just created and the watch has
+                # not delivered yet: its waiters stay until it arrives or they time out.
+                self._resolve(key, error=RoomNotFound(key))
             return None
         try:
             room = Room.model_validate(body)

@@ -19,6 +19,9 @@ class SfuPodView:
     template_hash: str
     ready: bool = False
     deleting: bool = False
+    terminated: bool = False
+    """Phase Failed or Succeeded: the SFU process ended (pods never restart it: a new
+    incarnation must be a new pod, so its rooms are known to have moved)."""
     draining: bool = False
     hosts_rooms: bool = False
     created: str = ""
@@ -39,9 +42,11 @@ class PodActions:
 def plan_sfu_pods(
     pods: Sequence[SfuPodView], desired: int, current_hash: str, max_surge: int = 1
 ) -> PodActions:
-    live = [p for p in pods if not p.deleting]
-    # A drained pod that no longer hosts rooms has finished draining.
+    live = [p for p in pods if not p.deleting and not p.terminated]
+    # A drained pod that no longer hosts rooms has finished draining; a terminated pod is
+    # removed so that a new one replaces it.
     delete = sorted(p.name for p in live if p.draining and not p.hosts_rooms)
+    delete += sorted(p.name for p in pods if p.terminated and not p.deleting)
     active = [p for p in live if not p.draining]
     current = [p for p in active if p.template_hash == current_hash]
     outdated = [p for p in active if p.template_hash != current_hash]

@@ -53,3 +53,8 @@ def test_image_roll_surges_one_then_retires_one_at_a_time():
 
 def test_pods_being_deleted_are_replaced():
     assert plan_sfu_pods([pod("a", deleting=True), pod("b")], 2, "new") == PodActions(create=1)
+
+
+def test_a_terminated_pod_is_deleted_and_replaced():
+    actions = plan_sfu_pods([pod("dead", terminated=True, ready=False), pod("b")], 2, "new")
+    assert actions == PodActions(create=1, delete=["dead"])

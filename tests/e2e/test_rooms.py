@@ -1,0 +1,300 @@
+"""End to end: rooms placed on real SFU pods, joined through the join API, kept served
+through pod loss, drain and operator restarts."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from fixtures.sfu_clients import SignallingClient, SyntheticVideo
+from fixtures.waiting import wait_for, wait_for_async
+from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OPERATOR_USER
+
+pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
+
+REGION = "rooms-eu"
+MEDIA_NS = "e2e-rooms-media"
+ROOMS_NS = "e2e-rooms"
+API_KEY = "e2e-key-0123456789abcdef"
+
+
+def get(cluster, *args) -> dict:
+    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
+
+
+def apply(cluster, obj: dict) -> None:
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def room_status(cluster, name: str) -> dict:
+    return get(cluster, "room", name, "-n", ROOMS_NS).get("status") or {}
+
+
+def sfu_pods(cluster) -> list[dict]:
+    items = get(cluster, "pods", "-n", MEDIA_NS, "-l", "app.kubernetes.io/component=sfu")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready_sfu_pods(cluster) -> list[dict]:
+    return [
+        p
+        for p in sfu_pods(cluster)
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+    ]
+
+
+def room(name: str, **spec) -> dict:
+    return {
+        "apiVersion": "switchboard.dev/v1alpha1",
+        "kind": "Room",
+        "metadata": {"name": name, "namespace": ROOMS_NS},
+        "spec": {"region": REGION, "maxParticipants": 4, **spec},
+    }
+
+
+def sfu_pid(pod_name: str) -> int | None:
+    """The local process running the SFU container of `pod_name` (the node agent's child)."""
+    needle = f"SWITCHBOARD_POD_NAME={pod_name}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                return int(entry.name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def region(operator, node_agent, crds_installed):
+    cluster = crds_installed
+    cluster.create_namespace(MEDIA_NS, {"pod-security.kubernetes.io/enforce": "restricted"})
+    cluster.create_namespace(ROOMS_NS)
+    apply(
+        cluster,
+        {
+            "apiVersion": "switchboard.dev/v1alpha1",
+            "kind": "Region",
+            "metadata": {"name": REGION},
+            "spec": {
+                "namespace": MEDIA_NS,
+                "topologyRegion": "eu-west",
+                "location": {"latitude": 52.0, "longitude": 5.0},
+                "sfu": {
+                    "minReplicas": 2,
+                    "maxReplicas": 3,
+                    "capacityPerPod": 100,
+                    "placementPolicy": "LeastLoaded",
+                },
+                "turn": {"enabled": False},
+            },
+        },
+    )
+    apply(
+        cluster,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "e2e-api-key",
+                "namespace": OPERATOR_NAMESPACE,
+                "labels": {"switchboard.dev/api-key": "true"},
+            },
+            "data": {
+                "key": base64.b64encode(API_KEY.encode()).decode(),
+                "namespaces": base64.b64encode(ROOMS_NS.encode()).decode(),
+                "create": base64.b64encode(b"true").decode(),
+            },
+        },
+    )
+    wait_for(lambda: len(ready_sfu_pods(cluster)) == 2, 120, "two ready SFU pods")
+    return cluster
+
+
+async def join(operator, name: str, identity: str) -> tuple[int, dict]:
+    url = f"{operator.http_url}/v1/namespaces/{ROOMS_NS}/rooms/{name}/join"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url, json={"identity": identity}, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+def ws_url(joined: dict) -> str:
+    return joined["url"].replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws"
+
+
+async def media_flows(publisher: SignallingClient, subscriber: SignallingClient) -> None:
+    async def decoded() -> bool:
+        return bool(subscriber.received) and all(
+            c.frames >= 5 for c in subscriber.received.values()
+        )
+
+    await wait_for_async(decoded, 60, "the subscriber to decode the publisher's frames")
+
+
+async def test_join_api_places_the_room_and_the_sfu_accepts_its_token(region, operator):
+    cluster = region
+    audit = cluster.require_local("reads the audit log").audit_log
+    mark = audit.mark()
+    status, alice_join = await join(operator, "standup", "alice")
+    assert status == 200, alice_join
+    assert alice_join["room"] == f"{ROOMS_NS}/standup"
+    assert alice_join["pod"] in {p["metadata"]["name"] for p in sfu_pods(cluster)}
+    _, bob_join = await join(operator, "standup", "bob")
+    assert bob_join["pod"] == alice_join["pod"]
+
+    alice, bob = SignallingClient(ws_url(alice_join)), SignallingClient(ws_url(bob_join))
+    try:
+        assert (await alice.connect(alice_join["token"]))["type"] == "joined"
+        await alice.publish(SyntheticVideo())
+        assert (await bob.connect(bob_join["token"]))["type"] == "joined"
+        await media_flows(alice, bob)
+    finally:
+        await alice.close()
+        await bob.close()
+    # One status write placed the room (live counters come later, coalesced).
+    placement_writes = [
+        w
+        for w in audit.writes(since=mark, user=OPERATOR_USER)
+        if w.resource == "rooms" and w.name == "standup" and w.subresource == "status"
+    ]
+    assert len(placement_writes) >= 1
+    first = placement_writes[0].raw
+    assert first["verb"] == "patch"
+
+
+async def test_status_writes_one_per_placement_and_none_per_report(region, operator):
+    cluster = region
+    audit = cluster.require_local("reads the audit log").audit_log
+    mark = audit.mark()
+    apply(cluster, room("quiet"))
+    wait_for(lambda: room_status(cluster, "quiet").get("phase") == "Scheduled", 30, "Scheduled")
+    # Several report intervals pass (reports arrive every second from both pods).
+    started = time.monotonic()
+    wait_for(lambda: time.monotonic() - started > 4, 10, "four report intervals")
+    writes = [
+        w
+        for w in audit.writes(since=mark, user=OPERATOR_USER)
+        if w.resource == "rooms" and w.name == "quiet"
+    ]
+    assert [(w.verb, w.subresource) for w in writes] == [("patch", "status")]
+
+
+async def test_lost_pod_rooms_are_replaced_and_clients_rejoin(region, operator):
+    cluster = region
+    status, first = await join(operator, "failover", "alice")
+    assert status == 200, first
+    lost_pod = first["pod"]
+    alice = SignallingClient(ws_url(first))
+    await alice.connect(first["token"])
+    await alice.publish(SyntheticVideo())
+    pid = sfu_pid(lost_pod)
+    assert pid is not None, "no local process for the SFU pod"
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+
+    wait_for(
+        lambda: (
+            room_status(cluster, "failover").get("pod") not in (None, lost_pod)
+            and room_status(cluster, "failover").get("phase") in ("Scheduled", "Running")
+        ),
+        60,
+        "the room to be re-placed on another pod",
+    )
+    print(f"SFU process killed -> room re-placed: {time.monotonic() - killed:.1f}s")
+    await alice.close()
+
+    # Clients come back through the join API and reach the new pod.
+    status, again = await join(operator, "failover", "alice")
+    assert status == 200 and again["pod"] != lost_pod
+    _, bob_join = await join(operator, "failover", "bob")
+    alice, bob = SignallingClient(ws_url(again)), SignallingClient(ws_url(bob_join))
+    try:
+        assert (await alice.connect(again["token"]))["type"] == "joined"
+        await alice.publish(SyntheticVideo())
+        assert (await bob.connect(bob_join["token"]))["type"] == "joined"
+        await media_flows(alice, bob)
+    finally:
+        await alice.close()
+        await bob.close()
+    # The Region replaces the lost pod.
+    wait_for(lambda: len(ready_sfu_pods(cluster)) == 2, 120, "the Region back to two ready pods")
+
+
+async def test_draining_pod_takes_no_new_rooms_and_keeps_its_busy_ones(region, operator):
+    cluster = region
+    wait_for(lambda: len(ready_sfu_pods(cluster)) == 2, 120, "two ready SFU pods")
+    status, joined = await join(operator, "before-drain", "carol")
+    assert status == 200, joined
+    carol = SignallingClient(ws_url(joined))
+    try:
+        assert (await carol.connect(joined["token"]))["type"] == "joined"
+        await carol.publish(SyntheticVideo())
+        draining = joined["pod"]
+        cluster.kubectl("annotate", "pod", draining, "-n", MEDIA_NS, "switchboard.dev/drain=true")
+        for i in range(4):
+            apply(cluster, room(f"after-drain-{i}"))
+        for i in range(4):
+            wait_for(
+                lambda i=i: room_status(cluster, f"after-drain-{i}").get("phase") == "Scheduled",
+                30,
+                "room scheduled",
+            )
+            assert room_status(cluster, f"after-drain-{i}")["pod"] != draining
+        # The room with a participant stays where it is while it is busy.
+        assert room_status(cluster, "before-drain")["pod"] == draining
+    finally:
+        await carol.close()
+
+
+def test_operator_restart_keeps_every_assignment(region, operator):
+    cluster = region
+    apply(cluster, room("survivor"))
+    wait_for(lambda: room_status(cluster, "survivor").get("phase") == "Scheduled", 30, "scheduled")
+    draining = {
+        p["metadata"]["name"]
+        for p in sfu_pods(cluster)
+        if (p["metadata"].get("annotations") or {}).get("switchboard.dev/drain") == "true"
+    }
+    # Rooms on pods that drain may legitimately move meanwhile; every other one must not.
+    before = {
+        r["metadata"]["name"]: (r["status"].get("pod"), r["status"].get("podUID"))
+        for r in get(cluster, "rooms", "-n", ROOMS_NS)["items"]
+        if (r.get("status") or {}).get("pod") and r["status"]["pod"] not in draining
+    }
+    assert "survivor" in before
+    audit = cluster.require_local("reads the audit log").audit_log
+    operator.stop()
+    mark = audit.mark()
+    operator.start()
+    apply(cluster, room("after-restart"))
+    wait_for(
+        lambda: room_status(cluster, "after-restart").get("phase") == "Scheduled",
+        60,
+        "placement after the restart",
+    )
+    after = {
+        r["metadata"]["name"]: (r["status"].get("pod"), r["status"].get("podUID"))
+        for r in get(cluster, "rooms", "-n", ROOMS_NS)["items"]
+        if r["metadata"]["name"] in before
+    }
+    assert after == before
+    moved = [
+        w.name
+        for w in audit.writes(since=mark, user=OPERATOR_USER)
+        if w.resource == "rooms" and w.name in before
+    ]
+    assert moved == [], f"rooms rewritten after the restart: {moved}"
