@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent, pytest.mark.slow]
 
 
 def test_switchboard_dev_up_shows_the_examples(tmp_path):
@@ -25,8 +25,11 @@ def test_switchboard_dev_up_shows_the_examples(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "kubectl get regions,rooms -A" in out
-    assert "region.switchboard.dev/" in out
-    assert "room.switchboard.dev/" in out
+    regions = [line for line in out.splitlines() if line.startswith("region.switchboard.dev/")]
+    rooms = [line for line in out.splitlines() if "room.switchboard.dev/" in line]
+    assert regions and all(" True " in line for line in regions), out
+    assert rooms and all(" Scheduled " in line for line in rooms), out
+    assert "-sfu-" in out and "Running" in out
     assert f"export KUBECONFIG={tmp_path}" in out
     # Everything it started is gone once it returns.
     leftovers = subprocess.run(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from switchboard_dev.stack import LocalStack
+from switchboard_dev.stack import LocalStack, example_regions
 from switchboard_localcluster.cli import wait_for_signal
 
 
@@ -21,7 +21,10 @@ def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     stack = LocalStack(Path(args.workdir) if args.workdir else None)
     with stack:
-        stack.apply_examples()
+        regions = example_regions()
+        stack.start_node_agent({region: [f"{region}-a"] for region in regions})
+        objects = stack.apply_examples()
+        stack.wait_for_examples(objects)
         plane = stack.plane
         print(
             f"\nSwitchboard is up in {time.monotonic() - started:.1f}s "
@@ -30,6 +33,13 @@ def _up(args: argparse.Namespace) -> int:
         )
         print("$ kubectl get regions,rooms -A")
         print(plane.kubectl("get", "regions,rooms", "-A").stdout, flush=True)
+        print("$ kubectl get pods -A -l app.kubernetes.io/part-of=switchboard -o wide")
+        print(
+            plane.kubectl(
+                "get", "pods", "-A", "-l", "app.kubernetes.io/part-of=switchboard", "-o", "wide"
+            ).stdout,
+            flush=True,
+        )
         print(f"Use it:  export KUBECONFIG={plane.kubeconfig}")
         print(f"         {plane.binaries.kubectl} get switchboard -A")
         print(f"Logs:    {stack.workdir}", flush=True)

@@ -6,12 +6,14 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 import yaml
 
 from switchboard_api.resources import REGION, ROOM
+from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import (
     OPERATOR_USER,
     KubectlRunner,
@@ -21,9 +23,16 @@ from switchboard_dev.operator_process import (
 )
 from switchboard_dev.paths import CRDS_DIR, EXAMPLES_DIR
 from switchboard_localcluster.controlplane import ControlPlane, free_port
+from switchboard_localcluster.nodeagent.presets import (
+    NODE_AGENT_GROUPS,
+    NODE_AGENT_USER,
+    agent_config,
+)
 from switchboard_localcluster.processes import wait_until
 
 log = logging.getLogger(__name__)
+AGENT_ADDRESSES = "127.30.0.0/16"
+"""Loopback addresses the demo's node agent gives its pods."""
 
 
 def install_crds(plane: KubectlRunner) -> None:
@@ -41,6 +50,17 @@ def example_objects(directory: Path = EXAMPLES_DIR) -> list[dict]:
     return objects
 
 
+def example_regions(directory: Path = EXAMPLES_DIR) -> list[str]:
+    """The topology regions the example Regions schedule onto (their nodes must exist)."""
+    return sorted(
+        {
+            o["spec"].get("topologyRegion") or o["metadata"]["name"]
+            for o in example_objects(directory)
+            if o["kind"] == "Region"
+        }
+    )
+
+
 class LocalStack:
     """Everything the README's first command brings up, stopped together."""
 
@@ -49,6 +69,7 @@ class LocalStack:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="switchboard-"))
         self.plane = ControlPlane(workdir=self.workdir / "cluster")
         self.operator: OperatorProcess | None = None
+        self.node_agent: NodeAgentProcess | None = None
 
     def start(self) -> LocalStack:
         try:
@@ -66,12 +87,31 @@ class LocalStack:
             raise
         return self
 
+    def start_node_agent(self, regions: Mapping[str, list[str]]) -> NodeAgentProcess:
+        """A node agent with nodes in `regions` ({region: [zone, ...]})."""
+        config = agent_config(self.workdir / "node-agent" / "state", regions, AGENT_ADDRESSES)
+        kubeconfig = self.plane.issue_kubeconfig(NODE_AGENT_USER, NODE_AGENT_GROUPS)
+        self.node_agent = NodeAgentProcess(
+            self.plane, self.workdir / "node-agent", config, kubeconfig
+        ).start()
+        return self.node_agent
+
     def apply_examples(self, timeout: float = 60.0) -> list[dict]:
-        """Apply examples/ (creating their namespaces) and wait until the operator saw each."""
+        """Apply examples/ and wait until the operator saw each. Namespaces are created as a
+        platform team would: Region namespaces enforce the `restricted` Pod Security profile."""
         objects = example_objects()
-        for namespace in sorted({o["metadata"].get("namespace") for o in objects} - {None}):
+        media = {o["spec"]["namespace"] for o in objects if o["kind"] == "Region"}
+        for namespace in sorted({o["metadata"].get("namespace") for o in objects} - {None} | media):
             if self.plane.kubectl("get", "namespace", namespace, check=False).returncode != 0:
                 self.plane.kubectl("create", "namespace", namespace)
+            if namespace in media:
+                self.plane.kubectl(
+                    "label",
+                    "namespace",
+                    namespace,
+                    "--overwrite",
+                    "pod-security.kubernetes.io/enforce=restricted",
+                )
         for obj in objects:
             self.plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
         for obj in objects:
@@ -81,17 +121,45 @@ class LocalStack:
         return objects
 
     def _observed(self, obj: dict) -> bool:
-        args = ["get", obj["kind"].lower(), obj["metadata"]["name"], "-o", "json"]
-        if obj["metadata"].get("namespace"):
-            args += ["-n", obj["metadata"]["namespace"]]
-        live = json.loads(self.plane.kubectl(*args).stdout)
+        live = self._live(obj)
         return bool(
             (live.get("status") or {}).get("observedGeneration") == live["metadata"]["generation"]
         )
 
+    def wait_for_examples(self, objects: list[dict], timeout: float = 180.0) -> None:
+        """Wait until every example Region is Ready and every example Room is placed."""
+        for obj in objects:
+            if obj["kind"] == "Region":
+                wait_until(
+                    lambda obj=obj: self._condition(obj, "Ready") == "True",
+                    timeout,
+                    f"{_ref(obj)} Ready",
+                )
+            elif obj["kind"] == "Room":
+                wait_until(
+                    lambda obj=obj: self._phase(obj) in ("Scheduled", "Running"),
+                    timeout,
+                    f"{_ref(obj)} Scheduled",
+                )
+
+    def _live(self, obj: dict) -> dict:
+        args = ["get", obj["kind"].lower(), obj["metadata"]["name"], "-o", "json"]
+        if obj["metadata"].get("namespace"):
+            args += ["-n", obj["metadata"]["namespace"]]
+        return dict(json.loads(self.plane.kubectl(*args).stdout))
+
+    def _condition(self, obj: dict, type_: str) -> str | None:
+        conditions = (self._live(obj).get("status") or {}).get("conditions") or []
+        return next((c["status"] for c in conditions if c["type"] == type_), None)
+
+    def _phase(self, obj: dict) -> str | None:
+        return (self._live(obj).get("status") or {}).get("phase")
+
     def stop(self) -> None:
         if self.operator is not None:
             self.operator.stop()
+        if self.node_agent is not None:
+            self.node_agent.stop()
         self.plane.stop()
 
     def cleanup(self) -> None:

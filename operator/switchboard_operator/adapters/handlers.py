@@ -53,6 +53,8 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
 
     scheduler = memo["scheduler"] = Scheduler(api)
     runtime.hosts_rooms = lambda pod, uid: bool(scheduler.picture.rooms_on(pod, uid))
+    runtime.region_load = scheduler.region_load
+    scheduler.on_region_load_change = runtime.queue.trigger
     scheduler.start()
     jwks = JwksCache(api)
     await jwks.refresh(force=True)

@@ -31,7 +31,12 @@ from switchboard_operator.adapters.workqueue import Result, WorkQueue
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.drift import drifted_paths, is_subset
 from switchboard_operator.logic.observation import status_patch
-from switchboard_operator.logic.region_status import Problem, RegionObservation, region_status
+from switchboard_operator.logic.region_status import (
+    Problem,
+    RegionLoad,
+    RegionObservation,
+    region_status,
+)
 from switchboard_operator.logic.sfu_pods import SfuPodView, plan_sfu_pods
 from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION, step
 from switchboard_turn.coturn import TurnSecrets
@@ -68,6 +73,8 @@ class RegionRuntime:
     hosts_rooms: Callable[[str, str], bool] = lambda _pod, _uid: False
     """Whether the pod `<namespace>/<name>` with that UID has rooms placed on it (the
     scheduler's in-memory picture, which leads the pod's hosts-rooms label)."""
+    region_load: Callable[[str], RegionLoad | None] = lambda _region: None
+    """Rooms, capacity and load of a region from the scheduler's picture."""
     turn_access: dict[str, TurnAccess] = field(default_factory=dict)
     """Per Region: TURN URIs and the minting secret, for the join API (never logged)."""
 
@@ -432,6 +439,7 @@ def _observation(
         turn_ready=sum(_ready(p) for p in turn_pods if not p["metadata"].get("deletionTimestamp")),
         turn_uris=turn_uris,
         problem=problem,
+        totals=runtime.region_load(name),
     )
 
 

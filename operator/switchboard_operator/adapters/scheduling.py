@@ -11,7 +11,7 @@ import asyncio
 import calendar
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from switchboard_operator.logic.capacity import (
     apply_pod,
     apply_report,
     assign,
+    region_totals,
     remove_pod,
     rooms_to_move,
     unassign,
@@ -56,6 +57,7 @@ from switchboard_operator.logic.placement import (
     place,
     replace_rooms,
 )
+from switchboard_operator.logic.region_status import RegionLoad
 from switchboard_operator.logic.room_status import PlacedOn, RoomOutcome, room_status
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,8 @@ class Scheduler:
     migrating: dict[str, tuple[str, str]] = field(default_factory=dict)
     closed: dict[str, str] = field(default_factory=dict)
     waiters: dict[str, list[asyncio.Future[PlacedRoomInfo]]] = field(default_factory=dict)
+    on_region_load_change: Callable[[str], None] = lambda _region: None
+    _region_loads: dict[str, RegionLoad] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -440,11 +444,32 @@ class Scheduler:
         """Write participants/phase changes, close rooms empty past their timeout, and keep
         each SFU pod's hosts-rooms label (its PDB's selector) true exactly while it has rooms."""
         await self._close_and_count()
+        self._publish_region_loads()
         for region in self._regions().values():
             store = self.indexes["region_sfu_pods"].get(region.metadata.name or "")
             for pod in list(store or ()):
                 if not pod["metadata"].get("deletionTimestamp"):
                     await _sync_label(self.api, self.picture, region.spec.namespace, pod)
+
+    def region_load(self, region: str) -> RegionLoad | None:
+        return self._region_loads.get(region)
+
+    def _publish_region_loads(self) -> None:
+        """Recompute per-region aggregates; a change (after rounding) re-reconciles the
+        Region, so its status follows the reports without a write per report."""
+        now = time.time()
+        for name in self._regions():
+            totals = region_totals(self.picture, name, now)
+            if not totals.pods:
+                continue
+            load = RegionLoad(
+                rooms=totals.rooms,
+                capacity=round(totals.capacity, 1),
+                load=round(totals.load, 1),
+            )
+            if self._region_loads.get(name) != load:
+                self._region_loads[name] = load
+                self.on_region_load_change(name)
 
     async def _close_and_count(self) -> None:
         for pod_state in list(self.picture.incarnations()):

@@ -33,6 +33,17 @@ class RegionObservation:
     turn_ready: int
     turn_uris: Sequence[str]
     problem: Problem | None = None
+    totals: RegionLoad | None = None
+    """Rooms, capacity and measured load from the SFU reports (None before any)."""
+
+
+@dataclass(frozen=True)
+class RegionLoad:
+    """Aggregates shown in the Region's status, rounded so that noise causes no writes."""
+
+    rooms: int
+    capacity: float
+    load: float
 
 
 def region_status(
@@ -82,6 +93,10 @@ def region_status(
         },
         "turnURIs": list(o.turn_uris),
     }
+    if o.totals is not None:
+        status["rooms"] = o.totals.rooms
+        status["capacity"] = round(o.totals.capacity, 1)
+        status["load"] = round(o.totals.load, 1)
     status["turn"] = (
         {"desiredReplicas": o.turn_desired, "readyReplicas": o.turn_ready}
         if o.turn_enabled
