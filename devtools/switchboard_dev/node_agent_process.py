@@ -76,13 +76,16 @@ class NodeAgentProcess:
         result = self.cluster.kubectl("get", "nodes", *self.node_names, "-o", "json", check=False)
         if result.returncode != 0:
             return False
-        for node in json.loads(result.stdout)["items"]:
+        doc = json.loads(result.stdout)
+        # One name gives one Node, several give a List.
+        nodes = doc.get("items", [doc])
+        for node in nodes:
             conditions = node.get("status", {}).get("conditions") or []
             ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
             taints = {t["key"] for t in node.get("spec", {}).get("taints") or []}
             if not ready or NOT_READY_TAINT in taints:
                 return False
-        return len(json.loads(result.stdout)["items"]) == len(self.node_names)
+        return len(nodes) == len(self.node_names)
 
     def stop(self) -> None:
         self.process.stop(grace=STOP_GRACE_SECONDS)

@@ -125,5 +125,10 @@ class OperatorProcess:
         if self._proc is not None:
             self._proc.stop()
 
+    def kill(self) -> None:
+        """SIGKILL: the operator gets no chance to finish what it was doing."""
+        if self._proc is not None:
+            self._proc.kill()
+
     def log_tail(self, lines: int = 40) -> str:
         return self._proc.log_tail(lines) if self._proc else ""

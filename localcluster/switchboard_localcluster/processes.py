@@ -86,6 +86,12 @@ class Supervised:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once (a crash, for tests of recovery)."""
+        if self._proc is not None:
+            _signal_group(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
         proc = self._proc

@@ -1,0 +1,179 @@
+"""End to end: image roll-outs, operator crashes and broken references, under the node agent."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from fixtures.waiting import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
+
+
+def get(cluster, *args) -> dict:
+    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
+
+
+def apply(cluster, obj: dict) -> None:
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def region(
+    name: str, namespace: str, *, image: str | None = None, turn: dict | None = None, **sfu
+) -> dict:
+    sfu_spec = {"minReplicas": 2, "maxReplicas": 4, **sfu}
+    if image:
+        sfu_spec["image"] = image
+    return {
+        "apiVersion": "switchboard.dev/v1alpha1",
+        "kind": "Region",
+        "metadata": {"name": name},
+        "spec": {
+            "namespace": namespace,
+            "topologyRegion": "eu-west",
+            "location": {"latitude": 50.0, "longitude": 8.0},
+            "sfu": sfu_spec,
+            "turn": turn or {"enabled": False},
+        },
+    }
+
+
+def condition(cluster, name: str, type_: str) -> dict:
+    conditions = (get(cluster, "region", name).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), {})
+
+
+def live_sfu_pods(cluster, namespace: str) -> list[dict]:
+    items = get(cluster, "pods", "-n", namespace, "-l", "app.kubernetes.io/component=sfu")["items"]
+    return [
+        p
+        for p in items
+        if not p["metadata"].get("deletionTimestamp")
+        and (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
+    ]
+
+
+def is_ready(pod: dict) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def restricted(cluster, namespace: str) -> None:
+    cluster.create_namespace(namespace, {"pod-security.kubernetes.io/enforce": "restricted"})
+
+
+def test_image_change_rolls_pods_one_surge_at_a_time(operator, node_agent, crds_installed):
+    cluster, ns = crds_installed, "e2e-roll"
+    restricted(cluster, ns)
+    apply(cluster, region("roll-eu", ns))
+    wait_for(lambda: condition(cluster, "roll-eu", "Ready").get("status") == "True", 120, "Ready")
+    old = {p["metadata"]["name"] for p in live_sfu_pods(cluster, ns)}
+    assert len(old) == 2
+
+    apply(cluster, region("roll-eu", ns, image="switchboard/sfu:0.1.0-rolled"))
+    most = 0
+
+    def rolled() -> bool:
+        nonlocal most
+        pods = live_sfu_pods(cluster, ns)
+        most = max(most, len(pods))
+        names = {p["metadata"]["name"] for p in pods}
+        images = {p["spec"]["containers"][0]["image"] for p in pods}
+        return (
+            not names & old
+            and len(pods) == 2
+            and all(is_ready(p) for p in pods)
+            and images == {"switchboard/sfu:0.1.0-rolled"}
+        )
+
+    wait_for(rolled, 180, "every SFU pod replaced by one on the new image")
+    assert most <= 3, f"the roll ran {most} pods at once (desired 2, surge 1)"
+    wait_for(lambda: condition(cluster, "roll-eu", "Ready").get("status") == "True", 60, "Ready")
+    cluster.kubectl("delete", "region", "roll-eu", "--wait=false")
+
+
+def test_operator_killed_mid_reconcile_converges_without_duplicates(
+    operator, node_agent, crds_installed
+):
+    cluster, ns = crds_installed, "e2e-crash"
+    restricted(cluster, ns)
+    apply(cluster, region("crash-eu", ns, minReplicas=3))
+    # Kill it as soon as it has started creating the Region's objects.
+    wait_for(lambda: live_sfu_pods(cluster, ns), 60, "the first SFU pod")
+    operator.kill()
+    operator.start()
+    wait_for(
+        lambda: condition(cluster, "crash-eu", "Ready").get("status") == "True",
+        120,
+        "Ready after the restart",
+    )
+    assert len(live_sfu_pods(cluster, ns)) == 3
+    services = get(cluster, "services", "-n", ns)["items"]
+    assert sorted(s["metadata"]["name"] for s in services) == ["crash-eu-sfu", "crash-eu-sfu-pods"]
+    cluster.kubectl("delete", "region", "crash-eu", "--wait=false")
+
+
+def _tls_secret(name: str, namespace: str) -> dict:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "turn.example.com")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {
+            "tls.crt": base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(),
+            "tls.key": base64.b64encode(pem_key).decode(),
+        },
+    }
+
+
+def test_missing_tls_secret_degrades_and_recovers_without_restart(
+    operator, node_agent, crds_installed
+):
+    cluster, ns = crds_installed, "e2e-tls"
+    restricted(cluster, ns)
+    turn = {
+        "enabled": True,
+        "replicas": 1,
+        "tlsSecretName": "turn-tls",
+        "allowedPeerCIDRs": ["127.0.0.0/8"],
+    }
+    apply(cluster, region("tls-eu", ns, minReplicas=1, turn=turn))
+    wait_for(
+        lambda: condition(cluster, "tls-eu", "Degraded").get("reason") == "TLSSecretMissing",
+        60,
+        "Degraded=TLSSecretMissing",
+    )
+    message = condition(cluster, "tls-eu", "Degraded")["message"]
+    assert "turn-tls" in message and "tlsSecretName" in message
+    apply(cluster, _tls_secret("turn-tls", ns))
+    wait_for(
+        lambda: condition(cluster, "tls-eu", "Ready").get("status") == "True",
+        120,
+        "Ready once the Secret exists",
+    )
+    uris = get(cluster, "region", "tls-eu")["status"]["turnURIs"]
+    assert any(uri.startswith("turns:") for uri in uris)
+    cluster.kubectl("delete", "region", "tls-eu", "--wait=false")
