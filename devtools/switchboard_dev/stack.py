@@ -38,9 +38,19 @@ AGENT_ADDRESSES = "127.30.0.0/16"
 def install_crds(plane: KubectlRunner) -> None:
     plane.kubectl("apply", "--server-side", "-f", str(CRDS_DIR))
     for names in (REGION, ROOM):
-        plane.kubectl(
-            "wait", "--for=condition=Established", f"crd/{names.crd_name}", "--timeout=60s"
+        # Polled rather than `kubectl wait`, which fails while the CRD has no status yet.
+        wait_until(
+            lambda names=names: _established(plane, names.crd_name),
+            60,
+            f"{names.crd_name} Established",
         )
+
+
+def _established(plane: KubectlRunner, crd: str) -> bool:
+    result = plane.kubectl(
+        "get", "crd", crd, "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+    )
+    return getattr(result, "stdout", "") == "True"
 
 
 def example_objects(directory: Path = EXAMPLES_DIR) -> list[dict]:

@@ -17,7 +17,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        # Only plain values: kopf attaches whole settings objects to its records.
+        entry.update(
+            {
+                k: v
+                for k, v in vars(record).items()
+                if k not in _RESERVED and isinstance(v, str | int | float | bool)
+            }
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -29,3 +36,6 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # kopf logs every handled event at INFO: noise at the scale of rooms and pods.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))

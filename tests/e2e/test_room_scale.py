@@ -18,11 +18,12 @@ import pytest
 
 from fixtures.cluster import Cluster
 from fixtures.waiting import wait_for
-from switchboard_api import ports
+from switchboard_api import labels, ports
 from switchboard_api.resources import GROUP, ROOM, VERSION
 from switchboard_api.room import RoomSpec
 from switchboard_dev.operator_process import OPERATOR_USER
 from switchboard_operator.logic.capacity import RESERVATION_HOLD_SECONDS, CapacityModel
+from switchboard_sfu import metrics
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent, pytest.mark.slow]
 
@@ -44,7 +45,8 @@ ROOM_SPEC = {
     "emptyTimeoutSeconds": 3600,
 }
 RESERVATION = CapacityModel().reservation(RoomSpec.model_validate(ROOM_SPEC))
-SFU_METRIC_ROOMS = "switchboard_sfu_rooms"
+SFU_METRIC_ROOMS = f"{metrics.PREFIX}_rooms"
+SFU_SELECTOR = f"{labels.APP_COMPONENT}={labels.COMPONENT_SFU}"
 
 
 def get(cluster: Cluster, *args: str) -> dict:
@@ -52,7 +54,7 @@ def get(cluster: Cluster, *args: str) -> dict:
 
 
 def ready_sfu_pods(cluster: Cluster) -> list[dict]:
-    items = get(cluster, "pods", "-n", MEDIA_NS, "-l", "app.kubernetes.io/component=sfu")["items"]
+    items = get(cluster, "pods", "-n", MEDIA_NS, "-l", SFU_SELECTOR)["items"]
     return [
         p
         for p in items

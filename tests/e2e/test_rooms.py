@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 
 REGION = "rooms-eu"
 MEDIA_NS = "e2e-rooms-media"
-ROOMS_NS = "e2e-rooms"
+ROOMS_NS = "e2e-join-rooms"
 API_KEY = "e2e-key-0123456789abcdef"
 
 
@@ -298,3 +298,36 @@ def test_operator_restart_keeps_every_assignment(region, operator):
         if w.resource == "rooms" and w.name in before
     ]
     assert moved == [], f"rooms rewritten after the restart: {moved}"
+
+
+async def test_partitioned_sfu_fences_itself_and_its_room_is_served_once(region, operator):
+    """The pod stays up but its reports stop (the process is frozen): the control plane
+    re-places its room, and when the pod comes back it tells its clients to migrate."""
+    cluster = region
+    wait_for(lambda: len(ready_sfu_pods(cluster)) == 2, 120, "two ready SFU pods")
+    status, joined = await join(operator, "partition", "dave")
+    assert status == 200, joined
+    partitioned = joined["pod"]
+    dave = SignallingClient(ws_url(joined))
+    try:
+        assert (await dave.connect(joined["token"]))["type"] == "joined"
+        pid = sfu_pid(partitioned)
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: room_status(cluster, "partition").get("pod") not in (None, partitioned),
+                60,
+                "the room re-placed away from the silent pod",
+            )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        migrate = await dave.next_of("migrate")
+        assert migrate["room"] == f"{ROOMS_NS}/partition"
+        assert migrate["reason"] in {"fenced", "room-moved"}
+        # Rejoining reaches the room's one new home, never the old pod.
+        status, again = await join(operator, "partition", "dave")
+        assert status == 200 and again["pod"] == room_status(cluster, "partition")["pod"]
+        assert again["pod"] != partitioned
+    finally:
+        await dave.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -113,13 +114,16 @@ def test_drift_is_repaired_from_watch_events(region):
     audit = cluster.require_local("reads the audit log").audit_log
     wait_until(lambda: f"{REGION}-sfu" in names(cluster, "services"), 60, "SFU service")
     mark = audit.mark()
+    started = time.monotonic()
     cluster.kubectl("delete", "service", f"{REGION}-sfu", "-n", NAMESPACE)
     wait_until(lambda: f"{REGION}-sfu" in names(cluster, "services"), 30, "service restored")
+    print(f"deleted Service restored after {time.monotonic() - started:.2f}s (incl. kubectl)")
 
     deployment = get_json(cluster, "deployment", f"{REGION}-turn", "-n", NAMESPACE)
     containers = deployment["spec"]["template"]["spec"]["containers"]
     index = next(i for i, c in enumerate(containers) if c["name"] == "coturn")
     original = containers[index]["args"]
+    started = time.monotonic()
     cluster.kubectl(
         "patch",
         "deployment",
@@ -148,6 +152,7 @@ def test_drift_is_repaired_from_watch_events(region):
         30,
         "coturn args restored",
     )
+    print(f"edited coturn args restored after {time.monotonic() - started:.2f}s (incl. kubectl)")
 
     victim = sorted(n for n in names(cluster, "pods") if "-sfu-" in n)[0]
     cluster.kubectl("delete", "pod", victim, "-n", NAMESPACE, "--wait=false")

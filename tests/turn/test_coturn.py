@@ -245,6 +245,13 @@ def _accepts_tcp(port: int) -> bool:
     return True
 
 
+def _udp_bound(port: int) -> bool:
+    """Whether something listens on UDP `port` (the echo peer must be up before a relay)."""
+    wanted = f":{port:04X}"
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1].endswith(wanted) for line in list(table)[1:])
+
+
 def _write_userdb(path: Path, secrets: TurnSecrets) -> None:
     """What the secret sync sidecar does: replace the realm's rows in one transaction."""
     with sqlite3.connect(path) as db:
@@ -313,6 +320,7 @@ def turn(tmp_path) -> Iterator[Turn]:
     )
     try:
         _wait_until(lambda: _accepts_tcp(port) or server.poll() is not None, "turnserver")
+        _wait_until(lambda: _udp_bound(peer_port), "the echo peer")
         assert server.poll() is None, (tmp_path / "turnserver.log").read_text()
         yield Turn(port=port, peer_port=peer_port, userdb=userdb, workdir=tmp_path)
     finally:

@@ -234,7 +234,7 @@ class Scheduler:
 
     # -- room reconcile ----------------------------------------------------------------
 
-    async def reconcile_room(self, key: str) -> Result | None:  # noqa: PLR0912 - one pass, in order
+    async def reconcile_room(self, key: str) -> Result | None:  # noqa: PLR0912, PLR0915 - one pass
         body = self._one("room_bodies", key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             await self._release(key)
@@ -264,6 +264,14 @@ class Scheduler:
             )
             if isinstance(decision, Placement):
                 commit(self.picture, decision, now)
+                log.info("room placed room=%s pod=%s region=%s", key, decision.pod, decision.region)
+            else:
+                log.info(
+                    "room unschedulable room=%s reason=%s message=%s",
+                    key,
+                    decision.reason.value,
+                    decision.message,
+                )
                 placed = self.picture.placement_of(key)
                 self.pending.discard(key)
                 self.migrating.pop(key, None)
@@ -462,10 +470,11 @@ class Scheduler:
             totals = region_totals(self.picture, name, now)
             if not totals.pods:
                 continue
+            # Capacity of the pods that are up (ready, not draining) — not of those with a
+            # fresh report this instant, which flickers and would cost a write per flicker.
+            capacity = sum(p.capacity for p in self.picture.region_pods(name) if p.open)
             load = RegionLoad(
-                rooms=totals.rooms,
-                capacity=round(totals.capacity, 1),
-                load=round(totals.load, 1),
+                rooms=totals.rooms, capacity=round(capacity, 1), load=round(totals.load, 1)
             )
             if self._region_loads.get(name) != load:
                 self._region_loads[name] = load
