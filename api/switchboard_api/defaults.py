@@ -37,6 +37,6 @@ ROOM_VIDEO_BITRATE_KBPS: Final = 1000
 
 REPORT_INTERVAL_SECONDS: Final = 1.0
 """How often an SFU posts its capacity report (the contract allows at most 2 s)."""
-FAILOVER_TIMEOUT_SECONDS: Final = 6.0
+FAILOVER_TIMEOUT_SECONDS: Final = 10.0
 """Missing reports for this long make the control plane treat an SFU pod as lost."""
 JOIN_TOKEN_TTL_SECONDS: Final = 300

@@ -101,7 +101,9 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, wait: bool = True) -> None:
+        """Start the process; with `wait`, return once it leads and serves (liveness up).
+        A standby replica never gets there until the leader goes: pass wait=False."""
         self.health_url = f"http://127.0.0.1:{free_port()}/healthz"
         executable = shutil.which("switchboard-operator")
         argv = [executable] if executable else [sys.executable, "-m", "switchboard_operator"]
@@ -112,6 +114,12 @@ class OperatorProcess:
             env={**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)},
         )
         proc.start()
+        if wait:
+            self.wait_serving(timeout)
+
+    def wait_serving(self, timeout: float = 60.0) -> None:
+        proc = self._proc
+        assert proc is not None
         wait_until(
             lambda: proc.check_running() or _healthy(self.health_url),
             timeout,

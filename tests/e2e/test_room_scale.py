@@ -171,16 +171,19 @@ def test_500_rooms_at_once_are_each_placed_once_and_no_pod_is_over_capacity(regi
     # they are, admission keeps every pod within its high-water mark; afterwards unused
     # reservations are partly lent out, and the bound is the pod's capacity itself.
     within_hold = scheduled - started < RESERVATION_HOLD_SECONDS
-    limit = CAPACITY_PER_POD * (HIGH_WATER_MARK if within_hold else 1.0)
+    admission_limit = CAPACITY_PER_POD * HIGH_WATER_MARK
+    limit = admission_limit if within_hold else CAPACITY_PER_POD
     reserved = {
         pod: sum(r["status"]["reservation"] for r in placed) for pod, placed in placed_on.items()
     }
     print("reserved units per pod: " + ", ".join(f"{u:.1f}" for u in sorted(reserved.values())))
     over = {pod: units for pod, units in reserved.items() if units > limit + 1e-6}
     assert not over, f"pods over {limit:g} units: {over}"
-    # Packed fills pods one after the other: all but the last ones reach their limit.
-    full = [units for units in reserved.values() if units + RESERVATION > limit + 1e-6]
-    assert len(full) >= ROOMS * RESERVATION // limit - 1
+    if within_hold:
+        # Packed fills pods one after the other up to their limit: the pods' last slots
+        # were contended, so the bound above was tested where it matters.
+        full = [u for u in reserved.values() if u + RESERVATION > admission_limit + 1e-6]
+        assert len(full) >= ROOMS * RESERVATION // admission_limit - 1, reserved
 
     # The SFU pods serve exactly the rooms placed on them: none is held by two pods.
     def sfus_hold_their_rooms() -> dict[str, int]:

@@ -265,6 +265,11 @@ class Scheduler:
             if isinstance(decision, Placement):
                 commit(self.picture, decision, now)
                 log.info("room placed room=%s pod=%s region=%s", key, decision.pod, decision.region)
+                placed = self.picture.placement_of(key)
+                self.pending.discard(key)
+                self.migrating.pop(key, None)
+                if key in self.unschedulable:
+                    self.unschedulable.pop(key)
             else:
                 log.info(
                     "room unschedulable room=%s reason=%s message=%s",
@@ -272,11 +277,6 @@ class Scheduler:
                     decision.reason.value,
                     decision.message,
                 )
-                placed = self.picture.placement_of(key)
-                self.pending.discard(key)
-                self.migrating.pop(key, None)
-                if key in self.unschedulable:
-                    self.unschedulable.pop(key)
         if placed is not None:
             region = self._region_of_pod(placed.pod, regions)
             pod_name = placed.pod.split("/", 1)[1]
@@ -292,6 +292,8 @@ class Scheduler:
                 participants=self._participants(key),
             )
         elif key in self.migrating:
+            # Retried, like an unschedulable room, as soon as capacity appears.
+            self.pending.add(key)
             outcome = RoomOutcome(migrating=self.migrating[key])
         else:
             assert isinstance(decision, Unschedulable)

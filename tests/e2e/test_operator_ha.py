@@ -1,0 +1,88 @@
+"""Two operator replicas: exactly one leads; when it dies the standby takes over placement."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from fixtures.waiting import wait_for
+from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OperatorProcess
+
+pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
+
+REGION, MEDIA_NS, ROOMS_NS = "ha-eu", "e2e-ha-media", "e2e-ha-rooms"
+
+
+def get(cluster, *args) -> dict:
+    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
+
+
+def apply(cluster, obj: dict) -> None:
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def scheduled(cluster, name: str) -> bool:
+    status = get(cluster, "room", name, "-n", ROOMS_NS).get("status") or {}
+    return status.get("phase") == "Scheduled"
+
+
+def room(name: str) -> dict:
+    return {
+        "apiVersion": "switchboard.dev/v1alpha1",
+        "kind": "Room",
+        "metadata": {"name": name, "namespace": ROOMS_NS},
+        "spec": {"region": REGION, "maxParticipants": 2},
+    }
+
+
+def holder(cluster) -> str:
+    lease = get(cluster, "lease", "switchboard-operator", "-n", OPERATOR_NAMESPACE)
+    return lease["spec"].get("holderIdentity") or ""
+
+
+def test_standby_takes_over_when_the_leader_dies(operator, node_agent, crds_installed, tmp_path):
+    cluster = crds_installed
+    cluster.create_namespace(MEDIA_NS, {"pod-security.kubernetes.io/enforce": "restricted"})
+    cluster.create_namespace(ROOMS_NS)
+    apply(
+        cluster,
+        {
+            "apiVersion": "switchboard.dev/v1alpha1",
+            "kind": "Region",
+            "metadata": {"name": REGION},
+            "spec": {
+                "namespace": MEDIA_NS,
+                "topologyRegion": "eu-west",
+                "location": {"latitude": 48.1, "longitude": 11.6},
+                "sfu": {"minReplicas": 1},
+                "turn": {"enabled": False},
+            },
+        },
+    )
+    apply(cluster, room("before"))
+    wait_for(lambda: scheduled(cluster, "before"), 120, "placement by the leader")
+    leader = holder(cluster)
+    assert leader
+
+    standby = OperatorProcess(operator.kubeconfig, tmp_path, name="standby", env=operator.env)
+    standby.start(wait=False)
+    try:
+        wait_for(lambda: "standing by" in standby.log_tail(200), 60, "the standby to stand by")
+        assert holder(cluster) == leader
+
+        killed = time.monotonic()
+        operator.kill()
+        apply(cluster, room("after"))
+        wait_for(lambda: scheduled(cluster, "after"), 120, "placement by the new leader")
+        print(f"leader killed -> next room placed by the standby: {time.monotonic() - killed:.1f}s")
+        assert holder(cluster) not in ("", leader)
+        # The first room kept its pod through the takeover.
+        before = get(cluster, "room", "before", "-n", ROOMS_NS)["status"]
+        assert before["phase"] == "Scheduled", before
+    finally:
+        standby.stop()
+        operator.start()
+    wait_for(lambda: holder(cluster) not in ("",), 60, "a leader again")
+    cluster.kubectl("delete", "region", REGION, "--wait=false")
