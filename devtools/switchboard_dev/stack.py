@@ -106,7 +106,7 @@ class LocalStack:
         ).start()
         return self.node_agent
 
-    def apply_examples(self, timeout: float = 60.0) -> list[dict]:
+    def apply_examples(self, timeout: float = 60.0, ready_timeout: float = 180.0) -> list[dict]:
         """Apply examples/ and wait until the operator saw each. Namespaces are created as a
         platform team would: Region namespaces enforce the `restricted` Pod Security profile."""
         objects = example_objects()
@@ -122,12 +122,21 @@ class LocalStack:
                     "--overwrite",
                     "pod-security.kubernetes.io/enforce=restricted",
                 )
-        for obj in objects:
-            self.plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
-        for obj in objects:
-            wait_until(
-                lambda obj=obj: self._observed(obj), timeout, f"the operator to observe {_ref(obj)}"
-            )
+        # Regions first, Ready before any Room: a Room placed while its nearest Region's
+        # pods are still starting would spill to a farther Region that has capacity now.
+        regions = [o for o in objects if o["kind"] == "Region"]
+        rest = [o for o in objects if o["kind"] != "Region"]
+        for batch in (regions, rest):
+            for obj in batch:
+                self.plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
+            for obj in batch:
+                wait_until(
+                    lambda obj=obj: self._observed(obj),
+                    timeout,
+                    f"the operator to observe {_ref(obj)}",
+                )
+            if batch is regions:
+                self.wait_for_examples(regions, ready_timeout)
         return objects
 
     def _observed(self, obj: dict) -> bool:

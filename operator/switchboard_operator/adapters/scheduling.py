@@ -229,7 +229,9 @@ class Scheduler:
             assignments=assignments,
             drain=bool(state is not None and state.draining),
             drain_deadline=_datetime(deadline) if deadline else None,
-            close=list(outcome.strays),
+            # A stray that lives on another pod now has moved: the SFU sees it missing from
+            # its assignments and says `room-moved`. Only rooms placed nowhere are closed.
+            close=[r for r in outcome.strays if self.picture.placement_of(r) is None],
         )
 
     # -- room reconcile ----------------------------------------------------------------
