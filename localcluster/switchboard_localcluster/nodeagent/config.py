@@ -9,6 +9,7 @@ Example (keys not shown take kubelet-like defaults)::
     images:                                        # repository (any tag) or exact reference
       switchboard/sfu: [/opt/venv/bin/switchboard-sfu]
       coturn/coturn: {entrypoint: [/usr/bin/turnserver], env: {TZ: UTC}}
+      my/app: {entrypoint: [/tmp/app/venv/bin/app], keepVisible: [/tmp/app]}
     restartBackoff: {initialSeconds: 10, maxSeconds: 300}
     onShutdown: leave                              # or delete the Nodes
 """
@@ -60,6 +61,7 @@ class ImageConfig(_Model):
 
     entrypoint: list[str] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
+    keep_visible: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -104,7 +106,11 @@ class AgentConfig(_Model):
     def catalogue(self) -> ImageCatalogue:
         return ImageCatalogue(
             {
-                name: LocalImage(entrypoint=tuple(image.entrypoint), env=dict(image.env))
+                name: LocalImage(
+                    entrypoint=tuple(image.entrypoint),
+                    env=dict(image.env),
+                    keep_visible=tuple(image.keep_visible),
+                )
                 for name, image in self.images.items()
             }
         )

@@ -56,6 +56,9 @@ class LocalImage:
 
     entrypoint: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
+    keep_visible: tuple[str, ...] = ()
+    """Host directories holding the installation: a volume mounted over one of their
+    ancestors (an emptyDir at /tmp, say) must not hide them from the container."""
 
 
 class ImageCatalogue:

@@ -51,17 +51,34 @@ def enter_new_sandbox(spec: dict[str, Any]) -> None:
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"])
     mounts = spec.get("mounts") or []
+    keep = [path for path in spec.get("keepVisible") or [] if os.path.isdir(path)]
     # Hold every source open first: a volume mounted over e.g. /tmp must not hide the
-    # sources of the volumes mounted after it (the agent's state may live under /tmp).
+    # sources of the volumes mounted after it (the agent's state may live under /tmp),
+    # nor the image's own installation (which may live there too).
     sources = [os.open(m["source"], os.O_PATH | os.O_CLOEXEC) for m in mounts]
+    kept = [os.open(path, os.O_PATH | os.O_CLOEXEC) for path in keep]
     try:
         for mount, fd in zip(mounts, sources, strict=True):
             _mount(f"/proc/self/fd/{fd}", mount["target"], MS_BIND | MS_REC)
             if mount.get("readOnly"):
                 _mount(None, mount["target"], MS_BIND | MS_REMOUNT | MS_RDONLY)
+        for path, fd in zip(keep, kept, strict=True):
+            if _shadowed(path, fd):
+                os.makedirs(path, exist_ok=True)
+                _mount(f"/proc/self/fd/{fd}", path, MS_BIND | MS_REC)
     finally:
-        for fd in sources:
+        for fd in [*sources, *kept]:
             os.close(fd)
+
+
+def _shadowed(path: str, fd: int) -> bool:
+    """True if `path` no longer names the directory `fd` was opened on."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return True
+    then = os.fstat(fd)
+    return (now.st_dev, now.st_ino) != (then.st_dev, then.st_ino)
 
 
 def join_sandbox(pid: int) -> None:

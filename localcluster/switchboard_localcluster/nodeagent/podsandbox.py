@@ -264,6 +264,7 @@ class PodSandbox:
             # Images without a WORKDIR start in the root directory.
             working_dir=container.get("workingDir") or "/",
             mounts=mounts,
+            keep_visible=list(image.keep_visible),
         )
 
     def log_path(self, container_name: str, restart_count: int) -> Path:

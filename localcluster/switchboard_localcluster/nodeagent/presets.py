@@ -18,15 +18,22 @@ NODE_AGENT_GROUPS = ("system:masters",)
 TURNSERVER = "/usr/bin/turnserver"
 
 
-def local_images(bin_dir: Path | None = None) -> dict[str, list[str]]:
+def local_images(bin_dir: Path | None = None) -> dict[str, Any]:
     """This project's images run from its console scripts; coturn from Debian's turnserver.
 
-    Absolute paths, so pods start whatever PATH the agent was launched with.
+    Absolute paths, so pods start whatever PATH the agent was launched with. The
+    virtualenv and the source tree (an editable install) stay visible in containers even
+    under a volume mounted over an ancestor, e.g. an emptyDir at /tmp over a checkout there.
     """
     scripts = bin_dir or Path(sys.executable).parent
+    keep = sorted({str(Path(sys.prefix)), str(Path(__file__).resolve().parents[3])})
+
+    def own(script: str) -> dict[str, Any]:
+        return {"entrypoint": [str(scripts / script)], "keepVisible": keep}
+
     return {
-        "switchboard/sfu": [str(scripts / "switchboard-sfu")],
-        "switchboard/testapp": [str(scripts / "switchboard-testapp")],
+        "switchboard/sfu": own("switchboard-sfu"),
+        "switchboard/testapp": own("switchboard-testapp"),
         "coturn/coturn": [TURNSERVER],
     }
 
@@ -59,7 +66,7 @@ def agent_config(
     nodes_per_zone: int = 1,
     node_prefix: str = "",
     node_taints: Sequence[Mapping[str, str]] = (),
-    images: Mapping[str, Sequence[str]] | None = None,
+    images: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """An agent configuration document; `settings` are further top-level keys (camelCase)."""
@@ -67,7 +74,7 @@ def agent_config(
         "workDir": str(work_dir),
         "podAddressRange": pod_address_range,
         "nodes": topology_nodes(regions, nodes_per_zone, node_prefix, node_taints),
-        "images": {name: list(argv) for name, argv in (images or local_images()).items()},
+        "images": dict(images or local_images()),
         **settings,
     }
 

@@ -33,6 +33,7 @@ class LaunchSpec:
     working_dir: str | None = None
     mounts: list[Mount] = field(default_factory=list)
     join_pid: int | None = None
+    keep_visible: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -42,6 +43,7 @@ class LaunchSpec:
                 "hostname": self.hostname,
                 "workingDir": self.working_dir,
                 "mounts": [asdict(m) for m in self.mounts],
+                "keepVisible": self.keep_visible,
                 "joinPid": self.join_pid,
                 "parentPid": os.getpid(),
             },

@@ -37,7 +37,7 @@ from switchboard_operator.logic.region_status import (
     RegionObservation,
     region_status,
 )
-from switchboard_operator.logic.sfu_pods import SfuPodView, plan_sfu_pods
+from switchboard_operator.logic.sfu_pods import CrashBackoff, SfuPodView, plan_sfu_pods
 from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION, step
 from switchboard_turn.coturn import TurnSecrets
 
@@ -76,6 +76,8 @@ class RegionRuntime:
     region_load: Callable[[str], RegionLoad | None] = lambda _region: None
     """Rooms, capacity and load of a region from the scheduler's picture."""
     turn_access: dict[str, TurnAccess] = field(default_factory=dict)
+    crashes: dict[str, CrashBackoff] = field(default_factory=dict)
+    """Per Region: SFU pods that failed, so replacements back off instead of looping."""
     """Per Region: TURN URIs and the minting secret, for the join API (never logged)."""
 
 
@@ -374,7 +376,23 @@ class _RegionReconcile:
         sfu = self.region.spec.sfu
         desired = max(sfu.min_replicas, min(sfu.max_replicas, sfu.min_replicas))
         actions = plan_sfu_pods(views, desired, current_hash)
-        for _ in range(actions.create):
+        now = time.time()
+        backoff = self.runtime.crashes.get(self.name, CrashBackoff())
+        for view in views:
+            if view.terminated and not view.deleting and view.name in actions.delete:
+                backoff = backoff.failed(now)
+                await self._event(
+                    "Warning",
+                    "SfuPodFailed",
+                    f"SFU pod {view.name} ended ({_exit_reason(by_name_of(pods, view.name))}); "
+                    f"replacing it in {backoff.waiting(now):.0f}s.",
+                )
+        self.runtime.crashes[self.name] = backoff
+        create = actions.create
+        if create and backoff.waiting(now) > 0:
+            self.requeue = min(self.requeue, backoff.waiting(now))
+            create = 0
+        for _ in range(create):
             pod = manifests.sfu_pod(self.region, ctx, _suffix(), turn_uris=turn_uris)
             await objects.create(self.api, pod)
             await self._event("Normal", "Created", f"Created SFU pod {pod['metadata']['name']}.")
@@ -472,6 +490,20 @@ def _pod_view(pod: Mapping[str, Any], hosts_rooms: Callable[[str, str], bool]) -
         or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
         created=meta.get("creationTimestamp") or "",
     )
+
+
+def by_name_of(pods: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next((p for p in pods if p["metadata"]["name"] == name), {})
+
+
+def _exit_reason(pod: Mapping[str, Any]) -> str:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated:
+            return (
+                f"{terminated.get('reason', 'Terminated')}, exit code {terminated.get('exitCode')}"
+            )
+    return (pod.get("status") or {}).get("reason") or "failed"
 
 
 def _suffix() -> str:

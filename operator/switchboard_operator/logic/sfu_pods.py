@@ -79,3 +79,27 @@ def _scale_down_order(pod: SfuPodView) -> tuple[bool, bool, str, str]:
     # Not-ready before ready, empty before hosting rooms, newest first, then by name.
     inverted_created = "".join(chr(0x10FFFF - ord(c)) for c in pod.created)
     return (pod.ready, pod.hosts_rooms, inverted_created, pod.name)
+
+
+CRASH_BACKOFF_INITIAL_SECONDS = 1.0
+CRASH_BACKOFF_MAX_SECONDS = 60.0
+CRASH_MEMORY_SECONDS = 300.0
+"""Failures further apart than this are not a crash loop: the count starts again."""
+
+
+@dataclass(frozen=True)
+class CrashBackoff:
+    """Consecutive SFU pod failures in a Region, and when a replacement may be created."""
+
+    failures: int = 0
+    last_failure: float = 0.0
+    not_before: float = 0.0
+
+    def failed(self, now: float) -> CrashBackoff:
+        failures = self.failures + 1 if now - self.last_failure < CRASH_MEMORY_SECONDS else 1
+        delay = min(CRASH_BACKOFF_INITIAL_SECONDS * 2 ** (failures - 1), CRASH_BACKOFF_MAX_SECONDS)
+        return CrashBackoff(failures=failures, last_failure=now, not_before=now + delay)
+
+    def waiting(self, now: float) -> float:
+        """Seconds until a replacement may be created (0: now)."""
+        return max(0.0, self.not_before - now)

@@ -1,6 +1,11 @@
 """SFU pods are scaled and rolled without ever removing a pod that hosts rooms undrained."""
 
-from switchboard_operator.logic.sfu_pods import PodActions, SfuPodView, plan_sfu_pods
+from switchboard_operator.logic.sfu_pods import (
+    CrashBackoff,
+    PodActions,
+    SfuPodView,
+    plan_sfu_pods,
+)
 
 
 def pod(name, hash_="new", **kw):
@@ -58,3 +63,14 @@ def test_pods_being_deleted_are_replaced():
 def test_a_terminated_pod_is_deleted_and_replaced():
     actions = plan_sfu_pods([pod("dead", terminated=True, ready=False), pod("b")], 2, "new")
     assert actions == PodActions(create=1, delete=["dead"])
+
+
+def test_crashing_pods_are_replaced_with_growing_delays_that_reset():
+    backoff = CrashBackoff()
+    delays = []
+    for second in range(0, 80, 10):
+        backoff = backoff.failed(float(second))
+        delays.append(backoff.waiting(float(second)))
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60]
+    # A failure long after the last one starts counting again.
+    assert backoff.failed(10_000.0).waiting(10_000.0) == 1
