@@ -97,24 +97,24 @@ def _snapshot(body: kopf.Body) -> dict[str, Any]:
 
 
 @kopf.index(GROUP, VERSION, REGION.plural)
-def region_bodies(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def region_bodies(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return {name: _snapshot(body)}
 
 
 @kopf.index("pods", labels=SFU_PODS)
-def region_sfu_pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
+async def region_sfu_pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
     region = labels.get(keys.REGION)
     return {region: _snapshot(body)} if region else None
 
 
 @kopf.index("pods", labels={**MANAGED, keys.APP_COMPONENT: keys.COMPONENT_TURN})
-def region_turn_pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
+async def region_turn_pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
     region = labels.get(keys.REGION)
     return {region: _snapshot(body)} if region else None
 
 
 def _owned_index(plural: str) -> None:
-    def index(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
+    async def index(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
         region = labels.get(keys.REGION)
         return {region: _snapshot(body)} if region else None
 
@@ -142,7 +142,7 @@ def _capture(runtime: RegionRuntime, kwargs: Mapping[str, Any]) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, REGION.plural)
-def region_changed(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+async def region_changed(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     runtime = _runtime(memo)
     _capture(runtime, kwargs)
     assert runtime.queue is not None
@@ -150,7 +150,7 @@ def region_changed(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
 
 
 def _owned_trigger(plural: str, selector: Mapping[str, str]) -> None:
-    def trigger(labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
+    async def trigger(labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
         runtime = _runtime(memo)
         _capture(runtime, kwargs)
         region = labels.get(keys.REGION)

@@ -63,6 +63,8 @@ from switchboard_operator.logic.room_status import PlacedOn, RoomOutcome, room_s
 log = logging.getLogger(__name__)
 
 FAILOVER_CHECK_SECONDS = 0.5
+EVENT_CONCURRENCY = 8
+"""Events about moved rooms posted at once (they follow the moves, never delay them)."""
 LIVE_FLUSH_SECONDS = 2.0
 """Live counters (participants) reach Room statuses at most this often, only on change."""
 
@@ -74,12 +76,12 @@ def _snapshot(body: kopf.Body) -> dict[str, Any]:
 
 
 @kopf.index(GROUP, VERSION, ROOM.plural)
-def room_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+async def room_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {room_key(namespace, name): _snapshot(body)}
 
 
 @kopf.index("namespaces")
-def namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+async def namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
     return {name: dict(labels)}
 
 
@@ -441,16 +443,26 @@ class Scheduler:
         replacements = replace_rooms(
             self.picture, moves, requests, [PlacementRegion.of(r) for r in regions.values()], now
         )
+        notices = []
+        # Every moved room goes to the queue first (no await in between): its new status
+        # write must not wait behind the Events about the others.
         for replacement in replacements:
             key = replacement.room
             message = f"Left SFU pod {replacement.previous.pod} ({replacement.reason.value})."
             if not isinstance(replacement.decision, Placement):
                 self.migrating[key] = (replacement.reason.value, message)
+            self.trigger(key)
             body = self._one("room_bodies", key)
             if body is not None:
-                await events.post(self.api, body, "Warning", "Migrating", message)
-            self.trigger(key)
+                notices.append((body, message))
         log.info("rooms re-placed count=%d", len(replacements))
+        limit = asyncio.Semaphore(EVENT_CONCURRENCY)
+
+        async def notify(body: Mapping[str, Any], message: str) -> None:
+            async with limit:
+                await events.post(self.api, body, "Warning", "Migrating", message)
+
+        await asyncio.gather(*(notify(body, message) for body, message in notices))
 
     async def flush_live(self) -> None:
         """Write participants/phase changes, close rooms empty past their timeout, and keep
@@ -635,7 +647,7 @@ def _scheduler(memo: kopf.Memo) -> Scheduler:
 
 
 @kopf.on.event(GROUP, VERSION, ROOM.plural)
-def room_changed(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+async def room_changed(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     scheduler = _scheduler(memo)
     scheduler.capture(kwargs)
     scheduler.trigger(room_key(namespace, name))
@@ -645,7 +657,9 @@ def room_changed(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> N
     "pods",
     labels={keys.APP_MANAGED_BY: keys.MANAGED_BY_VALUE, keys.APP_COMPONENT: keys.COMPONENT_SFU},
 )
-def sfu_pod_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+async def sfu_pod_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+) -> None:
     scheduler = _scheduler(memo)
     scheduler.capture(kwargs)
     scheduler.on_pod(_snapshot(body), deleted=event["type"] == "DELETED")
