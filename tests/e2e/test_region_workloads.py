@@ -86,6 +86,12 @@ def test_idle_region_costs_no_writes(operator, node_agent, crds_installed, media
     cluster = crds_installed
     audit = cluster.require_local("reads the audit log").audit_log
     wait_for(lambda: ready(cluster, "eu-west"), 120, "Region eu-west Ready=True")
+    # Settled: both pods have reported, so the Region shows their full capacity.
+    wait_for(
+        lambda: get(cluster, "region", "eu-west")["status"].get("capacity") == 200,
+        60,
+        "the Region's capacity from both pods' reports",
+    )
     mark = audit.mark()
     # A metadata-only change makes the operator reconcile the Region once more.
     cluster.kubectl("label", "region", "eu-west", f"touched={int(time.time())}", "--overwrite")
