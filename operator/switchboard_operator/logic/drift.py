@@ -7,7 +7,9 @@ equal value; lists must match in length, element by element.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 # Fields the API server owns or rewrites; never compared.
@@ -40,7 +42,38 @@ def _scalar_equal(desired: Any, observed: Any) -> bool:
         return desired is observed
     if isinstance(desired, int | float) and isinstance(observed, int | float):
         return float(desired) == float(observed)
-    return bool(desired == observed)
+    if desired == observed:
+        return True
+    # The API server canonicalises resource quantities (`1000m` is stored as `1`).
+    first, second = quantity_value(desired), quantity_value(observed)
+    return first is not None and first == second
+
+
+_SUFFIXES = {
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "E": Decimal("1e18"),
+    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+}  # fmt: skip
+_QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))([eE][+-]?\d+|[numkMGTPE]i?|)$")
+
+
+def quantity_value(value: Any) -> Decimal | None:
+    """The numeric value of a Kubernetes quantity (`500m`, `1Gi`, `2`), or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.match(value)
+    if match is None:
+        return None
+    number, suffix = match.groups()
+    if suffix[:1] in ("e", "E"):
+        return Decimal(number) * Decimal(10) ** int(suffix[1:])
+    if suffix not in _SUFFIXES:
+        return None
+    return Decimal(number) * _SUFFIXES[suffix]
 
 
 def drifted_paths(desired: Any, observed: Any, path: str = "") -> list[str]:

@@ -40,4 +40,14 @@ def test_edited_removed_and_extra_list_items_are_drift():
 def test_numbers_compare_by_value_but_booleans_are_not_numbers():
     assert is_subset({"x": 1}, {"x": 1.0})
     assert not is_subset({"x": True}, {"x": 1})
-    assert not is_subset({"x": "1"}, {"x": 1})
+    assert not is_subset({"x": "one"}, {"x": 1})
+
+
+def test_quantities_compare_by_value_as_the_api_server_canonicalises_them():
+    desired = {
+        "resources": {"limits": {"cpu": "1000m", "memory": "1024Mi"}, "requests": {"cpu": 2}}
+    }
+    observed = {"resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "2"}}}
+    assert is_subset(desired, observed)
+    assert not is_subset({"cpu": "500m"}, {"cpu": "1"})
+    assert not is_subset({"image": "sfu:1"}, {"image": "sfu:1.0"})
