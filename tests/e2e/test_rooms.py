@@ -323,3 +323,52 @@ async def test_partitioned_sfu_fences_itself_and_its_room_is_served_once(region,
         assert again["pod"] != partitioned
     finally:
         await dave.close()
+
+
+async def test_room_runs_with_participants_then_closes_when_empty_and_is_deleted(region, operator):
+    """Pending → Scheduled → Running (participants reported) → Closed after emptyTimeout,
+    then deleted after ttlSecondsAfterClosed — all decided by the control plane from reports."""
+    cluster = region
+    apply(cluster, room("lifecycle", emptyTimeoutSeconds=3, ttlSecondsAfterClosed=5))
+    wait_for(lambda: room_status(cluster, "lifecycle").get("phase") == "Scheduled", 30, "Scheduled")
+    status, joined = await join(operator, "lifecycle", "erin")
+    assert status == 200, joined
+    erin = SignallingClient(ws_url(joined))
+    try:
+        assert (await erin.connect(joined["token"]))["type"] == "joined"
+        wait_for(
+            lambda: (
+                room_status(cluster, "lifecycle").get("phase") == "Running"
+                and room_status(cluster, "lifecycle").get("participants") == 1
+            ),
+            30,
+            "Running with one participant",
+        )
+    finally:
+        await erin.close()
+    wait_for(
+        lambda: room_status(cluster, "lifecycle").get("phase") == "Closed", 60, "Closed when empty"
+    )
+    assert room_status(cluster, "lifecycle").get("closedAt")
+    wait_for(
+        lambda: (
+            cluster.kubectl("get", "room", "lifecycle", "-n", ROOMS_NS, check=False).returncode != 0
+        ),
+        60,
+        "the Room deleted ttlSecondsAfterClosed after closing",
+    )
+
+
+async def test_deleting_a_room_disconnects_its_participants(region, operator):
+    cluster = region
+    status, joined = await join(operator, "doomed", "frank")
+    assert status == 200, joined
+    frank = SignallingClient(ws_url(joined))
+    try:
+        assert (await frank.connect(joined["token"]))["type"] == "joined"
+        cluster.kubectl("delete", "room", "doomed", "-n", ROOMS_NS)
+        migrate = await frank.next_of("migrate")
+        assert migrate["room"] == f"{ROOMS_NS}/doomed"
+        assert migrate["reason"] == "closing"
+    finally:
+        await frank.close()
