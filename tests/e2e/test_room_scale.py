@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 
@@ -17,13 +16,13 @@ import kubernetes
 import pytest
 
 from fixtures.cluster import Cluster
+from fixtures.sfu_metrics import sfu_room_count
 from fixtures.waiting import wait_for
-from switchboard_api import labels, ports
+from switchboard_api import labels
 from switchboard_api.resources import GROUP, ROOM, VERSION
 from switchboard_api.room import RoomSpec
 from switchboard_dev.operator_process import OPERATOR_USER
 from switchboard_operator.logic.capacity import RESERVATION_HOLD_SECONDS, CapacityModel
-from switchboard_sfu import metrics
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent, pytest.mark.slow]
 
@@ -45,7 +44,6 @@ ROOM_SPEC = {
     "emptyTimeoutSeconds": 3600,
 }
 RESERVATION = CapacityModel().reservation(RoomSpec.model_validate(ROOM_SPEC))
-SFU_METRIC_ROOMS = f"{metrics.PREFIX}_rooms"
 SFU_SELECTOR = f"{labels.APP_COMPONENT}={labels.COMPONENT_SFU}"
 
 
@@ -68,16 +66,6 @@ def ready_sfu_pods(cluster: Cluster) -> list[dict]:
 
 def list_rooms(rooms_api: kubernetes.client.CustomObjectsApi) -> list[dict]:
     return rooms_api.list_namespaced_custom_object(GROUP, VERSION, ROOMS_NS, ROOM.plural)["items"]
-
-
-def sfu_room_count(pod: dict) -> int:
-    """The rooms an SFU pod says it holds (its Prometheus gauge), as the pod serves them."""
-    url = f"http://{pod['status']['podIP']}:{ports.SFU_SIGNALLING_PORT}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(f"{SFU_METRIC_ROOMS} "):
-                return int(float(line.split()[1]))
-    raise AssertionError(f"no {SFU_METRIC_ROOMS} gauge at {url}")
 
 
 def room_list(count: int) -> dict:
