@@ -89,3 +89,48 @@ def test_least_loaded_spreads_rooms_evenly(operator, node_agent, crds_installed)
     )
     cluster.kubectl("delete", "namespace", ROOMS_NS, "--wait=false")
     cluster.kubectl("delete", "region", REGION, "--wait=false")
+
+
+def test_a_region_admits_only_the_namespaces_its_selector_names(
+    operator, node_agent, crds_installed
+):
+    cluster = crds_installed
+    media, allowed, other = "e2e-tenant-media", "e2e-tenant-a", "e2e-tenant-b"
+    cluster.create_namespace(media, {"pod-security.kubernetes.io/enforce": "restricted"})
+    cluster.create_namespace(allowed, {"switchboard.dev/tenant": "a"})
+    cluster.create_namespace(other)
+    apply(
+        cluster,
+        {
+            "apiVersion": "switchboard.dev/v1alpha1",
+            "kind": "Region",
+            "metadata": {"name": "tenant-eu"},
+            "spec": {
+                "namespace": media,
+                "topologyRegion": "eu-west",
+                "location": {"latitude": 60.2, "longitude": 24.9},
+                "namespaceSelector": {"matchLabels": {"switchboard.dev/tenant": "a"}},
+                "sfu": {"minReplicas": 1},
+                "turn": {"enabled": False},
+            },
+        },
+    )
+    for namespace in (allowed, other):
+        apply(
+            cluster,
+            {
+                "apiVersion": "switchboard.dev/v1alpha1",
+                "kind": "Room",
+                "metadata": {"name": "standup", "namespace": namespace},
+                "spec": {"region": "tenant-eu", "maxParticipants": 2},
+            },
+        )
+
+    def status(namespace: str) -> dict:
+        return get(cluster, "room", "standup", "-n", namespace).get("status") or {}
+
+    wait_for(lambda: status(allowed).get("phase") == "Scheduled", 120, "the admitted room placed")
+    wait_for(lambda: status(other).get("phase") == "Unschedulable", 60, "the other refused")
+    scheduled = next(c for c in status(other)["conditions"] if c["type"] == "Scheduled")
+    assert scheduled["reason"] == "NamespaceNotAdmitted"
+    cluster.kubectl("delete", "region", "tenant-eu", "--wait=false")
