@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import calendar
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,34 @@ async def load_client() -> client.ApiClient:
 
 
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return format_time(time.time())
+
+
+def format_time(value: float) -> str:
+    """Unix time as the RFC 3339 (seconds, UTC) the API uses in statuses and annotations."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
+
+
+def parse_time(value: str | None) -> float | None:
+    """Unix time of an RFC 3339 timestamp (fractions and offset ignored: UTC seconds), or None."""
+    if not value:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
+
+
+def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An object as kopf delivered it, minus managedFields (large, never compared)."""
+    copy = dict(body)
+    copy["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return copy
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 async def patch_region_status(api: client.ApiClient, name: str, patch: Mapping[str, Any]) -> None:

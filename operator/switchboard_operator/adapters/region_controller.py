@@ -8,7 +8,6 @@ therefore the same code path as creation.
 
 from __future__ import annotations
 
-import calendar
 import logging
 import secrets
 import string
@@ -86,37 +85,30 @@ def _runtime(memo: kopf.Memo) -> RegionRuntime:
     return runtime
 
 
-def _snapshot(body: kopf.Body) -> dict[str, Any]:
-    # Everything but managedFields, which is large and never compared.
-    snapshot = dict(body)
-    snapshot["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-    return snapshot
-
-
 # -- indexes: the reconciler's view of the cluster ------------------------------------
 
 
 @kopf.index(GROUP, VERSION, REGION.plural)
 async def region_bodies(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: _snapshot(body)}
+    return {name: kube.snapshot(body)}
 
 
 @kopf.index("pods", labels=SFU_PODS)
 async def region_sfu_pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
     region = labels.get(keys.REGION)
-    return {region: _snapshot(body)} if region else None
+    return {region: kube.snapshot(body)} if region else None
 
 
 @kopf.index("pods", labels={**MANAGED, keys.APP_COMPONENT: keys.COMPONENT_TURN})
 async def region_turn_pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
     region = labels.get(keys.REGION)
-    return {region: _snapshot(body)} if region else None
+    return {region: kube.snapshot(body)} if region else None
 
 
 def _owned_index(plural: str) -> None:
     async def index(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
         region = labels.get(keys.REGION)
-        return {region: _snapshot(body)} if region else None
+        return {region: kube.snapshot(body)} if region else None
 
     index.__name__ = f"region_owned_{plural}"
     kopf.index(plural, labels=MANAGED, id=f"region_owned_{plural}")(index)
@@ -307,7 +299,7 @@ class _RegionReconcile:
         requested = bool(requested_value) and requested_value != annotations.get(
             ROTATION_STARTED_AT
         )
-        started = _parse_time(rotated_at)
+        started = kube.parse_time(rotated_at)
         result = step(
             current,
             requested=requested,
@@ -322,7 +314,7 @@ class _RegionReconcile:
         if result.event:
             await self._event("Normal", "TurnSecretRotation", result.event)
         new_rotated_at = (
-            None if result.phase_started_at is None else _format_time(result.phase_started_at)
+            None if result.phase_started_at is None else kube.format_time(result.phase_started_at)
         )
         if requested and result.changed and requested_value:
             # Remember which request was served, so it is not served twice.
@@ -454,7 +446,9 @@ def _observation(
         sfu_outdated=sum(p.template_hash != current_hash for p in live) if current_hash else 0,
         turn_enabled=turn_enabled,
         turn_desired=region.spec.turn.replicas if region and turn_enabled else 0,
-        turn_ready=sum(_ready(p) for p in turn_pods if not p["metadata"].get("deletionTimestamp")),
+        turn_ready=sum(
+            kube.pod_ready(p) for p in turn_pods if not p["metadata"].get("deletionTimestamp")
+        ),
         turn_uris=turn_uris,
         problem=problem,
         totals=runtime.region_load(name),
@@ -471,18 +465,13 @@ async def _write_status(
         await kube.patch_region_status(runtime.api, body["metadata"]["name"], patch)
 
 
-def _ready(pod: Mapping[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 def _pod_view(pod: Mapping[str, Any], hosts_rooms: Callable[[str, str], bool]) -> SfuPodView:
     meta = pod["metadata"]
     pod_labels = meta.get("labels") or {}
     return SfuPodView(
         name=meta["name"],
         template_hash=pod_labels.get(manifests.POD_TEMPLATE_HASH, ""),
-        ready=_ready(pod),
+        ready=kube.pod_ready(pod),
         deleting=bool(meta.get("deletionTimestamp")),
         terminated=(pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"),
         draining=(meta.get("annotations") or {}).get(keys.DRAIN) == "true",
@@ -514,13 +503,3 @@ def _suffix() -> str:
 def _new_secret() -> str:
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(48))
-
-
-def _format_time(value: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
-
-
-def _parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    return float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")))

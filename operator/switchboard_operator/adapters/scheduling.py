@@ -8,7 +8,6 @@ in one synchronous step (`place` + `commit`), so two rooms never take the same l
 from __future__ import annotations
 
 import asyncio
-import calendar
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -69,15 +68,9 @@ LIVE_FLUSH_SECONDS = 2.0
 """Live counters (participants) reach Room statuses at most this often, only on change."""
 
 
-def _snapshot(body: kopf.Body) -> dict[str, Any]:
-    snapshot = dict(body)
-    snapshot["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-    return snapshot
-
-
 @kopf.index(GROUP, VERSION, ROOM.plural)
 async def room_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {room_key(namespace, name): _snapshot(body)}
+    return {room_key(namespace, name): kube.snapshot(body)}
 
 
 @kopf.index("namespaces")
@@ -187,8 +180,7 @@ class Scheduler:
             return
         annotations = meta.get("annotations") or {}
         draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
-        conditions = (body.get("status") or {}).get("conditions") or []
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        ready = kube.pod_ready(body)
         apply_pod(
             self.picture,
             PodObservation(
@@ -198,7 +190,7 @@ class Scheduler:
                 region=(meta.get("labels") or {}).get(keys.REGION, ""),
                 ready=ready,
                 draining=draining,
-                drain_deadline=_parse_time(annotations.get(keys.DRAIN_DEADLINE)),
+                drain_deadline=kube.parse_time(annotations.get(keys.DRAIN_DEADLINE)),
             ),
             time.time(),
         )
@@ -230,7 +222,7 @@ class Scheduler:
             failover_timeout_seconds=self.failover_timeout,
             assignments=assignments,
             drain=bool(state is not None and state.draining),
-            drain_deadline=_datetime(deadline) if deadline else None,
+            drain_deadline=kube.format_time(deadline) if deadline else None,
             # A stray that lives on another pod now has moved: the SFU sees it missing from
             # its assignments and says `room-moved`. Only rooms placed nowhere are closed.
             close=[r for r in outcome.strays if self.picture.placement_of(r) is None],
@@ -365,7 +357,7 @@ class Scheduler:
             pod=f"{region.spec.namespace}/{pod}",
             pod_uid=uid,
             now=now,
-            placed_at=_parse_time(scheduled.get("lastTransitionTime")) or now,
+            placed_at=kube.parse_time(scheduled.get("lastTransitionTime")) or now,
         )
 
     def _participants(self, key: str) -> int:
@@ -392,7 +384,7 @@ class Scheduler:
         ttl = room.spec.ttl_seconds_after_closed
         if ttl is None or not closed_at:
             return None
-        due = (_parse_time(closed_at) or now) + ttl
+        due = (kube.parse_time(closed_at) or now) + ttl
         if now < due:
             return Result(requeue_after=due - now)
         namespace, name = split_room_key(key)
@@ -625,19 +617,6 @@ async def _delete_room(api: client.ApiClient, namespace: str, name: str) -> None
             raise
 
 
-def _parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return float(calendar.timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return None
-
-
-def _datetime(value: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
-
-
 # -- kopf handlers: feed the scheduler from watch events ----------------------------------
 
 
@@ -662,4 +641,4 @@ async def sfu_pod_changed(
 ) -> None:
     scheduler = _scheduler(memo)
     scheduler.capture(kwargs)
-    scheduler.on_pod(_snapshot(body), deleted=event["type"] == "DELETED")
+    scheduler.on_pod(kube.snapshot(body), deleted=event["type"] == "DELETED")
