@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
+from fixtures.cluster import apply
+from fixtures.cluster import get_json as get
 from fixtures.waiting import wait_for
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OperatorProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 
 REGION, MEDIA_NS, ROOMS_NS = "ha-eu", "e2e-ha-media", "e2e-ha-rooms"
-
-
-def get(cluster, *args) -> dict:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def apply(cluster, obj: dict) -> None:
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
 
 def scheduled(cluster, name: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 
 import pytest
 from cryptography import x509
@@ -12,17 +11,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from fixtures.cluster import apply
+from fixtures.cluster import get_json as get
 from fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
-
-
-def get(cluster, *args) -> dict:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def apply(cluster, obj: dict) -> None:
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
 
 def region(

@@ -13,6 +13,7 @@ import time
 import kubernetes
 import pytest
 
+from fixtures.cluster import get_json as get
 from fixtures.waiting import wait_for
 from switchboard_dev.operator_process import OPERATOR_USER
 
@@ -33,10 +34,6 @@ def region(name: str, namespace: str, latitude: float, **sfu) -> dict:
             "turn": {"enabled": True, "replicas": 1, "allowedPeerCIDRs": ["127.0.0.0/8"]},
         },
     }
-
-
-def get(cluster, *args) -> dict:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
 def condition(obj: dict, type_: str) -> dict:

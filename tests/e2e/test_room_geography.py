@@ -3,10 +3,10 @@ Region spills to the next nearest — with real SFU pods reporting their capacit
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from fixtures.cluster import apply
+from fixtures.cluster import get_json as get
 from fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
@@ -17,14 +17,6 @@ SYDNEY = {"latitude": -33.87, "longitude": 151.21}
 TOKYO = {"latitude": 35.68, "longitude": 139.69}
 NEAR_SYDNEY = {"latitude": -37.81, "longitude": 144.96}  # Melbourne
 NEAR_TOKYO = {"latitude": 34.69, "longitude": 135.50}  # Osaka
-
-
-def get(cluster, *args) -> dict:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def apply(cluster, obj: dict) -> None:
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
 
 def region(name: str, namespace: str, location: dict, node_region: str, capacity: float) -> dict:

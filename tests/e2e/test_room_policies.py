@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from fixtures.cluster import apply
+from fixtures.cluster import get_json as get
 from fixtures.sfu_metrics import sfu_room_count
 from fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 
 REGION, MEDIA_NS, ROOMS_NS = "spread-eu", "e2e-spread-media", "e2e-spread-rooms"
-
-
-def get(cluster, *args) -> dict:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def apply(cluster, obj: dict) -> None:
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
 
 def ready_pods(cluster) -> list[dict]:

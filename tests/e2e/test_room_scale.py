@@ -16,6 +16,7 @@ import kubernetes
 import pytest
 
 from fixtures.cluster import Cluster
+from fixtures.cluster import get_json as get
 from fixtures.sfu_metrics import sfu_room_count
 from fixtures.waiting import wait_for
 from switchboard_api import labels
@@ -45,10 +46,6 @@ ROOM_SPEC = {
 }
 RESERVATION = CapacityModel().reservation(RoomSpec.model_validate(ROOM_SPEC))
 SFU_SELECTOR = f"{labels.APP_COMPONENT}={labels.COMPONENT_SFU}"
-
-
-def get(cluster: Cluster, *args: str) -> dict:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
 def ready_sfu_pods(cluster: Cluster) -> list[dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import signal
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from fixtures.cluster import apply
+from fixtures.cluster import get_json as get
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
 from fixtures.waiting import wait_for, wait_for_async
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OPERATOR_USER
@@ -24,14 +25,6 @@ REGION = "rooms-eu"
 MEDIA_NS = "e2e-rooms-media"
 ROOMS_NS = "e2e-join-rooms"
 API_KEY = "e2e-key-0123456789abcdef"
-
-
-def get(cluster, *args) -> dict:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def apply(cluster, obj: dict) -> None:
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
 
 def room_status(cluster, name: str) -> dict:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from fixtures.cluster import Cluster
+from fixtures.cluster import get_json as get
 from fixtures.nodeagent import NodeAgent, NodeAgents
 from fixtures.turn_clients import (
     RelayedChannel,
@@ -73,10 +74,6 @@ def region_manifest() -> dict[str, Any]:
             "turn": {"enabled": True, "replicas": 1, "allowedPeerCIDRs": ["127.0.0.0/8"]},
         },
     }
-
-
-def get(cluster: Cluster, *args: str) -> dict[str, Any]:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
 def is_ready(obj: dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from fixtures.cluster import get_json
 from switchboard_dev.operator_process import OPERATOR_USER
 from switchboard_localcluster.processes import wait_until
 
@@ -29,10 +30,6 @@ def region_manifest(**sfu) -> dict:
             "turn": {"enabled": True, "replicas": 1, "allowedPeerCIDRs": ["127.0.0.0/8"]},
         },
     }
-
-
-def get_json(cluster, *args) -> dict:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
 def condition(cluster, type_: str) -> dict:
