@@ -1,7 +1,10 @@
-"""End to end: rooms go to the nearest Region with room, pinned rooms stay pinned, and a full
-Region spills to the next nearest — with real SFU pods reporting their capacity."""
+"""End to end: rooms go to the nearest Region with room, pinned rooms stay pinned, a full
+Region spills to the next nearest, and a Region whose SFU pods are still starting is waited
+for — with real SFU pods reporting their capacity."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -17,6 +20,10 @@ SYDNEY = {"latitude": -33.87, "longitude": 151.21}
 TOKYO = {"latitude": 35.68, "longitude": 139.69}
 NEAR_SYDNEY = {"latitude": -37.81, "longitude": 144.96}  # Melbourne
 NEAR_TOKYO = {"latitude": 34.69, "longitude": 135.50}  # Osaka
+AUCKLAND = {"latitude": -36.85, "longitude": 174.76}
+NEAR_AUCKLAND = {"latitude": -41.29, "longitude": 174.78}  # Wellington
+LATE_NODE_REGION = "ap-southeast"
+"""Nodes of this topology region join only when a test starts an agent for them."""
 
 
 def region(name: str, namespace: str, location: dict, node_region: str, capacity: float) -> dict:
@@ -51,6 +58,20 @@ def room(name: str, **spec) -> dict:
 def placed_region(cluster, name: str) -> str | None:
     status = get(cluster, "room", name, "-n", ROOMS_NS).get("status") or {}
     return status.get("region") if status.get("phase") == "Scheduled" else None
+
+
+def waiting_message(cluster, name: str) -> str | None:
+    """The Room's message while it is Pending and waits for SFU pods to start."""
+    status = get(cluster, "room", name, "-n", ROOMS_NS).get("status") or {}
+    scheduled = next((c for c in status.get("conditions") or [] if c["type"] == "Scheduled"), {})
+    if status.get("phase") == "Pending" and scheduled.get("reason") == "WaitingForPods":
+        return str(status.get("message"))
+    return None
+
+
+def region_observed(cluster, name: str) -> bool:
+    obj = get(cluster, "region", name)
+    return (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
 
 
 def region_ready(cluster, name: str) -> bool:
@@ -93,3 +114,34 @@ def test_a_full_region_spills_to_the_next_nearest(regions):
         wait_for(lambda name=name: placed_region(cluster, name), 60, f"{name} placed")
     placed = {name: placed_region(cluster, name) for name in ("melbourne", "perth", "adelaide")}
     assert sorted(placed.values()) == ["geo-syd", "geo-syd", "geo-tyo"], placed
+
+
+def test_a_room_waits_for_its_nearest_region_while_its_sfu_pods_start(regions, node_agents):
+    """A Room applied right after its nearest Region is created waits there (Pending) instead
+    of spilling to a farther Region that is Ready, and is placed there once an SFU pod of
+    that Region is Ready and reports. The new Region's node joins only after the Room is
+    seen waiting, so its pods are surely still starting when the Room is decided."""
+    cluster = regions
+    cluster.create_namespace("e2e-geo-akl", {"pod-security.kubernetes.io/enforce": "restricted"})
+    apply(cluster, region("geo-akl", "e2e-geo-akl", AUCKLAND, LATE_NODE_REGION, capacity=100))
+    # Once the operator has acted on the Region, the Room cannot be decided without it.
+    wait_for(lambda: region_observed(cluster, "geo-akl"), 60, "geo-akl observed")
+    apply(cluster, room("wellington", location=NEAR_AUCKLAND))
+    message = wait_for(lambda: waiting_message(cluster, "wellington"), 60, "wellington waiting")
+    assert "geo-akl" in message, message
+    started = time.monotonic()
+    agent = node_agents.start({LATE_NODE_REGION: [f"{LATE_NODE_REGION}-a"]}, name="late")
+    try:
+        wait_for(lambda: region_ready(cluster, "geo-akl"), 90, "geo-akl Ready")
+        ready_after = time.monotonic() - started
+        wait_for(lambda: placed_region(cluster, "wellington"), 30, "wellington placed")
+        print(
+            f"\nnode agent start -> geo-akl Ready {ready_after:.1f}s, "
+            f"-> wellington placed {time.monotonic() - started:.1f}s"
+        )
+        assert placed_region(cluster, "wellington") == "geo-akl"
+    finally:
+        # Keep later modules' unpinned pods off this node (its agent stops with the session).
+        for node in agent.node_names:
+            cluster.kubectl("cordon", node)
+        cluster.kubectl("delete", "region", "geo-akl", "--wait=false")

@@ -52,6 +52,7 @@ from switchboard_operator.logic.placement import (
     PlacementRegion,
     RoomRequest,
     Unschedulable,
+    Waiting,
     commit,
     place,
     replace_rooms,
@@ -181,6 +182,7 @@ class Scheduler:
         annotations = meta.get("annotations") or {}
         draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
         ready = kube.pod_ready(body)
+        failed = (body.get("status") or {}).get("phase") in ("Failed", "Succeeded")
         apply_pod(
             self.picture,
             PodObservation(
@@ -191,10 +193,12 @@ class Scheduler:
                 ready=ready,
                 draining=draining,
                 drain_deadline=kube.parse_time(annotations.get(keys.DRAIN_DEADLINE)),
+                failed=failed,
             ),
             time.time(),
         )
-        if ready and not draining:
+        # A failed pod ends the wait of rooms for its region: they go elsewhere now.
+        if (ready and not draining) or failed:
             self.trigger_pending()
 
     def on_report(self, report: Any, now: float) -> ReportResponse:
@@ -256,7 +260,11 @@ class Scheduler:
         if placed is None:
             request = self._request(room)
             decision = place(
-                request, [PlacementRegion.of(r) for r in regions.values()], self.picture, now
+                request,
+                [PlacementRegion.of(r) for r in regions.values()],
+                self.picture,
+                now,
+                wait=key not in self.migrating,
             )
             if isinstance(decision, Placement):
                 commit(self.picture, decision, now)
@@ -268,9 +276,9 @@ class Scheduler:
                     self.unschedulable.pop(key)
             else:
                 log.info(
-                    "room unschedulable room=%s reason=%s message=%s",
+                    "room not placed room=%s reason=%s message=%s",
                     key,
-                    decision.reason.value,
+                    decision.reason,
                     decision.message,
                 )
         if placed is not None:
@@ -291,6 +299,8 @@ class Scheduler:
             # Retried, like an unschedulable room, as soon as capacity appears.
             self.pending.add(key)
             outcome = RoomOutcome(migrating=self.migrating[key])
+        elif isinstance(decision, Waiting):
+            outcome = self._wait(key, decision)
         else:
             assert isinstance(decision, Unschedulable)
             self.pending.add(key)
@@ -316,7 +326,18 @@ class Scheduler:
         elif outcome.unschedulable is not None:
             assert isinstance(decision, Unschedulable)
             self._resolve(key, error=RoomUnschedulable.of(decision))
+        elif outcome.waiting is not None:
+            assert isinstance(decision, Waiting)
+            return Result(requeue_after=max(0.0, decision.recheck_at - now))
         return None
+
+    def _wait(self, key: str, decision: Waiting) -> RoomOutcome:
+        """A room whose region's SFU pods are starting stays Pending, with no Event. It is
+        retried when a pod turns Ready or reports capacity (`trigger_pending`), and at the
+        latest when the startup grace runs out (`recheck_at`). Join API waiters keep waiting."""
+        self.pending.add(key)
+        self.unschedulable.pop(key, None)
+        return RoomOutcome(waiting=(decision.reason, decision.message))
 
     def _request(self, room: Room) -> RoomRequest:
         namespace = room.metadata.namespace or ""

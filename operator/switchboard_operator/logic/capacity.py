@@ -48,6 +48,11 @@ _RETIRED_MEMORY: Final = 10_000
 FIT_TOLERANCE: Final = 1e-9
 """Slack for float sums when comparing load with a limit."""
 
+SFU_STARTUP_GRACE_SECONDS: Final = 120.0
+"""How long placement waits for a new SFU pod (or a new Region's first pods) to start
+taking rooms: the SFU startup probe's 60 s plus time to schedule the pod and pull its
+image. A pod that is not up by then is not waited for (CAPACITY.md, "Waiting")."""
+
 
 @dataclass(frozen=True, slots=True)
 class CapacityModel:
@@ -57,6 +62,7 @@ class CapacityModel:
     report_freshness_seconds: float = REPORT_FRESHNESS_SECONDS
     reservation_hold_seconds: float = RESERVATION_HOLD_SECONDS
     retained_fraction: float = RETAINED_FRACTION
+    startup_grace_seconds: float = SFU_STARTUP_GRACE_SECONDS
 
     def reservation(self, spec: RoomSpec) -> float:
         """Units a room reserves: its forwarded streams at its busiest, plus the fixed
@@ -94,6 +100,8 @@ class PodObservation:
     """Marked for draining (annotation or scale-down): it takes no new rooms."""
     drain_deadline: float | None = None
     """When draining, the time by which its remaining rooms must have moved."""
+    failed: bool = False
+    """Its SFU process ended (phase Failed or Succeeded): it will never take rooms."""
 
     @property
     def key(self) -> str:
@@ -191,6 +199,9 @@ class PodState:
     fenced: bool = False
     open: bool = False
     """Takes new rooms if its last report is also fresh (see CapacityPicture.takes_rooms)."""
+    opened: bool = False
+    """Has been open at least once: it has started, so it is no longer waited for."""
+    failed: bool = False
     capacity: float = 0.0
     reported_at: float | None = None
     sequence: int = -1
@@ -245,6 +256,7 @@ class PodState:
             and not self.fenced
             and self.reported_at is not None
         )
+        self.opened = self.opened or self.open
 
     def _copy(self) -> PodState:
         clone = PodState(key=self.key, uid=self.uid, first_seen_at=self.first_seen_at)
@@ -289,6 +301,7 @@ class CapacityPicture:
         self._room_pods: dict[str, PodState] = {}
         self._retired_uids: OrderedDict[tuple[str, str], LossReason] = OrderedDict()
         self._regions: dict[str, list[PodState]] | None = None
+        self._failed_at: dict[str, float] = {}
 
     # Reading.
 
@@ -342,6 +355,25 @@ class CapacityPicture:
             and state.reported_at >= now - self.model.report_freshness_seconds
         )
 
+    def startup_deadline(self, state: PodState) -> float | None:
+        """Until when placement waits for this pod to start taking rooms, or None if it is
+        not starting: it has been open before, or it is draining, fenced, failed or retired.
+        The wait is bounded by the startup grace from when the pod was first seen."""
+        if (
+            state.opened
+            or state.failed
+            or state.draining
+            or state.fenced
+            or state.retired is not None
+            or not state.confirmed
+        ):
+            return None
+        return state.first_seen_at + self.model.startup_grace_seconds
+
+    def last_failure(self, region: str) -> float | None:
+        """When an SFU pod of `region` was last seen failed (its process ended)."""
+        return self._failed_at.get(region)
+
     def copy(self) -> CapacityPicture:
         """An independent copy, for what-if decisions (rebalance suggestions)."""
         clone = CapacityPicture(self.model)
@@ -352,6 +384,7 @@ class CapacityPicture:
         for room, state in self._room_pods.items():
             clone._room_pods[room] = clone._pods[state.key][state.uid]
         clone._retired_uids = OrderedDict(self._retired_uids)
+        clone._failed_at = dict(self._failed_at)
         return clone
 
     # Internal bookkeeping used by the update functions below.
@@ -426,6 +459,9 @@ def apply_pod(picture: CapacityPicture, pod: PodObservation, now: float) -> None
     state.ready = pod.ready
     state.pod_draining = pod.draining
     state.drain_deadline = pod.drain_deadline
+    if pod.failed and not state.failed:
+        picture._failed_at[state.region] = now
+    state.failed = pod.failed
     state._refresh_open()
 
 

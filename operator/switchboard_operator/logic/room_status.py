@@ -34,6 +34,8 @@ class RoomOutcome:
     """(reason, message) when nothing can take the room."""
     migrating: tuple[str, str] | None = None
     """(reason, message) when it lost its pod and waits for another."""
+    waiting: tuple[str, str] | None = None
+    """(reason, message) when it waits for its region's SFU pods to start: still Pending."""
     closed_at: str | None = None
 
 
@@ -88,6 +90,17 @@ def room_status(
         reason, message = outcome.unschedulable
         status.update(
             phase=RoomPhase.UNSCHEDULABLE.value,
+            message=message,
+            pod=None,
+            podUID=None,
+            endpoint=None,
+            region=None,
+        )
+        scheduled(False, reason, message)
+    elif outcome.waiting is not None:
+        reason, message = outcome.waiting
+        status.update(
+            phase=RoomPhase.PENDING.value,
             message=message,
             pod=None,
             podUID=None,

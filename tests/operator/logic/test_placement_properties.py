@@ -1,7 +1,7 @@
 """Properties of placement over generated clusters, checked against an independent model
 of the scenario: capacity is never exceeded, pinned regions are respected, the nearest
-region with room is preferred, placement is complete and deterministic, and a batch never
-double-books a pod."""
+region with room is preferred, placement is complete and deterministic, a room waits only
+for a region whose SFU pods are starting, and a batch never double-books a pod."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from switchboard_api.kube_types import LabelSelector
 from switchboard_api.region import PlacementPolicy
 from switchboard_operator.logic.capacity import (
     FIT_TOLERANCE,
+    CapacityModel,
     CapacityPicture,
     apply_pod,
     apply_report,
@@ -31,12 +32,16 @@ from switchboard_operator.logic.placement import (
     PodSearch,
     RoomRequest,
     Unschedulable,
+    Waiting,
     place_many,
 )
 from switchboard_operator.logic.placement.geo import great_circle_km
 
+GRACE = CapacityModel().startup_grace_seconds
 GOLD = LabelSelector(match_labels={"tier": "gold"})
 HEALTHY = "healthy"
+STARTING_CONDITIONS = ("not-ready", "never-reported")
+"""Pods that have never taken rooms: starting while younger than the startup grace."""
 POD_CONDITIONS = [
     HEALTHY,
     "not-ready",
@@ -68,17 +73,19 @@ class Scenario:
     pods: list[Pod]
     requests: list[RoomRequest]
     search: PodSearch
+    young: bool
+    """Pods were first seen within the startup grace (else long before it)."""
     used: dict[str, float] = field(default_factory=dict)
     has_rooms: dict[str, bool] = field(default_factory=dict)
 
     def build(self, pod_order: list[Pod] | None = None) -> CapacityPicture:
         picture = CapacityPicture()
         for pod in pod_order or self.pods:
-            _add(picture, pod)
+            _add(picture, pod, seen_at=NOW if self.young else NOW - 10 * GRACE)
         return picture
 
 
-def _add(picture: CapacityPicture, pod: Pod) -> None:
+def _add(picture: CapacityPicture, pod: Pod, seen_at: float) -> None:
     apply_pod(
         picture,
         observe(
@@ -87,7 +94,7 @@ def _add(picture: CapacityPicture, pod: Pod) -> None:
             ready=pod.condition != "not-ready",
             draining=pod.condition == "drain-marked",
         ),
-        NOW,
+        seen_at,
     )
     if pod.condition != "never-reported":
         sent = NOW - 30 if pod.condition == "stale" else NOW
@@ -125,6 +132,8 @@ def scenarios(draw) -> Scenario:
             policy=draw(st.sampled_from(list(PlacementPolicy))),
             high_water_mark=draw(st.floats(0.5, 1.0)),
             namespace_selector=draw(st.sampled_from([None, None, GOLD])),
+            wanted_pods=draw(st.integers(0, 3)),
+            created_at=draw(st.sampled_from([None, NOW - GRACE / 2, NOW - 10 * GRACE])),
         )
         for i in range(region_count)
     ]
@@ -156,7 +165,9 @@ def scenarios(draw) -> Scenario:
                 region_hint=draw(st.one_of(st.none(), st.sampled_from(names))),
             )
         )
-    return Scenario(regions, pods, requests, draw(st.sampled_from(list(PodSearch))))
+    return Scenario(
+        regions, pods, requests, draw(st.sampled_from(list(PodSearch))), young=draw(st.booleans())
+    )
 
 
 # The independent model: what the scenario says each pod can take.
@@ -190,6 +201,27 @@ def _region_has_room(scenario: Scenario, region: PlacementRegion, request: RoomR
     )
 
 
+def _starting(scenario: Scenario, region: PlacementRegion) -> bool:
+    pods = [pod for pod in scenario.pods if pod.region == region.name]
+    if scenario.young and any(pod.condition in STARTING_CONDITIONS for pod in pods):
+        return True
+    live = [pod for pod in pods if pod.condition not in ("drain-marked", "reports-draining")]
+    young_region = region.created_at is not None and NOW - region.created_at < GRACE
+    return young_region and len(live) < region.wanted_pods
+
+
+def _own_region(scenario: Scenario, request: RoomRequest) -> PlacementRegion | None:
+    """The room's own region: its pinned region, else the nearest candidate (ties by
+    name), if a location is known."""
+    candidates = _candidate_regions(scenario, request)
+    origin = _origin(scenario, request)
+    if not candidates or (request.region is None and origin is None):
+        return None
+    if request.region is not None:
+        return candidates[0]
+    return min(candidates, key=lambda r: (great_circle_km(origin, r.location), r.name))
+
+
 def _candidate_regions(scenario: Scenario, request: RoomRequest) -> list[PlacementRegion]:
     if request.region is not None:
         return [r for r in scenario.regions if r.name == request.region and _admits(r, request)]
@@ -218,6 +250,11 @@ def _decide(scenario: Scenario):
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_every_decision_obeys_capacity_pinning_nearness_and_completeness(scenario):
+    """Completeness with waiting: whenever some eligible pod has room, the room is placed,
+    except that it waits (Waiting, never Unschedulable) when its own region (pinned, or
+    nearest to a known location) has no room and is starting. A room waits for no other
+    region unless no eligible pod has room at all; it is Unschedulable only when no
+    eligible pod has room and no candidate region is starting."""
     _initial_state(scenario)
     _, decisions = _decide(scenario)
     pods = {pod.key: pod for pod in scenario.pods}
@@ -225,9 +262,22 @@ def test_every_decision_obeys_capacity_pinning_nearness_and_completeness(scenari
     for request, decision in zip(scenario.requests, decisions, strict=True):
         candidates = _candidate_regions(scenario, request)
         with_room = [r for r in candidates if _region_has_room(scenario, r, request)]
-        if isinstance(decision, Unschedulable):
-            # Completeness: nothing is refused while some eligible pod has room.
+        own = _own_region(scenario, request)
+        if own is not None and own not in with_room and _starting(scenario, own):
+            assert isinstance(decision, Waiting), (request, decision)
+            assert decision.region == own.name
+            continue
+        if isinstance(decision, Waiting):
+            # Waiting for another region than its own: only when nothing has room.
+            waited = regions[decision.region]
             assert with_room == [], (request, decision)
+            assert waited in candidates and _starting(scenario, waited), (request, decision)
+            continue
+        if isinstance(decision, Unschedulable):
+            # Completeness: nothing is refused while some eligible pod has room, or while
+            # some candidate region is starting.
+            assert with_room == [], (request, decision)
+            assert not any(_starting(scenario, r) for r in candidates), (request, decision)
             continue
         pod, region = pods[decision.pod], regions[decision.region]
         # Capacity: the chosen pod takes new rooms and has room for this one.

@@ -15,6 +15,7 @@ from switchboard_operator.logic.placement.model import (
     RoomRequest,
     Unschedulable,
     UnschedulableReason,
+    Waiting,
 )
 from switchboard_operator.logic.placement.rebalance import Move, rebalance
 from switchboard_operator.logic.placement.scheduler import commit, place, place_many
@@ -30,6 +31,7 @@ __all__ = [
     "RoomRequest",
     "Unschedulable",
     "UnschedulableReason",
+    "Waiting",
     "commit",
     "place",
     "place_many",

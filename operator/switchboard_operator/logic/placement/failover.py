@@ -61,8 +61,16 @@ def replace_rooms(
         request = requests.get(move.room)
         if request is None:
             continue
+        # A moving room has participants now: it takes capacity that is up, and never
+        # waits for pods that are still starting.
         decision = place(
-            request, regions, picture, now, settings=settings, exclude={move.placed.pod}
+            request,
+            regions,
+            picture,
+            now,
+            settings=settings,
+            exclude={move.placed.pod},
+            wait=False,
         )
         if isinstance(decision, Placement):
             commit(picture, decision, now)

@@ -68,16 +68,23 @@ class PlacementRegion:
     policy: PlacementPolicy = PlacementPolicy.LEAST_LOADED
     high_water_mark: float = defaults.SFU_HIGH_WATER_MARK
     namespace_selector: LabelSelector | None = None
+    wanted_pods: int = 0
+    """SFU pods the Region asks for (`minReplicas`)."""
+    created_at: float | None = None
+    """When the Region was created: a new Region is waited for while its pods are created."""
 
     @classmethod
     def of(cls, region: Region) -> PlacementRegion:
         spec = region.spec
+        created = region.metadata.creation_timestamp
         return cls(
             name=region.metadata.name or "",
             location=spec.location,
             policy=spec.sfu.placement_policy,
             high_water_mark=spec.sfu.high_water_mark,
             namespace_selector=spec.namespace_selector,
+            wanted_pods=spec.sfu.min_replicas,
+            created_at=created.timestamp() if created is not None else None,
         )
 
 
@@ -139,4 +146,24 @@ class Unschedulable:
     message: str
 
 
-Decision = Placement | Unschedulable
+WAITING_REASON = "WaitingForPods"
+"""Condition reason of a room that waits for its region's SFU pods to start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """No pod can take the room yet, but SFU pods of `region` are starting: the room waits
+    for them instead of going elsewhere (CAPACITY.md, "Waiting")."""
+
+    room: str
+    region: str
+    message: str
+    recheck_at: float
+    """When the wait may end without any event (a startup grace runs out): decide again."""
+
+    @property
+    def reason(self) -> str:
+        return WAITING_REASON
+
+
+Decision = Placement | Unschedulable | Waiting

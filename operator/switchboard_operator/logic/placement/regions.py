@@ -1,6 +1,6 @@
 """Region choice: the pinned region, else admitted regions nearest first (great-circle
 distance to the room's or client's location, or to a hinted region), else the regions with
-the most free capacity first."""
+the most free capacity first; and whether a region's SFU pods are still starting."""
 
 from __future__ import annotations
 
@@ -55,6 +55,40 @@ def free_units(picture: CapacityPicture, region: PlacementRegion, now: float) ->
         for pod in picture.region_pods(region.name)
         if picture.takes_rooms(pod, now)
     )
+
+
+def nearest_first(request: RoomRequest, regions: Sequence[PlacementRegion]) -> bool:
+    """Whether the first region of `region_order` is the room's own: pinned or nearest.
+    Only then does the room wait for that region when its pods are starting."""
+    return request.region is not None or _origin(request, regions) is not None
+
+
+def starting_until(picture: CapacityPicture, region: PlacementRegion, now: float) -> float | None:
+    """Until when the region counts as starting, or None if it does not.
+
+    Starting: some current pod of it has never taken rooms yet and is neither draining,
+    fenced nor failed, and was first seen less than the startup grace ago; or the Region
+    itself is younger than the grace and has fewer live pods than it wants (they are still
+    being created). A region where a pod failed within the grace is not starting: it may be
+    crash-looping, so nothing waits for it.
+    """
+    grace = picture.model.startup_grace_seconds
+    failed_at = picture.last_failure(region.name)
+    if failed_at is not None and now - failed_at < grace:
+        return None
+    deadlines = []
+    live = 0
+    for pod in picture.region_pods(region.name):
+        if not (pod.failed or pod.draining or pod.retired is not None):
+            live += 1
+        deadline = picture.startup_deadline(pod)
+        if deadline is not None and deadline > now:
+            deadlines.append(deadline)
+    if region.created_at is not None and live < region.wanted_pods:
+        deadline = region.created_at + grace
+        if deadline > now:
+            deadlines.append(deadline)
+    return min(deadlines) if deadlines else None
 
 
 def _pinned(

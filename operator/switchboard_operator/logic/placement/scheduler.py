@@ -15,9 +15,14 @@ from switchboard_operator.logic.placement.model import (
     RoomRequest,
     Unschedulable,
     UnschedulableReason,
+    Waiting,
 )
 from switchboard_operator.logic.placement.pods import choose_pod, headroom
-from switchboard_operator.logic.placement.regions import region_order
+from switchboard_operator.logic.placement.regions import (
+    nearest_first,
+    region_order,
+    starting_until,
+)
 
 DEFAULT_SETTINGS = PlacementSettings()
 
@@ -30,14 +35,27 @@ def place(
     *,
     settings: PlacementSettings = DEFAULT_SETTINGS,
     exclude: Collection[str] = (),
+    wait: bool = True,
 ) -> Decision:
     """Decide where a room goes, without reserving it (see `commit` and `place_many`).
 
     Tries the regions in `region_order`; the first with a pod that takes the room wins,
-    so a full region spills to the next nearest. Pods whose keys are in `exclude` are
-    never chosen. Deterministic: the same picture and request give the same decision.
+    so a full region spills to the next nearest. A region whose pods are still starting
+    (`starting_until`) is waited for instead when it is the room's pinned or nearest
+    region, or when no region has room at all; `wait=False` never waits. Pods whose keys
+    are in `exclude` are never chosen. Deterministic: the same picture and request give
+    the same decision.
     """
-    return _decide(request, regions, picture, now, settings=settings, exclude=exclude, refused=None)
+    return _decide(
+        request,
+        regions,
+        picture,
+        now,
+        settings=settings,
+        exclude=exclude,
+        refused=None,
+        wait=wait,
+    )
 
 
 def _decide(
@@ -49,6 +67,7 @@ def _decide(
     settings: PlacementSettings,
     exclude: Collection[str],
     refused: dict[str, float] | None,
+    wait: bool,
 ) -> Decision:
     # `refused` maps a region to the smallest reservation it could not take. Within one
     # batch load only grows, so a region that refused r refuses every room of r or more:
@@ -56,29 +75,57 @@ def _decide(
     order = region_order(request, regions, picture, now)
     if isinstance(order, Unschedulable):
         return order
-    for region in order:
-        if refused is not None and request.reservation >= refused.get(region.name, math.inf):
-            continue
-        pod = choose_pod(
-            picture,
-            region,
-            request.reservation,
-            now=now,
-            search=settings.search,
-            room=request.room,
-            exclude=exclude,
-        )
-        if pod is not None:
-            return Placement(
+    own_first = wait and nearest_first(request, regions)
+    waiting: Waiting | None = None
+    for index, region in enumerate(order):
+        skip = refused is not None and request.reservation >= refused.get(region.name, math.inf)
+        if not skip:
+            pod = choose_pod(
+                picture,
+                region,
+                request.reservation,
+                now=now,
+                search=settings.search,
                 room=request.room,
-                region=region.name,
-                pod=pod.key,
-                pod_uid=pod.uid,
-                reservation=request.reservation,
+                exclude=exclude,
             )
-        if refused is not None:
-            refused[region.name] = request.reservation
+            if pod is not None:
+                return Placement(
+                    room=request.room,
+                    region=region.name,
+                    pod=pod.key,
+                    pod_uid=pod.uid,
+                    reservation=request.reservation,
+                )
+            if refused is not None:
+                refused[region.name] = request.reservation
+        # No room here. A starting region is waited for at once if it is the room's own
+        # (pinned or nearest); any other only if no region has room.
+        if wait and waiting is None:
+            until = starting_until(picture, region, now)
+            if until is not None:
+                own = own_first and index == 0
+                waiting = _waiting(request, region, until, own=own)
+                if own:
+                    return waiting
+    if waiting is not None:
+        return waiting
     return _no_capacity(request, order, picture, now, exclude)
+
+
+def _waiting(request: RoomRequest, region: PlacementRegion, until: float, *, own: bool) -> Waiting:
+    if request.region is not None:
+        which = "its pinned Region"
+    elif own:
+        which = "its nearest Region"
+    else:
+        which = "Region"
+    return Waiting(
+        room=request.room,
+        region=region.name,
+        message=f"waiting for SFU pods of {which} {region.name!r} to start",
+        recheck_at=until,
+    )
 
 
 def commit(picture: CapacityPicture, placement: Placement, now: float) -> PlacedRoom:
@@ -114,7 +161,14 @@ def place_many(
             decisions.append(_existing(existing, picture))
             continue
         decision = _decide(
-            request, regions, picture, now, settings=settings, exclude=(), refused=refused
+            request,
+            regions,
+            picture,
+            now,
+            settings=settings,
+            exclude=(),
+            refused=refused,
+            wait=True,
         )
         if isinstance(decision, Placement):
             commit(picture, decision, now)
