@@ -37,6 +37,12 @@ REPORT_TOKEN_EXPIRATION_SECONDS: Final = 3600
 """Lifetime the operator requests for the projected report token (the kubelet renews it)."""
 MAX_REPORT_INTERVAL_SECONDS: Final = 2.0
 
+# The join API, as far as SFUs need it: a `migrate` message's `rejoin` names a room's endpoint.
+JOIN_API_PREFIX: Final = "/v1/namespaces"
+"""Where the join API is mounted on the control plane's HTTP server."""
+JOIN_PATH_TEMPLATE: Final = JOIN_API_PREFIX + "/{namespace}/rooms/{name}/join"
+"""Path of a room's join endpoint, below the join API's base URL."""
+
 # Join tokens.
 JOIN_TOKEN_ISSUER: Final = f"{GROUP}/control-plane"
 JOIN_TOKEN_AUDIENCE: Final = f"{GROUP}/sfu"
@@ -68,6 +74,7 @@ class SfuEnv(StrEnum):
     TURN_SECRET_FILE = "SWITCHBOARD_TURN_SECRET_FILE"
     TURN_CREDENTIAL_TTL_SECONDS = "SWITCHBOARD_TURN_CREDENTIAL_TTL_SECONDS"
     DRAIN_GRACE_SECONDS = "SWITCHBOARD_DRAIN_GRACE_SECONDS"
+    JOIN_API_PUBLIC_URL = "SWITCHBOARD_JOIN_API_PUBLIC_URL"
 
 
 SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
@@ -95,6 +102,8 @@ SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
     SfuEnv.TURN_CREDENTIAL_TTL_SECONDS: "Lifetime of the TURN credentials handed to clients.",
     SfuEnv.DRAIN_GRACE_SECONDS: "How long a draining SFU waits for its rooms to migrate or end "
     "before it exits.",
+    SfuEnv.JOIN_API_PUBLIC_URL: "Base URL at which clients reach the join API; `migrate` "
+    f"messages' `rejoin` is it followed by `{JOIN_PATH_TEMPLATE}`. Unset: no `rejoin`.",
 }
 """What each SFU environment variable means (docs/contract.md's table is rendered from it)."""
 
@@ -142,6 +151,17 @@ def split_room_key(key: str) -> tuple[str, str]:
         raise ValueError(f"not a room key (<namespace>/<name>): {key!r}")
     namespace, name = key.split("/", 1)
     return namespace, name
+
+
+def join_path(namespace: str, name: str) -> str:
+    """The join API path of a Room."""
+    return JOIN_PATH_TEMPLATE.format(namespace=namespace, name=name)
+
+
+def join_url(join_api_url: str, key: str) -> str:
+    """The join endpoint of room `key` (`<namespace>/<name>`) below the join API's base URL
+    (SWITCHBOARD_JOIN_API_PUBLIC_URL, which may carry a path prefix): a `migrate`'s `rejoin`."""
+    return join_api_url.rstrip("/") + join_path(*split_room_key(key))
 
 
 class RoomUsage(CamelModel):
@@ -282,8 +302,9 @@ class MigrateReason(StrEnum):
 
 
 class MigrateMessage(CamelModel):
-    """Sent by the SFU to each participant (signalling WebSocket or WHIP/WHEP data channel)
-    when they must leave this pod; clients call `rejoin` for a new token and endpoint."""
+    """Sent by the SFU on each participant's signalling WebSocket when they must leave this
+    pod; clients call `rejoin` for a new token and endpoint. WHIP/WHEP sessions have no
+    message channel: they are only closed."""
 
     type: Literal["migrate"] = Field(default="migrate", description="Message type.")
     room: RoomKey
@@ -294,5 +315,6 @@ class MigrateMessage(CamelModel):
     )
     rejoin: str | None = Field(
         default=None,
-        description="Join API URL to call for a new SFU endpoint; null when the room is closing.",
+        description="The room's join API endpoint, which gives a new token and SFU endpoint; "
+        "null when the room is closing or the pod was given no SWITCHBOARD_JOIN_API_PUBLIC_URL.",
     )

@@ -23,13 +23,15 @@ OPERATOR_NAMESPACE = "switchboard-system"
 
 def local_operator_env(listen_port: int) -> dict[str, str]:
     """Configuration for an operator process on the local cluster: it listens on loopback and
-    SFU pods (local processes) reach its report receiver there. A real install sets the
-    same variables (the chart does), with the in-cluster Service URL."""
+    SFU pods (local processes) and clients reach its report receiver and join API there. A
+    real install sets the same variables (the chart does), with the in-cluster Service URL
+    and the join API's public URL."""
     return {
         "SWITCHBOARD_NAMESPACE": OPERATOR_NAMESPACE,
         "SWITCHBOARD_LISTEN_HOST": "127.0.0.1",
         "SWITCHBOARD_LISTEN_PORT": str(listen_port),
         "SWITCHBOARD_REPORT_URL": f"http://127.0.0.1:{listen_port}/v1/capacity/reports",
+        "SWITCHBOARD_JOIN_API_PUBLIC_URL": f"http://127.0.0.1:{listen_port}",
     }
 
 

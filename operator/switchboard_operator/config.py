@@ -19,6 +19,9 @@ class OperatorConfig:
     """Where the operator runs and keeps its own Secrets (join-token signing keys)."""
     report_url: str
     """URL at which SFU pods reach the control plane's report receiver."""
+    join_api_public_url: str
+    """Base URL at which clients reach the join API; SFU pods name rooms' join endpoints
+    below it when they tell participants to migrate."""
     listen_host: str
     listen_port: int
     """Where the control-plane HTTP server (reports, join API) listens."""
@@ -33,10 +36,12 @@ class OperatorConfig:
             env.get("SWITCHBOARD_NAMESPACE") or env.get("POD_NAMESPACE") or DEFAULT_NAMESPACE
         )
         port = int(env.get("SWITCHBOARD_LISTEN_PORT", ports.CONTROL_PLANE_HTTP_PORT))
-        default_url = f"http://{SERVICE_NAME}.{namespace}.svc:{port}{REPORT_PATH}"
+        service_url = f"http://{SERVICE_NAME}.{namespace}.svc:{port}"
         return cls(
             namespace=namespace,
-            report_url=env.get("SWITCHBOARD_REPORT_URL", default_url),
+            report_url=env.get("SWITCHBOARD_REPORT_URL", service_url + REPORT_PATH),
+            # The Service only serves clients inside the cluster; the chart sets the real one.
+            join_api_public_url=env.get("SWITCHBOARD_JOIN_API_PUBLIC_URL") or service_url,
             listen_host=env.get("SWITCHBOARD_LISTEN_HOST", "0.0.0.0"),
             listen_port=port,
             sfu_image=env.get("SWITCHBOARD_SFU_IMAGE", defaults.SFU_IMAGE),

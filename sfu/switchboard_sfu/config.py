@@ -4,6 +4,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from switchboard_api import defaults
 from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, SfuEnv
@@ -37,6 +38,9 @@ class SfuConfig:
     turn_secret_file: Path | None = None
     turn_credential_ttl_seconds: int = defaults.TURN_CREDENTIAL_TTL_SECONDS
     drain_grace_seconds: float = defaults.SFU_DRAIN_GRACE_SECONDS
+    join_api_url: str | None = None
+    """Base URL of the join API that `migrate` messages send clients back to (no `rejoin`
+    without it)."""
     failover_timeout_seconds: float = defaults.FAILOVER_TIMEOUT_SECONDS
     """Fencing timeout until the first report response names the control plane's own."""
     default_max_participants: int = defaults.ROOM_MAX_PARTICIPANTS
@@ -72,6 +76,7 @@ class SfuConfig:
             drain_grace_seconds=reader.non_negative_float(
                 SfuEnv.DRAIN_GRACE_SECONDS, defaults.SFU_DRAIN_GRACE_SECONDS
             ),
+            join_api_url=reader.base_url(SfuEnv.JOIN_API_PUBLIC_URL),
         )
         if config.report_interval_seconds > MAX_REPORT_INTERVAL_SECONDS:
             raise ConfigError(
@@ -109,6 +114,18 @@ class _EnvReader:
     def path(self, name: SfuEnv) -> Path | None:
         value = self.optional(name)
         return Path(value) if value else None
+
+    def base_url(self, name: SfuEnv) -> str | None:
+        """An http(s) URL that paths are appended to."""
+        value = self.optional(name)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+        if parts.query or parts.fragment:
+            raise ConfigError(f"{name} must have no query or fragment, got {value!r}")
+        return value
 
     def csv(self, name: SfuEnv) -> tuple[str, ...]:
         value = self.optional(name) or ""

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from switchboard_api.contract import (
     JoinTokenClaims,
     MigrateMessage,
-    MigrateReason,
     RoomAssignment,
     RoomUsage,
 )
@@ -97,11 +96,6 @@ class Room:
         for member in list(self.members.values()):
             if member.session_id != exclude:
                 member.send_event(event)
-
-    def migrate_all(self, reason: MigrateReason, rejoin: str | None) -> None:
-        message = MigrateMessage(room=self.key, reason=reason, rejoin=rejoin)
-        for member in list(self.members.values()):
-            member.send_migrate(message)
 
     def empty_for(self, now: float) -> float | None:
         return None if self.empty_since is None else max(0.0, now - self.empty_since)

@@ -19,6 +19,7 @@ from switchboard_api.contract import (
     MigrateMessage,
     MigrateReason,
     ReportResponse,
+    join_url,
 )
 from switchboard_sfu.config import SfuConfig
 from switchboard_sfu.iceservers import IceServer, IceServerProvider
@@ -214,7 +215,7 @@ class SfuService:
         `migrate` is queued ahead of the disconnect notice on each participant's channel.
         """
         self.registry.discard(room)
-        message = MigrateMessage(room=room.key, reason=reason, rejoin=None)
+        message = self.migrate_message(room, reason)
         members = list(room.members.values())
         for member in members:
             self.send_migrate(member, message)
@@ -230,6 +231,15 @@ class SfuService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+    def migrate_message(self, room: Room, reason: MigrateReason) -> MigrateMessage:
+        """The `migrate` for `room`'s participants: `rejoin` names the room's join endpoint,
+        unless the room is closing (nowhere to go) or the pod knows no join API."""
+        base = self.config.join_api_url
+        rejoin = (
+            None if base is None or reason == MigrateReason.CLOSING else join_url(base, room.key)
+        )
+        return MigrateMessage(room=room.key, reason=reason, rejoin=rejoin)
 
     def send_migrate(self, member: Member, message: MigrateMessage) -> None:
         member.send_migrate(message)
@@ -269,7 +279,7 @@ class SfuService:
             return
         self._drain_grace = grace
         for room in list(self.registry):
-            room_message = MigrateMessage(room=room.key, reason=MigrateReason.DRAINING)
+            room_message = self.migrate_message(room, MigrateReason.DRAINING)
             for member in list(room.members.values()):
                 self.send_migrate(member, room_message)
 

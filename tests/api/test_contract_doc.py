@@ -24,6 +24,7 @@ def test_prose_names_the_contract_constants():
     facts = [
         contract.CONTRACT_VERSION,
         contract.REPORT_PATH,
+        contract.JOIN_PATH_TEMPLATE,
         contract.REPORT_TOKEN_AUDIENCE,
         contract.JOIN_TOKEN_ISSUER,
         contract.JOIN_TOKEN_AUDIENCE,

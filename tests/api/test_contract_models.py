@@ -133,6 +133,33 @@ def test_migrate_message_wire_form():
         MigrateMessage(room="default/standup", reason="bored")
 
 
+@pytest.mark.parametrize(
+    ("base", "url"),
+    [
+        (
+            "https://rtc.example.com",
+            "https://rtc.example.com/v1/namespaces/team-a/rooms/standup/join",
+        ),
+        (
+            "https://rtc.example.com/",
+            "https://rtc.example.com/v1/namespaces/team-a/rooms/standup/join",
+        ),
+        (
+            "http://gw:8080/switchboard",
+            "http://gw:8080/switchboard/v1/namespaces/team-a/rooms/standup/join",
+        ),
+    ],
+)
+def test_join_url_is_the_rooms_join_endpoint_below_the_base_url(base, url):
+    assert contract.join_url(base, "team-a/standup") == url
+    assert url.endswith(contract.join_path("team-a", "standup"))
+
+
+def test_join_url_needs_a_room_key():
+    with pytest.raises(ValueError, match="room key"):
+        contract.join_url("https://rtc.example.com", "standup")
+
+
 def test_env_vars_are_unique_prefixed_and_each_documented():
     names = [var.value for var in SfuEnv]
     assert len(set(names)) == len(names)

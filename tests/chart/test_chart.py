@@ -9,6 +9,7 @@ import yaml
 
 from switchboard_dev.helm import helm_binary
 from switchboard_dev.paths import CHART_DIR, OPERATOR_CLUSTER_ROLE
+from switchboard_operator.config import OperatorConfig
 
 NAMESPACE = "chart-install-check"
 
@@ -18,15 +19,26 @@ def helm():
     return str(helm_binary(build=True))
 
 
-@pytest.fixture(scope="module")
-def rendered(helm):
+def render(helm: str, *args: str) -> list[dict]:
     out = subprocess.run(
-        [helm, "template", "sb", str(CHART_DIR), "--namespace", NAMESPACE, "--include-crds"],
+        [helm, "template", "sb", str(CHART_DIR), "--namespace", NAMESPACE, *args],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered(helm):
+    return render(helm, "--include-crds")
+
+
+def operator_env(docs: list[dict]) -> dict[str, str]:
+    """The operator's environment as the rendered Deployment sets it (plain values)."""
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
 def test_chart_lints(helm):
@@ -44,6 +56,24 @@ def test_chart_renders_crds_rbac_and_operator(rendered):
     role = next(d for d in rendered if d["kind"] == "ClusterRole")
     # The test suite runs the operator under this very role.
     assert role == yaml.safe_load(OPERATOR_CLUSTER_ROLE.read_text())
+
+
+def test_join_api_public_url_defaults_to_the_operator_service(rendered):
+    env = operator_env(rendered)
+    service = next(d for d in rendered if d["kind"] == "Service")
+    (port,) = service["spec"]["ports"]
+    expected = f"http://{service['metadata']['name']}.{NAMESPACE}.svc:{port['port']}"
+    assert env["SWITCHBOARD_JOIN_API_PUBLIC_URL"] == expected
+    # The operator derives the same URL when the variable is absent.
+    unset = {k: v for k, v in env.items() if k != "SWITCHBOARD_JOIN_API_PUBLIC_URL"}
+    derived = OperatorConfig.from_env({**unset, "POD_NAMESPACE": NAMESPACE})
+    assert derived.join_api_public_url == expected
+
+
+def test_join_api_public_url_is_the_configured_ingress_url(helm):
+    url = "https://rtc.example.com/switchboard"
+    env = operator_env(render(helm, "--set", f"joinApi.publicURL={url}"))
+    assert OperatorConfig.from_env(env).join_api_public_url == url
 
 
 @pytest.mark.cluster

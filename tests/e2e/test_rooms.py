@@ -114,8 +114,12 @@ def region(operator, node_agent, crds_installed):
     return cluster
 
 
+def join_endpoint(operator, name: str) -> str:
+    return f"{operator.http_url}/v1/namespaces/{ROOMS_NS}/rooms/{name}/join"
+
+
 async def join(operator, name: str, identity: str) -> tuple[int, dict]:
-    url = f"{operator.http_url}/v1/namespaces/{ROOMS_NS}/rooms/{name}/join"
+    url = join_endpoint(operator, name)
     async with (
         aiohttp.ClientSession() as session,
         session.post(
@@ -310,6 +314,7 @@ async def test_partitioned_sfu_fences_itself_and_its_room_is_served_once(region,
         migrate = await dave.next_of("migrate")
         assert migrate["room"] == f"{ROOMS_NS}/partition"
         assert migrate["reason"] in {"fenced", "room-moved"}
+        assert migrate["rejoin"] == join_endpoint(operator, "partition")
         # Rejoining reaches the room's one new home, never the old pod.
         status, again = await join(operator, "partition", "dave")
         assert status == 200 and again["pod"] == room_status(cluster, "partition")["pod"]

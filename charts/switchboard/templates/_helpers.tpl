@@ -1,3 +1,7 @@
+{{- define "switchboard.serviceURL" -}}
+http://switchboard-operator.{{ .Release.Namespace }}.svc:8080
+{{- end -}}
+
 {{- define "switchboard.labels" -}}
 app.kubernetes.io/name: switchboard
 app.kubernetes.io/instance: {{ .Release.Name }}

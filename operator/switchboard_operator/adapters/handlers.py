@@ -40,6 +40,7 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
         api=api,
         ctx=OperatorContext(
             report_url=config.report_url,
+            join_api_url=config.join_api_public_url,
             default_sfu_image=config.sfu_image,
             helper_image=config.sfu_image,
             control_plane_namespace=config.namespace,

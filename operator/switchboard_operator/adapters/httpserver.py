@@ -10,8 +10,7 @@ import logging
 
 from aiohttp import web
 
-from switchboard_api.contract import REPORT_PATH
-from switchboard_operator.adapters.joinapi.app import JOIN_API_PREFIX
+from switchboard_api.contract import JOIN_API_PREFIX, REPORT_PATH
 from switchboard_operator.adapters.reports import ReportReceiver
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from joinapi_fakes import placed_room
 
+from switchboard_api.contract import JOIN_PATH_TEMPLATE
 from switchboard_operator.adapters.joinapi import openapi
-from switchboard_operator.adapters.joinapi.app import JOIN_PATH_TEMPLATE
 from switchboard_operator.adapters.joinapi.codes import ERROR_STATUSES, ErrorCode
 from switchboard_operator.adapters.joinapi.models import JoinRequest
 

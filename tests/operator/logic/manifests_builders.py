@@ -11,6 +11,7 @@ from switchboard_turn.coturn import TurnSecrets
 
 REGION_UID = "6f1c2a9e-0d4b-4a57-9a43-0e8b7f0d2c11"
 REPORT_URL = "http://switchboard.switchboard-system.svc:8080/v1/capacity/reports"
+JOIN_API_URL = "https://rtc.example.com/switchboard"
 MINTED_SECRET = "minted-secret-0123456789abcdef"
 SECRETS = TurnSecrets(minted=MINTED_SECRET)
 
@@ -32,7 +33,7 @@ def region(name: str = "eu-west", **spec: Any) -> Region:
 
 
 def context(**overrides: Any) -> OperatorContext:
-    return OperatorContext(report_url=REPORT_URL, **overrides)
+    return OperatorContext(**{"report_url": REPORT_URL, "join_api_url": JOIN_API_URL, **overrides})
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ import posixpath
 
 import pytest
 from manifests_builders import (
+    JOIN_API_URL,
     REGION_UID,
     REPORT_URL,
     container,
@@ -16,7 +17,7 @@ from manifests_builders import (
 )
 
 from switchboard_api import labels
-from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, SfuEnv, SfuMounts
+from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, SfuEnv, SfuMounts, join_url
 from switchboard_operator.logic.manifests import (
     POD_TEMPLATE_HASH,
     ManifestError,
@@ -198,6 +199,7 @@ def test_the_sfu_accepts_the_environment_it_is_given(exposure):
     assert config.announce_address == (HOST_IP if exposure == "HostNetwork" else POD_IP)
     assert config.capacity == 42.5
     assert config.report_url == REPORT_URL
+    assert config.join_api_url == JOIN_API_URL
     assert config.turn_uris == tuple(uris)
     assert str(config.turn_secret_file) == SfuMounts.TURN_SECRET_FILE
     assert str(config.report_token_file) == SfuMounts.REPORT_TOKEN_FILE
@@ -207,6 +209,28 @@ def test_the_sfu_accepts_the_environment_it_is_given(exposure):
 def test_every_contract_variable_is_set_once():
     env = env_of(container(_pod(turn_uris=["turn:turn.example.com:3478"])["spec"], "sfu"))
     assert set(env) == {name.value for name in SfuEnv}
+
+
+def test_sfu_names_the_join_api_it_is_given_in_migrate_messages():
+    pod = _pod(ctx=context(join_api_url="https://rtc.example.com/"))
+    config = SfuConfig.from_env(_resolve_env(pod))
+    assert join_url(config.join_api_url, "team-a/standup") == (
+        "https://rtc.example.com/v1/namespaces/team-a/rooms/standup/join"
+    )
+
+
+def test_without_a_join_api_url_the_pod_is_told_none():
+    pod = _pod(ctx=context(join_api_url=None))
+    assert SfuEnv.JOIN_API_PUBLIC_URL not in env_of(container(pod["spec"], "sfu"))
+    assert SfuConfig.from_env(_resolve_env(pod)).join_api_url is None
+
+
+@pytest.mark.parametrize(
+    "url", ["rtc.example.com", "ftp://rtc.example.com", "https://rtc.example.com/?x=1"]
+)
+def test_join_api_url_must_be_an_http_base_url(url):
+    with pytest.raises(ValueError, match="join API URL"):
+        context(join_api_url=url)
 
 
 def test_without_turn_the_pod_neither_gets_turn_settings_nor_mounts_the_secret():
@@ -294,6 +318,7 @@ def test_template_hash_changes_with_what_the_pods_are_told():
     base = pod_template_hash(region(), ctx)
     assert pod_template_hash(region(sfu={"capacityPerPod": 50}), ctx) != base
     assert pod_template_hash(region(), ctx, turn_uris=["turn:t.example.com:3478"]) != base
+    assert pod_template_hash(region(), context(join_api_url="https://new.example.com")) != base
 
 
 @pytest.mark.parametrize(

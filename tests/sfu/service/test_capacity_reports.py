@@ -8,7 +8,7 @@ import itertools
 import statistics
 
 from fixtures.sfu_clients import SignallingClient
-from fixtures.sfu_harness import wait_for
+from fixtures.sfu_harness import JOIN_API_URL, wait_for
 from switchboard_api.contract import CapacityReport, RoomAssignment
 
 INTERVAL = 0.5  # SWITCHBOARD_REPORT_INTERVAL_SECONDS in the harness
@@ -111,6 +111,7 @@ async def test_close_command_disconnects_with_migrate_closing(start_sfu, receive
     finally:
         await client.close()
 
+    # The room is over: there is nothing to rejoin.
     assert migrate == {"type": "migrate", "room": "default/standup", "reason": "closing"}
     assert notice["reason"] == "closing"
     await wait_for(
@@ -137,4 +138,5 @@ async def test_unassigned_room_is_moved_away(start_sfu, receiver, token) -> None
         await late.close()
 
     assert migrate["reason"] == "room-moved"
+    assert migrate["rejoin"] == f"{JOIN_API_URL}/v1/namespaces/default/rooms/standup/join"
     assert refused["error"] == "room-not-assigned"

@@ -26,6 +26,7 @@ def test_minimal_environment_runs_stand_alone_with_defaults() -> None:
 
     assert config.signalling_port == SFU_SIGNALLING_PORT
     assert config.report_url is None
+    assert config.join_api_url is None
     assert config.join_keys_dir == Path("/etc/switchboard/join-keys")
     assert config.turn_uris == ()
 
@@ -42,6 +43,7 @@ def test_full_environment() -> None:
             SfuEnv.TURN_URIS: "turn:a:3478?transport=udp, turns:a:5349",
             SfuEnv.TURN_SECRET_FILE: "/var/run/turn/secret",
             SfuEnv.DRAIN_GRACE_SECONDS: "0",
+            SfuEnv.JOIN_API_PUBLIC_URL: "https://rtc.example.com/switchboard",
         }
     )
 
@@ -50,6 +52,7 @@ def test_full_environment() -> None:
     assert config.report_interval_seconds == 2
     assert config.turn_uris == ("turn:a:3478?transport=udp", "turns:a:5349")
     assert config.drain_grace_seconds == 0
+    assert config.join_api_url == "https://rtc.example.com/switchboard"
 
 
 @pytest.mark.parametrize(
@@ -61,6 +64,8 @@ def test_full_environment() -> None:
         (SfuEnv.CAPACITY, "-1"),
         (SfuEnv.REPORT_INTERVAL_SECONDS, "5"),
         (SfuEnv.TURN_URIS, "turn:a:3478"),
+        (SfuEnv.JOIN_API_PUBLIC_URL, "rtc.example.com"),
+        (SfuEnv.JOIN_API_PUBLIC_URL, "https://rtc.example.com/?tenant=a"),
     ],
 )
 def test_invalid_values_name_the_variable(name: SfuEnv, value: str) -> None:

@@ -1,16 +1,18 @@
 """Fencing (reports unacknowledged beyond the failover timeout) and draining (SIGTERM or
-the control plane's command): joins stop, clients are told to migrate, readiness drops,
-and a draining process exits once its rooms are empty or the grace period is over."""
+the control plane's command): joins stop, clients are told to migrate (and where to rejoin),
+readiness drops, and a draining process exits once its rooms are empty or the grace period
+is over."""
 
 from __future__ import annotations
 
 import signal
 
 from fixtures.sfu_clients import SignallingClient
-from fixtures.sfu_harness import wait_for
+from fixtures.sfu_harness import JOIN_API_URL, wait_for
 from switchboard_api.contract import RoomAssignment, SfuEnv
 
 ROOM = "default/standup"
+REJOIN = f"{JOIN_API_URL}/v1/namespaces/default/rooms/standup/join"
 
 
 async def readiness(sfu) -> int:
@@ -41,7 +43,7 @@ async def test_unacknowledged_reports_fence_the_pod(start_sfu, receiver, token) 
         for c in (client, refused_client, later):
             await c.close()
 
-    assert migrate == {"type": "migrate", "room": ROOM, "reason": "fenced"}
+    assert migrate == {"type": "migrate", "room": ROOM, "reason": "fenced", "rejoin": REJOIN}
     assert refused["error"] == "fenced"
     assert refused_client.close_code == 4503
     assert admitted["type"] == "joined"
@@ -66,7 +68,7 @@ async def test_unreachable_control_plane_fences_too(start_sfu, receiver, token) 
 
 
 async def test_sigterm_drains_then_exits_when_the_room_empties(start_sfu, token) -> None:
-    sfu = await start_sfu()
+    sfu = await start_sfu()  # stand-alone: it knows no join API to send clients back to
     client, newcomer = SignallingClient(sfu.ws_url), SignallingClient(sfu.ws_url)
     try:
         await client.connect(token(room=ROOM, identity="a"))
@@ -119,5 +121,5 @@ async def test_drain_command_from_the_control_plane(start_sfu, receiver, token) 
     finally:
         await client.close()
 
-    assert migrate["reason"] == "draining"
+    assert migrate == {"type": "migrate", "room": ROOM, "reason": "draining", "rejoin": REJOIN}
     await wait_for(lambda: sfu.exited() is not None, what="exit once the room is empty")

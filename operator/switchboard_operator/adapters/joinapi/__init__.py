@@ -2,17 +2,14 @@
 URL, a signed join token and TURN credentials (`POST /v1/namespaces/{ns}/rooms/{name}/join`).
 docs/join-api.openapi.yaml specifies it."""
 
+from switchboard_api.contract import JOIN_API_PREFIX
 from switchboard_operator.adapters.joinapi.apikeys import (
     API_KEY_LABEL,
     ApiKeyStore,
     KeyPolicy,
     SecretApiKeyStore,
 )
-from switchboard_operator.adapters.joinapi.app import (
-    JOIN_API_PREFIX,
-    join_api_app,
-    join_path,
-)
+from switchboard_operator.adapters.joinapi.app import join_api_app
 from switchboard_operator.adapters.joinapi.handler import JoinApiSettings
 from switchboard_operator.adapters.joinapi.port import (
     PlacedRoomInfo,
@@ -37,5 +34,4 @@ __all__ = [
     "SecretApiKeyStore",
     "TurnAccess",
     "join_api_app",
-    "join_path",
 ]

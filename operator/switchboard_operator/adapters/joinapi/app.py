@@ -10,6 +10,7 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from switchboard_api.contract import JOIN_API_PREFIX, JOIN_PATH_TEMPLATE
 from switchboard_operator.adapters.joinapi.apikeys import ApiKeyStore
 from switchboard_operator.adapters.joinapi.codes import ErrorCode
 from switchboard_operator.adapters.joinapi.errors import error_response
@@ -19,17 +20,10 @@ from switchboard_operator.logic.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-JOIN_API_PREFIX: Final = "/v1/namespaces"
-"""Where the sub-application is mounted; nothing else of the control plane lives below it."""
-JOIN_ROUTE: Final = "/{namespace}/rooms/{name}/join"
+# The paths are the contract's (SFUs name a room's join endpoint in `migrate` messages);
+# the sub-application is mounted at JOIN_API_PREFIX and nothing else lives below it.
+JOIN_ROUTE: Final = JOIN_PATH_TEMPLATE.removeprefix(JOIN_API_PREFIX)
 """The join route inside the sub-application."""
-JOIN_PATH_TEMPLATE: Final = JOIN_API_PREFIX + JOIN_ROUTE
-"""The full path, as the OpenAPI document names it."""
-
-
-def join_path(namespace: str, name: str) -> str:
-    """The join path of a room (e.g. for a `migrate` message's `rejoin`)."""
-    return JOIN_PATH_TEMPLATE.format(namespace=namespace, name=name)
 
 
 @web.middleware

@@ -18,10 +18,10 @@ from typing import Any, Final
 import yaml
 from pydantic.json_schema import models_json_schema
 
+from switchboard_api.contract import JOIN_PATH_TEMPLATE
 from switchboard_api.kube_types import DNS_LABEL_MAX_LENGTH, DNS_LABEL_PATTERN
 from switchboard_api.version import SWITCHBOARD_VERSION
 from switchboard_operator.adapters.joinapi.apikeys import API_KEY_LABEL, ApiKeyData
-from switchboard_operator.adapters.joinapi.app import JOIN_PATH_TEMPLATE
 from switchboard_operator.adapters.joinapi.codes import ERROR_MEANING, ERROR_STATUSES, ErrorCode
 from switchboard_operator.adapters.joinapi.models import ErrorBody, JoinRequest, JoinResponse
 

@@ -44,11 +44,14 @@ class OperatorContext:
     )
     turn_service_type: ServiceType = "ClusterIP"
     """How the TURN Service is exposed; clients outside the cluster need a reachable one."""
+    join_api_url: str | None = None
+    """Base URL at which clients reach the join API, given to SFU pods for the `rejoin` of
+    their `migrate` messages. None: SFU pods send `migrate` without `rejoin`."""
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.report_url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"report URL must be an http(s) URL, got {self.report_url!r}")
+        _require_http_url(self.report_url, "report URL")
+        if self.join_api_url is not None:
+            _require_http_url(self.join_api_url, "join API URL", base=True)
         if not 0 < self.report_interval_seconds <= MAX_REPORT_INTERVAL_SECONDS:
             raise ValueError(
                 f"report interval must be in (0, {MAX_REPORT_INTERVAL_SECONDS}] seconds, "
@@ -66,3 +69,13 @@ class OperatorContext:
         """TCP port SFU pods connect to for reports."""
         parts = urlsplit(self.report_url)
         return parts.port or _DEFAULT_PORTS[parts.scheme]
+
+
+def _require_http_url(url: str, what: str, *, base: bool = False) -> None:
+    """ValueError unless `url` is http(s) with a host (and, as a `base` that paths are
+    appended to, has no query or fragment)."""
+    parts = urlsplit(url)
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{what} must be an http(s) URL, got {url!r}")
+    if base and (parts.query or parts.fragment):
+        raise ValueError(f"{what} must be a base URL without query or fragment, got {url!r}")

@@ -215,6 +215,8 @@ def _env(
             "value": str(sfu.autoscaling.drain_grace_seconds),
         },
     ]
+    if ctx.join_api_url is not None:
+        env.append({"name": SfuEnv.JOIN_API_PUBLIC_URL.value, "value": ctx.join_api_url})
     turn = region.spec.turn
     if turn.enabled:
         if turn_uris:
