@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from api_ceiling import SHADOW_GROUP, SHADOW_PLURAL, Ceiling, create_and_place, move, shadow_crd
 from kubernetes_asyncio import client, config, watch
 
 from switchboard_api import labels
@@ -532,7 +533,11 @@ def sfu_pid(pod_uid: str) -> int:
 
 
 async def failover(
-    stack: LocalStack, api: client.ApiClient, rooms: RoomWatch, pods: PodWatch
+    stack: LocalStack,
+    api: client.ApiClient,
+    rooms: RoomWatch,
+    pods: PodWatch,
+    moves_ceiling: Ceiling,
 ) -> None:
     victim = max(
         pods.ready(),
@@ -567,10 +572,11 @@ async def failover(
     print(f"  kill -> first room re-placed    {ms(min(done) - killed):>9} ms")
     print(f"  kill -> all rooms re-placed     {ms(max(done) - killed):>9} ms")
     if detected is not None:
+        rate = len(moving) / (max(done) - detected)
         print(
             f"  detection -> all re-placed      {ms(max(done) - detected):>9} ms "
-            f"(p50 {ms(percentile(done, 50) - detected)} ms, "
-            f"{len(moving) / (max(done) - detected):.0f} rooms/s)"
+            f"(p50 {ms(percentile(done, 50) - detected)} ms, {rate:.0f} rooms/s, "
+            f"{rate / moves_ceiling.per_second:.0%} of the API server's status-write ceiling)"
         )
     print(f"  the operator's reason: {reason}")
     writes = sum(cost.status_writes.values())
@@ -586,6 +592,57 @@ async def migration_reason(api: client.ApiClient) -> str:
         ROOMS_NS, field_selector="reason=Migrating", limit=1
     )
     return events.items[0].message if events.items else "no Migrating event"
+
+
+# -- the API server's ceiling ------------------------------------------------------------
+
+
+async def api_ceiling(
+    stack: LocalStack, api: client.ApiClient, count: int
+) -> tuple[Ceiling, Ceiling]:
+    """The API server alone doing a burst's writes (create + status) and a failover's
+    (status only) on a shadow Room CRD the operator does not watch, watched like Rooms."""
+    stack.plane.kubectl("apply", "-f", "-", input=json.dumps(shadow_crd()))
+    crd = f"crd/{SHADOW_PLURAL}.{SHADOW_GROUP}"
+    stack.plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", crd)
+    seen: Counter[str] = Counter()
+    watcher = asyncio.create_task(
+        follow(
+            client.CustomObjectsApi(api).list_namespaced_custom_object,
+            SHADOW_GROUP,
+            VERSION,
+            ROOMS_NS,
+            SHADOW_PLURAL,
+            seen=lambda kind, _obj, _now: seen.update([kind]),
+        )
+    )
+    names = [f"ceiling-{i:05}" for i in range(count)]
+    try:
+        before = cpu_sample(stack.workdir)
+        pairs = await create_and_place(api, ROOMS_NS, names, ROOM_SPEC, CREATE_CONCURRENCY)
+        pair_cpu = CpuUse.between(before, cpu_sample(stack.workdir))
+        before = cpu_sample(stack.workdir)
+        moves = await move(api, ROOMS_NS, names, CREATE_CONCURRENCY)
+        move_cpu = CpuUse.between(before, cpu_sample(stack.workdir))
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    print(
+        f"\nAPI server alone (no operator; shadow Room CRD, {CREATE_CONCURRENCY} requests in "
+        "flight, same run):"
+    )
+    for label, ceiling, cpu in (
+        ("create + status write", pairs, pair_cpu),
+        ("status write only", moves, move_cpu),
+    ):
+        per = 1000 / ceiling.objects
+        print(
+            f"  {label:<22} {ceiling.per_second:>6.0f}/s   CPU ms each: apiserver "
+            f"{cpu.by_component.get('apiserver', 0.0) * per:.2f}, etcd "
+            f"{cpu.by_component.get('etcd', 0.0) * per:.2f}, client "
+            f"{cpu.by_component.get('bench', 0.0) * per:.2f}"
+        )
+    return pairs, moves
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -642,7 +699,13 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> None:
                 f"{steps[-1].placements_per_second:.0f} placements/s "
                 "(first create sent -> last Scheduled seen)"
             )
-            await failover(stack, api, rooms, pods)
+            pairs, moves = await api_ceiling(stack, api, args.burst)
+            burst = steps[-1].placements_per_second
+            print(
+                f"  the operator's burst placements/s are {burst / pairs.per_second:.0%} of the "
+                "API server's create+status ceiling"
+            )
+            await failover(stack, api, rooms, pods, moves)
         finally:
             for task in WATCHERS:
                 task.cancel()

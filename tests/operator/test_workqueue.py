@@ -64,3 +64,27 @@ async def test_failures_are_retried_and_requeue_after_looks_again():
         await _until(lambda: attempts == {"flaky": 3, "periodic": 2})
     finally:
         await queue.stop()
+
+
+async def test_wait_idle_returns_only_once_every_triggered_key_is_done():
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def reconcile(key):
+        await release.wait()
+        done.append(key)
+
+    queue = WorkQueue(reconcile, "test", workers=2)
+    queue.start()
+    try:
+        await asyncio.wait_for(queue.wait_idle(), 5)  # nothing triggered yet: idle
+        for key in ("a", "b", "c"):
+            queue.trigger(key)
+        idle = asyncio.create_task(queue.wait_idle())
+        await asyncio.sleep(0.05)
+        assert not idle.done()
+        release.set()
+        await asyncio.wait_for(idle, 5)
+        assert sorted(done) == ["a", "b", "c"]
+    finally:
+        await queue.stop()

@@ -53,7 +53,7 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
     memo["regions"] = runtime
 
     scheduler = memo["scheduler"] = Scheduler(api)
-    runtime.hosts_rooms = lambda pod, uid: bool(scheduler.picture.rooms_on(pod, uid))
+    runtime.hosts_rooms = scheduler.picture.hosts_rooms
     runtime.region_load = scheduler.region_load
     scheduler.on_region_load_change = runtime.queue.trigger
     scheduler.start()

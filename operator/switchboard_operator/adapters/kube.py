@@ -5,8 +5,10 @@ from __future__ import annotations
 import calendar
 import os
 import time
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes_asyncio import client, config
 
@@ -21,7 +23,22 @@ async def load_client() -> client.ApiClient:
         config.load_incluster_config()
     else:
         await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
+    api = client.ApiClient()
+    _read_environment_once(api)
+    return api
+
+
+def _read_environment_once(api: client.ApiClient) -> None:
+    """kubernetes_asyncio's aiohttp session trusts the environment, so aiohttp reads ~/.netrc
+    and the proxy variables (in a thread) on every request: a tenth of the operator's CPU
+    at high placement rates. Read the proxy for the API server once here instead."""
+    rest = api.rest_client
+    if rest.proxy is None:
+        host = urlsplit(api.configuration.host)
+        if host.hostname and not urllib.request.proxy_bypass_environment(host.hostname):
+            rest.proxy = urllib.request.getproxies_environment().get(host.scheme or "https")
+    # aiohttp has no public setter; tests/operator pin this so an upgrade cannot undo it.
+    rest.pool_manager._trust_env = False
 
 
 def now_rfc3339() -> str:

@@ -33,6 +33,7 @@ from switchboard_operator.adapters.joinapi.port import (
     RoomUnschedulable,
 )
 from switchboard_operator.adapters.retry import with_retries
+from switchboard_operator.adapters.room_informer import RoomInformer
 from switchboard_operator.adapters.workqueue import Result, WorkQueue
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.capacity import (
@@ -63,15 +64,11 @@ from switchboard_operator.logic.room_status import PlacedOn, RoomOutcome, room_s
 log = logging.getLogger(__name__)
 
 FAILOVER_CHECK_SECONDS = 0.5
-EVENT_CONCURRENCY = 8
-"""Events about moved rooms posted at once (they follow the moves, never delay them)."""
+EVENT_CONCURRENCY = 4
+"""Events about moved rooms posted at once. They wait until the room queue is idle: every
+moved room's new status is written before any Event about the move competes with it."""
 LIVE_FLUSH_SECONDS = 2.0
 """Live counters (participants) reach Room statuses at most this often, only on change."""
-
-
-@kopf.index(GROUP, VERSION, ROOM.plural)
-async def room_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {room_key(namespace, name): kube.snapshot(body)}
 
 
 @kopf.index("namespaces")
@@ -79,7 +76,8 @@ async def namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str
     return {name: dict(labels)}
 
 
-INDEXES = ("room_bodies", "namespace_labels", "region_bodies", "region_sfu_pods")
+INDEXES = ("namespace_labels", "region_bodies", "region_sfu_pods")
+"""kopf's indexes the scheduler reads. Rooms come from its own informer (room_informer)."""
 
 
 @dataclass
@@ -88,6 +86,7 @@ class Scheduler:
     failover_timeout: float = defaults.FAILOVER_TIMEOUT_SECONDS
     picture: CapacityPicture = field(default_factory=CapacityPicture)
     queue: WorkQueue | None = None
+    rooms: RoomInformer | None = None
     indexes: dict[str, kopf.Index[Any, Any]] = field(default_factory=dict)
     pending: set[str] = field(default_factory=set)
     unschedulable: dict[str, str] = field(default_factory=dict)
@@ -96,7 +95,12 @@ class Scheduler:
     waiters: dict[str, list[asyncio.Future[PlacedRoomInfo]]] = field(default_factory=dict)
     on_region_load_change: Callable[[str], None] = lambda _region: None
     _region_loads: dict[str, RegionLoad] = field(default_factory=dict)
+    _parsed_regions: dict[str, tuple[str, Region | None]] = field(default_factory=dict)
+    _room_limits: dict[str, int] = field(default_factory=dict)
+    """Each placed room's maxParticipants, for the assignments in report responses."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _notices: asyncio.Queue[tuple[Mapping[str, Any], str]] = field(default_factory=asyncio.Queue)
+    """Warning Events about moved rooms, posted once the moves are written."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -108,6 +112,7 @@ class Scheduler:
                 self._every(FAILOVER_CHECK_SECONDS, self.failover), name="failover"
             ),
             asyncio.create_task(self._every(LIVE_FLUSH_SECONDS, self.flush_live), name="live"),
+            asyncio.create_task(self._post_notices(), name="notices"),
         ]
 
     async def stop(self) -> None:
@@ -120,7 +125,7 @@ class Scheduler:
     async def _every(self, seconds: float, job: Any) -> None:
         while True:
             await asyncio.sleep(seconds)
-            if not self.indexes:
+            if self.rooms is None or not self.rooms.synced.is_set():
                 continue
             try:
                 await job()
@@ -128,8 +133,34 @@ class Scheduler:
                 log.exception("periodic job failed job=%s", getattr(job, "__name__", job))
 
     def capture(self, kwargs: Mapping[str, Any]) -> None:
-        if not self.indexes:
-            self.indexes = {name: kwargs[name] for name in INDEXES}
+        """Take kopf's indexes from a handler's kwargs. kopf calls handlers only once every
+        index is filled, so this is also when the Room informer may start: placements are
+        made only after Regions, SFU pods and namespaces are all known."""
+        if self.indexes:
+            return
+        self.indexes = {name: kwargs[name] for name in INDEXES}
+        self.rooms = RoomInformer(self.api, self.trigger, on_synced=self._restore_all)
+        self._tasks.append(asyncio.create_task(self.rooms.run(), name="room-informer"))
+
+    def _restore_all(self) -> None:
+        """After a restart, take back every placement recorded in Room statuses before any
+        room is reconciled, so that no new room is placed on capacity they still hold."""
+        assert self.rooms is not None
+        regions = self._regions()
+        now = time.time()
+        for key in self.rooms:
+            body = self.rooms.get(key) or {}
+            try:
+                room = Room.model_validate(body)
+            except pydantic.ValidationError:
+                continue
+            status = body.get("status") or {}
+            if status.get("phase") != RoomPhase.CLOSED.value:
+                self._restore(key, room, status, regions, now)
+        log.info("placements restored rooms=%d", self.picture.room_count())
+
+    def _room(self, key: str) -> dict[str, Any] | None:
+        return self.rooms.get(key) if self.rooms is not None else None
 
     def trigger(self, key: str) -> None:
         if self.queue is not None:
@@ -146,15 +177,28 @@ class Scheduler:
         return next(iter(store), None) if store is not None else None
 
     def _regions(self) -> dict[str, Region]:
+        """The Regions rooms may be placed in, each parsed once per resourceVersion."""
         regions: dict[str, Region] = {}
+        parsed: dict[str, tuple[str, Region | None]] = {}
         for name, store in self.indexes["region_bodies"].items():
             for body in store:
-                if body["metadata"].get("deletionTimestamp"):
+                meta = body["metadata"]
+                if meta.get("deletionTimestamp"):
                     continue
-                try:
-                    regions[name] = Region.model_validate(body)
-                except pydantic.ValidationError:
-                    log.warning("region unreadable, not placing rooms in it region=%s", name)
+                version = str(meta.get("resourceVersion"))
+                cached = self._parsed_regions.get(name)
+                if cached is not None and cached[0] == version:
+                    region = cached[1]
+                else:
+                    try:
+                        region = Region.model_validate(body)
+                    except pydantic.ValidationError:
+                        log.warning("region unreadable, not placing rooms in it region=%s", name)
+                        region = None
+                parsed[name] = (version, region)
+                if region is not None:
+                    regions[name] = region
+        self._parsed_regions = parsed
         return regions
 
     def _pod_body(self, region: str, pod_name: str) -> dict[str, Any] | None:
@@ -209,16 +253,12 @@ class Scheduler:
         state = self.picture.incarnation(pod, report.pod_uid)
         assignments = []
         for placed in self.picture.rooms_on(pod, report.pod_uid) if outcome.accepted else []:
-            body = self._one("room_bodies", placed.room) if self.indexes else None
-            spec = (body or {}).get("spec") or {}
-            assignments.append(
-                RoomAssignment(
-                    room=placed.room,
-                    max_participants=int(
-                        spec.get("maxParticipants", defaults.ROOM_MAX_PARTICIPANTS)
-                    ),
-                )
-            )
+            limit = self._room_limits.get(placed.room)
+            if limit is None:
+                body = self._room(placed.room)
+                spec = (body or {}).get("spec") or {}
+                limit = int(spec.get("maxParticipants", defaults.ROOM_MAX_PARTICIPANTS))
+            assignments.append(RoomAssignment(room=placed.room, max_participants=limit))
         deadline = state.drain_deadline if state is not None else None
         return ReportResponse(
             acknowledged=outcome.accepted,
@@ -235,7 +275,7 @@ class Scheduler:
     # -- room reconcile ----------------------------------------------------------------
 
     async def reconcile_room(self, key: str) -> Result | None:  # noqa: PLR0912, PLR0915 - one pass
-        body = self._one("room_bodies", key)
+        body = self._room(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             await self._release(key)
             if body is not None:
@@ -248,6 +288,7 @@ class Scheduler:
         except pydantic.ValidationError as error:
             log.warning("room unreadable room=%s error=%s", key, error)
             return None
+        self._room_limits[key] = room.spec.max_participants
         current = body.get("status") or {}
         regions = self._regions()
         now = time.time()
@@ -391,6 +432,7 @@ class Scheduler:
 
     async def _release(self, key: str) -> None:
         placed = unassign(self.picture, key)
+        self._room_limits.pop(key, None)
         self.pending.discard(key)
         self.unschedulable.pop(key, None)
         self.migrating.pop(key, None)
@@ -446,7 +488,7 @@ class Scheduler:
         regions = self._regions()
         requests = {}
         for move in moves:
-            body = self._one("room_bodies", move.room)
+            body = self._room(move.room)
             if body is None:
                 continue
             try:
@@ -456,26 +498,32 @@ class Scheduler:
         replacements = replace_rooms(
             self.picture, moves, requests, [PlacementRegion.of(r) for r in regions.values()], now
         )
-        notices = []
-        # Every moved room goes to the queue first (no await in between): its new status
-        # write must not wait behind the Events about the others.
         for replacement in replacements:
             key = replacement.room
             message = f"Left SFU pod {replacement.previous.pod} ({replacement.reason.value})."
             if not isinstance(replacement.decision, Placement):
                 self.migrating[key] = (replacement.reason.value, message)
             self.trigger(key)
-            body = self._one("room_bodies", key)
+            body = self._room(key)
             if body is not None:
-                notices.append((body, message))
+                self._notices.put_nowait((body, message))
         log.info("rooms re-placed count=%d", len(replacements))
-        limit = asyncio.Semaphore(EVENT_CONCURRENCY)
 
-        async def notify(body: Mapping[str, Any], message: str) -> None:
-            async with limit:
-                await events.post(self.api, body, "Warning", "Migrating", message)
-
-        await asyncio.gather(*(notify(body, message) for body, message in notices))
+    async def _post_notices(self) -> None:
+        """Post the Events about moved rooms, a few at a time, whenever the room queue is
+        idle: the moves' status writes go first, the Events never delay them."""
+        while True:
+            batch = [await self._notices.get()]
+            while len(batch) < EVENT_CONCURRENCY and not self._notices.empty():
+                batch.append(self._notices.get_nowait())
+            if self.queue is not None:
+                await self.queue.wait_idle()
+            await asyncio.gather(
+                *(
+                    events.post(self.api, body, "Warning", "Migrating", message)
+                    for body, message in batch
+                )
+            )
 
     async def flush_live(self) -> None:
         """Write participants/phase changes, close rooms empty past their timeout, and keep
@@ -514,7 +562,7 @@ class Scheduler:
             for key, measurement in list(pod_state.measured.items()):
                 if key not in pod_state.rooms:
                     continue
-                body = self._one("room_bodies", key)
+                body = self._room(key)
                 if body is None:
                     continue
                 spec = body.get("spec") or {}
@@ -552,7 +600,7 @@ class Scheduler:
         timeout: float,  # noqa: ASYNC109 - the join API's deadline for placement
     ) -> PlacedRoomInfo:
         key = room_key(namespace, name)
-        body = self._one("room_bodies", key)
+        body = self._room(key)
         if body is None:
             if not create:
                 raise RoomNotFound(key)
@@ -597,7 +645,7 @@ async def _sync_label(
     api: client.ApiClient, picture: CapacityPicture, namespace: str, pod: Mapping[str, Any]
 ) -> None:
     meta = pod["metadata"]
-    hosts = bool(picture.rooms_on(f"{namespace}/{meta['name']}", meta["uid"]))
+    hosts = picture.hosts_rooms(f"{namespace}/{meta['name']}", meta["uid"])
     current = (meta.get("labels") or {}).get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
     if hosts != current:
         value = manifests.HOSTS_ROOMS_VALUE if hosts else None
@@ -646,11 +694,13 @@ def _scheduler(memo: kopf.Memo) -> Scheduler:
     return scheduler
 
 
-@kopf.on.event(GROUP, VERSION, ROOM.plural)
-async def room_changed(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+@kopf.on.event("namespaces")
+async def namespace_changed(memo: kopf.Memo, **kwargs: Any) -> None:
+    """Namespaces always exist, so this is the first handler kopf calls once its indexes
+    are filled; a label change may admit waiting rooms into a Region (tenancy)."""
     scheduler = _scheduler(memo)
     scheduler.capture(kwargs)
-    scheduler.trigger(room_key(namespace, name))
+    scheduler.trigger_pending()
 
 
 @kopf.on.event(

@@ -46,6 +46,8 @@ class WorkQueue:
         self._failures: dict[Hashable, int] = {}
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def start(self) -> None:
         self._tasks = [
@@ -66,7 +68,12 @@ class WorkQueue:
             self._dirty.add(key)
         elif key not in self._waiting:
             self._waiting.add(key)
+            self._idle.clear()
             self._queue.put_nowait(key)
+
+    async def wait_idle(self) -> None:
+        """Return once no key waits or is being reconciled (timers do not count)."""
+        await self._idle.wait()
 
     def trigger_after(self, key: Hashable, delay: float) -> None:
         existing = self._timers.get(key)
@@ -107,3 +114,5 @@ class WorkQueue:
             if key in self._dirty:
                 self._dirty.discard(key)
                 self.trigger(key)
+            elif not self._waiting and not self._running:
+                self._idle.set()

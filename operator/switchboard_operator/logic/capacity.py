@@ -343,6 +343,11 @@ class CapacityPicture:
             return []
         return [state.rooms[r] for r in sorted(state.rooms)]
 
+    def hosts_rooms(self, pod: str, uid: str) -> bool:
+        """Whether an incarnation has any room (O(1), unlike `rooms_on`)."""
+        state = self.incarnation(pod, uid)
+        return state is not None and bool(state.rooms)
+
     def room_count(self) -> int:
         return len(self._room_pods)
 

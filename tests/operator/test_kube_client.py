@@ -1,0 +1,70 @@
+"""The operator's API client reads the environment once, not on every request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchboard_operator.adapters import kube
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://apiserver.example:6443", insecure-skip-tls-verify: true}
+users:
+- name: u
+  user: {token: not-a-secret}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+"""
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+async def test_client_does_not_consult_netrc_or_proxy_variables_per_request(
+    kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = await kube.load_client()
+    try:
+        # aiohttp reads ~/.netrc and the proxy variables per request only when it trusts
+        # the environment: this pins the private switch that load_client turns off.
+        assert api.rest_client.pool_manager.trust_env is False
+        assert api.rest_client.proxy is None
+    finally:
+        await api.close()
+
+
+async def test_a_proxy_in_the_environment_is_still_used(
+    kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    api = await kube.load_client()
+    try:
+        assert api.rest_client.proxy == "http://proxy.example:3128"
+    finally:
+        await api.close()
+
+
+async def test_no_proxy_exempts_the_api_server(
+    kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "apiserver.example")
+    api = await kube.load_client()
+    try:
+        assert api.rest_client.proxy is None
+    finally:
+        await api.close()
