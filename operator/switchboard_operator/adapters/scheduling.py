@@ -32,6 +32,7 @@ from switchboard_operator.adapters.joinapi.port import (
     RoomNotFound,
     RoomUnschedulable,
 )
+from switchboard_operator.adapters.rebalancing import REBALANCE_CHECK_SECONDS, Rebalancer
 from switchboard_operator.adapters.retry import with_retries
 from switchboard_operator.adapters.workqueue import Result, WorkQueue
 from switchboard_operator.logic import manifests
@@ -96,6 +97,7 @@ class Scheduler:
     waiters: dict[str, list[asyncio.Future[PlacedRoomInfo]]] = field(default_factory=dict)
     on_region_load_change: Callable[[str], None] = lambda _region: None
     _region_loads: dict[str, RegionLoad] = field(default_factory=dict)
+    rebalancer: Rebalancer = field(default_factory=Rebalancer)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -108,6 +110,9 @@ class Scheduler:
                 self._every(FAILOVER_CHECK_SECONDS, self.failover), name="failover"
             ),
             asyncio.create_task(self._every(LIVE_FLUSH_SECONDS, self.flush_live), name="live"),
+            asyncio.create_task(
+                self._every(REBALANCE_CHECK_SECONDS, self.rebalance), name="rebalance"
+            ),
         ]
 
     async def stop(self) -> None:
@@ -476,6 +481,17 @@ class Scheduler:
                 await events.post(self.api, body, "Warning", "Migrating", message)
 
         await asyncio.gather(*(notify(body, message) for body, message in notices))
+
+    async def rebalance(self) -> None:
+        """Regions that opt in move still-empty rooms off hot pods (adapters/rebalancing.py);
+        the Room reconciler writes each moved Room's status."""
+        await self.rebalancer.run(
+            self.api,
+            self.picture,
+            self._regions(),
+            lambda key: self._one("room_bodies", key),
+            self.trigger,
+        )
 
     async def flush_live(self) -> None:
         """Write participants/phase changes, close rooms empty past their timeout, and keep
