@@ -26,6 +26,8 @@ SFU_TARGET_UTILIZATION: Final = 0.6
 SFU_SCALE_DOWN_STABILIZATION_SECONDS: Final = 300
 SFU_DRAIN_GRACE_SECONDS: Final = 600
 """How long a draining SFU pod waits for its rooms to migrate or end before it exits."""
+SFU_REBALANCE_MAX_MOVES_PER_MINUTE: Final = 10
+"""Rooms the optional rebalance may move off hot pods of one region in any minute."""
 
 TURN_REPLICAS: Final = 1
 TURN_CREDENTIAL_TTL_SECONDS: Final = 3600

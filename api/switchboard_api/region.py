@@ -85,6 +85,30 @@ class SfuAutoscaling(CamelModel):
     )
 
 
+class SfuRebalance(CamelModel):
+    """Optional policy: pods above a utilization threshold shed rooms that are still empty
+    to cooler pods of the region, so that participants arriving later find room."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Move empty rooms off hot SFU pods. Rooms with participants never move.",
+    )
+    hot_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Fraction of a pod's capacity above which it is hot and sheds empty rooms, "
+        "until it is at or below it again; no room moves onto a pod it would take above it. "
+        "Unset: highWaterMark.",
+    )
+    max_moves_per_minute: int = Field(
+        default=defaults.SFU_REBALANCE_MAX_MOVES_PER_MINUTE,
+        ge=1,
+        le=600,
+        description="Most rooms moved in the region in any 60 seconds.",
+    )
+
+
 class SfuSpec(CelValidated):
     """The region's SFU (selective forwarding unit) pods."""
 
@@ -130,6 +154,10 @@ class SfuSpec(CelValidated):
     autoscaling: SfuAutoscaling = Field(
         default_factory=SfuAutoscaling,
         description="When the autoscaler adds SFU pods and when it drains them.",
+    )
+    rebalance: SfuRebalance = Field(
+        default_factory=SfuRebalance,
+        description="Optional: hot pods shed rooms that are still empty to cooler pods.",
     )
     media_exposure: MediaExposure = Field(
         default=MediaExposure.POD_IP,

@@ -76,7 +76,7 @@ async def test_lists_then_follows_creates_changes_and_deletes(
     informed.start()
     try:
         before, during = f"{namespace}/before", f"{namespace}/during"
-        await informed.until(lambda: informed.informer.synced.is_set(), "the first list")
+        await informed.until(informed.informer.synced.is_set, "the first list")
         assert informed.informer.get(before) is not None
         assert before in informed.changes
         # Bodies are kept as the API server has them, minus managedFields.

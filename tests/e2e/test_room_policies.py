@@ -1,6 +1,9 @@
-"""End to end: LeastLoaded spreads rooms over a Region's pods, as the pods themselves report."""
+"""End to end: LeastLoaded spreads rooms over a Region's pods, as the pods themselves report;
+a Region admits only the namespaces it selects; rebalance moves empty rooms off a hot pod."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 
@@ -14,8 +17,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 REGION, MEDIA_NS, ROOMS_NS = "spread-eu", "e2e-spread-media", "e2e-spread-rooms"
 
 
-def ready_pods(cluster) -> list[dict]:
-    items = get(cluster, "pods", "-n", MEDIA_NS, "-l", "app.kubernetes.io/component=sfu")["items"]
+def ready_pods(cluster, namespace: str = MEDIA_NS) -> list[dict]:
+    items = get(cluster, "pods", "-n", namespace, "-l", "app.kubernetes.io/component=sfu")["items"]
     return [
         p
         for p in items
@@ -126,3 +129,88 @@ def test_a_region_admits_only_the_namespaces_its_selector_names(
     scheduled = next(c for c in status(other)["conditions"] if c["type"] == "Scheduled")
     assert scheduled["reason"] == "NamespaceNotAdmitted"
     cluster.kubectl("delete", "region", "tenant-eu", "--wait=false")
+
+
+def test_rebalance_moves_empty_rooms_off_a_hot_pod(operator, node_agent, crds_installed):
+    """Packed piles five empty rooms (1.3 units each) onto one 10-unit pod. Once they are
+    past the reservation hold they count 0.8 x 1.3 each, 52 % of the pod: above the 40 %
+    threshold, so empty rooms move to the other pod until the hot one is at most 40 %
+    and without taking the other above it: two rooms move, three stay."""
+    cluster = crds_installed
+    region, media, rooms_ns = "rebalance-eu", "e2e-rebalance-media", "e2e-rebalance-rooms"
+    cluster.create_namespace(media, {"pod-security.kubernetes.io/enforce": "restricted"})
+    cluster.create_namespace(rooms_ns)
+    apply(
+        cluster,
+        {
+            "apiVersion": "switchboard.dev/v1alpha1",
+            "kind": "Region",
+            "metadata": {"name": region},
+            "spec": {
+                "namespace": media,
+                "topologyRegion": "eu-west",
+                "location": {"latitude": 55.7, "longitude": 12.6},
+                "sfu": {
+                    "minReplicas": 2,
+                    "maxReplicas": 2,
+                    "capacityPerPod": 10,
+                    "placementPolicy": "Packed",
+                    "rebalance": {"enabled": True, "hotThreshold": 0.4},
+                },
+                "turn": {"enabled": False},
+            },
+        },
+    )
+
+    def sfu_pods() -> list[dict]:
+        return ready_pods(cluster, media)
+
+    wait_for(lambda: len(sfu_pods()) == 2, 120, "two ready SFU pods")
+    names = [f"empty-{i}" for i in range(5)]
+    for name in names:
+        apply(
+            cluster,
+            {
+                "apiVersion": "switchboard.dev/v1alpha1",
+                "kind": "Room",
+                "metadata": {"name": name, "namespace": rooms_ns},
+                "spec": {
+                    "region": region,
+                    "maxParticipants": 2,
+                    "mediaProfile": {"videoPublishers": 1, "audioPublishers": 1},
+                },
+            },
+        )
+
+    def pods_of_rooms() -> dict[str, str | None]:
+        items = get(cluster, "rooms", "-n", rooms_ns)["items"]
+        return {r["metadata"]["name"]: (r.get("status") or {}).get("pod") for r in items}
+
+    def all_placed() -> dict[str, str | None] | None:
+        now = pods_of_rooms()
+        return now if len(now) == 5 and all(now.values()) else None
+
+    placed = wait_for(all_placed, 60, "five rooms placed")
+    assert len(set(placed.values())) == 1, f"Packed should fill one pod first: {placed}"
+    hot = next(iter(placed.values()))
+
+    def moved() -> dict[str, str | None] | None:
+        now = pods_of_rooms()
+        counts = sorted(Counter(now.values()).values())
+        return now if counts == [2, 3] else None
+
+    # The rooms may move only once they are past the 60 s reservation hold.
+    after = wait_for(moved, 150, "two empty rooms moved to the other pod")
+    assert list(after.values()).count(hot) == 3
+    # Each pod serves what its rooms' statuses say: the hot pod let go of the moved rooms.
+    wait_for(
+        lambda: sorted(sfu_room_count(p) for p in sfu_pods()) == [2, 3],
+        30,
+        "the SFU pods serving three and two rooms",
+    )
+    events = get(cluster, "events", "-n", rooms_ns, "--field-selector", "reason=Rebalanced")
+    moved_rooms = {name for name, pod in after.items() if pod != hot}
+    assert {e["involvedObject"]["name"] for e in events["items"]} == moved_rooms
+    assert all(e["type"] == "Normal" for e in events["items"])
+    cluster.kubectl("delete", "namespace", rooms_ns, "--wait=false")
+    cluster.kubectl("delete", "region", region, "--wait=false")

@@ -32,6 +32,7 @@ from switchboard_operator.adapters.joinapi.port import (
     RoomNotFound,
     RoomUnschedulable,
 )
+from switchboard_operator.adapters.rebalancing import REBALANCE_CHECK_SECONDS, Rebalancer
 from switchboard_operator.adapters.retry import with_retries
 from switchboard_operator.adapters.room_informer import RoomInformer
 from switchboard_operator.adapters.workqueue import Result, WorkQueue
@@ -95,6 +96,7 @@ class Scheduler:
     waiters: dict[str, list[asyncio.Future[PlacedRoomInfo]]] = field(default_factory=dict)
     on_region_load_change: Callable[[str], None] = lambda _region: None
     _region_loads: dict[str, RegionLoad] = field(default_factory=dict)
+    rebalancer: Rebalancer = field(default_factory=Rebalancer)
     _parsed_regions: dict[str, tuple[str, Region | None]] = field(default_factory=dict)
     _room_limits: dict[str, int] = field(default_factory=dict)
     """Each placed room's maxParticipants, for the assignments in report responses."""
@@ -112,6 +114,9 @@ class Scheduler:
                 self._every(FAILOVER_CHECK_SECONDS, self.failover), name="failover"
             ),
             asyncio.create_task(self._every(LIVE_FLUSH_SECONDS, self.flush_live), name="live"),
+            asyncio.create_task(
+                self._every(REBALANCE_CHECK_SECONDS, self.rebalance), name="rebalance"
+            ),
             asyncio.create_task(self._post_notices(), name="notices"),
         ]
 
@@ -524,6 +529,17 @@ class Scheduler:
                     for body, message in batch
                 )
             )
+
+    async def rebalance(self) -> None:
+        """Regions that opt in move still-empty rooms off hot pods (adapters/rebalancing.py);
+        the Room reconciler writes each moved Room's status."""
+        await self.rebalancer.run(
+            self.api,
+            self.picture,
+            self._regions(),
+            self._room,
+            self.trigger,
+        )
 
     async def flush_live(self) -> None:
         """Write participants/phase changes, close rooms empty past their timeout, and keep

@@ -1,13 +1,11 @@
-"""Failover re-places every room of a lost pod on healthy pods; rebalance suggests moving
-empty rooms off hot pods."""
+"""Failover re-places every room of a lost pod on healthy pods."""
 
 from __future__ import annotations
 
 import pytest
-from placement_builders import NOW, add_pod, key, region, report, request, usage
+from placement_builders import NOW, add_pod, key, region, report, request
 
 from switchboard_operator.logic.capacity import (
-    CapacityModel,
     CapacityPicture,
     LossReason,
     apply_report,
@@ -21,13 +19,11 @@ from switchboard_operator.logic.placement import (
     Placement,
     Unschedulable,
     place_many,
-    rebalance,
     replace_rooms,
     replace_rooms_of,
 )
 
 TIMEOUT = 6.0
-HOLD = CapacityModel().reservation_hold_seconds
 EU = region("eu")
 
 
@@ -109,73 +105,6 @@ def test_a_room_moved_since_the_list_was_made_is_left_alone():
     assign(picture, "a/r0", 10.0, pod=key("sfu-2"), pod_uid="uid-sfu-2", now=NOW)
     assert replace_rooms(picture, moves, _requests(1), [EU], NOW) == []
     assert picture.placement_of("a/r0").pod == key("sfu-2")
-
-
-# Rebalance.
-
-
-def _hot_pod_with_empty_rooms(now: float) -> CapacityPicture:
-    """sfu-0 at 90 % with four rooms, two of them measured empty; sfu-1 idle."""
-    picture = CapacityPicture()
-    add_pod(picture, "sfu-0")
-    add_pod(picture, "sfu-1")
-    for room, size in [("a/busy", 40.0), ("a/live", 30.0), ("a/idle", 12.0), ("a/unused", 8.0)]:
-        assign(picture, room, size, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
-    rooms = (
-        usage("a/busy", participants=8, load=40.0),
-        usage("a/live", participants=6, load=30.0),
-        usage("a/idle", empty_since=30.0),
-        usage("a/unused"),
-    )
-    apply_report(picture, report("sfu-0", sequence=1, load=70.0, rooms=rooms), now)
-    apply_report(picture, report("sfu-1", sequence=1), now)
-    return picture
-
-
-def test_rebalance_moves_empty_rooms_off_a_hot_pod_until_it_cools():
-    now = NOW + HOLD
-    picture = _hot_pod_with_empty_rooms(now)
-    hot_before = picture.pod(key("sfu-0")).utilization
-    moves = rebalance(picture, [EU], now)
-    # One empty room is enough to bring the pod under the 0.8 mark; the largest goes.
-    assert [(m.room, m.target.pod_name) for m in moves] == [("a/idle", "sfu-1")]
-    assert hot_before > 0.8
-    # A suggestion only: the picture is unchanged until the caller applies it.
-    assert picture.placement_of("a/idle").pod == key("sfu-0")
-
-
-def test_rebalance_with_a_lower_threshold_moves_more_empty_rooms_but_never_occupied_ones():
-    now = NOW + HOLD
-    moves = rebalance(_hot_pod_with_empty_rooms(now), [EU], now, threshold=0.5)
-    assert sorted(m.room for m in moves) == ["a/idle", "a/unused"]
-
-
-def test_rebalance_leaves_young_rooms_alone():
-    now = NOW + HOLD / 2
-    assert rebalance(_hot_pod_with_empty_rooms(now), [EU], now, threshold=0.5) == []
-
-
-def test_rebalance_never_makes_the_target_hot():
-    now = NOW + HOLD
-    picture = _hot_pod_with_empty_rooms(now)
-    apply_report(picture, report("sfu-1", sequence=2, load=75.0), now)
-    assert rebalance(picture, [EU], now) == []
-
-
-def test_applied_rebalance_moves_keep_every_pod_within_its_mark():
-    now = NOW + HOLD
-    picture = _hot_pod_with_empty_rooms(now)
-    for move in rebalance(picture, [EU], now):
-        assign(
-            picture,
-            move.room,
-            move.source.reservation,
-            pod=move.target.pod,
-            pod_uid=move.target.pod_uid,
-            now=now,
-        )
-    for pod in picture.pods():
-        assert pod.utilization <= 0.8 + 1e-9
 
 
 def test_batch_then_failover_leaves_capacity_consistent():

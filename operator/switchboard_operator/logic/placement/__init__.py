@@ -17,12 +17,13 @@ from switchboard_operator.logic.placement.model import (
     UnschedulableReason,
     Waiting,
 )
-from switchboard_operator.logic.placement.rebalance import Move, rebalance
+from switchboard_operator.logic.placement.rebalance import Move, MoveLimiter, rebalance
 from switchboard_operator.logic.placement.scheduler import commit, place, place_many
 
 __all__ = [
     "Decision",
     "Move",
+    "MoveLimiter",
     "Placement",
     "PlacementRegion",
     "PlacementSettings",

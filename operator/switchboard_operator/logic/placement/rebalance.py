@@ -1,12 +1,22 @@
 """Rebalance suggestions: hot pods shed rooms that are still empty to cooler pods of the
-same region, so that load arriving later lands where there is room for it."""
+same region, so that load arriving later lands where there is room for it; and the
+per-region limit on how many rooms may move in any minute."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections import deque
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from switchboard_operator.logic.capacity import CapacityPicture, PlacedRoom, PodState, assign
+from switchboard_operator.logic.capacity import (
+    FIT_TOLERANCE,
+    CapacityPicture,
+    PlacedRoom,
+    PodState,
+    assign,
+)
 from switchboard_operator.logic.placement.model import (
     Placement,
     PlacementRegion,
@@ -14,6 +24,9 @@ from switchboard_operator.logic.placement.model import (
 )
 from switchboard_operator.logic.placement.pods import choose_pod
 from switchboard_operator.logic.placement.scheduler import DEFAULT_SETTINGS
+
+MOVE_WINDOW_SECONDS: Final = 60.0
+"""The window `maxMovesPerMinute` counts moves in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +45,13 @@ def rebalance(
     picture: CapacityPicture,
     regions: Sequence[PlacementRegion],
     now: float,
+    *,
     settings: PlacementSettings = DEFAULT_SETTINGS,
     threshold: float | None = None,
+    max_moves: int | None = None,
 ) -> list[Move]:
     """Suggest moves that bring hot pods back to `threshold` utilization (default: each
-    region's high-water mark), without making any target pod hot.
+    region's high-water mark), without making any target pod hot; at most `max_moves`.
 
     Only rooms that the pod's fresh report shows empty and that are past the reservation
     hold move: nobody is connected and no participant is likely still arriving. The
@@ -47,20 +62,27 @@ def rebalance(
     moves: list[Move] = []
     for region in sorted(regions, key=lambda r: r.name):
         limit = region.high_water_mark if threshold is None else threshold
+        # Pods are chosen by the region's policy among those that stay at or below the
+        # threshold: Packed must not pick a fuller pod that the move would make hot.
+        cooler = dataclasses.replace(region, high_water_mark=min(region.high_water_mark, limit))
         for pod in list(what_if.region_pods(region.name)):
             if not _hot(pod, limit) or not _fresh(what_if, pod, now):
                 continue
             for placed in _empty_rooms(what_if, pod, now):
+                if max_moves is not None and len(moves) >= max_moves:
+                    return moves
                 target = choose_pod(
                     what_if,
-                    region,
+                    cooler,
                     placed.reservation,
                     now=now,
                     search=settings.search,
                     room=placed.room,
                     exclude={pod.key},
                 )
-                if target is None or target.used + placed.reservation > limit * target.capacity:
+                if target is None or (
+                    target.used + placed.reservation > limit * target.capacity + FIT_TOLERANCE
+                ):
                     continue
                 assign(
                     what_if,
@@ -108,3 +130,31 @@ def _empty_rooms(picture: CapacityPicture, pod: PodState, now: float) -> list[Pl
     ]
     # Largest first: fewest moves to cool the pod down.
     return sorted(empty, key=lambda p: (-pod.effective[p.room], p.room))
+
+
+class MoveLimiter:
+    """The rooms each region's rebalance moved in the last minute, so that it moves at
+    most `per_minute` in any 60 s window: rebalance can never churn rooms faster than its
+    Region allows, whatever the picture does."""
+
+    def __init__(self) -> None:
+        self._moves: dict[str, deque[float]] = {}
+
+    def allowance(self, region: str, per_minute: int, now: float) -> int:
+        """Moves `region` may still make at `now`."""
+        moved = self._moves.get(region)
+        if moved is None:
+            return per_minute
+        while moved and moved[0] <= now - MOVE_WINDOW_SECONDS:
+            moved.popleft()
+        return max(0, per_minute - len(moved))
+
+    def record(self, region: str, count: int, now: float) -> None:
+        """`count` rooms of `region` moved at `now`."""
+        if count > 0:
+            self._moves.setdefault(region, deque()).extend([now] * count)
+
+    def retain(self, regions: Collection[str]) -> None:
+        """Forget regions that no longer rebalance."""
+        for region in self._moves.keys() - set(regions):
+            del self._moves[region]

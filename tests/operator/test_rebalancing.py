@@ -1,0 +1,227 @@
+"""The rebalance pass of the scheduler: only Regions that opt in move rooms, each move is
+queued for its Room's status write and announced with a Normal `Rebalanced` Event, and a
+Region's moves per minute are capped."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from switchboard_api.contract import CapacityReport, RoomUsage
+from switchboard_api.region import Region
+from switchboard_operator.adapters import rebalancing, scheduling
+from switchboard_operator.adapters.rebalancing import Rebalancer
+from switchboard_operator.adapters.scheduling import Scheduler
+from switchboard_operator.logic.capacity import (
+    CapacityPicture,
+    PodObservation,
+    apply_pod,
+    apply_report,
+    assign,
+)
+
+NAMESPACE = "media"
+EMPTY_ROOMS = ("rooms/a", "rooms/b", "rooms/c")
+BUSY_ROOM = "rooms/busy"
+MATURE = 120.0
+"""Seconds since the rooms were placed: past the reservation hold."""
+
+
+def region(rebalance: dict | None = None, name: str = "eu") -> Region:
+    sfu = {"capacityPerPod": 100, "placementPolicy": "Packed"}
+    if rebalance is not None:
+        sfu["rebalance"] = rebalance
+    return Region.model_validate(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "namespace": NAMESPACE,
+                "location": {"latitude": 52.4, "longitude": 4.9},
+                "sfu": sfu,
+            },
+        }
+    )
+
+
+def room_body(key: str, **metadata) -> dict:
+    namespace, name = key.split("/")
+    return {
+        "apiVersion": "switchboard.dev/v1alpha1",
+        "kind": "Room",
+        "metadata": {"namespace": namespace, "name": name, "uid": f"uid-{name}", **metadata},
+        "spec": {},
+        "status": {"phase": "Scheduled"},
+    }
+
+
+def report_from(pod: str, sequence: int, rooms: list[RoomUsage], load: float) -> CapacityReport:
+    return CapacityReport(
+        pod_name=pod,
+        pod_uid=f"uid-{pod}",
+        namespace=NAMESPACE,
+        region="eu",
+        sequence=sequence,
+        sent_at=datetime.fromtimestamp(sequence, UTC),
+        capacity=100.0,
+        load=load,
+        cpu_cores=0.0,
+        participants=sum(r.participants for r in rooms),
+        published_tracks=0,
+        forwarded_tracks=0,
+        bitrate_in_bps=0.0,
+        bitrate_out_bps=0.0,
+        rooms=rooms,
+    )
+
+
+def hot_picture(now: float) -> CapacityPicture:
+    """sfu-0 holds a busy room (50 units in use) and three empty 15-unit rooms, all placed
+    long ago: it counts 50 + 3 x 12 = 86 % of its capacity. sfu-1 is idle."""
+    picture = CapacityPicture()
+    for pod in ("sfu-0", "sfu-1"):
+        observed = PodObservation(NAMESPACE, pod, f"uid-{pod}", "eu", ready=True)
+        apply_pod(picture, observed, now - MATURE)
+    for room in (*EMPTY_ROOMS, BUSY_ROOM):
+        size = 50.0 if room == BUSY_ROOM else 15.0
+        assign(picture, room, size, pod=f"{NAMESPACE}/sfu-0", pod_uid="uid-sfu-0", now=now - MATURE)
+    report_all(picture, now, sequence=1)
+    return picture
+
+
+def report_all(picture: CapacityPicture, now: float, sequence: int) -> None:
+    """Both pods report the rooms placed on them: the busy room with its ten participants,
+    every other room empty."""
+    for pod in ("sfu-0", "sfu-1"):
+        usages = []
+        for placed in picture.rooms_on(f"{NAMESPACE}/{pod}"):
+            busy = placed.room == BUSY_ROOM
+            usages.append(
+                RoomUsage(
+                    room=placed.room,
+                    participants=10 if busy else 0,
+                    published_tracks=2 if busy else 0,
+                    forwarded_tracks=18 if busy else 0,
+                    load=49.0 if busy else 0.0,
+                    empty_since_seconds=None if busy else now - placed.placed_at,
+                )
+            )
+        report = report_from(pod, sequence, usages, load=sum(u.load for u in usages))
+        assert apply_report(picture, report, now).accepted
+
+
+def pods_of(picture: CapacityPicture) -> dict[str, str]:
+    placed = {room: picture.placement_of(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    return {room: p.pod.split("/")[1] for room, p in placed.items() if p is not None}
+
+
+@pytest.fixture
+def posted(monkeypatch) -> list[tuple[str, str, str, str]]:
+    events: list[tuple[str, str, str, str]] = []
+
+    async def post(_api, body, type_, reason, message):
+        events.append((body["metadata"]["name"], type_, reason, message))
+
+    monkeypatch.setattr(rebalancing.events, "post", post)
+    return events
+
+
+async def test_a_region_that_does_not_opt_in_moves_nothing(posted):
+    picture = hot_picture(time.time())
+    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    triggered: list[str] = []
+    moves = await Rebalancer().run(None, picture, {"eu": region()}, bodies.get, triggered.append)
+    assert moves == [] and triggered == [] and posted == []
+    assert set(pods_of(picture).values()) == {"sfu-0"}
+
+
+async def test_empty_rooms_leave_the_hot_pod_with_a_status_write_and_an_event_each(posted):
+    picture = hot_picture(time.time())
+    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    triggered: list[str] = []
+    regions = {"eu": region({"enabled": True, "hotThreshold": 0.6})}
+    moves = await Rebalancer().run(None, picture, regions, bodies.get, triggered.append)
+    # 86 → 74 → 62 → 50 %: every empty room moves; the busy room never does.
+    assert sorted(triggered) == sorted(EMPTY_ROOMS)
+    assert pods_of(picture) == {BUSY_ROOM: "sfu-0"} | {room: "sfu-1" for room in EMPTY_ROOMS}
+    assert picture.pod(f"{NAMESPACE}/sfu-1").utilization <= 0.6
+    assert len(moves) == 3
+    assert sorted(name for name, *_ in posted) == ["a", "b", "c"]
+    assert all(type_ == "Normal" and reason == "Rebalanced" for _, type_, reason, _ in posted)
+    assert "Moved from SFU pod sfu-0 to sfu-1" in posted[0][3]
+    assert "above 60% of its capacity" in posted[0][3]
+
+
+def test_the_threshold_defaults_to_the_high_water_mark():
+    now = time.time()
+    picture = hot_picture(now)
+    regions = {"eu": region({"enabled": True})}
+    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    # 86 % is above the 80 % mark: one empty room is enough to cool the pod.
+    assert len(Rebalancer().apply(picture, regions, bodies.get, now)) == 1
+
+
+def test_moves_per_minute_are_capped_per_region():
+    now = time.time()
+    picture = hot_picture(now)
+    regions = {"eu": region({"enabled": True, "hotThreshold": 0.6, "maxMovesPerMinute": 2})}
+    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    rebalancer = Rebalancer()
+    assert len(rebalancer.apply(picture, regions, bodies.get, now)) == 2
+    assert rebalancer.apply(picture, regions, bodies.get, now + 30) == []
+    # A minute later the last empty room may move (sfu-0 has kept reporting).
+    report_all(picture, now + 60, sequence=2)
+    assert len(rebalancer.apply(picture, regions, bodies.get, now + 60)) == 1
+
+
+def test_a_room_being_deleted_is_left_to_its_reconcile():
+    now = time.time()
+    picture = hot_picture(now)
+    regions = {"eu": region({"enabled": True, "hotThreshold": 0.6})}
+    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    bodies["rooms/a"] = room_body("rooms/a", deletionTimestamp="2025-01-01T00:00:00Z")
+    del bodies["rooms/b"]
+    moves = Rebalancer().apply(picture, regions, bodies.get, now)
+    assert [m.room for m in moves] == ["rooms/c"]
+
+
+async def test_the_room_reconcile_writes_each_moved_rooms_new_pod_once(posted, monkeypatch):
+    now = time.time()
+    eu = region({"enabled": True, "hotThreshold": 0.6})
+    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    scheduler = Scheduler(api=None, picture=hot_picture(now))
+    # The Room informer's read side: Room bodies by key.
+    scheduler.rooms = SimpleNamespace(get=bodies.get)
+    scheduler.indexes = {
+        "namespace_labels": {},
+        "region_bodies": {"eu": [eu.to_wire()]},
+        "region_sfu_pods": {},
+    }
+    patches: dict[str, list[dict]] = {}
+
+    async def patch_room_status(_api, namespace, name, patch):
+        key = f"{namespace}/{name}"
+        patches.setdefault(key, []).append(patch)
+        # What the watch then delivers: the status with the merge patch applied.
+        status = bodies[key]["status"]
+        status.update(patch)
+        for field, value in patch.items():
+            if value is None:
+                del status[field]
+
+    monkeypatch.setattr(scheduling.kube, "patch_room_status", patch_room_status)
+    for key in bodies:
+        await scheduler.reconcile_room(key)
+    assert {body["status"]["pod"] for body in bodies.values()} == {"sfu-0"}
+    patches.clear()
+
+    await scheduler.rebalance()
+    for key in bodies:
+        await scheduler.reconcile_room(key)
+    assert sorted(patches) == sorted(EMPTY_ROOMS)
+    assert all(len(written) == 1 for written in patches.values())
+    assert {written[0]["pod"] for written in patches.values()} == {"sfu-1"}
+    assert bodies[BUSY_ROOM]["status"]["pod"] == "sfu-0"
+    assert len(posted) == 3
