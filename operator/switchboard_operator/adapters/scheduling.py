@@ -8,6 +8,7 @@ in one synchronous step (`place` + `commit`), so two rooms never take the same l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -65,9 +66,14 @@ from switchboard_operator.logic.room_status import PlacedOn, RoomOutcome, room_s
 log = logging.getLogger(__name__)
 
 FAILOVER_CHECK_SECONDS = 0.5
+ROOM_WORKERS = 32
+"""Room reconciles in flight: each mostly waits on its status write, so enough of them
+keep the API server busy during a failover (bench/placement_e2e.py)."""
 EVENT_CONCURRENCY = 4
 """Events about moved rooms posted at once. They wait until the room queue is idle: every
 moved room's new status is written before any Event about the move competes with it."""
+NOTICE_DELAY_SECONDS = 10.0
+"""The longest a Migrating Event waits for an idle room queue (a busy one never starves it)."""
 LIVE_FLUSH_SECONDS = 2.0
 """Live counters (participants) reach Room statuses at most this often, only on change."""
 
@@ -101,17 +107,22 @@ class Scheduler:
     _room_limits: dict[str, int] = field(default_factory=dict)
     """Each placed room's maxParticipants, for the assignments in report responses."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _pod_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a watch or report shows a pod lost: failover runs now, not at its next tick."""
     _notices: asyncio.Queue[tuple[Mapping[str, Any], str]] = field(default_factory=asyncio.Queue)
     """Warning Events about moved rooms, posted once the moves are written."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self.queue = WorkQueue(lambda key: self.reconcile_room(str(key)), "rooms", workers=8)
+        self.queue = WorkQueue(
+            lambda key: self.reconcile_room(str(key)), "rooms", workers=ROOM_WORKERS
+        )
         self.queue.start()
         self._tasks = [
             asyncio.create_task(
-                self._every(FAILOVER_CHECK_SECONDS, self.failover), name="failover"
+                self._every(FAILOVER_CHECK_SECONDS, self.failover, self._pod_lost),
+                name="failover",
             ),
             asyncio.create_task(self._every(LIVE_FLUSH_SECONDS, self.flush_live), name="live"),
             asyncio.create_task(
@@ -127,9 +138,15 @@ class Scheduler:
         if self.queue is not None:
             await self.queue.stop()
 
-    async def _every(self, seconds: float, job: Any) -> None:
+    async def _every(self, seconds: float, job: Any, wakeup: asyncio.Event | None = None) -> None:
+        """Run `job` every `seconds`, or as soon as `wakeup` is set."""
         while True:
-            await asyncio.sleep(seconds)
+            if wakeup is None:
+                await asyncio.sleep(seconds)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), seconds)
+                wakeup.clear()
             if self.rooms is None or not self.rooms.synced.is_set():
                 continue
             try:
@@ -227,6 +244,7 @@ class Scheduler:
             lost = remove_pod(self.picture, key, meta.get("uid"))
             if lost is not None and lost.rooms:
                 log.info("sfu pod deleted with rooms pod=%s rooms=%d", key, len(lost.rooms))
+                self._pod_lost.set()
             return
         annotations = meta.get("annotations") or {}
         draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
@@ -253,6 +271,8 @@ class Scheduler:
     def on_report(self, report: Any, now: float) -> ReportResponse:
         outcome = apply_report(self.picture, report, now)
         pod = f"{report.namespace}/{report.pod_name}"
+        if outcome.new_incarnation or (outcome.accepted and report.fenced):
+            self._pod_lost.set()
         if outcome.capacity_freed:
             self.trigger_pending()
         state = self.picture.incarnation(pod, report.pod_uid)
@@ -522,7 +542,8 @@ class Scheduler:
             while len(batch) < EVENT_CONCURRENCY and not self._notices.empty():
                 batch.append(self._notices.get_nowait())
             if self.queue is not None:
-                await self.queue.wait_idle()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.queue.wait_idle(), NOTICE_DELAY_SECONDS)
             await asyncio.gather(
                 *(
                     events.post(self.api, body, "Warning", "Migrating", message)
