@@ -104,8 +104,6 @@ class Scheduler:
     _region_loads: dict[str, RegionLoad] = field(default_factory=dict)
     rebalancer: Rebalancer = field(default_factory=Rebalancer)
     _parsed_regions: dict[str, tuple[str, Region | None]] = field(default_factory=dict)
-    _room_limits: dict[str, int] = field(default_factory=dict)
-    """Each placed room's maxParticipants, for the assignments in report responses."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _pod_lost: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when a watch or report shows a pod lost: failover runs now, not at its next tick."""
@@ -278,11 +276,8 @@ class Scheduler:
         state = self.picture.incarnation(pod, report.pod_uid)
         assignments = []
         for placed in self.picture.rooms_on(pod, report.pod_uid) if outcome.accepted else []:
-            limit = self._room_limits.get(placed.room)
-            if limit is None:
-                body = self._room(placed.room)
-                spec = (body or {}).get("spec") or {}
-                limit = int(spec.get("maxParticipants", defaults.ROOM_MAX_PARTICIPANTS))
+            spec = (self._room(placed.room) or {}).get("spec") or {}
+            limit = int(spec.get("maxParticipants", defaults.ROOM_MAX_PARTICIPANTS))
             assignments.append(RoomAssignment(room=placed.room, max_participants=limit))
         deadline = state.drain_deadline if state is not None else None
         return ReportResponse(
@@ -313,7 +308,6 @@ class Scheduler:
         except pydantic.ValidationError as error:
             log.warning("room unreadable room=%s error=%s", key, error)
             return None
-        self._room_limits[key] = room.spec.max_participants
         current = body.get("status") or {}
         regions = self._regions()
         now = time.time()
@@ -457,7 +451,6 @@ class Scheduler:
 
     async def _release(self, key: str) -> None:
         placed = unassign(self.picture, key)
-        self._room_limits.pop(key, None)
         self.pending.discard(key)
         self.unschedulable.pop(key, None)
         self.migrating.pop(key, None)
