@@ -56,6 +56,8 @@ ROTATION_STARTED_AT = "switchboard.dev/turn-rotation-requested"
 RECHECK_SECONDS = 300.0
 """Unwatched inputs (Secrets, the namespace, the keys ConfigMap) are re-read this often."""
 PROBLEM_RETRY_SECONDS = 15.0
+UNOBSERVED_POD_SECONDS = 60.0
+"""How long a created SFU pod the Pod watch has not shown yet stands in for itself."""
 
 
 @dataclass
@@ -75,9 +77,13 @@ class RegionRuntime:
     region_load: Callable[[str], RegionLoad | None] = lambda _region: None
     """Rooms, capacity and load of a region from the scheduler's picture."""
     turn_access: dict[str, TurnAccess] = field(default_factory=dict)
+    """Per Region: TURN URIs and the minting secret, for the join API (never logged)."""
     crashes: dict[str, CrashBackoff] = field(default_factory=dict)
     """Per Region: SFU pods that failed, so replacements back off instead of looping."""
-    """Per Region: TURN URIs and the minting secret, for the join API (never logged)."""
+    unobserved_pods: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per Region: SFU pods created (name -> when) that the Pod watch has not shown yet. A
+    pass that runs before the watch delivers them must not create them again (what
+    ReplicaSet's controller calls expectations)."""
 
 
 def _runtime(memo: kopf.Memo) -> RegionRuntime:
@@ -380,13 +386,21 @@ class _RegionReconcile:
                     f"replacing it in {backoff.waiting(now):.0f}s.",
                 )
         self.runtime.crashes[self.name] = backoff
-        create = actions.create
+        observed = {p["metadata"]["name"] for p in pods}
+        unobserved = {
+            name: at
+            for name, at in self.runtime.unobserved_pods.get(self.name, {}).items()
+            if name not in observed and now - at < UNOBSERVED_POD_SECONDS
+        }
+        self.runtime.unobserved_pods[self.name] = unobserved
+        create = max(0, actions.create - len(unobserved))
         if create and backoff.waiting(now) > 0:
             self.requeue = min(self.requeue, backoff.waiting(now))
             create = 0
         for _ in range(create):
             pod = manifests.sfu_pod(self.region, ctx, _suffix(), turn_uris=turn_uris)
             await objects.create(self.api, pod)
+            unobserved[pod["metadata"]["name"]] = now
             await self._event("Normal", "Created", f"Created SFU pod {pod['metadata']['name']}.")
         by_name = {p["metadata"]["name"]: p for p in pods}
         for pod_name in actions.drain:
