@@ -55,8 +55,9 @@ class Participant:
     def send_event(self, event: dict[str, object]) -> None:
         """Transports without a message channel drop room events."""
 
-    def send_migrate(self, message: MigrateMessage) -> None:
+    def send_migrate(self, message: MigrateMessage) -> bool:
         """Transports without a message channel cannot be told to migrate."""
+        return False
 
     async def close(self, reason: str) -> None:
         await self.release(reason)

@@ -53,8 +53,9 @@ class Member(Protocol):
     def send_event(self, event: dict[str, object]) -> None:
         """Queue a signalling event for the participant (never blocks)."""
 
-    def send_migrate(self, message: MigrateMessage) -> None:
-        """Tell the participant to reconnect elsewhere (never blocks)."""
+    def send_migrate(self, message: MigrateMessage) -> bool:
+        """Tell the participant to reconnect elsewhere (never blocks); False when its
+        transport has no channel to say it on (WHIP/WHEP)."""
 
     async def close(self, reason: str) -> None:
         """Disconnect the participant and release everything it holds."""

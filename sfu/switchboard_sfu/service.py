@@ -242,8 +242,8 @@ class SfuService:
         return MigrateMessage(room=room.key, reason=reason, rejoin=rejoin)
 
     def send_migrate(self, member: Member, message: MigrateMessage) -> None:
-        member.send_migrate(message)
-        self.metrics.migrations_requested.labels(str(message.reason)).inc()
+        if member.send_migrate(message):
+            self.metrics.migrations_requested.labels(str(message.reason)).inc()
 
     async def apply_response(self, response: ReportResponse, report_sent_at: float) -> None:
         """Apply an acknowledged ReportResponse: assignments, closes, drain."""

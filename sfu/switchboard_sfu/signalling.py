@@ -149,8 +149,9 @@ class SignallingParticipant(Participant):
     def send_event(self, event: dict[str, object]) -> None:
         self._outbox.put(event)
 
-    def send_migrate(self, message: MigrateMessage) -> None:
+    def send_migrate(self, message: MigrateMessage) -> bool:
         self._outbox.put(message.to_wire())
+        return True
 
     async def close(self, reason: str) -> None:
         """Server-side disconnect: say why, close the socket, wait until released."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 
-from fixtures.sfu_clients import SignallingClient
+from fixtures.sfu_clients import SignallingClient, post_offer, sendonly_offer
 from fixtures.sfu_harness import JOIN_API_URL, wait_for
 from switchboard_api.contract import RoomAssignment, SfuEnv
 
@@ -123,3 +123,24 @@ async def test_drain_command_from_the_control_plane(start_sfu, receiver, token) 
 
     assert migrate == {"type": "migrate", "room": ROOM, "reason": "draining", "rejoin": REJOIN}
     await wait_for(lambda: sfu.exited() is not None, what="exit once the room is empty")
+
+
+async def test_migrate_counted_only_for_sessions_that_can_be_told(start_sfu, token) -> None:
+    """A WHIP publisher has no message channel: draining tells the WebSocket participant
+    and counts one migrate message, not two."""
+    sfu = await start_sfu()
+    client = SignallingClient(sfu.ws_url)
+    pc, offer = await sendonly_offer("video")
+    try:
+        await client.connect(token(room=ROOM, identity="ws"))
+        status, _, body = await post_offer(
+            f"{sfu.base_url}/whip/{ROOM}", offer, token(room=ROOM, identity="whip")
+        )
+        assert status == 201, body
+        sfu.signal(signal.SIGTERM)
+        await client.next_of("migrate")
+        metrics = await sfu.metrics()
+    finally:
+        await client.close()
+        await pc.close()
+    assert metrics["switchboard_sfu_migrate_messages_sent_total{reason=draining}"] == 1
