@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from kubernetes_asyncio import client, config
@@ -28,8 +28,11 @@ def _room(namespace: str, name: str, max_participants: int = 4) -> dict:
 
 
 @pytest.fixture
-def namespace(crds_installed: Cluster) -> str:
-    return crds_installed.create_namespace(f"informer-{uuid.uuid4().hex[:6]}")
+def namespace(crds_installed: Cluster) -> Iterator[str]:
+    name = crds_installed.create_namespace(f"informer-{uuid.uuid4().hex[:6]}")
+    yield name
+    # Its Rooms must not outlive the test: an operator in later tests would place them.
+    crds_installed.kubectl("delete", "namespace", name, "--wait=false")
 
 
 @pytest.fixture

@@ -335,7 +335,11 @@ class Scheduler:
                 if key in self.unschedulable:
                     self.unschedulable.pop(key)
             else:
-                log.info(
+                # Pending rooms are retried whenever capacity may have appeared: say so
+                # once per reason (the status already carries a repeated one).
+                repeated = _scheduled_reason(current) == str(decision.reason)
+                log.log(
+                    logging.DEBUG if repeated else logging.INFO,
                     "room not placed room=%s reason=%s message=%s",
                     key,
                     decision.reason,
@@ -669,6 +673,11 @@ class Scheduler:
                 future.set_result(info)
             elif error is not None:
                 future.set_exception(error)
+
+
+def _scheduled_reason(status: Mapping[str, Any]) -> str | None:
+    conditions = status.get("conditions") or []
+    return next((c.get("reason") for c in conditions if c.get("type") == "Scheduled"), None)
 
 
 async def _sync_label(
