@@ -242,6 +242,13 @@ async def test_draining_pod_takes_no_new_rooms_and_keeps_its_busy_ones(region, o
         await carol.publish(SyntheticVideo())
         draining = joined["pod"]
         cluster.kubectl("annotate", "pod", draining, "-n", MEDIA_NS, "switchboard.dev/drain=true")
+        # The pod and Room watches are separate streams: wait until the drain has reached
+        # the operator (it tells the SFU, whose readiness drops) before creating rooms.
+        wait_for(
+            lambda: draining not in {p["metadata"]["name"] for p in ready_sfu_pods(cluster)},
+            30,
+            "the draining pod to turn not-Ready",
+        )
         for i in range(4):
             apply(cluster, room(f"after-drain-{i}"))
         for i in range(4):
