@@ -15,6 +15,9 @@ from switchboard_operator.adapters import objects
 log = logging.getLogger(__name__)
 COMPONENT = "switchboard-operator"
 MAX_MESSAGE = 1024
+CONCURRENCY = 4
+"""Events a burst of them (e.g. one per moved room) posts at once: they are best effort and
+must not crowd out the writes they are about."""
 
 
 async def post(

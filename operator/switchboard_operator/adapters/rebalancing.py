@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 REBALANCE_CHECK_SECONDS = 5.0
 """How often hot pods are looked for: a few reports apart, so a pass sees fresh load."""
 EVENT_REASON = "Rebalanced"
-EVENT_CONCURRENCY = 8
 
 RoomBody = Callable[[str], Mapping[str, Any] | None]
 
@@ -54,7 +53,7 @@ class Rebalancer:
             trigger(move.room)
         if moves:
             log.info("rooms rebalanced count=%d", len(moves))
-        limit = asyncio.Semaphore(EVENT_CONCURRENCY)
+        limit = asyncio.Semaphore(events.CONCURRENCY)
 
         async def notify(move: Move) -> None:
             body = room_body(move.room)

@@ -27,6 +27,12 @@ MAX_REPORT_BYTES = 1 << 20
 
 
 class ReportSink(Protocol):
+    @property
+    def ready(self) -> bool:
+        """Whether placements are known: before that, an answer would be from an empty
+        picture and tell the SFU to drop every room it serves."""
+        ...
+
     def on_report(self, report: CapacityReport, now: float) -> ReportResponse: ...
 
 
@@ -62,6 +68,10 @@ class ReportReceiver:
                 error,
             )
             return _error(403, "forbidden", str(error))
+        if not self._sink.ready:
+            # Unacknowledged, so the SFU keeps its rooms and reports again next interval
+            # (start-up and a leader change take far less than the failover timeout).
+            return _error(503, "starting", "the control plane is restoring room placements")
         response = self._sink.on_report(report, time.time())
         return web.json_response(response.model_dump(mode="json", by_alias=True))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -29,6 +29,7 @@ from switchboard_operator.adapters import kube
 log = logging.getLogger(__name__)
 
 PAGE = 500
+LIST_TIMEOUT_SECONDS = 30.0
 WATCH_SECONDS = 300
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
@@ -80,10 +81,15 @@ class RoomInformer:
             except ResourceExpired:
                 log.info("room watch expired, listing again version=%s", self._version)
                 self._version = None
-            except (client.ApiException, aiohttp.ClientError, TimeoutError, ValueError) as error:
+            except Exception as error:  # the scheduler's only view of Rooms must not die
                 failures += 1
                 delay = min(RETRY_FIRST_SECONDS * 2 ** (failures - 1), RETRY_MAX_SECONDS)
-                log.warning("room watch failed retry_in=%.1fs error=%s", delay, error)
+                log.warning(
+                    "room watch failed retry_in=%.1fs error=%s: %s",
+                    delay,
+                    type(error).__name__,
+                    error,
+                )
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
@@ -91,7 +97,12 @@ class RoomInformer:
         token: str | None = None
         while True:
             page = await self._api.list_cluster_custom_object(
-                GROUP, VERSION, ROOM.plural, limit=PAGE, _continue=token
+                GROUP,
+                VERSION,
+                ROOM.plural,
+                limit=PAGE,
+                _continue=token,
+                _request_timeout=LIST_TIMEOUT_SECONDS,
             )
             for item in page.get("items", []):
                 item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
@@ -142,9 +153,8 @@ class RoomInformer:
                 if response.status == 410:
                     raise ResourceExpired(text)
                 raise client.ApiException(status=response.status, reason=text[:200])
-            async for line in response.content:
-                if line.strip():
-                    self._apply(json.loads(line))
+            async for line in _lines(response.content):
+                self._apply(json.loads(line))
 
     def _apply(self, event: Mapping[str, Any]) -> None:
         kind, body = event.get("type"), event.get("object") or {}
@@ -163,3 +173,17 @@ class RoomInformer:
             self._bodies[key] = kube.snapshot(body)
         self._version = version or self._version
         self._on_change(key)
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Newline-delimited watch events, read in chunks: aiohttp's own line reader refuses
+    lines over its buffer size, and a Room may be as large as the API server allows."""
+    pending = b""
+    async for chunk in stream.iter_any():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending

@@ -41,6 +41,7 @@ from switchboard_operator.logic import manifests
 from switchboard_operator.logic.capacity import (
     CapacityPicture,
     PodObservation,
+    RoomMeasurement,
     apply_pod,
     apply_report,
     assign,
@@ -69,11 +70,9 @@ FAILOVER_CHECK_SECONDS = 0.5
 ROOM_WORKERS = 32
 """Room reconciles in flight: each mostly waits on its status write, so enough of them
 keep the API server busy during a failover (bench/placement_e2e.py)."""
-EVENT_CONCURRENCY = 4
-"""Events about moved rooms posted at once. They wait until the room queue is idle: every
-moved room's new status is written before any Event about the move competes with it."""
 NOTICE_DELAY_SECONDS = 10.0
-"""The longest a Migrating Event waits for an idle room queue (a busy one never starves it)."""
+"""The longest a Migrating Event waits for an idle room queue (a busy one never starves it):
+until then, every moved room's new status is written before an Event competes with it."""
 LIVE_FLUSH_SECONDS = 2.0
 """Live counters (participants) reach Room statuses at most this often, only on change."""
 
@@ -106,9 +105,17 @@ class Scheduler:
     _parsed_regions: dict[str, tuple[str, Region | None]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _pod_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    _restored: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the first list of Rooms is in and their placements are restored."""
     """Set when a watch or report shows a pod lost: failover runs now, not at its next tick."""
-    _notices: asyncio.Queue[tuple[Mapping[str, Any], str]] = field(default_factory=asyncio.Queue)
-    """Warning Events about moved rooms, posted once the moves are written."""
+    _notices: asyncio.Queue[tuple[float, Mapping[str, Any], str]] = field(
+        default_factory=asyncio.Queue
+    )
+    """Warning Events about moved rooms (monotonic time queued, Room, message), posted once
+    the moves are written."""
+    _empty_since: dict[str, float] = field(default_factory=dict)
+    """Rooms rebalance moved while empty: since when (Unix time) they have been empty, as
+    their new SFU starts counting again from the move."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -145,7 +152,7 @@ class Scheduler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), seconds)
                 wakeup.clear()
-            if self.rooms is None or not self.rooms.synced.is_set():
+            if not self.ready:
                 continue
             try:
                 await job()
@@ -178,9 +185,16 @@ class Scheduler:
             if status.get("phase") != RoomPhase.CLOSED.value:
                 self._restore(key, room, status, regions, now)
         log.info("placements restored rooms=%d", self.picture.room_count())
+        self._restored.set()
 
     def _room(self, key: str) -> dict[str, Any] | None:
         return self.rooms.get(key) if self.rooms is not None else None
+
+    @property
+    def ready(self) -> bool:
+        """Whether placements are known: Rooms listed and their placements restored. Until
+        then reports are refused and joins wait (an answer would be from an empty picture)."""
+        return self._restored.is_set()
 
     def trigger(self, key: str) -> None:
         if self.queue is not None:
@@ -247,7 +261,8 @@ class Scheduler:
         annotations = meta.get("annotations") or {}
         draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
         ready = kube.pod_ready(body)
-        failed = (body.get("status") or {}).get("phase") in ("Failed", "Succeeded")
+        # Failed, not Succeeded: a drained SFU exits 0 once empty, which is no crash.
+        failed = (body.get("status") or {}).get("phase") == "Failed"
         apply_pod(
             self.picture,
             PodObservation(
@@ -337,7 +352,7 @@ class Scheduler:
             else:
                 # Pending rooms are retried whenever capacity may have appeared: say so
                 # once per reason (the status already carries a repeated one).
-                repeated = _scheduled_reason(current) == str(decision.reason)
+                repeated = _scheduled_condition(current).get("reason") == str(decision.reason)
                 log.log(
                     logging.DEBUG if repeated else logging.INFO,
                     "room not placed room=%s reason=%s message=%s",
@@ -431,9 +446,7 @@ class Scheduler:
             return
         if current.get("phase") not in (RoomPhase.SCHEDULED.value, RoomPhase.RUNNING.value):
             return
-        scheduled = next(
-            (c for c in current.get("conditions") or [] if c.get("type") == "Scheduled"), {}
-        )
+        scheduled = _scheduled_condition(current)
         region = regions[region_name]
         assign(
             self.picture,
@@ -455,6 +468,7 @@ class Scheduler:
 
     async def _release(self, key: str) -> None:
         placed = unassign(self.picture, key)
+        self._empty_since.pop(key, None)
         self.pending.discard(key)
         self.unschedulable.pop(key, None)
         self.migrating.pop(key, None)
@@ -528,36 +542,41 @@ class Scheduler:
             self.trigger(key)
             body = self._room(key)
             if body is not None:
-                self._notices.put_nowait((body, message))
+                self._notices.put_nowait((time.monotonic(), body, message))
         log.info("rooms re-placed count=%d", len(replacements))
 
     async def _post_notices(self) -> None:
-        """Post the Events about moved rooms, a few at a time, whenever the room queue is
-        idle: the moves' status writes go first, the Events never delay them."""
+        """Post the Events about moved rooms, a few at a time, once the room queue is idle
+        (the moves' status writes go first) or the oldest has waited NOTICE_DELAY_SECONDS."""
         while True:
             batch = [await self._notices.get()]
-            while len(batch) < EVENT_CONCURRENCY and not self._notices.empty():
+            while len(batch) < events.CONCURRENCY and not self._notices.empty():
                 batch.append(self._notices.get_nowait())
-            if self.queue is not None:
+            left = batch[0][0] + NOTICE_DELAY_SECONDS - time.monotonic()
+            if self.queue is not None and left > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.queue.wait_idle(), NOTICE_DELAY_SECONDS)
+                    await asyncio.wait_for(self.queue.wait_idle(), left)
             await asyncio.gather(
                 *(
                     events.post(self.api, body, "Warning", "Migrating", message)
-                    for body, message in batch
+                    for _, body, message in batch
                 )
             )
 
     async def rebalance(self) -> None:
         """Regions that opt in move still-empty rooms off hot pods (adapters/rebalancing.py);
-        the Room reconciler writes each moved Room's status."""
-        await self.rebalancer.run(
-            self.api,
-            self.picture,
-            self._regions(),
-            self._room,
-            self.trigger,
+        the Room reconciler writes each moved Room's status. A moved room keeps the time it
+        has been empty, so moving it never postpones its closing."""
+        now = time.time()
+        moves = await self.rebalancer.run(
+            self.api, self.picture, self._regions(), self._room, self.trigger
         )
+        for move in moves:
+            source = self.picture.incarnation(move.source.pod, move.source.pod_uid)
+            measured = source.measured.get(move.room) if source is not None else None
+            if measured is not None and measured.empty_since_seconds is not None:
+                since = now - measured.empty_since_seconds
+                self._empty_since[move.room] = min(since, self._empty_since.get(move.room, now))
 
     async def flush_live(self) -> None:
         """Write participants/phase changes, close rooms empty past their timeout, and keep
@@ -603,7 +622,7 @@ class Scheduler:
                 timeout = float(
                     spec.get("emptyTimeoutSeconds", defaults.ROOM_EMPTY_TIMEOUT_SECONDS)
                 )
-                empty = measurement.empty_since_seconds
+                empty = self._empty_for(key, measurement)
                 status = body.get("status") or {}
                 if empty is not None and empty >= timeout:
                     self.closed[key] = kube.now_rfc3339()
@@ -620,6 +639,18 @@ class Scheduler:
                 elif status.get("participants") != measurement.participants:
                     self.trigger(key)
 
+    def _empty_for(self, key: str, measurement: RoomMeasurement) -> float | None:
+        """Seconds a room has been empty: as its SFU reports, or since before rebalance
+        moved it (the SFU it moved to counts from the move)."""
+        empty = measurement.empty_since_seconds
+        if measurement.participants > 0:
+            self._empty_since.pop(key, None)
+            return empty
+        since = self._empty_since.get(key)
+        if since is None:
+            return empty
+        return max(empty or 0.0, time.time() - since)
+
     # -- join API port -----------------------------------------------------------------
 
     async def ensure_placed(
@@ -634,6 +665,12 @@ class Scheduler:
         timeout: float,  # noqa: ASYNC109 - the join API's deadline for placement
     ) -> PlacedRoomInfo:
         key = room_key(namespace, name)
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._restored.wait(), timeout)
+        except TimeoutError:
+            raise PlacementTimeout("the control plane is still starting") from None
+        timeout -= time.monotonic() - started
         body = self._room(key)
         if body is None:
             if not create:
@@ -675,9 +712,9 @@ class Scheduler:
                 future.set_exception(error)
 
 
-def _scheduled_reason(status: Mapping[str, Any]) -> str | None:
+def _scheduled_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
     conditions = status.get("conditions") or []
-    return next((c.get("reason") for c in conditions if c.get("type") == "Scheduled"), None)
+    return next((c for c in conditions if c.get("type") == "Scheduled"), {})
 
 
 async def _sync_label(
