@@ -16,6 +16,7 @@ import pytest
 from fixtures.cluster import apply
 from fixtures.cluster import get_json as get
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
+from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
 from fixtures.waiting import wait_for, wait_for_async
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OPERATOR_USER
 
@@ -264,10 +265,27 @@ async def test_draining_pod_takes_no_new_rooms_and_keeps_its_busy_ones(region, o
         await carol.close()
 
 
-def test_operator_restart_keeps_every_assignment(region, operator):
+async def test_operator_restart_keeps_every_assignment(region, operator):
+    """No room changes pod, and a connected participant is never told to leave: until the
+    new operator has restored its placements it refuses reports, so no SFU hears an answer
+    from an empty picture."""
     cluster = region
-    apply(cluster, room("survivor"))
-    wait_for(lambda: room_status(cluster, "survivor").get("phase") == "Scheduled", 30, "scheduled")
+    status, joined = await join(operator, "survivor", "grace")
+    assert status == 200, joined
+    grace = SignallingClient(ws_url(joined))
+    try:
+        assert (await grace.connect(joined["token"]))["type"] == "joined"
+        _restart_keeps_assignments(cluster, operator, joined["pod"])
+        mark = len(grace.messages)
+        await grace.send({"type": "ping"})
+        await grace.next_of("pong", after=mark)  # everything sent before it has arrived
+        assert [m for m in grace.messages if m.get("type") == "migrate"] == []
+        assert room_status(cluster, "survivor")["pod"] == joined["pod"]
+    finally:
+        await grace.close()
+
+
+def _restart_keeps_assignments(cluster, operator, survivor_pod: str) -> None:
     draining = {
         p["metadata"]["name"]
         for p in sfu_pods(cluster)
@@ -281,12 +299,20 @@ def test_operator_restart_keeps_every_assignment(region, operator):
     }
     assert "survivor" in before
     operator.stop()
+    pod = next(p for p in sfu_pods(cluster) if p["metadata"]["name"] == survivor_pod)
+    acknowledged = sfu_metric(pod, SFU_REPORTS_ACKNOWLEDGED)
     operator.start()
     apply(cluster, room("after-restart"))
     wait_for(
         lambda: room_status(cluster, "after-restart").get("phase") == "Scheduled",
         60,
         "placement after the restart",
+    )
+    # The survivor's SFU has applied answers of the new operator by now.
+    wait_for(
+        lambda: sfu_metric(pod, SFU_REPORTS_ACKNOWLEDGED) >= acknowledged + 2,
+        30,
+        "two reports acknowledged by the restarted operator",
     )
     after = {
         r["metadata"]["name"]: (r["status"].get("pod"), r["status"].get("podUID"))

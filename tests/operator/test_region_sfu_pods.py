@@ -1,9 +1,11 @@
 """The Region reconciler creates each SFU pod once, even when a pass runs before the Pod
-watch has shown the pods the previous pass created (the race that doubled a roll's surge)."""
+watch has shown the pods the previous pass created (the race that doubled a roll's surge),
+and replaces pods whose SFU ended: with a back-off after a crash, at once after a clean exit."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -35,19 +37,39 @@ def region(min_replicas: int = 2) -> Region:
     )
 
 
+@dataclass
+class Cluster:
+    """What the reconciler did to the API: pods created and deleted, Events posted."""
+
+    created: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    """(type, reason, message)"""
+
+
 @pytest.fixture
-def created(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    pods: list[dict[str, Any]] = []
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    calls = Cluster()
 
     async def create(_api: object, obj: dict[str, Any]) -> None:
-        pods.append(obj)
+        calls.created.append(obj)
 
-    async def post(*_: object) -> None:
-        return None
+    async def delete(_api: object, _kind: str, name: str, *_: object, **__: object) -> bool:
+        calls.deleted.append(name)
+        return True
+
+    async def post(_api: object, _obj: object, type_: str, reason: str, message: str) -> None:
+        calls.events.append((type_, reason, message))
 
     monkeypatch.setattr(region_controller.objects, "create", create)
+    monkeypatch.setattr(region_controller.objects, "delete", delete)
     monkeypatch.setattr(region_controller.events, "post", post)
-    return pods
+    return calls
+
+
+@pytest.fixture
+def created(cluster: Cluster) -> list[dict[str, Any]]:
+    return cluster.created
 
 
 def runtime() -> RegionRuntime:
@@ -57,8 +79,10 @@ def runtime() -> RegionRuntime:
     return state
 
 
-async def converge(state: RegionRuntime, spec: Region) -> None:
-    await _RegionReconcile(state, spec.to_wire(), spec)._converge_sfu_pods([])
+async def converge(state: RegionRuntime, spec: Region) -> _RegionReconcile:
+    reconcile = _RegionReconcile(state, spec.to_wire(), spec)
+    await reconcile._converge_sfu_pods([])
+    return reconcile
 
 
 def watched(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -91,3 +115,55 @@ async def test_a_created_pod_the_watch_never_shows_is_replaced_after_a_while(
     monkeypatch.setattr(region_controller.time, "time", lambda: later)
     await converge(state, spec)
     assert len(created) == 2
+
+
+def ended(pod: dict[str, Any], phase: str, reason: str, exit_code: int) -> dict[str, Any]:
+    """The pod as the watch shows it once its SFU process ended (restartPolicy Never)."""
+    terminated = {"reason": reason, "exitCode": exit_code}
+    return {
+        **pod,
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"name": "sfu", "state": {"terminated": terminated}}],
+        },
+    }
+
+
+async def test_a_pod_that_exited_after_draining_is_replaced_at_once_without_a_warning(
+    cluster: Cluster,
+) -> None:
+    state, spec = runtime(), region(min_replicas=1)
+    await converge(state, spec)
+    [pod] = watched(cluster.created)
+    name = pod["metadata"]["name"]
+    cluster.events.clear()
+
+    state.indexes["region_sfu_pods"] = {REGION: [ended(pod, "Succeeded", "Completed", 0)]}
+    reconcile = await converge(state, spec)
+
+    assert cluster.deleted == [name]
+    assert len(cluster.created) == 2  # the replacement, with no back-off
+    assert state.crashes[REGION].waiting(time.time()) == 0
+    assert reconcile.requeue == region_controller.RECHECK_SECONDS
+    assert [e for e in cluster.events if e[0] == "Warning"] == []
+    exits = [e for e in cluster.events if e[1] == "SfuPodExited"]
+    assert len(exits) == 1 and name in exits[0][2]
+
+
+async def test_a_pod_that_crashed_is_replaced_after_a_back_off_with_a_warning(
+    cluster: Cluster,
+) -> None:
+    state, spec = runtime(), region(min_replicas=1)
+    await converge(state, spec)
+    [pod] = watched(cluster.created)
+    name = pod["metadata"]["name"]
+
+    state.indexes["region_sfu_pods"] = {REGION: [ended(pod, "Failed", "Error", 1)]}
+    reconcile = await converge(state, spec)
+
+    assert cluster.deleted == [name]
+    assert len(cluster.created) == 1  # the replacement waits for the back-off
+    assert 0 < reconcile.requeue <= 1
+    [warning] = [e for e in cluster.events if e[0] == "Warning"]
+    assert warning[1] == "SfuPodFailed"
+    assert name in warning[2] and "exit code 1" in warning[2]

@@ -56,8 +56,9 @@ ROTATION_STARTED_AT = "switchboard.dev/turn-rotation-requested"
 RECHECK_SECONDS = 300.0
 """Unwatched inputs (Secrets, the namespace, the keys ConfigMap) are re-read this often."""
 PROBLEM_RETRY_SECONDS = 15.0
-UNOBSERVED_POD_SECONDS = 60.0
-"""How long a created SFU pod the Pod watch has not shown yet stands in for itself."""
+UNOBSERVED_POD_SECONDS = 300.0
+"""How long a created SFU pod the Pod watch has not shown yet stands in for itself: as
+client-go's expectations, longer than a stalled watch takes to be noticed and restarted."""
 
 
 @dataclass
@@ -376,15 +377,14 @@ class _RegionReconcile:
         actions = plan_sfu_pods(views, desired, current_hash)
         now = time.time()
         backoff = self.runtime.crashes.get(self.name, CrashBackoff())
-        for view in views:
-            if view.terminated and not view.deleting and view.name in actions.delete:
-                backoff = backoff.failed(now)
-                await self._event(
-                    "Warning",
-                    "SfuPodFailed",
-                    f"SFU pod {view.name} ended ({_exit_reason(by_name_of(pods, view.name))}); "
-                    f"replacing it in {backoff.waiting(now):.0f}s.",
-                )
+        for pod_name in actions.crashed:
+            backoff = backoff.failed(now)
+            await self._event(
+                "Warning",
+                "SfuPodFailed",
+                f"SFU pod {pod_name} ended ({_exit_reason(by_name_of(pods, pod_name))}); "
+                f"replacing it in {backoff.waiting(now):.0f}s.",
+            )
         self.runtime.crashes[self.name] = backoff
         observed = {p["metadata"]["name"] for p in pods}
         unobserved = {
@@ -415,7 +415,16 @@ class _RegionReconcile:
         for pod_name in actions.delete:
             uid = by_name[pod_name]["metadata"]["uid"]
             await objects.delete(self.api, "Pod", pod_name, self.namespace, uid=uid)
-            await self._event("Normal", "Deleted", f"Deleted SFU pod {pod_name}.")
+            if pod_name in actions.exited:
+                # One Event, not two: a clean exit is routine (every drained pod ends so).
+                await self._event(
+                    "Normal",
+                    "SfuPodExited",
+                    f"SFU pod {pod_name} exited after draining "
+                    f"({_exit_reason(by_name[pod_name])}); deleted it, a new pod replaces it.",
+                )
+            else:
+                await self._event("Normal", "Deleted", f"Deleted SFU pod {pod_name}.")
 
     async def _report(self, problem: Problem | None, turn_uris: list[str]) -> None:
         previous = self.runtime.degraded.get(self.name)
@@ -482,12 +491,14 @@ async def _write_status(
 def _pod_view(pod: Mapping[str, Any], hosts_rooms: Callable[[str, str], bool]) -> SfuPodView:
     meta = pod["metadata"]
     pod_labels = meta.get("labels") or {}
+    phase = (pod.get("status") or {}).get("phase")
     return SfuPodView(
         name=meta["name"],
         template_hash=pod_labels.get(manifests.POD_TEMPLATE_HASH, ""),
         ready=kube.pod_ready(pod),
         deleting=bool(meta.get("deletionTimestamp")),
-        terminated=(pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"),
+        terminated=phase in ("Failed", "Succeeded"),
+        failed=phase == "Failed",
         draining=(meta.get("annotations") or {}).get(keys.DRAIN) == "true",
         hosts_rooms=pod_labels.get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
         or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
@@ -506,7 +517,8 @@ def _exit_reason(pod: Mapping[str, Any]) -> str:
             return (
                 f"{terminated.get('reason', 'Terminated')}, exit code {terminated.get('exitCode')}"
             )
-    return (pod.get("status") or {}).get("reason") or "failed"
+    status = pod.get("status") or {}
+    return status.get("reason") or (status.get("phase") or "failed").lower()
 
 
 def _suffix() -> str:

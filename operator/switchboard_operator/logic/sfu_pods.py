@@ -22,6 +22,9 @@ class SfuPodView:
     terminated: bool = False
     """Phase Failed or Succeeded: the SFU process ended (pods never restart it: a new
     incarnation must be a new pod, so its rooms are known to have moved)."""
+    failed: bool = False
+    """Terminated with phase Failed: the SFU crashed or was killed. A clean exit (Succeeded,
+    e.g. after a drain or the eviction of an empty pod) is not a crash."""
     draining: bool = False
     hosts_rooms: bool = False
     created: str = ""
@@ -33,6 +36,10 @@ class PodActions:
     create: int = 0
     drain: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    crashed: list[str] = field(default_factory=list)
+    """Terminated pods in `delete` whose SFU failed: each counts towards the CrashBackoff."""
+    exited: list[str] = field(default_factory=list)
+    """Terminated pods in `delete` whose SFU exited cleanly: replaced without back-off."""
 
     @property
     def empty(self) -> bool:
@@ -46,7 +53,10 @@ def plan_sfu_pods(
     # A drained pod that no longer hosts rooms has finished draining; a terminated pod is
     # removed so that a new one replaces it.
     delete = sorted(p.name for p in live if p.draining and not p.hosts_rooms)
-    delete += sorted(p.name for p in pods if p.terminated and not p.deleting)
+    ended = [p for p in pods if p.terminated and not p.deleting]
+    delete += sorted(p.name for p in ended)
+    crashed = sorted(p.name for p in ended if p.failed)
+    exited = sorted(p.name for p in ended if not p.failed)
     active = [p for p in live if not p.draining]
     current = [p for p in active if p.template_hash == current_hash]
     outdated = [p for p in active if p.template_hash != current_hash]
@@ -68,7 +78,9 @@ def plan_sfu_pods(
         excess = len(current) - desired
         for victim in sorted(current, key=_scale_down_order)[:excess]:
             (drain if victim.hosts_rooms else delete).append(victim.name)
-    return PodActions(create=create, drain=drain, delete=sorted(set(delete)))
+    return PodActions(
+        create=create, drain=drain, delete=sorted(set(delete)), crashed=crashed, exited=exited
+    )
 
 
 def _victim(pods: Sequence[SfuPodView]) -> SfuPodView:

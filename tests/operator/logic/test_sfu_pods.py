@@ -60,9 +60,23 @@ def test_pods_being_deleted_are_replaced():
     assert plan_sfu_pods([pod("a", deleting=True), pod("b")], 2, "new") == PodActions(create=1)
 
 
-def test_a_terminated_pod_is_deleted_and_replaced():
-    actions = plan_sfu_pods([pod("dead", terminated=True, ready=False), pod("b")], 2, "new")
-    assert actions == PodActions(create=1, delete=["dead"])
+def test_a_crashed_pod_is_deleted_and_replaced_and_counts_as_a_crash():
+    dead = pod("dead", terminated=True, failed=True, ready=False)
+    actions = plan_sfu_pods([dead, pod("b")], 2, "new")
+    assert actions == PodActions(create=1, delete=["dead"], crashed=["dead"])
+
+
+def test_a_pod_that_exited_cleanly_is_replaced_but_is_no_crash():
+    # A drained pod exits 0 once empty (phase Succeeded): routine, not a crash loop.
+    done = pod("done", terminated=True, failed=False, ready=False, draining=True)
+    actions = plan_sfu_pods([done, pod("b")], 2, "new")
+    assert actions == PodActions(create=1, delete=["done"], exited=["done"])
+    assert actions.crashed == []
+
+
+def test_a_terminated_pod_already_being_deleted_is_not_counted_again():
+    gone = pod("gone", terminated=True, failed=True, deleting=True, ready=False)
+    assert plan_sfu_pods([gone, pod("b")], 2, "new") == PodActions(create=1)
 
 
 def test_crashing_pods_are_replaced_with_growing_delays_that_reset():
