@@ -7,11 +7,23 @@ from media_harness import eventually
 
 
 def positions_in(sent: list[list], received: list[list], what: str) -> list[int]:
-    """Where each received payload sits in the publisher's output (fails on any unknown one)."""
-    index = {entry[2]: i for i, entry in enumerate(sent)}
-    unknown = [entry for entry in received if entry[2] not in index]
+    """Where each received payload sits in the publisher's output (fails on any unknown one).
+
+    A payload can be sent more than once (H.264 repeats its SPS/PPS before every keyframe):
+    each received one is matched to the earliest identical payload not before the previous
+    match, so only a payload that really arrived out of order maps backwards."""
+    occurrences: dict[str, list[int]] = {}
+    for i, entry in enumerate(sent):
+        occurrences.setdefault(entry[2], []).append(i)
+    unknown = [entry for entry in received if entry[2] not in occurrences]
     assert not unknown, f"{what}: {len(unknown)} payloads never sent by the publisher"
-    return [index[entry[2]] for entry in received]
+    positions: list[int] = []
+    last = 0
+    for entry in received:
+        candidates = occurrences[entry[2]]
+        last = next((i for i in candidates if i >= last), candidates[-1])
+        positions.append(last)
+    return positions
 
 
 @pytest.mark.parametrize("video", ["vp8", "h264"])
