@@ -179,11 +179,11 @@ class Scheduler:
             body = self.rooms.get(key) or {}
             try:
                 room = Room.model_validate(body)
-            except pydantic.ValidationError:
-                continue
-            status = body.get("status") or {}
-            if status.get("phase") != RoomPhase.CLOSED.value:
-                self._restore(key, room, status, regions, now)
+                status = body.get("status") or {}
+                if status.get("phase") != RoomPhase.CLOSED.value:
+                    self._restore(key, room, status, regions, now)
+            except Exception as error:  # one odd Room must not keep the control plane down
+                log.warning("placement not restored room=%s error=%s", key, error)
         log.info("placements restored rooms=%d", self.picture.room_count())
         self._restored.set()
 
