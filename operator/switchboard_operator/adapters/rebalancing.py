@@ -20,8 +20,14 @@ from kubernetes_asyncio import client
 from switchboard_api.region import Region
 from switchboard_api.room import RoomPhase
 from switchboard_operator.adapters import events
-from switchboard_operator.logic.capacity import CapacityPicture, assign
-from switchboard_operator.logic.placement import Move, MoveLimiter, PlacementRegion, rebalance
+from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.logic.placement import (
+    Move,
+    MoveLimiter,
+    PlacementRegion,
+    apply_moves,
+    rebalance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +96,7 @@ class Rebalancer:
             )
             # Skipping a suggestion leaves its target cooler than planned: the rest still fit.
             moves = [move for move in suggested if _movable(room_body(move.room))]
-            for move in moves:
-                assign(
-                    picture,
-                    move.room,
-                    move.source.reservation,
-                    pod=move.target.pod,
-                    pod_uid=move.target.pod_uid,
-                    now=now,
-                )
+            apply_moves(picture, moves, now)
             self.limiter.record(name, len(moves), now)
             applied += moves
         return applied

@@ -86,26 +86,12 @@ def room_status(
             phase=RoomPhase.MIGRATING.value, message=message, pod=None, podUID=None, endpoint=None
         )
         scheduled(False, reason, message)
-    elif outcome.unschedulable is not None:
-        reason, message = outcome.unschedulable
+    elif (refusal := outcome.unschedulable or outcome.waiting) is not None:
+        # Nothing takes the room (Unschedulable), or it waits for pods starting (Pending).
+        reason, message = refusal
+        phase = RoomPhase.UNSCHEDULABLE if outcome.unschedulable else RoomPhase.PENDING
         status.update(
-            phase=RoomPhase.UNSCHEDULABLE.value,
-            message=message,
-            pod=None,
-            podUID=None,
-            endpoint=None,
-            region=None,
-        )
-        scheduled(False, reason, message)
-    elif outcome.waiting is not None:
-        reason, message = outcome.waiting
-        status.update(
-            phase=RoomPhase.PENDING.value,
-            message=message,
-            pod=None,
-            podUID=None,
-            endpoint=None,
-            region=None,
+            phase=phase.value, message=message, pod=None, podUID=None, endpoint=None, region=None
         )
         scheduled(False, reason, message)
     else:

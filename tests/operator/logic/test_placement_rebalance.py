@@ -12,7 +12,7 @@ from switchboard_operator.logic.capacity import (
     apply_report,
     assign,
 )
-from switchboard_operator.logic.placement import MoveLimiter, rebalance
+from switchboard_operator.logic.placement import MoveLimiter, apply_moves, rebalance
 from switchboard_operator.logic.placement.rebalance import MOVE_WINDOW_SECONDS
 
 HOLD = CapacityModel().reservation_hold_seconds
@@ -83,18 +83,6 @@ def test_applied_rebalance_moves_keep_every_pod_within_its_mark():
         assert pod.utilization <= 0.8 + 1e-9
 
 
-def _apply(picture: CapacityPicture, moves, now: float) -> None:
-    for move in moves:
-        assign(
-            picture,
-            move.room,
-            move.source.reservation,
-            pod=move.target.pod,
-            pod_uid=move.target.pod_uid,
-            now=now,
-        )
-
-
 def test_occupied_rooms_never_move_however_hot_the_pod():
     now = NOW + HOLD
     moves = rebalance(_hot_pod_with_empty_rooms(now), [EU], now, threshold=0.2)
@@ -121,7 +109,7 @@ def test_a_packed_region_sheds_onto_pods_that_stay_below_the_threshold():
         ("a/idle", "sfu-2"),
         ("a/unused", "sfu-1"),
     ]
-    _apply(picture, moves, now)
+    apply_moves(picture, moves, now)
     assert picture.pod(key("sfu-1")).utilization <= 0.5
     assert picture.pod(key("sfu-2")).utilization <= 0.5
 
@@ -132,7 +120,7 @@ def test_a_moved_room_cannot_move_again_before_the_reservation_hold_ends():
     now = NOW + HOLD
     picture = _hot_pod_with_empty_rooms(now)
     moves = rebalance(picture, [EU], now)
-    _apply(picture, moves, now)
+    apply_moves(picture, moves, now)
     moved = usage("a/idle")
     apply_report(picture, report("sfu-1", sequence=2, load=90.0, rooms=(moved,)), now + 1)
     assert rebalance(picture, [EU], now + 1) == []

@@ -17,7 +17,12 @@ from switchboard_operator.logic.placement.model import (
     UnschedulableReason,
     Waiting,
 )
-from switchboard_operator.logic.placement.rebalance import Move, MoveLimiter, rebalance
+from switchboard_operator.logic.placement.rebalance import (
+    Move,
+    MoveLimiter,
+    apply_moves,
+    rebalance,
+)
 from switchboard_operator.logic.placement.scheduler import commit, place, place_many
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "Unschedulable",
     "UnschedulableReason",
     "Waiting",
+    "apply_moves",
     "commit",
     "place",
     "place_many",

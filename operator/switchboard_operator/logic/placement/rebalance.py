@@ -109,6 +109,19 @@ def rebalance(
     return moves
 
 
+def apply_moves(picture: CapacityPicture, moves: Sequence[Move], now: float) -> None:
+    """Reserve decided moves in the picture (in the same synchronous step as `rebalance`)."""
+    for move in moves:
+        assign(
+            picture,
+            move.room,
+            move.source.reservation,
+            pod=move.target.pod,
+            pod_uid=move.target.pod_uid,
+            now=now,
+        )
+
+
 def _hot(pod: PodState, limit: float) -> bool:
     return pod.capacity > 0 and pod.used > limit * pod.capacity
 
