@@ -5,12 +5,11 @@ Region's moves per minute are capped."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 
-from switchboard_api.contract import CapacityReport, RoomUsage
+from fixtures.placement_builders import report, usage
 from switchboard_api.region import Region
 from switchboard_operator.adapters import rebalancing, scheduling
 from switchboard_operator.adapters.rebalancing import Rebalancer
@@ -58,26 +57,6 @@ def room_body(key: str, **metadata) -> dict:
     }
 
 
-def report_from(pod: str, sequence: int, rooms: list[RoomUsage], load: float) -> CapacityReport:
-    return CapacityReport(
-        pod_name=pod,
-        pod_uid=f"uid-{pod}",
-        namespace=NAMESPACE,
-        region="eu",
-        sequence=sequence,
-        sent_at=datetime.fromtimestamp(sequence, UTC),
-        capacity=100.0,
-        load=load,
-        cpu_cores=0.0,
-        participants=sum(r.participants for r in rooms),
-        published_tracks=0,
-        forwarded_tracks=0,
-        bitrate_in_bps=0.0,
-        bitrate_out_bps=0.0,
-        rooms=rooms,
-    )
-
-
 def hot_picture(now: float) -> CapacityPicture:
     """sfu-0 holds a busy room (50 units in use) and three empty 15-unit rooms, all placed
     long ago: it counts 50 + 3 x 12 = 86 % of its capacity. sfu-1 is idle."""
@@ -100,17 +79,21 @@ def report_all(picture: CapacityPicture, now: float, sequence: int) -> None:
         for placed in picture.rooms_on(f"{NAMESPACE}/{pod}"):
             busy = placed.room == BUSY_ROOM
             usages.append(
-                RoomUsage(
-                    room=placed.room,
+                usage(
+                    placed.room,
                     participants=10 if busy else 0,
-                    published_tracks=2 if busy else 0,
-                    forwarded_tracks=18 if busy else 0,
                     load=49.0 if busy else 0.0,
-                    empty_since_seconds=None if busy else now - placed.placed_at,
+                    empty_since=None if busy else now - placed.placed_at,
                 )
             )
-        report = report_from(pod, sequence, usages, load=sum(u.load for u in usages))
-        assert apply_report(picture, report, now).accepted
+        sfu = report(
+            pod,
+            sequence=sequence,
+            load=sum(u.load for u in usages),
+            participants=sum(u.participants for u in usages),
+            rooms=tuple(usages),
+        )
+        assert apply_report(picture, sfu, now).accepted
 
 
 def pods_of(picture: CapacityPicture) -> dict[str, str]:

@@ -10,33 +10,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from switchboard_api.contract import CapacityReport, RoomUsage
+from fixtures.placement_builders import report, usage
+from switchboard_api.contract import CapacityReport
 from switchboard_operator.adapters import reports
 from switchboard_operator.adapters.reports import ReportReceiver
 from switchboard_operator.adapters.scheduling import Scheduler
 
 
-def report() -> CapacityReport:
-    room = RoomUsage(
-        room="rooms/live", participants=3, published_tracks=1, forwarded_tracks=2, load=2.0
-    )
-    return CapacityReport(
-        pod_name="sfu-0",
-        pod_uid="uid-sfu-0",
-        namespace="media",
-        region="eu",
-        sequence=1,
-        sent_at="2026-01-01T00:00:00Z",
-        capacity=100.0,
-        load=2.0,
-        cpu_cores=0.1,
-        participants=3,
-        published_tracks=1,
-        forwarded_tracks=2,
-        bitrate_in_bps=0.0,
-        bitrate_out_bps=0.0,
-        rooms=[room],
-    )
+def capacity_report() -> CapacityReport:
+    live = usage("rooms/live", participants=3, load=2.0)
+    return report("sfu-0", sequence=1, load=2.0, participants=3, rooms=(live,))
 
 
 @pytest.fixture
@@ -56,7 +39,7 @@ async def post(scheduler: Scheduler) -> tuple[int, dict]:
     async with TestClient(TestServer(app)) as client:
         reply = await client.post(
             "/report",
-            data=report().model_dump_json(by_alias=True),
+            data=capacity_report().model_dump_json(by_alias=True),
             headers={"Authorization": "Bearer token"},
         )
         return reply.status, await reply.json()

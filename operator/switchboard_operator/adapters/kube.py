@@ -72,6 +72,12 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def pod_failed(pod: Mapping[str, Any]) -> bool:
+    """Phase Failed: its process crashed or was killed. Succeeded (a clean exit, as a
+    drained SFU's) is not a failure."""
+    return (pod.get("status") or {}).get("phase") == "Failed"
+
+
 async def patch_region_status(api: client.ApiClient, name: str, patch: Mapping[str, Any]) -> None:
     await client.CustomObjectsApi(api).patch_cluster_custom_object_status(
         GROUP, VERSION, REGION.plural, name, {"status": dict(patch)}, _content_type=MERGE_PATCH

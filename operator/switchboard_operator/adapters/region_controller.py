@@ -498,7 +498,7 @@ def _pod_view(pod: Mapping[str, Any], hosts_rooms: Callable[[str, str], bool]) -
         ready=kube.pod_ready(pod),
         deleting=bool(meta.get("deletionTimestamp")),
         terminated=phase in ("Failed", "Succeeded"),
-        failed=phase == "Failed",
+        failed=kube.pod_failed(pod),
         draining=(meta.get("annotations") or {}).get(keys.DRAIN) == "true",
         hosts_rooms=pod_labels.get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
         or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),

@@ -65,9 +65,6 @@ class RoomInformer:
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._bodies))
 
-    def __len__(self) -> int:
-        return len(self._bodies)
-
     async def run(self) -> None:
         failures = 0
         while True:

@@ -261,8 +261,7 @@ class Scheduler:
         annotations = meta.get("annotations") or {}
         draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
         ready = kube.pod_ready(body)
-        # Failed, not Succeeded: a drained SFU exits 0 once empty, which is no crash.
-        failed = (body.get("status") or {}).get("phase") == "Failed"
+        failed = kube.pod_failed(body)
         apply_pod(
             self.picture,
             PodObservation(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from placement_builders import NOW, add_pod, key, observe, report, usage
 
+from fixtures.placement_builders import NOW, add_pod, key, observe, report, usage
 from switchboard_operator.logic.capacity import (
     CapacityModel,
     CapacityPicture,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from placement_builders import NOW, add_pod, key, region, report, request
 
+from fixtures.placement_builders import NOW, add_pod, key, region, report, request
 from switchboard_operator.logic.capacity import (
     CapacityPicture,
     LossReason,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from placement_builders import NOW, add_pod, key, region, request
 
+from fixtures.placement_builders import NOW, add_pod, key, region, request
 from switchboard_api.region import PlacementPolicy
 from switchboard_operator.logic.capacity import CapacityPicture, free_capacity
 from switchboard_operator.logic.placement import (

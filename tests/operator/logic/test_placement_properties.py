@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from placement_builders import NOW, POD_NAMESPACE, observe, report
 
+from fixtures.placement_builders import NOW, POD_NAMESPACE, observe, report
 from switchboard_api.geo import GeoLocation
 from switchboard_api.kube_types import LabelSelector
 from switchboard_api.region import PlacementPolicy

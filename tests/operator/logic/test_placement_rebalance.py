@@ -3,8 +3,7 @@ never making a target hot, never moving an occupied room, and no faster than all
 
 from __future__ import annotations
 
-from placement_builders import NOW, add_pod, key, region, report, usage
-
+from fixtures.placement_builders import NOW, add_pod, key, region, report, usage
 from switchboard_api.region import PlacementPolicy
 from switchboard_operator.logic.capacity import (
     CapacityModel,

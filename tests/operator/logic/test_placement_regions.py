@@ -4,7 +4,8 @@ room wins, spilling to the next nearest; tenancy by namespace selector."""
 from __future__ import annotations
 
 import pytest
-from placement_builders import (
+
+from fixtures.placement_builders import (
     AMSTERDAM,
     FRANKFURT,
     NEW_YORK,
@@ -16,7 +17,6 @@ from placement_builders import (
     region,
     request,
 )
-
 from switchboard_api.geo import GeoLocation
 from switchboard_api.kube_types import LabelSelector, LabelSelectorRequirement, SelectorOperator
 from switchboard_operator.logic.capacity import CapacityPicture, apply_pod

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from placement_builders import (
+from fixtures.placement_builders import (
     AMSTERDAM,
     FRANKFURT,
     NEW_YORK,
@@ -20,7 +20,6 @@ from placement_builders import (
     report,
     request,
 )
-
 from switchboard_operator.logic.capacity import (
     CapacityModel,
     CapacityPicture,
