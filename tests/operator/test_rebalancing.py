@@ -17,10 +17,6 @@ from switchboard_operator.adapters.scheduling import Scheduler
 from switchboard_operator.logic.capacity import (
     CapacityPicture,
     PodObservation,
-    RoomMeasurement,
-    apply_pod,
-    apply_report,
-    assign,
 )
 
 NAMESPACE = "media"
@@ -63,10 +59,10 @@ def hot_picture(now: float) -> CapacityPicture:
     picture = CapacityPicture()
     for pod in ("sfu-0", "sfu-1"):
         observed = PodObservation(NAMESPACE, pod, f"uid-{pod}", "eu", ready=True)
-        apply_pod(picture, observed, now - MATURE)
+        picture.apply_pod(observed, now - MATURE)
     for room in (*EMPTY_ROOMS, BUSY_ROOM):
         size = 50.0 if room == BUSY_ROOM else 15.0
-        assign(picture, room, size, pod=f"{NAMESPACE}/sfu-0", pod_uid="uid-sfu-0", now=now - MATURE)
+        picture.assign(room, size, pod=f"{NAMESPACE}/sfu-0", pod_uid="uid-sfu-0", now=now - MATURE)
     report_all(picture, now, sequence=1)
     return picture
 
@@ -93,7 +89,7 @@ def report_all(picture: CapacityPicture, now: float, sequence: int) -> None:
             participants=sum(u.participants for u in usages),
             rooms=tuple(usages),
         )
-        assert apply_report(picture, sfu, now).accepted
+        assert picture.apply_report(sfu, now).accepted
 
 
 def pods_of(picture: CapacityPicture) -> dict[str, str]:
@@ -209,23 +205,3 @@ async def test_the_room_reconcile_writes_each_moved_rooms_new_pod_once(posted, m
     assert {written[0]["pod"] for written in patches.values()} == {"sfu-1"}
     assert bodies[BUSY_ROOM]["status"]["pod"] == "sfu-0"
     assert len(posted) == 3
-
-
-async def test_a_moved_room_keeps_the_time_it_has_been_empty(posted):
-    """The SFU a room moves to counts its emptiness from the move: the control plane
-    carries the earlier empty time over, so rebalancing never postpones a room's closing."""
-    now = time.time()
-    scheduler = Scheduler(api=None, picture=hot_picture(now))
-    scheduler.rooms = SimpleNamespace(get={r: room_body(r) for r in EMPTY_ROOMS}.get)
-    scheduler.indexes = {
-        "region_bodies": {"eu": [region({"enabled": True, "hotThreshold": 0.6}).to_wire()]}
-    }
-    await scheduler.rebalance()
-    moved = sorted(room for room, pod in pods_of(scheduler.picture).items() if pod == "sfu-1")
-    assert moved
-
-    fresh = RoomMeasurement(cost=0.0, participants=0, empty_since_seconds=1.0)
-    assert scheduler._empty_for(moved[0], fresh) >= MATURE  # empty since before the move
-    joined = RoomMeasurement(cost=1.0, participants=1, empty_since_seconds=None)
-    assert scheduler._empty_for(moved[0], joined) is None  # someone joined: the carry ends
-    assert scheduler._empty_for(moved[0], fresh) == 1.0

@@ -42,13 +42,7 @@ from switchboard_operator.logic.capacity import (
     CapacityPicture,
     PodObservation,
     RoomMeasurement,
-    apply_pod,
-    apply_report,
-    assign,
-    region_totals,
-    remove_pod,
     rooms_to_move,
-    unassign,
 )
 from switchboard_operator.logic.observation import status_patch
 from switchboard_operator.logic.placement import (
@@ -113,9 +107,6 @@ class Scheduler:
     )
     """Warning Events about moved rooms (monotonic time queued, Room, message), posted once
     the moves are written."""
-    _empty_since: dict[str, float] = field(default_factory=dict)
-    """Rooms rebalance moved while empty: since when (Unix time) they have been empty, as
-    their new SFU starts counting again from the move."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -253,7 +244,7 @@ class Scheduler:
         meta = body["metadata"]
         key = f"{meta['namespace']}/{meta['name']}"
         if deleted:
-            lost = remove_pod(self.picture, key, meta.get("uid"))
+            lost = self.picture.remove_pod(key, meta.get("uid"))
             if lost is not None and lost.rooms:
                 log.info("sfu pod deleted with rooms pod=%s rooms=%d", key, len(lost.rooms))
                 self._pod_lost.set()
@@ -262,8 +253,7 @@ class Scheduler:
         draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
         ready = kube.pod_ready(body)
         failed = kube.pod_failed(body)
-        apply_pod(
-            self.picture,
+        self.picture.apply_pod(
             PodObservation(
                 namespace=meta["namespace"],
                 name=meta["name"],
@@ -281,7 +271,7 @@ class Scheduler:
             self.trigger_pending()
 
     def on_report(self, report: Any, now: float) -> ReportResponse:
-        outcome = apply_report(self.picture, report, now)
+        outcome = self.picture.apply_report(report, now)
         pod = f"{report.namespace}/{report.pod_name}"
         if outcome.new_incarnation or (outcome.accepted and report.fenced):
             self._pod_lost.set()
@@ -447,8 +437,7 @@ class Scheduler:
             return
         scheduled = _scheduled_condition(current)
         region = regions[region_name]
-        assign(
-            self.picture,
+        self.picture.assign(
             key,
             self.picture.model.reservation(room.spec),
             pod=f"{region.spec.namespace}/{pod}",
@@ -466,8 +455,7 @@ class Scheduler:
         return measurement.participants if measurement is not None else 0
 
     async def _release(self, key: str) -> None:
-        placed = unassign(self.picture, key)
-        self._empty_since.pop(key, None)
+        placed = self.picture.release(key)
         self.pending.discard(key)
         self.unschedulable.pop(key, None)
         self.migrating.pop(key, None)
@@ -564,18 +552,8 @@ class Scheduler:
 
     async def rebalance(self) -> None:
         """Regions that opt in move still-empty rooms off hot pods (adapters/rebalancing.py);
-        the Room reconciler writes each moved Room's status. A moved room keeps the time it
-        has been empty, so moving it never postpones its closing."""
-        now = time.time()
-        moves = await self.rebalancer.run(
-            self.api, self.picture, self._regions(), self._room, self.trigger
-        )
-        for move in moves:
-            source = self.picture.incarnation(move.source.pod, move.source.pod_uid)
-            measured = source.measured.get(move.room) if source is not None else None
-            if measured is not None and measured.empty_since_seconds is not None:
-                since = now - measured.empty_since_seconds
-                self._empty_since[move.room] = min(since, self._empty_since.get(move.room, now))
+        the Room reconciler writes each moved Room's status."""
+        await self.rebalancer.run(self.api, self.picture, self._regions(), self._room, self.trigger)
 
     async def flush_live(self) -> None:
         """Write participants/phase changes, close rooms empty past their timeout, and keep
@@ -596,7 +574,7 @@ class Scheduler:
         Region, so its status follows the reports without a write per report."""
         now = time.time()
         for name in self._regions():
-            totals = region_totals(self.picture, name, now)
+            totals = self.picture.region_totals(name, now)
             if not totals.pods:
                 continue
             # Capacity of the pods that are up (ready, not draining) — not of those with a
@@ -625,7 +603,7 @@ class Scheduler:
                 status = body.get("status") or {}
                 if empty is not None and empty >= timeout:
                     self.closed[key] = kube.now_rfc3339()
-                    unassign(self.picture, key)
+                    self.picture.release(key)
                     await events.post(
                         self.api,
                         body,
@@ -643,9 +621,8 @@ class Scheduler:
         moved it (the SFU it moved to counts from the move)."""
         empty = measurement.empty_since_seconds
         if measurement.participants > 0:
-            self._empty_since.pop(key, None)
             return empty
-        since = self._empty_since.get(key)
+        since = self.picture.empty_since(key)
         if since is None:
             return empty
         return max(empty or 0.0, time.time() - since)

@@ -12,7 +12,6 @@ from switchboard_operator.logic.capacity import (
     LostPod,
     PlacedRoom,
     RoomToMove,
-    unassign,
 )
 from switchboard_operator.logic.placement.model import (
     Decision,
@@ -51,16 +50,18 @@ def replace_rooms(
 
     Largest reservations go first, which packs the survivors best. A room without a
     request (its Room is gone) is only released. A room that moved since `moves` was
-    computed is left alone. Unschedulable rooms end up on no pod.
+    computed is left alone. Unschedulable rooms end up on no pod, displaced (the picture
+    remembers where they were and why until they are placed again).
     """
     replacements: list[Replacement] = []
     for move in sorted(moves, key=lambda m: (-m.placed.reservation, m.room)):
         if picture.placement_of(move.room) != move.placed:
             continue
-        unassign(picture, move.room)
         request = requests.get(move.room)
         if request is None:
+            picture.release(move.room)
             continue
+        picture.displace(move.room, move.reason)
         # A moving room has participants now: it takes capacity that is up, and never
         # waits for pods that are still starting.
         decision = place(

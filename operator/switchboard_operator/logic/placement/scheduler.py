@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Sequence
 
-from switchboard_operator.logic.capacity import CapacityPicture, PlacedRoom, assign
+from switchboard_operator.logic.capacity import CapacityPicture, PlacedRoom
 from switchboard_operator.logic.placement.model import (
     Decision,
     Placement,
@@ -131,8 +131,7 @@ def _waiting(request: RoomRequest, region: PlacementRegion, until: float, *, own
 def commit(picture: CapacityPicture, placement: Placement, now: float) -> PlacedRoom:
     """Reserve a decided placement in the picture. Call it in the same synchronous step
     as `place`, so that no other decision sees the picture in between."""
-    return assign(
-        picture,
+    return picture.assign(
         placement.room,
         placement.reservation,
         pod=placement.pod,
