@@ -4,17 +4,20 @@ every SFU to end every room it serves."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from fixtures.operator_cache import cluster_cache
 from fixtures.placement_builders import report, usage
 from switchboard_api.contract import CapacityReport
-from switchboard_operator.adapters import reports
-from switchboard_operator.adapters.reports import ReportReceiver
-from switchboard_operator.adapters.scheduling import Scheduler
+from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
+from switchboard_operator.reportapi import receiver
+from switchboard_operator.reportapi.receiver import ReportReceiver
 
 
 def capacity_report() -> CapacityReport:
@@ -26,16 +29,14 @@ def capacity_report() -> CapacityReport:
 def authenticated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Token checks pass (they are tested against the real API server elsewhere)."""
 
-    async def verify(_self: ReportReceiver, _token: str) -> object:
-        return SimpleNamespace()
-
-    monkeypatch.setattr(ReportReceiver, "_verify", verify)
-    monkeypatch.setattr(reports, "check_reporter", lambda _identity, _report: None)
+    monkeypatch.setattr(receiver, "verify_report_token", lambda *_: SimpleNamespace())
+    monkeypatch.setattr(receiver, "check_reporter", lambda _identity, _report: None)
 
 
-async def post(scheduler: Scheduler) -> tuple[int, dict]:
+async def post(feed: CapacityFeed) -> tuple[int, dict]:
     app = web.Application()
-    app.router.add_post("/report", ReportReceiver(None, scheduler).handle)  # type: ignore[arg-type]
+    keys = SimpleNamespace(jwks={"keys": []}, issuer="https://kubernetes.default.svc")
+    app.router.add_post("/report", ReportReceiver(keys, feed).handle)  # type: ignore[arg-type]
     async with TestClient(TestServer(app)) as client:
         reply = await client.post(
             "/report",
@@ -46,12 +47,19 @@ async def post(scheduler: Scheduler) -> tuple[int, dict]:
 
 
 async def test_reports_are_refused_until_placements_are_restored(authenticated) -> None:
-    scheduler = Scheduler(api=None)
-    status, body = await post(scheduler)
+    restored = asyncio.Event()  # what the Room reconciler sets once placements are restored
+    feed = CapacityFeed(
+        cluster_cache(),
+        CapacityPicture(),
+        capacity_appeared=lambda: None,
+        pod_lost=lambda: None,
+        ready=restored.is_set,
+    )
+    status, body = await post(feed)
     assert status == 503
     assert body["error"]["code"] == "starting"
 
-    scheduler._restored.set()  # what the first list of Rooms and the restore end with
-    status, body = await post(scheduler)
+    restored.set()
+    status, body = await post(feed)
     assert status == 200
     assert body["acknowledged"] is True

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from switchboard_operator.logic.capacity import (
     CapacityPicture,
+    Displacement,
     LossReason,
     LostPod,
     PlacedRoom,
@@ -20,7 +21,7 @@ from switchboard_operator.logic.placement.model import (
     PlacementSettings,
     RoomRequest,
 )
-from switchboard_operator.logic.placement.scheduler import DEFAULT_SETTINGS, commit, place
+from switchboard_operator.logic.placement.placing import DEFAULT_SETTINGS, commit, place
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,11 @@ class Replacement:
     @property
     def room(self) -> str:
         return self.previous.room
+
+    @property
+    def message(self) -> str:
+        """What the `Migrating` Event about the move says."""
+        return Displacement(self.previous, self.reason).message
 
 
 def replace_rooms(

@@ -21,8 +21,8 @@ from switchboard_operator.logic.placement.model import (
     PlacementRegion,
     PlacementSettings,
 )
+from switchboard_operator.logic.placement.placing import DEFAULT_SETTINGS
 from switchboard_operator.logic.placement.pods import choose_pod
-from switchboard_operator.logic.placement.scheduler import DEFAULT_SETTINGS
 
 MOVE_WINDOW_SECONDS: Final = 60.0
 """The window `maxMovesPerMinute` counts moves in."""
