@@ -14,8 +14,9 @@ import pytest
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import VideoStreamTrack
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from media_harness import LOOPBACK, eventually
+from media_harness import DEADLINE_S, LOOPBACK
 
+from fixtures.waiting import eventually
 from switchboard_sfu.media import IceSettings, aiortc_adapter, create_peer_connection
 
 
@@ -133,7 +134,7 @@ async def test_a_tapped_receiver_hands_over_rtp_and_stops_its_decoder():
         async def packets() -> int:
             return listener.packets
 
-        await eventually(packets, lambda n: n >= 10, what="tapped packets")
+        await eventually(packets, DEADLINE_S, "tapped packets", until=lambda n: n >= 10)
         assert listener.parameters is not None
         assert receivers[0]._RTCRtpReceiver__decoder_thread is None
     finally:

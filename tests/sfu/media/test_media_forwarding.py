@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from media_harness import eventually
+from media_harness import DEADLINE_S
+
+from fixtures.waiting import eventually
 
 
 def positions_in(sent: list[list], received: list[list], what: str) -> list[int]:
@@ -41,8 +43,11 @@ async def test_payloads_arrive_bit_identical_at_every_subscriber(room, peers, vi
         reports.append(
             await eventually(
                 peer.report,
-                lambda r: len(r["received"]["video"]) >= 90 and len(r["received"]["audio"]) >= 50,
-                what=f"{peer.name} to receive media",
+                DEADLINE_S,
+                f"{peer.name} to receive media",
+                until=lambda r: (
+                    len(r["received"]["video"]) >= 90 and len(r["received"]["audio"]) >= 50
+                ),
             )
         )
     sent = (await publisher.report())["sent"]
@@ -77,8 +82,9 @@ async def test_sfu_offers_a_new_publication_pinned_to_the_publishers_codec(room,
 
     report = await eventually(
         subscriber.report,
-        lambda r: r["frames"]["video"] >= 10 and r["frames"]["audio"] >= 10,
-        what="renegotiated media to decode",
+        DEADLINE_S,
+        "renegotiated media to decode",
+        until=lambda r: r["frames"]["video"] >= 10 and r["frames"]["audio"] >= 10,
     )
     sent = (await publisher.report())["sent"]
     for kind in ("video", "audio"):

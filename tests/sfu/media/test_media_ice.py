@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import VideoStreamTrack
-from media_harness import eventually
+from media_harness import DEADLINE_S
 
+from fixtures.waiting import eventually
 from switchboard_sfu.media import IceSettings, create_peer_connection
 
 
@@ -53,7 +54,9 @@ async def test_two_peers_on_distinct_loopback_addresses_connect():
         async def states() -> tuple[str, str]:
             return offerer.connectionState, answerer.connectionState
 
-        await eventually(states, lambda s: s == ("connected", "connected"), what="connection")
+        await eventually(
+            states, DEADLINE_S, "connection", until=lambda s: s == ("connected", "connected")
+        )
     finally:
         await offerer.close()
         await answerer.close()
