@@ -152,7 +152,8 @@ async def test_join_api_places_the_room_and_the_sfu_accepts_its_token(region, op
     placement_writes = [
         w
         for w in audit.writes(since=mark, user=OPERATOR_USER)
-        if w.resource == "rooms" and w.name == "standup" and w.subresource == "status"
+        if (w.resource, w.namespace, w.name, w.subresource)
+        == ("rooms", ROOMS_NS, "standup", "status")
     ]
     _, bob_join = await join(operator, "standup", "bob")
     assert bob_join["pod"] == alice_join["pod"]
@@ -184,7 +185,7 @@ async def test_status_writes_one_per_placement_and_none_per_report(region, opera
     writes = [
         w
         for w in audit.writes(since=mark, user=OPERATOR_USER)
-        if w.resource == "rooms" and w.name == "quiet"
+        if (w.resource, w.namespace, w.name) == ("rooms", ROOMS_NS, "quiet")
     ]
     assert [(w.verb, w.subresource) for w in writes] == [("patch", "status")]
 

@@ -3,9 +3,9 @@ remembers of it and the capacity picture, decide where it is (restored, placed, 
 migrating, unschedulable, closed), what its status must become, which Event to post, and
 what to tell a join request waiting for it.
 
-The Room reconciler reads the cache, calls `decide_room`, and carries the decision out:
-picture changes first (in the same synchronous step, so two rooms never take one slot),
-then the Event and the one status write.
+The Room reconciler reads the Room from the cache, calls `decide_room`, and carries the
+decision out: picture changes first (in the same synchronous step, so two rooms never take
+one slot), then the Event and the one status write.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import pydantic
 
 from switchboard_api import defaults
 from switchboard_api.region import Region
@@ -89,7 +91,7 @@ RoomAnswer = PlacedOn | Unschedulable | RoomGone
 class RoomDecision:
     memory: RoomMemory
     release: bool = False
-    """Take the room off the capacity picture (closed)."""
+    """Take the room off the capacity picture (closed or gone)."""
     assign: Assignment | None = None
     """Put it on a pod (restored from its status, or newly placed)."""
     placement: Decision | None = None
@@ -105,11 +107,12 @@ class RoomDecision:
     requeue_after: float | None = None
     delete: bool = False
     """Its time to live after closing is over: delete the Room."""
+    unreadable: str | None = None
+    """Why the Room cannot be read (nothing else is decided)."""
 
 
 def decide_room(
-    room: Room,
-    status: Mapping[str, Any],
+    body: Mapping[str, Any] | None,
     memory: RoomMemory,
     *,
     picture: CapacityPicture,
@@ -118,7 +121,17 @@ def decide_room(
     pod_address: PodAddress,
     now: float,
 ) -> RoomDecision:
-    """One reconcile of one Room, decided (see the module docstring)."""
+    """One reconcile of one Room, from its body in the cache (None: it is gone)."""
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        # A missing body may be a Room the join API just created and the watch has not
+        # delivered yet: join requests waiting for it keep waiting until it arrives.
+        gone = RoomGone() if body is not None else None
+        return RoomDecision(memory=NOTHING_REMEMBERED, release=True, answer=gone)
+    try:
+        room = Room.model_validate(body)
+    except pydantic.ValidationError as error:
+        return RoomDecision(memory=memory, unreadable=str(error))
+    status = body.get("status") or {}
     one = _RoomPass(room, status, picture, regions, pod_address, now)
     placed = picture.placement_of(room.key)
     if status.get("phase") == RoomPhase.CLOSED.value or memory.closed_at:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import pydantic
 from kubernetes_asyncio import client
 
 from switchboard_api.room import Room, RoomPhase
@@ -31,7 +30,6 @@ from switchboard_operator.logic.room_lifecycle import (
     NOTHING_REMEMBERED,
     RoomAnswer,
     RoomDecision,
-    RoomGone,
     RoomMemory,
     decide_room,
     recorded_placement,
@@ -112,33 +110,25 @@ class RoomReconciler:
         self.restored.set()
 
     async def reconcile(self, key: Any) -> Result | None:
-        """One pass over one Room (the work queue calls it; never two at once for a key)."""
+        """One pass over one Room (the work queue calls it; never two at once for a key):
+        read it, decide, carry the decision out."""
         body = self._cache.room(key)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            self._forget(key)
-            if body is not None:
-                # A missing body may be a Room the join API just created and the watch
-                # has not delivered yet: its waiters stay until it arrives or time out.
-                self._answers.answer(key, RoomGone())
-            return None
-        try:
-            room = Room.model_validate(body)
-        except pydantic.ValidationError as error:
-            log.warning("room unreadable room=%s error=%s", key, error)
-            return None
-        status = body.get("status") or {}
+        namespace = str(key).split("/", 1)[0]
         decision = decide_room(
-            room,
-            status,
+            body,
             self._memory.get(key, NOTHING_REMEMBERED),
             picture=self._picture,
             regions=self._cache.regions(),
-            namespace_labels=self._cache.namespace_labels(room.metadata.namespace or ""),
+            namespace_labels=self._cache.namespace_labels(namespace),
             pod_address=self._cache.pod_address,
             now=time.time(),
         )
-        self._apply(key, decision, status)
-        await self._carry_out(body, decision)
+        if decision.unreadable is not None:
+            log.warning("room unreadable room=%s error=%s", key, decision.unreadable)
+            return None
+        self._apply(key, decision, (body or {}).get("status") or {})
+        if body is not None:
+            await self._carry_out(body, decision)
         if decision.answer is not None:
             self._answers.answer(key, decision.answer)
         if decision.requeue_after is not None:
@@ -207,9 +197,3 @@ class RoomReconciler:
             self._memory.pop(key, None)
         else:
             self._memory[key] = memory
-
-    def _forget(self, key: str) -> None:
-        """The Room is gone: it holds no capacity, and nothing about it is remembered."""
-        self._memory.pop(key, None)
-        if self._picture.release(key) is not None:
-            self.retry_pending()

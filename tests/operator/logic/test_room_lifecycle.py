@@ -8,11 +8,11 @@ from typing import Any
 
 from fixtures.placement_builders import NOW, add_pod, key, observe, report, usage
 from switchboard_api.region import Region
-from switchboard_api.room import Room
 from switchboard_operator.logic.capacity import CapacityPicture, LossReason
 from switchboard_operator.logic.room_lifecycle import (
     NOTHING_REMEMBERED,
     RoomDecision,
+    RoomGone,
     RoomMemory,
     decide_room,
 )
@@ -34,13 +34,15 @@ def region(name: str = "eu", **sfu: Any) -> Region:
     )
 
 
-def room(**spec: Any) -> Room:
-    return Room.model_validate(
-        {
-            "metadata": {"namespace": "team", "name": "standup", "generation": 1},
-            "spec": {"region": "eu", "maxParticipants": 4, **spec},
-        }
-    )
+def room(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """The Room as the watch delivers it."""
+    return {
+        "apiVersion": "switchboard.dev/v1alpha1",
+        "kind": "Room",
+        "metadata": {"namespace": "team", "name": "standup", "generation": 1},
+        "spec": {"region": "eu", "maxParticipants": 4, **spec},
+        "status": status,
+    }
 
 
 def decide(
@@ -53,8 +55,7 @@ def decide(
     **spec: Any,
 ) -> RoomDecision:
     return decide_room(
-        room(**spec),
-        status or {},
+        room(status or {}, **spec),
         memory,
         picture=picture,
         regions={r.metadata.name or "": r for r in regions},
@@ -176,3 +177,37 @@ def test_a_room_moved_while_empty_closes_by_the_time_it_has_been_empty_overall()
     )
     closing = decide(picture, status, now=NOW + 6, emptyTimeoutSeconds=30)
     assert closing.release and closing.status["phase"] == "Closed"
+
+
+def test_a_deleted_room_leaves_the_picture_and_its_waiting_joins_hear_so():
+    picture = CapacityPicture()
+    add_pod(picture, "sfu-0")
+    carry_out(picture, decide(picture), {})
+    deleting = room({}, **{})
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    decision = decide_room(
+        deleting,
+        RoomMemory(pending=True),
+        picture=picture,
+        regions={"eu": region()},
+        namespace_labels={},
+        pod_address=lambda _region, _pod: None,
+        now=NOW,
+    )
+    assert decision.release and decision.memory == NOTHING_REMEMBERED
+    assert isinstance(decision.answer, RoomGone)
+    assert decision.status == {}
+
+
+def test_an_unreadable_room_is_left_alone():
+    broken = room({}, maxParticipants="many")
+    decision = decide_room(
+        broken,
+        NOTHING_REMEMBERED,
+        picture=CapacityPicture(),
+        regions={"eu": region()},
+        namespace_labels={},
+        pod_address=lambda _region, _pod: None,
+        now=NOW,
+    )
+    assert decision.unreadable and decision.status == {} and decision.assign is None
