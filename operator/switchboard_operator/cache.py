@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ import pydantic
 
 from switchboard_api.region import Region
 from switchboard_api.resources import GROUP, ROOM, VERSION
+from switchboard_api.room import Room
 from switchboard_operator.kit.informer import Resource
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ INDEXES = (
     *(f"region_owned_{plural}" for plural in OWNED_KINDS),
 )
 """kopf's indexes, by the ids `watches.py` registers them under."""
+PARSED_ROOMS = 4096
+"""Room versions kept parsed: a failover reads a room, then reconciles it, from one version."""
 
 Body = dict[str, Any]
 
@@ -57,6 +61,7 @@ class ClusterCache:
         self.rooms = rooms
         self._indexes: dict[str, kopf.Index[Any, Any]] = {}
         self._parsed_regions: dict[str, tuple[str, Region | None]] = {}
+        self._parsed_rooms: OrderedDict[tuple[str, str], Room] = OrderedDict()
         self.indexed = asyncio.Event()
         """Set once kopf's indexes are filled: placements need every Region, SFU pod
         and namespace known before the first Room is read."""
@@ -132,6 +137,19 @@ class ClusterCache:
 
     def room_keys(self) -> Iterator[str]:
         return iter(self.rooms)
+
+    def read_room(self, body: Mapping[str, Any]) -> Room:
+        """The Room a body holds, parsed once per resourceVersion (pydantic's
+        ValidationError if it cannot be read)."""
+        meta = body["metadata"]
+        version = (f"{meta.get('namespace')}/{meta.get('name')}", str(meta.get("resourceVersion")))
+        room = self._parsed_rooms.get(version)
+        if room is None:
+            room = Room.model_validate(body)
+            self._parsed_rooms[version] = room
+            if len(self._parsed_rooms) > PARSED_ROOMS:
+                self._parsed_rooms.popitem(last=False)
+        return room
 
     def _index(self, name: str) -> kopf.Index[Any, Any]:
         return self._indexes[name]

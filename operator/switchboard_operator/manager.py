@@ -126,7 +126,7 @@ class Operator:
         self.cache = cache = ClusterCache(rooms_informer)
         answers: Waiters[RoomAnswer] = Waiters()
         self.rooms = rooms = RoomReconciler(api, cache, picture, answers)
-        rooms_informer.subscribe(on_change=rooms.trigger, on_synced=rooms.restore)
+        rooms_informer.subscribe(on_change=rooms.room_changed, on_synced=rooms.restore)
         restored = rooms.restored.is_set
 
         self.regions = RegionReconciler(

@@ -78,8 +78,9 @@ async def patch_region_status(api: client.ApiClient, name: str, patch: Mapping[s
 
 async def patch_room_status(
     api: client.ApiClient, namespace: str, name: str, patch: Mapping[str, Any]
-) -> None:
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+) -> str | None:
+    """Merge-patch a Room's status; returns the resourceVersion the write made."""
+    room = await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
         GROUP,
         VERSION,
         namespace,
@@ -88,6 +89,10 @@ async def patch_room_status(
         {"status": dict(patch)},
         _content_type=MERGE_PATCH,
     )
+    version = (
+        (room.get("metadata") or {}).get("resourceVersion") if isinstance(room, dict) else None
+    )
+    return str(version) if version else None
 
 
 async def create_room(

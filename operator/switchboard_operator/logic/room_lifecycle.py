@@ -42,6 +42,8 @@ from switchboard_operator.logic.timestamps import format_time, parse_time
 
 PodAddress = Callable[[str, str], str | None]
 """The IP of an SFU pod (region name, pod name), as the Pod watch shows it, or None."""
+ReadRoom = Callable[[Mapping[str, Any]], Room]
+"""How a Room body is read (pydantic's ValidationError if it cannot be)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def decide_room(
     namespace_labels: Mapping[str, str],
     pod_address: PodAddress,
     now: float,
+    read: ReadRoom = Room.model_validate,
 ) -> RoomDecision:
     """One reconcile of one Room, from its body in the cache (None: it is gone)."""
     if body is None or body["metadata"].get("deletionTimestamp"):
@@ -128,7 +131,7 @@ def decide_room(
         gone = RoomGone() if body is not None else None
         return RoomDecision(memory=NOTHING_REMEMBERED, release=True, answer=gone)
     try:
-        room = Room.model_validate(body)
+        room = read(body)
     except pydantic.ValidationError as error:
         return RoomDecision(memory=memory, unreadable=str(error))
     status = body.get("status") or {}

@@ -20,7 +20,6 @@ import pydantic
 from kubernetes_asyncio import client
 
 from switchboard_api import defaults
-from switchboard_api.room import Room
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kit.ticker import every
 from switchboard_operator.kube import events
@@ -94,7 +93,7 @@ class FailoverReconciler:
             if body is None:
                 continue
             try:
-                room = Room.model_validate(body)
+                room = self._cache.read_room(body)
             except pydantic.ValidationError:
                 continue
             labels = self._cache.namespace_labels(room.metadata.namespace or "")

@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from switchboard_api.room import Room, RoomPhase
+from switchboard_api.room import RoomPhase
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kit.retry import with_retries
 from switchboard_operator.kit.waiters import Waiters
@@ -57,6 +57,9 @@ class RoomReconciler:
         self._picture = picture
         self._answers = answers
         self._memory: dict[str, RoomMemory] = {}
+        self._written: dict[str, str] = {}
+        """The resourceVersion of the status each Room's last pass wrote, until its watch
+        echo arrives: the echo is that very status, so it is not reconciled again."""
         self._queue = WorkQueue(self.reconcile, "rooms", workers=ROOM_WORKERS)
         self.restored = asyncio.Event()
         """Set once the first list of Rooms is in and their placements are restored: until
@@ -69,6 +72,16 @@ class RoomReconciler:
         await self._queue.stop()
 
     def trigger(self, key: str) -> None:
+        self._queue.trigger(key)
+
+    def room_changed(self, key: str) -> None:
+        """The Room informer saw `key` change: reconcile it, unless the change is only the
+        status this reconciler has just written (a pass over it would decide nothing, and
+        anything else that happened meanwhile triggers the room itself)."""
+        written = self._written.pop(key, None)
+        body = self._cache.room(key)
+        if body is not None and written == body["metadata"].get("resourceVersion"):
+            return
         self._queue.trigger(key)
 
     def retry_pending(self) -> None:
@@ -91,7 +104,7 @@ class RoomReconciler:
             try:
                 if status.get("phase") == RoomPhase.CLOSED.value:
                     continue
-                room = Room.model_validate(body)
+                room = self._cache.read_room(body)
                 if self._picture.placement_of(key) is not None:
                     continue
                 assign = recorded_placement(room, status, regions, self._picture, now)
@@ -122,6 +135,7 @@ class RoomReconciler:
             namespace_labels=self._cache.namespace_labels(namespace),
             pod_address=self._cache.pod_address,
             now=time.time(),
+            read=self._cache.read_room,
         )
         if decision.unreadable is not None:
             log.warning("room unreadable room=%s error=%s", key, decision.unreadable)
@@ -172,10 +186,12 @@ class RoomReconciler:
             await events.post(self._api, body, notice.type, notice.reason, notice.message)
         if decision.status:
             patch = decision.status
-            await with_retries(
+            written = await with_retries(
                 lambda: patch_room_status(self._api, namespace, name, patch),
                 f"room {namespace}/{name} status",
             )
+            if written is not None:
+                self._written[f"{namespace}/{name}"] = written
         if decision.placed is not None:
             await self._sync_hosts_label(decision.placed)
         if decision.delete:
