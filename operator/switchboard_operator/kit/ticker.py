@@ -33,3 +33,36 @@ async def every(
             await job()
         except Exception:
             log.exception("periodic job failed job=%s", getattr(job, "__name__", job))
+
+
+class Periodic:
+    """A job run every few seconds, or at once when woken, from `start` until `stop`."""
+
+    def __init__(
+        self,
+        name: str,
+        seconds: float,
+        job: Callable[[], Awaitable[None]],
+        *,
+        when: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._name = name
+        self._seconds = seconds
+        self._job = job
+        self._when = when
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(
+            every(self._seconds, self._job, wakeup=self._wakeup, when=self._when), name=self._name
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Run the job now rather than at its next turn."""
+        self._wakeup.set()

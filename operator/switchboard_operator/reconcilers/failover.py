@@ -21,7 +21,7 @@ from kubernetes_asyncio import client
 
 from switchboard_api import defaults
 from switchboard_operator.cache import ClusterCache
-from switchboard_operator.kit.ticker import every
+from switchboard_operator.kit.ticker import Periodic
 from switchboard_operator.kube import events
 from switchboard_operator.logic.capacity import CapacityPicture, rooms_to_move
 from switchboard_operator.logic.placement import (
@@ -56,30 +56,25 @@ class FailoverReconciler:
         self._picture = picture
         self._trigger_room = trigger_room
         self._room_writes_idle = room_writes_idle
-        self._ready = ready
         self._failover_timeout = failover_timeout
-        self._pod_lost = asyncio.Event()
+        self._periodic = Periodic("failover", FAILOVER_CHECK_SECONDS, self.run, when=ready)
         self._notices: asyncio.Queue[tuple[float, Mapping[str, Any], str]] = asyncio.Queue()
         """Warning Events about moved rooms (monotonic time queued, Room, message)."""
-        self._tasks: list[asyncio.Task[None]] = []
+        self._poster: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(
-                every(FAILOVER_CHECK_SECONDS, self.run, wakeup=self._pod_lost, when=self._ready),
-                name="failover",
-            ),
-            asyncio.create_task(self._post_notices(), name="failover-notices"),
-        ]
+        self._periodic.start()
+        self._poster = asyncio.create_task(self._post_notices(), name="failover-notices")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._periodic.stop()
+        if self._poster is not None:
+            self._poster.cancel()
+            await asyncio.gather(self._poster, return_exceptions=True)
 
     def pod_lost(self) -> None:
         """A watch event or a report showed a pod lost: fail over now, not at the next tick."""
-        self._pod_lost.set()
+        self._periodic.wake()
 
     async def run(self) -> None:
         now = time.time()

@@ -7,14 +7,13 @@ exactly while it has rooms. Reports themselves cost no API write.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
 from kubernetes_asyncio import client
 
 from switchboard_operator.cache import ClusterCache
-from switchboard_operator.kit.ticker import every
+from switchboard_operator.kit.ticker import Periodic
 from switchboard_operator.kube import objects
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.capacity import CapacityPicture
@@ -38,18 +37,13 @@ class LiveStatusReconciler:
         self._cache = cache
         self._picture = picture
         self._trigger_room = trigger_room
-        self._ready = ready
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("live-status", LIVE_FLUSH_SECONDS, self.run, when=ready)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(
-            every(LIVE_FLUSH_SECONDS, self.run, when=self._ready), name="live-status"
-        )
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._periodic.stop()
 
     async def run(self) -> None:
         self.refresh_rooms()

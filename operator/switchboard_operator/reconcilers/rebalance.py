@@ -20,7 +20,7 @@ from kubernetes_asyncio import client
 from switchboard_api.region import Region
 from switchboard_api.room import RoomPhase
 from switchboard_operator.cache import ClusterCache
-from switchboard_operator.kit.ticker import every
+from switchboard_operator.kit.ticker import Periodic
 from switchboard_operator.kube import events
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.placement import (
@@ -52,19 +52,14 @@ class RebalanceReconciler:
         self._cache = cache
         self._picture = picture
         self._trigger_room = trigger_room
-        self._ready = ready
         self._limiter = MoveLimiter()
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("rebalance", REBALANCE_CHECK_SECONDS, self.run, when=ready)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(
-            every(REBALANCE_CHECK_SECONDS, self.run, when=self._ready), name="rebalance"
-        )
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._periodic.stop()
 
     async def run(self) -> None:
         """One pass: move, queue each moved Room for its status write, then post Events."""

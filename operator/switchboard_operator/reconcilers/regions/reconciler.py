@@ -7,7 +7,6 @@ most, the capacity its SFU pods report.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +17,7 @@ from kubernetes_asyncio import client
 
 from switchboard_api.region import Region
 from switchboard_operator.cache import ClusterCache
-from switchboard_operator.kit.ticker import every
+from switchboard_operator.kit.ticker import Periodic
 from switchboard_operator.kit.workqueue import Result, WorkQueue
 from switchboard_operator.kube import bodies, events
 from switchboard_operator.kube.client import patch_region_status
@@ -63,24 +62,21 @@ class RegionReconciler:
         self._context = context
         self._join_keys = join_keys
         self._propagation_seconds = propagation_seconds
-        self._ready = ready
         self._queue = WorkQueue(self.reconcile, "regions")
         self._degraded: dict[str, str] = {}
         self._turn_access: dict[str, TurnAccess] = {}
         self._sfu_pods: dict[str, SfuPodMemory] = {}
         self._loads: dict[str, RegionLoad] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._load_check = Periodic(
+            "region-loads", LOAD_CHECK_SECONDS, self.publish_loads, when=ready
+        )
 
     def start(self) -> None:
         self._queue.start()
-        self._task = asyncio.create_task(
-            every(LOAD_CHECK_SECONDS, self.publish_loads, when=self._ready), name="region-loads"
-        )
+        self._load_check.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._load_check.stop()
         await self._queue.stop()
 
     def trigger(self, name: str) -> None:
