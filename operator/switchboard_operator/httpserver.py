@@ -34,11 +34,14 @@ class HttpServer:
         self._runner = web.AppRunner(app, access_log=None)
         self._host = host
         self._port = port
+        self._started = False
 
     async def start(self) -> None:
+        self._started = True
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()
         log.info("control-plane http listening host=%s port=%s", self._host, self._port)
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        if self._started:
+            await self._runner.cleanup()

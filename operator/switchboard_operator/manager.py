@@ -86,27 +86,30 @@ class Manager:
 
     async def _lead(self, api: client.ApiClient, elector: LeaderElector) -> int:
         operator = await Operator.build(api, self._config)
-        await operator.start()
-        kopf_task = asyncio.create_task(
-            kopf.operator(
-                registry=operator.registry,
-                settings=watches.settings(),
-                clusterwide=True,
-                standalone=True,
-                liveness_endpoint=self._options.liveness,
-            ),
-            name="kopf",
-        )
-        holding = asyncio.create_task(elector.hold(), name="leadership")
+        tasks: list[asyncio.Task[None]] = []
         try:
-            done, _ = await asyncio.wait({kopf_task, holding}, return_when=asyncio.FIRST_COMPLETED)
+            await operator.start()
+            kopf_task = asyncio.create_task(
+                kopf.operator(
+                    registry=operator.registry,
+                    settings=watches.settings(),
+                    clusterwide=True,
+                    standalone=True,
+                    liveness_endpoint=self._options.liveness,
+                ),
+                name="kopf",
+            )
+            holding = asyncio.create_task(elector.hold(), name="leadership")
+            tasks = [kopf_task, holding]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # Every write stops before the lease is released or lost.
             await operator.stop()
-            for task in (kopf_task, holding):
+            for task in tasks:
                 task.cancel()
-            results = await asyncio.gather(kopf_task, holding, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         if holding in done:
-            if not isinstance(results[1], LeadershipLost):
+            if not isinstance(holding.exception(), LeadershipLost):
                 holding.result()
             log.error("leadership lost: exiting so that a standby takes over")
             return 1
