@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from switchboard_api.contract import CapacityReport, ReportResponse, RoomAssignment
+from switchboard_api.contract import CapacityReport, ReportResponse
 from switchboard_operator.logic.capacity import CapacityPicture, ReportOutcome
 from switchboard_operator.logic.timestamps import format_time
 
@@ -24,16 +24,20 @@ def report_response(
     state = picture.incarnation(pod, report.pod_uid)
     placed = picture.rooms_on(pod, report.pod_uid) if outcome.accepted else []
     deadline = state.drain_deadline if state is not None else None
-    return ReportResponse(
-        acknowledged=outcome.accepted,
-        sequence=report.sequence,
-        failover_timeout_seconds=failover_timeout,
-        assignments=[
-            RoomAssignment(room=p.room, max_participants=max_participants(p.room)) for p in placed
-        ],
-        drain=bool(state is not None and state.draining),
-        drain_deadline=format_time(deadline) if deadline else None,
-        # A stray that lives on another pod now has moved: the SFU sees it missing from its
-        # assignments and says `room-moved`. Only rooms placed nowhere are closed.
-        close=[r for r in outcome.strays if picture.placement_of(r) is None],
+    # Validated in one call from plain data: a pod may hold thousands of rooms, and one
+    # model per assignment would cost more than the rest of the report together.
+    return ReportResponse.model_validate(
+        {
+            "acknowledged": outcome.accepted,
+            "sequence": report.sequence,
+            "failoverTimeoutSeconds": failover_timeout,
+            "assignments": [
+                {"room": p.room, "maxParticipants": max_participants(p.room)} for p in placed
+            ],
+            "drain": bool(state is not None and state.draining),
+            "drainDeadline": format_time(deadline) if deadline else None,
+            # A stray that lives on another pod now has moved: the SFU sees it missing from
+            # its assignments and says `room-moved`. Only rooms placed nowhere are closed.
+            "close": [r for r in outcome.strays if picture.placement_of(r) is None],
+        }
     )

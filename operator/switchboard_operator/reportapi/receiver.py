@@ -73,7 +73,9 @@ class ReportReceiver:
             # (start-up and a leader change take far less than the failover timeout).
             return _error(503, "starting", "the control plane is restoring room placements")
         response = self._sink.on_report(report, time.time())
-        return web.json_response(response.model_dump(mode="json", by_alias=True))
+        return web.Response(
+            body=response.model_dump_json(by_alias=True), content_type="application/json"
+        )
 
     async def _verify(self, token: str) -> ReporterIdentity:
         try:
