@@ -44,8 +44,14 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+class _Refused(Exception):
+    """A report answered with an error instead of the picture's response."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.response = web.json_response(
+            {"error": {"code": code, "message": message}}, status=status
+        )
 
 
 async def read_bounded(request: web.Request, limit: int) -> bytes:
@@ -67,16 +73,34 @@ class ReportReceiver:
         self._sink = sink
 
     async def handle(self, request: web.Request) -> web.Response:
+        try:
+            identity = await self._authenticate(request)
+            report = await self._read_report(request, identity)
+            if not self._sink.ready:
+                # Unacknowledged, so the SFU keeps its rooms and reports again next interval
+                # (start-up and a leader change take far less than the failover timeout).
+                raise _Refused(503, "starting", "the control plane is restoring room placements")
+        except _Refused as refusal:
+            return refusal.response
+        response = self._sink.on_report(report, time.time())
+        return web.json_response(response.model_dump(mode="json", by_alias=True))
+
+    async def _authenticate(self, request: web.Request) -> ReporterIdentity:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return _error(401, "missing_token", "a Bearer ServiceAccount token is required")
+            raise _Refused(401, "missing_token", "a Bearer ServiceAccount token is required")
         try:
-            identity = await self._verify(token)
+            return await self._verify(token)
         except ReportAuthError as error:
             # Nothing of the body is read or logged: it speaks for no one yet.
             log.warning("capacity report refused reason=%s", error)
-            return _error(401, "unauthenticated", str(error))
+            raise _Refused(401, "unauthenticated", str(error)) from None
+
+    async def _read_report(
+        self, request: web.Request, identity: ReporterIdentity
+    ) -> CapacityReport:
+        """The body, read only now that it is known whose it is, and only up to the cap."""
         try:
             body = await read_bounded(request, MAX_REPORT_BYTES)
         except _BodyTooLarge:
@@ -86,12 +110,14 @@ class ReportReceiver:
                 identity.pod_name,
                 MAX_REPORT_BYTES,
             )
-            return _error(413, "too_large", f"a report must not exceed {MAX_REPORT_BYTES} bytes")
+            raise _Refused(
+                413, "too_large", f"a report must not exceed {MAX_REPORT_BYTES} bytes"
+            ) from None
         try:
             report = CapacityReport.model_validate_json(body)
         except pydantic.ValidationError as error:
             fields = ",".join(".".join(map(str, e["loc"])) for e in error.errors())
-            return _error(400, "invalid_report", f"invalid report fields: {fields}")
+            raise _Refused(400, "invalid_report", f"invalid report fields: {fields}") from None
         try:
             check_reporter(identity, report)
         except ReportAuthError as error:
@@ -101,13 +127,8 @@ class ReportReceiver:
                 identity.pod_name,
                 error,
             )
-            return _error(403, "forbidden", str(error))
-        if not self._sink.ready:
-            # Unacknowledged, so the SFU keeps its rooms and reports again next interval
-            # (start-up and a leader change take far less than the failover timeout).
-            return _error(503, "starting", "the control plane is restoring room placements")
-        response = self._sink.on_report(report, time.time())
-        return web.json_response(response.model_dump(mode="json", by_alias=True))
+            raise _Refused(403, "forbidden", str(error)) from None
+        return report
 
     async def _verify(self, token: str) -> ReporterIdentity:
         try:
