@@ -107,5 +107,5 @@ async def test_a_renewal_that_cannot_load_keeps_the_last_good_certificate(ca, se
 
 def test_files_that_cannot_be_served_fail_at_start_naming_them(tmp_path):
     files = CertificateFiles.in_directory(tmp_path / "nowhere")
-    with pytest.raises(TlsConfigError, match="nowhere/tls.crt"):
+    with pytest.raises(TlsConfigError, match=r"nowhere/tls\.crt"):
         ReloadingCertificate(files)
