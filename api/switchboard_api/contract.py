@@ -75,6 +75,8 @@ class SfuEnv(StrEnum):
     TURN_CREDENTIAL_TTL_SECONDS = "SWITCHBOARD_TURN_CREDENTIAL_TTL_SECONDS"
     DRAIN_GRACE_SECONDS = "SWITCHBOARD_DRAIN_GRACE_SECONDS"
     JOIN_API_PUBLIC_URL = "SWITCHBOARD_JOIN_API_PUBLIC_URL"
+    TLS_CERT_FILE = "SWITCHBOARD_TLS_CERT_FILE"
+    TLS_KEY_FILE = "SWITCHBOARD_TLS_KEY_FILE"
 
 
 SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
@@ -104,6 +106,10 @@ SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
     "before it exits.",
     SfuEnv.JOIN_API_PUBLIC_URL: "Base URL at which clients reach the join API; `migrate` "
     f"messages' `rejoin` is it followed by `{JOIN_PATH_TEMPLATE}`. Unset: no `rejoin`.",
+    SfuEnv.TLS_CERT_FILE: "PEM certificate chain the HTTP port serves HTTPS/WSS with (the "
+    "Region's sfu.tlsSecretName), re-read when it changes. Unset: plain HTTP.",
+    SfuEnv.TLS_KEY_FILE: "PEM private key of that certificate; set together with "
+    "SWITCHBOARD_TLS_CERT_FILE.",
 }
 """What each SFU environment variable means (docs/contract.md's table is rendered from it)."""
 
@@ -116,6 +122,10 @@ class SfuMounts:
     JOIN_KEYS_DIR: Final = "/etc/switchboard/join-keys"
     TURN_SECRET_DIR: Final = "/var/run/secrets/switchboard.dev/turn"
     TURN_SECRET_FILE: Final = f"{TURN_SECRET_DIR}/secret"
+    TLS_DIR: Final = "/var/run/secrets/switchboard.dev/tls"
+    """The Region's `kubernetes.io/tls` Secret, mounted whole so that renewals reach it."""
+    TLS_CERT_FILE: Final = f"{TLS_DIR}/tls.crt"
+    TLS_KEY_FILE: Final = f"{TLS_DIR}/tls.key"
 
 
 class JoinKeySecrets:

@@ -15,6 +15,7 @@ from switchboard_sfu.config import ConfigError, SfuConfig
 from switchboard_sfu.looplag import LoopLagMonitor
 from switchboard_sfu.reporter import CapacityReporter
 from switchboard_sfu.service import SfuService
+from switchboard_tls import ReloadingCertificate, TlsConfigError
 
 log = logging.getLogger("switchboard_sfu")
 
@@ -31,6 +32,7 @@ def configure_logging() -> None:
 
 async def serve(config: SfuConfig) -> None:
     """Run until a drain (SIGTERM/SIGINT or the control plane's command) has finished."""
+    tls = None if config.tls is None else ReloadingCertificate(config.tls, name="sfu")
     service = SfuService(config)
     runner = web.AppRunner(build_app(service), handle_signals=False, access_log=None)
     await runner.setup()
@@ -39,6 +41,7 @@ async def serve(config: SfuConfig) -> None:
         config.listen_host,
         config.signalling_port,
         shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        ssl_context=None if tls is None else tls.context,
     )
     await site.start()
     loop = asyncio.get_running_loop()
@@ -48,6 +51,8 @@ async def serve(config: SfuConfig) -> None:
         asyncio.ensure_future(LoopLagMonitor(service.metrics.registry).run()),
         asyncio.ensure_future(service.run_drain()),
     ]
+    if tls is not None:
+        tasks.append(asyncio.ensure_future(tls.watch()))
     if config.report_url:
         reporter = CapacityReporter(
             url=config.report_url,
@@ -61,12 +66,13 @@ async def serve(config: SfuConfig) -> None:
         )
         tasks.append(asyncio.ensure_future(reporter.run()))
     log.info(
-        "sfu serving pod=%s uid=%s region=%s listen=%s:%d announce=%s reports=%s",
+        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s announce=%s reports=%s",
         config.pod_name,
         config.pod_uid,
         config.region,
         config.listen_host,
         config.signalling_port,
+        "off" if tls is None else "on",
         config.announce_address,
         "on" if config.report_url else "off",
     )
@@ -87,10 +93,10 @@ def main() -> None:
     configure_logging()
     try:
         config = SfuConfig.from_env(os.environ)
-    except ConfigError as error:
+        asyncio.run(serve(config))
+    except (ConfigError, TlsConfigError) as error:
         log.error("invalid configuration: %s", error)
         sys.exit(2)
-    asyncio.run(serve(config))
 
 
 if __name__ == "__main__":

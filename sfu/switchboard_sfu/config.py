@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from switchboard_api import defaults
 from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, SfuEnv
 from switchboard_api.ports import SFU_SIGNALLING_PORT
+from switchboard_tls import CertificateFiles
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,8 @@ class SfuConfig:
     """Fencing timeout until the first report response names the control plane's own."""
     default_max_participants: int = defaults.ROOM_MAX_PARTICIPANTS
     """Participant limit of a room that joined before its assignment arrived."""
+    tls: CertificateFiles | None = None
+    """The certificate the HTTP port serves HTTPS/WSS with; None: plain HTTP."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "SfuConfig":
@@ -77,6 +80,7 @@ class SfuConfig:
                 SfuEnv.DRAIN_GRACE_SECONDS, defaults.SFU_DRAIN_GRACE_SECONDS
             ),
             join_api_url=reader.base_url(SfuEnv.JOIN_API_PUBLIC_URL),
+            tls=reader.certificate_files(SfuEnv.TLS_CERT_FILE, SfuEnv.TLS_KEY_FILE),
         )
         if config.report_interval_seconds > MAX_REPORT_INTERVAL_SECONDS:
             raise ConfigError(
@@ -114,6 +118,14 @@ class _EnvReader:
     def path(self, name: SfuEnv) -> Path | None:
         value = self.optional(name)
         return Path(value) if value else None
+
+    def certificate_files(self, cert: SfuEnv, key: SfuEnv) -> CertificateFiles | None:
+        cert_path, key_path = self.path(cert), self.path(key)
+        if (cert_path is None) != (key_path is None):
+            raise ConfigError(f"{cert} and {key} must be set together (or neither)")
+        if cert_path is None or key_path is None:
+            return None
+        return CertificateFiles(cert_path, key_path)
 
     def base_url(self, name: SfuEnv) -> str | None:
         """An http(s) URL that paths are appended to."""

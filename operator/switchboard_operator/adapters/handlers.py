@@ -22,6 +22,7 @@ from switchboard_operator.adapters.workqueue import WorkQueue
 from switchboard_operator.config import OperatorConfig
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
+from switchboard_tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,12 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
     keys = memo["api_keys"] = ApiKeyWatch(api, config.namespace, store, limiter)
     await keys.start()
     join_api = join_api_app(ControlPlanePlacements(scheduler, runtime), store, limiter=limiter)
+    tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
     server = memo["http"] = HttpServer(
         build_app(ReportReceiver(jwks, scheduler), join_api),
         config.listen_host,
         config.listen_port,
+        tls,
     )
     await server.start()
 

@@ -28,6 +28,7 @@ from switchboard_api.resources import GROUP, ROOM, VERSION
 from switchboard_api.room import Room, RoomPhase
 from switchboard_operator.adapters import events, kube, objects
 from switchboard_operator.adapters.joinapi.port import (
+    NamespaceNotFound,
     PlacedRoomInfo,
     PlacementTimeout,
     RoomNotFound,
@@ -747,8 +748,13 @@ async def _create_room(
             GROUP, VERSION, namespace, ROOM.plural, body
         )
     except client.ApiException as error:
-        if error.status != 409:
-            raise
+        if error.status == 409:
+            return
+        # The API server answers 404 for a missing namespace and 403 "being terminated" for
+        # one being deleted; any other 403 is the operator's own RBAC, a real failure.
+        if error.status == 404 or (error.status == 403 and "being terminated" in str(error.body)):
+            raise NamespaceNotFound(namespace) from None
+        raise
 
 
 async def _delete_room(api: client.ApiClient, namespace: str, name: str) -> None:

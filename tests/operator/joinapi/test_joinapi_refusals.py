@@ -84,6 +84,16 @@ async def test_an_unknown_room_with_create_false_is_not_found(join_api):
     assert "team-a/nobody-here" not in join_api.placements.rooms
 
 
+async def test_a_room_to_create_in_a_namespace_that_does_not_exist_is_not_found(join_api):
+    join_api.placements.missing_namespaces.add("nowhere")
+
+    response = await join_api.join(namespace="nowhere", name="standup", key=OPS_KEY)
+
+    body = await _error(response, 404, "namespace_not_found")
+    assert "'nowhere'" in body.error.message
+    assert "nowhere/standup" not in join_api.placements.rooms
+
+
 # -- rate limiting ----------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from switchboard_operator.adapters.joinapi.apikeys import (
 from switchboard_operator.adapters.joinapi.app import join_api_app
 from switchboard_operator.adapters.joinapi.handler import JoinApiSettings
 from switchboard_operator.adapters.joinapi.port import (
+    NamespaceNotFound,
     PlacedRoomInfo,
     PlacementTimeout,
     RoomNotFound,
@@ -26,6 +27,7 @@ __all__ = [
     "ApiKeyStore",
     "JoinApiSettings",
     "KeyPolicy",
+    "NamespaceNotFound",
     "PlacedRoomInfo",
     "PlacementTimeout",
     "RoomNotFound",

@@ -27,6 +27,7 @@ from switchboard_operator.adapters.joinapi.codes import ErrorCode
 from switchboard_operator.adapters.joinapi.errors import JoinApiError, retry_after_header
 from switchboard_operator.adapters.joinapi.models import IceServer, JoinRequest, JoinResponse
 from switchboard_operator.adapters.joinapi.port import (
+    NamespaceNotFound,
     PlacedRoomInfo,
     PlacementTimeout,
     RoomNotFound,
@@ -157,6 +158,12 @@ class JoinHandler:
                 ) from None
             raise JoinApiError(
                 ErrorCode.ROOM_NOT_FOUND, f"room {namespace}/{name} does not exist"
+            ) from None
+        except NamespaceNotFound:
+            raise JoinApiError(
+                ErrorCode.NAMESPACE_NOT_FOUND,
+                f"room {namespace}/{name} cannot be created: namespace {namespace!r} does not "
+                "exist",
             ) from None
         except RoomUnschedulable as error:
             raise JoinApiError(

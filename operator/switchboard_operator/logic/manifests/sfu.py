@@ -107,16 +107,14 @@ def _template(
     """(metadata without name, spec without hostname) shared by all of the Region's pods."""
     sfu = region.spec.sfu
     host_network = sfu.media_exposure == MediaExposure.HOST_NETWORK
-    metadata = object_meta(
-        region,
-        None,
-        Component.SFU,
-        annotations={
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(ports.SFU_SIGNALLING_PORT),
-            "prometheus.io/path": METRICS_PATH,
-        },
-    )
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(ports.SFU_SIGNALLING_PORT),
+        "prometheus.io/path": METRICS_PATH,
+    }
+    if sfu.tls_secret_name:
+        annotations["prometheus.io/scheme"] = "https"
+    metadata = object_meta(region, None, Component.SFU, annotations=annotations)
     spec: dict[str, Any] = {
         "subdomain": sfu_headless_service_name(region),
         "serviceAccountName": workload_name(region, Component.SFU),
@@ -161,9 +159,9 @@ def _container(
         "ports": [port],
         # Draining starts on SIGTERM (see docs): no preStop hook, so the whole grace
         # period is the SFU's, and the image needs no shell.
-        "startupProbe": _http_probe(LIVENESS_PATH, period=1, failures=60),
-        "readinessProbe": _http_probe(READINESS_PATH, period=2, failures=1),
-        "livenessProbe": _http_probe(LIVENESS_PATH, period=10, failures=3, timeout=3),
+        "startupProbe": _http_probe(region, LIVENESS_PATH, period=1, failures=60),
+        "readinessProbe": _http_probe(region, READINESS_PATH, period=2, failures=1),
+        "livenessProbe": _http_probe(region, LIVENESS_PATH, period=10, failures=3, timeout=3),
         "securityContext": container_security_context(),
         "volumeMounts": _volume_mounts(region),
     }
@@ -172,9 +170,14 @@ def _container(
     return container
 
 
-def _http_probe(path: str, *, period: int, failures: int, timeout: int = 1) -> dict[str, Any]:
+def _http_probe(
+    region: Region, path: str, *, period: int, failures: int, timeout: int = 1
+) -> dict[str, Any]:
+    # The kubelet does not verify a probe's certificate: HTTPS only because nothing else
+    # is served.
+    scheme = "HTTPS" if region.spec.sfu.tls_secret_name else "HTTP"
     return {
-        "httpGet": {"path": path, "port": SIGNALLING_PORT_NAME, "scheme": "HTTP"},
+        "httpGet": {"path": path, "port": SIGNALLING_PORT_NAME, "scheme": scheme},
         "periodSeconds": period,
         "timeoutSeconds": timeout,
         "failureThreshold": failures,
@@ -217,6 +220,11 @@ def _env(
     ]
     if ctx.join_api_url is not None:
         env.append({"name": SfuEnv.JOIN_API_PUBLIC_URL.value, "value": ctx.join_api_url})
+    if sfu.tls_secret_name:
+        env += [
+            {"name": SfuEnv.TLS_CERT_FILE.value, "value": SfuMounts.TLS_CERT_FILE},
+            {"name": SfuEnv.TLS_KEY_FILE.value, "value": SfuMounts.TLS_KEY_FILE},
+        ]
     turn = region.spec.turn
     if turn.enabled:
         if turn_uris:
@@ -250,6 +258,16 @@ def _volumes(region: Region, ctx: OperatorContext) -> list[dict[str, Any]]:
         {"name": "join-keys", "configMap": {"name": ctx.join_public_keys_configmap}},
         {"name": "tmp", "emptyDir": {"sizeLimit": _TMP_SIZE}},
     ]
+    if region.spec.sfu.tls_secret_name:
+        volumes.append(
+            {
+                "name": "tls",
+                "secret": {
+                    "secretName": region.spec.sfu.tls_secret_name,
+                    "defaultMode": _SECRET_FILE_MODE,
+                },
+            }
+        )
     if region.spec.turn.enabled:
         volumes.append(
             {
@@ -276,6 +294,9 @@ def _volume_mounts(region: Region) -> list[dict[str, Any]]:
         {"name": "join-keys", "mountPath": SfuMounts.JOIN_KEYS_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
+    if region.spec.sfu.tls_secret_name:
+        # The whole Secret, never a subPath: only then do the kubelet's updates reach it.
+        mounts.append({"name": "tls", "mountPath": SfuMounts.TLS_DIR, "readOnly": True})
     if region.spec.turn.enabled:
         mounts.append(
             {"name": "turn-secret", "mountPath": SfuMounts.TURN_SECRET_DIR, "readOnly": True}
