@@ -4,7 +4,6 @@ reporting back to the test over HTTP, against an SFU subprocess."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections import defaultdict
@@ -15,6 +14,7 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
+from fixtures.chromium import CHROMIUM_FLAGS, chromium_executable
 from fixtures.sfu_harness import (
     LOOPBACK,
     JoinKeys,
@@ -24,30 +24,6 @@ from fixtures.sfu_harness import (
 )
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    # Host candidates as plain 127.0.0.1, not mDNS names (nothing resolves them here).
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-)
-
-
-def chromium_executable() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no Chromium (apt-get install chromium chromium-driver)")
 
 
 class PageServer:
