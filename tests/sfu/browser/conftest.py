@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
-from fixtures.chromium import CHROMIUM_FLAGS, chromium_executable
+from fixtures.chromium import CHROMIUM_FLAGS, FRAME_JS, chromium_executable
 from fixtures.sfu_harness import (
     LOOPBACK,
     JoinKeys,
@@ -41,6 +41,9 @@ class PageServer:
     async def _page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE_DIR / "client.html")
 
+    async def _frame_js(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(FRAME_JS)
+
     async def _report(self, request: web.Request) -> web.Response:
         self.reports[request.match_info["id"]].append(await request.json())
         return web.Response(status=204)
@@ -49,6 +52,7 @@ class PageServer:
         app = web.Application()
         app.router.add_post("/report/{id}", self._report)
         app.router.add_get("/", self._page)
+        app.router.add_get("/frame.js", self._frame_js)
         app.router.add_static("/", PAGE_DIR)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
