@@ -129,7 +129,14 @@ async def test_rate_limiting_applies_before_the_request_is_read(join_api):
 
 @pytest.mark.parametrize(
     ("namespace", "name"),
-    [("Team-A", "standup"), ("team_a", "standup"), ("team-a", "-standup"), ("team-a", "x" * 64)],
+    [
+        ("Team-A", "standup"),
+        ("team_a", "standup"),
+        ("team-a", "-standup"),
+        ("team-a", "x" * 64),
+        ("team-a", "standup%0A"),  # a trailing newline
+        ("team-a%0A", "standup"),
+    ],
 )
 async def test_names_that_are_not_dns_labels_are_refused(join_api, namespace, name):
     response = await join_api.join(namespace=namespace, name=name, key=OPS_KEY)

@@ -172,7 +172,9 @@ def _namespaces(value: str | None) -> frozenset[str] | None:
         return None
     if not entries:
         raise InvalidApiKeySecret(f"data.{ApiKeyData.NAMESPACES} names no namespace")
-    invalid = sorted(e for e in entries if len(e) > DNS_LABEL_MAX_LENGTH or not _DNS_LABEL.match(e))
+    invalid = sorted(
+        e for e in entries if len(e) > DNS_LABEL_MAX_LENGTH or not _DNS_LABEL.fullmatch(e)
+    )
     if invalid:
         raise InvalidApiKeySecret(
             f"data.{ApiKeyData.NAMESPACES} has invalid namespace names: {', '.join(invalid)}"

@@ -234,7 +234,7 @@ def _room_name(request: web.Request) -> tuple[str, str]:
     namespace = request.match_info["namespace"]
     name = request.match_info["name"]
     for kind, value in (("namespace", namespace), ("room name", name)):
-        if len(value) > DNS_LABEL_MAX_LENGTH or not _DNS_LABEL.match(value):
+        if len(value) > DNS_LABEL_MAX_LENGTH or not _DNS_LABEL.fullmatch(value):
             raise JoinApiError(
                 ErrorCode.INVALID_NAME,
                 f"the {kind} must be a DNS label: at most {DNS_LABEL_MAX_LENGTH} lower-case "
