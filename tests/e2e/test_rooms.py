@@ -15,8 +15,10 @@ import pytest
 
 from fixtures.cluster import apply
 from fixtures.cluster import get_json as get
+from fixtures.sfu_client_process import ClientProcess
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
+from fixtures.vanishing import DROP_DEADLINE_SECONDS
 from fixtures.waiting import wait_for, wait_for_async
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OPERATOR_USER
 
@@ -30,6 +32,11 @@ API_KEY = "e2e-key-0123456789abcdef"
 
 def room_status(cluster, name: str) -> dict:
     return get(cluster, "room", name, "-n", ROOMS_NS).get("status") or {}
+
+
+def running_with(cluster, name: str, participants: int) -> bool:
+    status = room_status(cluster, name)
+    return status.get("phase") == "Running" and status.get("participants") == participants
 
 
 def sfu_pods(cluster) -> list[dict]:
@@ -367,14 +374,7 @@ async def test_room_runs_with_participants_then_closes_when_empty_and_is_deleted
     erin = SignallingClient(ws_url(joined))
     try:
         assert (await erin.connect(joined["token"]))["type"] == "joined"
-        wait_for(
-            lambda: (
-                room_status(cluster, "lifecycle").get("phase") == "Running"
-                and room_status(cluster, "lifecycle").get("participants") == 1
-            ),
-            30,
-            "Running with one participant",
-        )
+        wait_for(lambda: running_with(cluster, "lifecycle", 1), 30, "Running with one participant")
     finally:
         await erin.close()
     wait_for(
@@ -388,6 +388,29 @@ async def test_room_runs_with_participants_then_closes_when_empty_and_is_deleted
         60,
         "the Room deleted ttlSecondsAfterClosed after closing",
     )
+
+
+async def test_a_room_whose_last_client_vanished_closes_after_its_empty_timeout(region, operator):
+    """A WHIP publisher frozen mid-stream (a closed laptop lid: no DELETE, no packets) is
+    dropped by its SFU pod, so the room empties and the control plane closes it."""
+    cluster = region
+    apply(cluster, room("abandoned", emptyTimeoutSeconds=3))
+    wait_for(lambda: room_status(cluster, "abandoned").get("phase") == "Scheduled", 30, "Scheduled")
+    status, joined = await join(operator, "abandoned", "lid")
+    assert status == 200, joined
+    publisher = await ClientProcess.start(
+        "whip", joined["url"], f"{ROOMS_NS}/abandoned", joined["token"]
+    )
+    try:
+        wait_for(lambda: running_with(cluster, "abandoned", 1), 30, "Running with the publisher")
+        publisher.freeze()
+        wait_for(
+            lambda: room_status(cluster, "abandoned").get("phase") == "Closed",
+            DROP_DEADLINE_SECONDS + 60,
+            "Closed after its last client vanished",
+        )
+    finally:
+        await publisher.stop()
 
 
 async def test_deleting_a_room_disconnects_its_participants(region, operator):
