@@ -259,9 +259,10 @@ class CapacityReport(CamelModel):
     )
     fenced: bool = Field(
         default=False,
-        description="The pod lost contact with the control plane for longer than the failover "
-        "timeout and has told its participants to migrate; it accepts no joins until "
-        "a response reassigns rooms to it.",
+        description="The pod has fenced itself (its lease ended while the control plane was "
+        "evidently up without it, or reports went unacknowledged past the failover timeout) "
+        "and has told its participants to migrate; it accepts no joins until a response to "
+        "a report sent since reassigns rooms to it.",
     )
     capacity: NonNegativeFloat = Field(description="Capacity units the pod offers.")
     load: NonNegativeFloat = Field(description="Measured load, capacity units.")

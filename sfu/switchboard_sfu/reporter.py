@@ -153,9 +153,13 @@ class CapacityReporter:
         await self._handle_response(response, sent_at)
 
     async def _watch(self, session: aiohttp.ClientSession) -> None:
+        # Checks start at a fixed rate, however long one takes (at most the query
+        # timeout): the control plane's silence margin counts on it.
         period = min(self._interval, PEER_CHECK_INTERVAL_SECONDS)
+        next_at = time.monotonic()
         while True:
-            await asyncio.sleep(period)
+            next_at = max(next_at + period, time.monotonic())
+            await asyncio.sleep(next_at - time.monotonic())
             try:
                 await self.check_lease(session)
             except Exception:  # the watchdog must outlive any one check
