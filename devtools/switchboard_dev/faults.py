@@ -10,6 +10,7 @@ process runs in the private network namespace `tools/in-netns.sh` creates.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 CONNECT_TIMEOUT_SECONDS = 2.0
+HEALTH_PERIOD_SECONDS = 0.5
+HEALTH_TIMEOUT_SECONDS = 0.5
+"""A Service's readiness at test speed: an upstream that does not answer its health path
+within this long is out until it does."""
 
 
 class ProxyMode(StrEnum):
@@ -40,19 +45,30 @@ class ProxyMode(StrEnum):
 
 
 class FaultProxy:
-    """A TCP proxy on loopback in a thread of its own, whose behaviour a test switches.
+    """A TCP proxy on loopback in a thread of its own, whose behaviour a test switches, for
+    every client or per client address (`set_mode(..., source=ip)`).
 
-    With several upstreams it connects to the first that accepts, as a Service does with
-    the one ready replica (standbys do not listen).
+    With several upstreams it connects to the first that accepts and, given `health_path`,
+    that answered it with 200 lately: a Service routing to the one ready replica (standbys
+    do not listen; a frozen leader still accepts, but answers nothing).
     """
 
-    def __init__(self, upstreams: Sequence[tuple[str, int]], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstreams: Sequence[tuple[str, int]],
+        host: str = "127.0.0.1",
+        health_path: str | None = None,
+    ) -> None:
         if not upstreams:
             raise ValueError("a proxy needs at least one upstream")
         self.upstreams = list(upstreams)
         self.host = host
         self.port = 0
         self.mode = ProxyMode.PASS
+        self.source_modes: dict[str, ProxyMode] = {}
+        self._health_path = health_path
+        self._healthy: set[tuple[str, int]] = set(self.upstreams)
+        self._prober: concurrent.futures.Future[None] | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.base_events.Server | None = None
@@ -65,15 +81,26 @@ class FaultProxy:
     def start(self) -> FaultProxy:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
+        if self._health_path is not None:
+            self._prober = asyncio.run_coroutine_threadsafe(self._probe_forever(), self._loop)
         log.info("fault proxy listening address=%s upstreams=%s", self.address, self.upstreams)
         return self
 
-    def set_mode(self, mode: ProxyMode) -> None:
-        """Switch behaviour; REFUSE also closes what is open now."""
-        self.mode = mode
-        log.info("fault proxy mode address=%s mode=%s", self.address, mode)
+    def set_mode(self, mode: ProxyMode, source: str | None = None) -> None:
+        """Switch behaviour, for every client or for those connecting from `source` (PASS
+        for a source clears its own mode); REFUSE also closes what is open now."""
+        if source is None:
+            self.mode = mode
+        elif mode is ProxyMode.PASS:
+            self.source_modes.pop(source, None)
+        else:
+            self.source_modes[source] = mode
+        log.info("fault proxy mode address=%s mode=%s source=%s", self.address, mode, source)
         if mode is ProxyMode.REFUSE:
-            asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._close_all(source), self._loop).result(10)
+
+    def _mode_for(self, source: str) -> ProxyMode:
+        return self.source_modes.get(source, self.mode)
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -87,7 +114,8 @@ class FaultProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.mode is ProxyMode.REFUSE:
+        source = str(writer.get_extra_info("peername")[0])
+        if self._mode_for(source) is ProxyMode.REFUSE:
             writer.close()
             return
         upstream = await self._connect()
@@ -99,8 +127,8 @@ class FaultProxy:
         self._connections.add(pair)
         try:
             await asyncio.gather(
-                self._pump(reader, up_writer, upstream_bound=True),
-                self._pump(up_reader, writer, upstream_bound=False),
+                self._pump(reader, up_writer, source, upstream_bound=True),
+                self._pump(up_reader, writer, source, upstream_bound=False),
             )
         finally:
             self._connections.discard(pair)
@@ -109,17 +137,44 @@ class FaultProxy:
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         for host, port in self.upstreams:
+            if (host, port) not in self._healthy:
+                continue
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                     return await asyncio.open_connection(host, port)
         return None
 
+    async def _probe_forever(self) -> None:
+        while True:
+            results = await asyncio.gather(*(self._probe(*u) for u in self.upstreams))
+            self._healthy = {u for u, ok in zip(self.upstreams, results, strict=True) if ok}
+            await asyncio.sleep(HEALTH_PERIOD_SECONDS)
+
+    async def _probe(self, host: str, port: int) -> bool:
+        request = f"GET {self._health_path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode()
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                reader, writer = await asyncio.open_connection(host, port)
+                try:
+                    writer.write(request)
+                    status = await reader.readline()
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError):
+            return False
+        return b" 200 " in status
+
     async def _pump(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, upstream_bound: bool
+        self,
+        reader: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        source: str,
+        *,
+        upstream_bound: bool,
     ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while data := await source.read(CHUNK):
-                mode = self.mode
+            while data := await reader.read(CHUNK):
+                mode = self._mode_for(source)
                 if mode is ProxyMode.REFUSE:
                     return
                 if mode is ProxyMode.BLACKHOLE:
@@ -132,15 +187,23 @@ class FaultProxy:
             if sink.can_write_eof():
                 sink.write_eof()
 
-    async def _close_all(self) -> None:
+    async def _close_all(self, source: str | None = None) -> None:
         for pair in list(self._connections):
-            for writer in pair:
-                writer.transport.abort()
+            if source is None or pair[0].get_extra_info("peername")[0] == source:
+                for writer in pair:
+                    writer.transport.abort()
 
     async def _shutdown(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
         if self._server is not None:
             self._server.close()
         await self._close_all()
+        # Let cancelled probes and pumps unwind before the loop stops.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _require_private_netns() -> None:

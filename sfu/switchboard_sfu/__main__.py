@@ -78,6 +78,7 @@ async def serve(config: SfuConfig) -> None:
             registry=service.metrics.registry,
             peer=peer,
             peer_checker=PeerChecker(config.pod_name),
+            source_address=config.pod_ip,
         )
         tasks.append(asyncio.ensure_future(reporter.run()))
     log.info(

@@ -54,7 +54,11 @@ class CapacityReporter:
         registry: CollectorRegistry,
         peer: PeerEndpoint | None = None,
         peer_checker: PeerChecker | None = None,
+        source_address: str | None = None,
     ) -> None:
+        """`source_address` (the pod IP) is the address reports and lease checks leave
+        from: a pod's only address in a cluster, and one of many on a machine that runs
+        pods as local processes."""
         self._url = url
         self._interval = interval_seconds
         self._token_file = token_file
@@ -65,6 +69,7 @@ class CapacityReporter:
         self._is_fenced = is_fenced
         self._peer = peer
         self._checker = peer_checker
+        self._source = source_address
         self._sequence = 0
         self._holding_over = False
         self._reports = Counter(
@@ -91,7 +96,9 @@ class CapacityReporter:
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._interval)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        local = (self._source, 0) if self._source else None
+        connector = aiohttp.TCPConnector(local_addr=local)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             watchdog = asyncio.ensure_future(self._watch(session))
             try:
                 next_at = time.monotonic()

@@ -47,10 +47,12 @@ def proxy(echo) -> Iterator[FaultProxy]:
     proxy.stop()
 
 
-def exchange(port: int, payload: bytes = b"ping") -> bytes | str:
-    """Send `payload` on a new connection: the echo, or what went wrong."""
+def exchange(port: int, payload: bytes = b"ping", source: str = "127.0.0.1") -> bytes | str:
+    """Send `payload` on a new connection from `source`: the echo, or what went wrong."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT) as sock:
+        with socket.create_connection(
+            ("127.0.0.1", port), timeout=REPLY_TIMEOUT, source_address=(source, 0)
+        ) as sock:
             sock.sendall(payload)
             return sock.recv(1024) or "closed"
     except TimeoutError:
@@ -75,6 +77,43 @@ def test_the_proxy_passes_black_holes_drops_answers_and_refuses(proxy, echo) -> 
 
     proxy.set_mode(ProxyMode.PASS)
     assert exchange(proxy.port) == b"ping"
+
+
+def test_the_proxy_faults_one_client_address_alone(proxy, echo) -> None:
+    proxy.set_mode(ProxyMode.BLACKHOLE, source="127.0.0.66")
+    assert exchange(proxy.port, source="127.0.0.66") == "silence"
+    assert exchange(proxy.port, source="127.0.0.67") == b"ping"
+    proxy.set_mode(ProxyMode.PASS, source="127.0.0.66")
+    assert exchange(proxy.port, source="127.0.0.66") == b"ping"
+
+
+class _Health(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        line = self.rfile.readline()
+        if line.startswith(b"GET /healthz"):
+            self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\n")
+        else:
+            self.wfile.write(self.server.name + b"\n")  # type: ignore[attr-defined]
+
+
+def test_the_proxy_routes_to_the_upstream_that_answers_its_health_path() -> None:
+    servers = []
+    for name in (b"first", b"second"):
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Health)
+        server.daemon_threads = True
+        server.name = name  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    proxy = FaultProxy([s.server_address for s in servers], health_path="/healthz").start()
+    try:
+        assert exchange(proxy.port, b"hello\n") == b"first\n"
+        # The first stops answering but still accepts (a frozen process): out of rotation.
+        servers[0].shutdown()
+        wait_for(lambda: exchange(proxy.port, b"hello\n") == b"second\n", 10, "failover")
+    finally:
+        proxy.stop()
+        for server in servers:
+            server.server_close()
 
 
 def test_the_proxy_goes_to_the_first_upstream_that_accepts(echo) -> None:
