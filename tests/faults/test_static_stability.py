@@ -87,8 +87,10 @@ async def settle(observation: Observation, scenario: str) -> float:
 async def api_server_down(stack: FaultStack, rooms: list[StreamingRoom], seconds: float) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     await off_loop(lambda: stack.plane.kill("kube-apiserver"))
-    await hold(seconds, observation)
-    await off_loop(lambda: stack.plane.revive("kube-apiserver"))
+    try:
+        await hold(seconds, observation)
+    finally:  # a failed case leaves the stack whole for the next
+        await off_loop(lambda: stack.plane.revive("kube-apiserver"))
     await settle(observation, f"apiserver-down-{seconds:g}s")
 
 
@@ -114,8 +116,10 @@ async def test_api_server_frozen(stack, rooms) -> None:
 async def test_etcd_killed_and_restarted(stack, rooms) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     await off_loop(lambda: stack.plane.kill("etcd"))
-    await hold(30, observation)
-    await off_loop(lambda: stack.plane.revive("etcd"))
+    try:
+        await hold(30, observation)
+    finally:
+        await off_loop(lambda: stack.plane.revive("etcd"))
     await settle(observation, "etcd-down-30s")
 
 
@@ -124,9 +128,11 @@ async def test_every_operator_replica_killed(stack, rooms) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     for replica in stack.replicas:
         replica.kill(restart=False)
-    await hold(60, observation)
-    for replica in stack.replicas:
-        await off_loop(lambda replica=replica: replica.start(wait=False))
+    try:
+        await hold(60, observation)
+    finally:
+        for replica in stack.replicas:
+            await off_loop(lambda replica=replica: replica.start(wait=False))
     await settle(observation, "operators-down-60s")
 
 
@@ -137,11 +143,13 @@ async def test_everything_down_for_five_minutes(stack, rooms) -> None:
         replica.kill(restart=False)
     await off_loop(lambda: stack.plane.kill("kube-apiserver"))
     await off_loop(lambda: stack.plane.kill("etcd"))
-    await hold(300, observation)
-    await off_loop(lambda: stack.plane.revive("etcd"))
-    await off_loop(lambda: stack.plane.revive("kube-apiserver"))
-    for replica in stack.replicas:
-        await off_loop(lambda replica=replica: replica.start(wait=False))
+    try:
+        await hold(300, observation)
+    finally:
+        await off_loop(lambda: stack.plane.revive("etcd"))
+        await off_loop(lambda: stack.plane.revive("kube-apiserver"))
+        for replica in stack.replicas:
+            await off_loop(lambda replica=replica: replica.start(wait=False))
     await settle(observation, "everything-down-300s")
 
 
