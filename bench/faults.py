@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the suite's stack
 
-from fixtures.fault_stack import FaultStack, StreamingRoom, off_loop
+from fixtures.fault_stack import FaultStack, StreamingRoom, off_loop, reopen_broken
 from switchboard_dev.faults import CpuHog, ProxyMode
 
 JOIN_PROBE_SECONDS = 0.5
@@ -229,20 +229,9 @@ async def run_scenario(
         await asyncio.sleep(0.25)
     stop_probe.set()
     await probing
-    cut = {
-        room.name
-        for room in rooms
-        if room.name in stalled
-        or any(
-            client.closed.is_set() or any(m.get("type") == "migrate" for m in client.messages)
-            for client in room.clients()
-        )
-    }
+    cut = {room.name for room in rooms if room.name in stalled or not room.intact}
     moved = {room.name for room in rooms if room.pod in partitioned}
-    for index, room in enumerate(rooms):
-        if room.name in cut:
-            await room.close()
-            rooms[index] = await StreamingRoom.open(stack, f"{room.name}-r")
+    await reopen_broken(stack, rooms)
     return Outcome(scenario.name, recovery, len(cut - moved), len(cut & moved), probe.unavailable)
 
 

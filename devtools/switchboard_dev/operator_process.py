@@ -105,6 +105,8 @@ class OperatorProcess:
         self.env = dict(env or {})
         self.health_url = ""
         self.restarts = 0
+        self.started_at = 0.0
+        """When the process last started (monotonic)."""
         self._proc: Supervised | None = None
         self._restart = restart_on_exit
         self._keeper: threading.Thread | None = None
@@ -134,6 +136,7 @@ class OperatorProcess:
             env={**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)},
         )
         proc.start()
+        self.started_at = time.monotonic()
         self._halted.clear()
         if self._restart and (self._keeper is None or not self._keeper.is_alive()):
             self._keeper = threading.Thread(target=self._keep_running, daemon=True)
@@ -159,6 +162,7 @@ class OperatorProcess:
             if self._halted.wait(backoff):
                 return
             proc.start()
+            self.started_at = time.monotonic()
             self.restarts += 1
             started = time.monotonic()
             backoff = min(backoff * 2, RESTART_BACKOFF_SECONDS[1])

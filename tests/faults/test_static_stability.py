@@ -23,6 +23,7 @@ from fixtures.fault_stack import (
     Observation,
     StreamingRoom,
     off_loop,
+    reopen_broken,
     wait_for_async,
 )
 from switchboard_dev.faults import CpuHog, ProxyMode
@@ -53,7 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def rooms(stack: FaultStack) -> AsyncIterator[list[StreamingRoom]]:
+async def calls(stack: FaultStack) -> AsyncIterator[list[StreamingRoom]]:
     """A streaming room on every SFU pod."""
     opened: list[StreamingRoom] = []
     try:
@@ -65,6 +66,13 @@ async def rooms(stack: FaultStack) -> AsyncIterator[list[StreamingRoom]]:
     finally:
         for room in opened:
             await room.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def rooms(stack: FaultStack, calls: list[StreamingRoom]) -> list[StreamingRoom]:
+    """The module's calls, each intact when the case starts."""
+    await reopen_broken(stack, calls)
+    return calls
 
 
 async def hold(seconds: float, observation: Observation) -> None:
@@ -157,11 +165,18 @@ async def test_leader_frozen(stack, rooms) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     leader = await off_loop(stack.leader)
     assert leader is not None and leader.process is not None
+    restarts = leader.restarts
     leader.process.freeze()
     try:
         await hold(20, observation)
     finally:
         leader.process.thaw()
+    # Thawed, it finds its acting window long closed and steps down (to stand by again).
+
+    async def stepped_down() -> bool:
+        return leader.restarts > restarts
+
+    await wait_for_async(stepped_down, SETTLE_SECONDS, "the thawed leader to step down")
     await settle(observation, "leader-frozen-20s")
 
 
@@ -171,9 +186,12 @@ async def test_leader_cut_off_from_the_api_server(stack, rooms) -> None:
     leader = await off_loop(stack.leader)
     assert leader is not None
     proxy = stack.api_proxies[stack.replicas.index(leader)]
+    restarts = leader.restarts
     proxy.set_mode(ProxyMode.BLACKHOLE)
     try:
         await hold(20, observation)
+        # It stepped down (and exited to stand by) instead of hanging on its renewal.
+        assert leader.restarts > restarts, "the cut-off leader never stepped down"
     finally:
         proxy.set_mode(ProxyMode.PASS)
     await settle(observation, "leader-cut-from-apiserver-20s")
@@ -202,11 +220,6 @@ async def report_path_cut(
             stack.service.set_mode(ProxyMode.PASS, source=stack.sfu_ips[pod])
     await settle(observation, f"report-path-{mode}-{len(cut)}-pods")
     print(f"fault rooms_moved_after={moved_after:.1f}s rooms={len(moving)}")
-    # The moved rooms' participants were sent elsewhere: stream anew for the next cases.
-    for index, room in enumerate(rooms):
-        if room.pod in cut:
-            await room.close()
-            rooms[index] = await StreamingRoom.open(stack, f"{room.name}-again")
     return moved_after
 
 
