@@ -82,8 +82,7 @@ async def serve(config: SfuConfig) -> None:
         )
         tasks.append(asyncio.ensure_future(reporter.run()))
     log.info(
-        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s announce=%s reports=%s "
-        "peer=%s",
+        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s announce=%s reports=%s peer=%s",
         config.pod_name,
         config.pod_uid,
         config.region,
