@@ -4,9 +4,10 @@ each with an aiortc publisher and subscriber streaming), print how long recovery
 many rooms were cut, and how long the join API was unavailable.
 
 A room is *cut* when one of its participants was told to migrate or lost its connection, or
-its subscriber went `--stall` seconds without a frame. Recovery is from the end of the fault
-until the join API placed a new room. Join API unavailability sums the intervals in which
-joins, tried every half second from the start of the fault, failed.
+its subscriber went `--stall` seconds without a frame. A room *on two pods at once* is one
+that two SFU pods held at the same instant, from the pods' own logs. Recovery is from the
+end of the fault until the join API placed a new room. Join API unavailability sums the
+intervals in which joins, tried every half second from the start of the fault, failed.
 
 Run inside the loopback-only network namespace, as the tests do:
     PATH=$PWD/.venv/bin:$PATH tools/in-netns.sh .venv/bin/python bench/faults.py \
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the suite's stack
 
-from fixtures.fault_stack import FaultStack, StreamingRoom, off_loop, reopen_broken
+from fixtures.fault_stack import FaultStack, StreamingRoom, off_loop, overlaps, reopen_broken
 from switchboard_dev.faults import CpuHog, ProxyMode
 
 JOIN_PROBE_SECONDS = 0.5
@@ -163,6 +164,8 @@ class Outcome:
     rooms_cut: int
     partitioned_rooms: int
     join_unavailable_seconds: float
+    splits: int
+    """Rooms that were on two SFU pods at one instant during the scenario (pods' own logs)."""
 
 
 class JoinProbe:
@@ -208,6 +211,7 @@ async def run_scenario(
             elif now - since > stall:
                 stalled.add(room.name)
 
+    split_before = set(await off_loop(lambda: overlaps(stack)))
     partitioned = await scenario.start(stack, rooms)
     until = time.monotonic() + scenario.seconds
     while time.monotonic() < until:
@@ -232,7 +236,10 @@ async def run_scenario(
     cut = {room.name for room in rooms if room.name in stalled or not room.intact}
     moved = {room.name for room in rooms if room.pod in partitioned}
     await reopen_broken(stack, rooms)
-    return Outcome(scenario.name, recovery, len(cut - moved), len(cut & moved), probe.unavailable)
+    splits = set(await off_loop(lambda: overlaps(stack))) - split_before
+    return Outcome(
+        scenario.name, recovery, len(cut - moved), len(cut & moved), probe.unavailable, len(splits)
+    )
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -260,7 +267,7 @@ async def main_async(args: argparse.Namespace) -> None:
         recovery = "no recovery" if o.recovery_seconds is None else f"{o.recovery_seconds:.1f}"
         print(
             f"| {o.scenario} | {recovery} | {o.rooms_cut} | {o.partitioned_rooms} "
-            f"| {o.join_unavailable_seconds:.1f} |"
+            f"| {o.join_unavailable_seconds:.1f} | {o.splits} |"
         )
 
 
