@@ -260,9 +260,10 @@ async def main_async(args: argparse.Namespace) -> None:
         await off_loop(stack.stop)
     print(f"\n{args.rooms} rooms of live media, logs in {workdir}\n")
     print(
-        "| scenario | recovery (s) | rooms cut | partitioned rooms cut | join API unavailable (s) |"
+        "| scenario | recovery (s) | rooms cut | partitioned rooms cut "
+        "| join API unavailable (s) | rooms on two pods at once |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for o in outcomes:
         recovery = "no recovery" if o.recovery_seconds is None else f"{o.recovery_seconds:.1f}"
         print(
