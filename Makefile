@@ -2,13 +2,15 @@
 .PHONY: up test lint crds bootstrap
 
 PYTEST_ARGS ?=
+# Where `make up` keeps the cluster's state, its logs and the env file it writes.
+UP_WORKDIR ?= $(CURDIR)/.switchboard
 
 bootstrap:
 	@tools/bootstrap.sh
 
-## Bring up Switchboard on the embedded local cluster with examples/ applied.
+## Bring up Switchboard on the embedded local cluster with examples/ applied and the demo page.
 up: bootstrap
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/switchboard-dev up
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/switchboard-dev up --workdir "$(UP_WORKDIR)"
 
 ## Run the whole test suite (inside a loopback-only network namespace).
 test: bootstrap

@@ -171,7 +171,16 @@ class SfuSpec(CelValidated):
         max_length=512,
         description="Signalling URL clients use for a pod, with placeholders `{pod}`, "
         "`{podIP}`, `{namespace}`, `{region}` and `{port}`, e.g. "
-        "`wss://{pod}.eu-west.example.com/`. Unset: `http://{podIP}:{port}`.",
+        "`wss://{pod}.eu-west.example.com/`. Unset: `http://{podIP}:{port}` "
+        "(`https://` with tlsSecretName).",
+    )
+    tls_secret_name: DnsSubdomain | None = Field(
+        default=None,
+        description="Secret of type kubernetes.io/tls in the region's namespace whose "
+        "certificate SFU pods serve signalling (WSS), WHIP and WHEP with (HTTPS only), e.g. a "
+        "wildcard for `*.sfu.example.com` with publicURLTemplate "
+        "`wss://{pod}.sfu.example.com`. A renewed certificate is served to new connections "
+        "within seconds, without restarting pods. Unset: plain HTTP.",
     )
 
     cel_rules = (
@@ -189,6 +198,19 @@ class SfuSpec(CelValidated):
             field_path=".autoscaling.targetUtilization",
             check=lambda s: s.autoscaling.target_utilization <= s.high_water_mark,
             violation={"highWaterMark": 0.5, "autoscaling": {"targetUtilization": 0.9}},
+        ),
+        CelRule(
+            rule="!has(self.tlsSecretName) || !has(self.publicURLTemplate) || "
+            "self.publicURLTemplate.matches('^(wss|https)://')",
+            message="with tlsSecretName, SFU pods serve only HTTPS: publicURLTemplate must "
+            "start with wss:// or https://",
+            field_path=".publicURLTemplate",
+            check=lambda s: (
+                s.tls_secret_name is None
+                or s.public_url_template is None
+                or s.public_url_template.startswith(("wss://", "https://"))
+            ),
+            violation={"tlsSecretName": "sfu-tls", "publicURLTemplate": "ws://{pod}.example.com"},
         ),
     )
 

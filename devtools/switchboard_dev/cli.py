@@ -1,7 +1,9 @@
-"""`switchboard-dev up`: Switchboard on the embedded local cluster, with the examples applied.
+"""`switchboard-dev up`: Switchboard on the embedded local cluster, with the examples applied
+and the demo page served.
 
-It prints `kubectl get regions,rooms -A` and the KUBECONFIG to use, then keeps running
-until Ctrl-C (or exits at once with --exit-when-ready, as the test suite does).
+It prints `kubectl get regions,rooms -A`, the pods, the demo page's and the join API's
+addresses, a demo API key and a join command, writes them to `<workdir>/env`, then keeps
+running until Ctrl-C (or exits at once with --exit-when-ready).
 """
 
 from __future__ import annotations
@@ -13,18 +15,26 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from switchboard_dev.stack import LocalStack, example_regions
+from switchboard_dev.stack import LocalStack, WorkdirInUse, example_regions
 from switchboard_localcluster.cli import wait_for_signal
+
+READY_LINE = "Press Ctrl-C to stop everything."
+"""The last line `up` prints once everything is ready (and env is written)."""
 
 
 def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    stack = LocalStack(Path(args.workdir) if args.workdir else None)
+    try:
+        stack = LocalStack(Path(args.workdir).resolve() if args.workdir else None)
+    except WorkdirInUse as error:
+        print(f"switchboard-dev: {error}", file=sys.stderr)
+        return 1
     with stack:
         regions = example_regions()
         stack.start_node_agent({region: [f"{region}-a"] for region in regions})
         objects = stack.apply_examples()
         stack.wait_for_examples(objects)
+        summary = stack.start_demo()
         plane = stack.plane
         print(
             f"\nSwitchboard is up in {time.monotonic() - started:.1f}s "
@@ -40,12 +50,17 @@ def _up(args: argparse.Namespace) -> int:
             ).stdout,
             flush=True,
         )
-        print(f"Use it:  export KUBECONFIG={plane.kubeconfig}")
-        print(f"         {plane.binaries.kubectl} get switchboard -A")
-        print(f"Logs:    {stack.workdir}", flush=True)
-        if not args.exit_when_ready:
-            print("Press Ctrl-C to stop everything.", flush=True)
-            wait_for_signal()
+        env_path = summary.write_env()
+        try:
+            print(summary.text() + "\n", flush=True)
+            if not args.exit_when_ready:
+                print(READY_LINE, flush=True)
+                wait_for_signal()
+                print("\nStopping...", flush=True)
+        finally:
+            env_path.unlink(missing_ok=True)
+    if not args.exit_when_ready:
+        print("Stopped.", flush=True)
     return 0
 
 
@@ -57,7 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="bring up Switchboard on the local cluster")
-    up.add_argument("--workdir", help="keep certificates, data and logs here")
+    up.add_argument(
+        "--workdir",
+        help="keep certificates, data, logs and the env file here (default: a new temporary "
+        "directory, removed on exit)",
+    )
     up.add_argument("--exit-when-ready", action="store_true", help="stop once the examples are up")
     up.set_defaults(run=_up)
     args = parser.parse_args(argv)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -13,6 +15,8 @@ from types import TracebackType
 import yaml
 
 from switchboard_api.resources import REGION, ROOM
+from switchboard_dev.demo.apikey import install_demo_key
+from switchboard_dev.demo.server import DemoServer
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import (
     OPERATOR_USER,
@@ -22,6 +26,7 @@ from switchboard_dev.operator_process import (
     local_operator_env,
 )
 from switchboard_dev.paths import CRDS_DIR, EXAMPLES_DIR
+from switchboard_dev.summary import UpSummary
 from switchboard_localcluster.controlplane import ControlPlane, free_port
 from switchboard_localcluster.nodeagent.presets import (
     NODE_AGENT_GROUPS,
@@ -33,6 +38,30 @@ from switchboard_localcluster.processes import wait_until
 log = logging.getLogger(__name__)
 AGENT_ADDRESSES = "127.30.0.0/16"
 """Loopback addresses the demo's node agent gives its pods."""
+STATE_DIRS = ("cluster", "node-agent", "operator")
+"""What a stack keeps in its work directory; a new stack starts without the last one's."""
+
+
+class WorkdirInUse(RuntimeError):
+    """Another stack runs from the same work directory."""
+
+
+def claim_workdir(workdir: Path) -> int:
+    """Lock `workdir` for this process (the lock goes with it) and clear the state a stopped
+    stack left there (its logs stay readable until then). Returns the lock's descriptor."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(workdir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WorkdirInUse(
+            f"another `switchboard-dev up` (make up) runs from {workdir}; stop it first "
+            "or pass another --workdir"
+        ) from None
+    for name in STATE_DIRS:
+        shutil.rmtree(workdir / name, ignore_errors=True)
+    return fd
 
 
 def install_crds(plane: KubectlRunner) -> None:
@@ -77,9 +106,18 @@ class LocalStack:
     def __init__(self, workdir: Path | None = None) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="switchboard-"))
+        self._lock = claim_workdir(self.workdir)
         self.plane = ControlPlane(workdir=self.workdir / "cluster")
         self.operator: OperatorProcess | None = None
         self.node_agent: NodeAgentProcess | None = None
+        self.demo: DemoServer | None = None
+
+    @property
+    def join_api_url(self) -> str:
+        """The join API as clients reach it: the operator process's address. This is the
+        one place that knows; run as the chart's Deployment, it is the Service's."""
+        assert self.operator is not None, "the operator is not running"
+        return self.operator.http_url
 
     def start(self) -> LocalStack:
         try:
@@ -90,6 +128,7 @@ class LocalStack:
                 self.plane.issue_kubeconfig(OPERATOR_USER),
                 self.workdir / "operator",
                 env=local_operator_env(free_port()),
+                restart_on_exit=True,
             )
             self.operator.start()
         except BaseException:
@@ -139,6 +178,19 @@ class LocalStack:
                 self.wait_for_examples(regions, ready_timeout)
         return objects
 
+    def start_demo(self) -> UpSummary:
+        """The demo key and the demo page's server; what the user needs to reach them all."""
+        key = install_demo_key(self.plane)
+        self.demo = DemoServer(self.join_api_url, key).start()
+        return UpSummary(
+            workdir=self.workdir,
+            kubeconfig=self.plane.kubeconfig,
+            kubectl=self.plane.binaries.kubectl,
+            join_api_url=self.join_api_url,
+            demo_api_key=key,
+            demo_page_url=self.demo.url,
+        )
+
     def _observed(self, obj: dict) -> bool:
         live = self._live(obj)
         return bool(
@@ -175,6 +227,8 @@ class LocalStack:
         return (self._live(obj).get("status") or {}).get("phase")
 
     def stop(self) -> None:
+        if self.demo is not None:
+            self.demo.stop()
         if self.operator is not None:
             self.operator.stop()
         if self.node_agent is not None:
@@ -185,6 +239,9 @@ class LocalStack:
         self.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
     def __enter__(self) -> LocalStack:
         return self.start()

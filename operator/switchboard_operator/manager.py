@@ -51,6 +51,7 @@ from switchboard_operator.reconcilers.regions import RegionReconciler
 from switchboard_operator.reconcilers.rooms import RoomReconciler
 from switchboard_operator.reportapi.jwks import JwksCache
 from switchboard_operator.reportapi.receiver import ReportReceiver
+from switchboard_tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +183,14 @@ class Operator:
             turn_access=self.regions.turn_access,
             join_keys=join_keys,
         )
+        tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
         self.http = HttpServer(
             build_app(
                 ReportReceiver(self.jwks, feed), join_api_app(placements, store, limiter=limiter)
             ),
             config.listen_host,
             config.listen_port,
+            tls,
         )
         self.registry = watches.registry(
             cache,

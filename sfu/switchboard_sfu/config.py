@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from switchboard_api import defaults
 from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, SfuEnv
-from switchboard_api.ports import SFU_SIGNALLING_PORT
+from switchboard_api.ports import SFU_PEER_PORT, SFU_SIGNALLING_PORT
+from switchboard_tls import CertificateFiles
 
 
 class ConfigError(ValueError):
@@ -29,6 +30,8 @@ class SfuConfig:
     pod_ip: str | None = None
     listen_host: str = "0.0.0.0"
     signalling_port: int = SFU_SIGNALLING_PORT
+    peer_port: int = SFU_PEER_PORT
+    """Where the pod answers its peers' lease checks (with reports and a pod IP only)."""
     capacity: float = defaults.SFU_CAPACITY_PER_POD
     report_url: str | None = None
     """None runs the SFU stand-alone: no reports, no fencing (local development)."""
@@ -45,6 +48,8 @@ class SfuConfig:
     """Fencing timeout until the first report response names the control plane's own."""
     default_max_participants: int = defaults.ROOM_MAX_PARTICIPANTS
     """Participant limit of a room that joined before its assignment arrived."""
+    tls: CertificateFiles | None = None
+    """The certificate the HTTP port serves HTTPS/WSS with; None: plain HTTP."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "SfuConfig":
@@ -60,6 +65,7 @@ class SfuConfig:
             join_keys_dir=Path(reader.required(SfuEnv.JOIN_KEYS_DIR)),
             listen_host=reader.optional(SfuEnv.LISTEN_HOST) or cls.listen_host,
             signalling_port=reader.port(SfuEnv.SIGNALLING_PORT, SFU_SIGNALLING_PORT),
+            peer_port=reader.port(SfuEnv.PEER_PORT, SFU_PEER_PORT),
             capacity=reader.positive_float(SfuEnv.CAPACITY, defaults.SFU_CAPACITY_PER_POD),
             report_url=reader.optional(SfuEnv.REPORT_URL),
             report_interval_seconds=reader.positive_float(
@@ -77,11 +83,17 @@ class SfuConfig:
                 SfuEnv.DRAIN_GRACE_SECONDS, defaults.SFU_DRAIN_GRACE_SECONDS
             ),
             join_api_url=reader.base_url(SfuEnv.JOIN_API_PUBLIC_URL),
+            tls=reader.certificate_files(SfuEnv.TLS_CERT_FILE, SfuEnv.TLS_KEY_FILE),
         )
         if config.report_interval_seconds > MAX_REPORT_INTERVAL_SECONDS:
             raise ConfigError(
                 f"{SfuEnv.REPORT_INTERVAL_SECONDS} must be at most "
                 f"{MAX_REPORT_INTERVAL_SECONDS} s, got {config.report_interval_seconds}"
+            )
+        if config.peer_port == config.signalling_port:
+            raise ConfigError(
+                f"{SfuEnv.PEER_PORT} and {SfuEnv.SIGNALLING_PORT} must differ, "
+                f"both are {config.peer_port}"
             )
         if config.turn_uris and config.turn_secret_file is None:
             raise ConfigError(f"{SfuEnv.TURN_URIS} is set but {SfuEnv.TURN_SECRET_FILE} is not")
@@ -114,6 +126,14 @@ class _EnvReader:
     def path(self, name: SfuEnv) -> Path | None:
         value = self.optional(name)
         return Path(value) if value else None
+
+    def certificate_files(self, cert: SfuEnv, key: SfuEnv) -> CertificateFiles | None:
+        cert_path, key_path = self.path(cert), self.path(key)
+        if (cert_path is None) != (key_path is None):
+            raise ConfigError(f"{cert} and {key} must be set together (or neither)")
+        if cert_path is None or key_path is None:
+            return None
+        return CertificateFiles(cert_path, key_path)
 
     def base_url(self, name: SfuEnv) -> str | None:
         """An http(s) URL that paths are appended to."""

@@ -14,7 +14,13 @@ from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
 from switchboard_api.contract import JoinGrants, JoinTokenClaims, MigrateMessage
-from switchboard_sfu.media import Publication, Subscription, create_peer_connection
+from switchboard_sfu.media import (
+    DropReason,
+    Publication,
+    Subscription,
+    create_peer_connection,
+    watch_peer_connection,
+)
 from switchboard_sfu.rooms import MemberKind, Room
 
 if TYPE_CHECKING:
@@ -74,15 +80,22 @@ class Participant:
     def new_peer_connection(self) -> RTCPeerConnection:
         pc = create_peer_connection(self.service.ice_settings)
         self._peer_connections.append(pc)
-
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            # aiortc has no ICE restart: a failed connection ends the session, the client
-            # joins again.
-            if pc.connectionState == "failed":
-                self.spawn(self.close("ice-failed"))
-
+        watch_peer_connection(pc, lambda reason: self._peer_connection_ended(pc, reason))
         return pc
+
+    def _peer_connection_ended(self, pc: RTCPeerConnection, reason: DropReason) -> None:
+        """A peer connection stopped working without this session closing it: its client is
+        gone (or, aiortc having no ICE restart, must join again), so the session ends."""
+        if self.closed or pc not in self._peer_connections:
+            return
+        log.warning(
+            "peer connection lost room=%s session=%s reason=%s",
+            self.room.key,
+            self.session_id,
+            reason,
+        )
+        self.service.metrics.participants_dropped.labels(str(reason)).inc()
+        self.spawn(self.close(str(reason)))
 
     async def close_peer_connection(self, pc: RTCPeerConnection) -> None:
         if pc in self._peer_connections:

@@ -92,3 +92,21 @@ def test_rendered_chart_is_admitted_under_restricted_pod_security(rendered, cont
         )
         assert result.returncode == 0, result.stderr
         assert "would violate PodSecurity" not in result.stderr, result.stderr
+
+
+def test_join_api_tls_mounts_the_secret_and_serves_https(helm):
+    docs = render(helm, "--set", "joinApi.tls.secretName=switchboard-tls")
+    env = operator_env(docs)
+    config = OperatorConfig.from_env({**env, "POD_NAMESPACE": NAMESPACE})
+    assert config.tls is not None
+    assert config.join_api_public_url.startswith("https://")
+    assert config.report_url.startswith("https://")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (volume,) = pod["volumes"]
+    assert volume["secret"]["secretName"] == "switchboard-tls"
+    (mount,) = container["volumeMounts"]
+    assert "subPath" not in mount  # subPath mounts never see the kubelet's updates
+    assert str(config.tls.cert).startswith(mount["mountPath"] + "/")
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"

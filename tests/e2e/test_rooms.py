@@ -3,7 +3,6 @@ through pod loss, drain and operator restarts."""
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import time
@@ -12,11 +11,13 @@ import aiohttp
 import pytest
 
 from fixtures.audit import audit_marker
-from fixtures.cluster import apply, ready_pods
+from fixtures.cluster import api_key_secret, apply, ready_pods
 from fixtures.cluster import get_json as get
+from fixtures.sfu_client_process import ClientProcess
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
 from fixtures.sfu_harness import processes_with
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
+from fixtures.vanishing import DROP_DEADLINE_SECONDS
 from fixtures.waiting import eventually, wait_for
 from switchboard_api.contract import SfuEnv
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OPERATOR_USER
@@ -31,6 +32,11 @@ API_KEY = "e2e-key-0123456789abcdef"
 
 def room_status(cluster, name: str) -> dict:
     return get(cluster, "room", name, "-n", ROOMS_NS).get("status") or {}
+
+
+def running_with(cluster, name: str, participants: int) -> bool:
+    status = room_status(cluster, name)
+    return status.get("phase") == "Running" and status.get("participants") == participants
 
 
 def sfu_pods(cluster) -> list[dict]:
@@ -77,23 +83,7 @@ def region(operator, node_agent, crds_installed):
             },
         },
     )
-    apply(
-        cluster,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": "e2e-api-key",
-                "namespace": OPERATOR_NAMESPACE,
-                "labels": {"switchboard.dev/api-key": "true"},
-            },
-            "data": {
-                "key": base64.b64encode(API_KEY.encode()).decode(),
-                "namespaces": base64.b64encode(ROOMS_NS.encode()).decode(),
-                "create": base64.b64encode(b"true").decode(),
-            },
-        },
-    )
+    apply(cluster, api_key_secret("e2e-api-key", OPERATOR_NAMESPACE, API_KEY, ROOMS_NS))
     wait_for(lambda: len(ready_pods(cluster, MEDIA_NS)) == 2, 120, "two ready SFU pods")
     return cluster
 
@@ -371,12 +361,7 @@ async def test_room_runs_with_participants_then_closes_when_empty_and_is_deleted
     try:
         assert (await erin.connect(joined["token"]))["type"] == "joined"
         await eventually(
-            lambda: (
-                room_status(cluster, "lifecycle").get("phase") == "Running"
-                and room_status(cluster, "lifecycle").get("participants") == 1
-            ),
-            30,
-            "Running with one participant",
+            lambda: running_with(cluster, "lifecycle", 1), 30, "Running with one participant"
         )
     finally:
         await erin.close()
@@ -391,6 +376,33 @@ async def test_room_runs_with_participants_then_closes_when_empty_and_is_deleted
         60,
         "the Room deleted ttlSecondsAfterClosed after closing",
     )
+
+
+async def test_a_room_whose_last_client_vanished_closes_after_its_empty_timeout(region, operator):
+    """A WHIP publisher frozen mid-stream (a closed laptop lid: no DELETE, no packets) is
+    dropped by its SFU pod, so the room empties and the control plane closes it."""
+    cluster = region
+    apply(cluster, room("abandoned", emptyTimeoutSeconds=3))
+    await eventually(
+        lambda: room_status(cluster, "abandoned").get("phase") == "Scheduled", 30, "Scheduled"
+    )
+    status, joined = await join(operator, "abandoned", "lid")
+    assert status == 200, joined
+    publisher = await ClientProcess.start(
+        "whip", joined["url"], f"{ROOMS_NS}/abandoned", joined["token"]
+    )
+    try:
+        await eventually(
+            lambda: running_with(cluster, "abandoned", 1), 30, "Running with the publisher"
+        )
+        publisher.freeze()
+        await eventually(
+            lambda: room_status(cluster, "abandoned").get("phase") == "Closed",
+            DROP_DEADLINE_SECONDS + 60,
+            "Closed after its last client vanished",
+        )
+    finally:
+        await publisher.stop()
 
 
 async def test_deleting_a_room_disconnects_its_participants(region, operator):

@@ -1,23 +1,33 @@
-"""A control plane that has not yet restored its placements (start-up, a new leader)
-refuses capacity reports instead of answering from an empty picture, which would tell
-every SFU to end every room it serves."""
+"""The capacity report receiver: it authenticates before it reads a body, reads at most
+MAX_REPORT_BYTES, and refuses reports while placements are not yet restored (start-up, a
+new leader), since an answer from an empty picture would tell every SFU to end every room
+it serves."""
 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+import jwt
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from fixtures.operator_cache import cluster_cache
-from fixtures.placement_builders import report, usage
-from switchboard_api.contract import CapacityReport
+from fixtures.placement_builders import POD_NAMESPACE, report, usage
+from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
-from switchboard_operator.reportapi import receiver
-from switchboard_operator.reportapi.receiver import ReportReceiver
+from switchboard_operator.reportapi import receiver as reports
+from switchboard_operator.reportapi.receiver import MAX_REPORT_BYTES, ReportReceiver
+
+ISSUER = "https://kubernetes.default.svc"
+KID = "sa-key-1"
+ANSWER_TIMEOUT = 10.0
+"""Generous: only a receiver that waits for a body it should not read runs into it."""
 
 
 def capacity_report() -> CapacityReport:
@@ -25,29 +35,71 @@ def capacity_report() -> CapacityReport:
     return report("sfu-0", sequence=1, load=2.0, participants=3, rooms=(live,))
 
 
+class StaticJwks:
+    """The cluster's service-account signing keys, as the JwksCache holds them."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        public = jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        self.jwks = {"keys": [{**public, "kid": KID, "alg": "ES256", "use": "sig"}]}
+        self.issuer = ISSUER
+
+    async def refresh(self, force: bool = False) -> bool:
+        return False
+
+    def token(self, pod: str, uid: str, *, key: ec.EllipticCurvePrivateKey | None = None) -> str:
+        """A projected token bound to `pod`, as the API server issues it."""
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": [REPORT_TOKEN_AUDIENCE],
+            "exp": now + 600,
+            "iat": now,
+            "nbf": now,
+            "sub": f"system:serviceaccount:{POD_NAMESPACE}:sfu",
+            "kubernetes.io": {
+                "namespace": POD_NAMESPACE,
+                "pod": {"name": pod, "uid": uid},
+                "serviceaccount": {"name": "sfu", "uid": "sa-uid"},
+            },
+        }
+        return jwt.encode(claims, key or self.key, algorithm="ES256", headers={"kid": KID})
+
+
+@dataclass
+class Receiver:
+    server: TestServer
+    jwks: StaticJwks
+    restored: asyncio.Event
+    """What the Room reconciler sets once the first list of Rooms is in and their
+    placements are restored."""
+
+    async def raw(self, head: str, body: bytes = b"") -> tuple[int, bytes]:
+        """Send request `head` and `body` as they are, then read the answer without
+        sending anything more (the connection stays open, as a slow sender's would)."""
+        reader, writer = await asyncio.open_connection(self.server.host, self.server.port)
+        try:
+            writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+            await writer.drain()
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                status_line = await reader.readline()
+                headers = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in headers.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                content = await reader.readexactly(length)
+            return int(status_line.split()[1]), content
+        finally:
+            writer.close()
+
+
 @pytest.fixture
-def authenticated(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Token checks pass (they are tested against the real API server elsewhere)."""
-
-    monkeypatch.setattr(receiver, "verify_report_token", lambda *_: SimpleNamespace())
-    monkeypatch.setattr(receiver, "check_reporter", lambda _identity, _report: None)
-
-
-async def post(feed: CapacityFeed) -> tuple[int, dict]:
-    app = web.Application()
-    keys = SimpleNamespace(jwks={"keys": []}, issuer="https://kubernetes.default.svc")
-    app.router.add_post("/report", ReportReceiver(keys, feed).handle)  # type: ignore[arg-type]
-    async with TestClient(TestServer(app)) as client:
-        reply = await client.post(
-            "/report",
-            data=capacity_report().model_dump_json(by_alias=True),
-            headers={"Authorization": "Bearer token"},
-        )
-        return reply.status, await reply.json()
-
-
-async def test_reports_are_refused_until_placements_are_restored(authenticated) -> None:
-    restored = asyncio.Event()  # what the Room reconciler sets once placements are restored
+async def receiver() -> AsyncIterator[Receiver]:
+    jwks = StaticJwks()
+    restored = asyncio.Event()
     feed = CapacityFeed(
         cluster_cache(),
         CapacityPicture(),
@@ -55,11 +107,86 @@ async def test_reports_are_refused_until_placements_are_restored(authenticated) 
         pod_lost=lambda: None,
         ready=restored.is_set,
     )
-    status, body = await post(feed)
-    assert status == 503
-    assert body["error"]["code"] == "starting"
+    app = web.Application()
+    app.router.add_post("/report", ReportReceiver(jwks, feed).handle)  # type: ignore[arg-type]
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield Receiver(server, jwks, restored)
+    finally:
+        await server.close()
 
-    restored.set()
-    status, body = await post(feed)
+
+def head(token: str | None, **headers: str) -> str:
+    lines = ["POST /report HTTP/1.1", "Host: control-plane", "Content-Type: application/json"]
+    if token is not None:
+        lines.append(f"Authorization: Bearer {token}")
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    return "\n".join(lines) + "\n"
+
+
+def own_token(receiver: Receiver) -> str:
+    sent = capacity_report()
+    return receiver.jwks.token(sent.pod_name, sent.pod_uid)
+
+
+async def test_reports_are_refused_until_placements_are_restored(receiver) -> None:
+    body = capacity_report().model_dump_json(by_alias=True).encode()
+    request = head(own_token(receiver), Content_Length=str(len(body)))
+    status, answer = await receiver.raw(request, body)
+    assert status == 503
+    assert b'"starting"' in answer
+
+    receiver.restored.set()
+    status, answer = await receiver.raw(request, body)
     assert status == 200
-    assert body["acknowledged"] is True
+    assert b'"acknowledged":true' in answer.replace(b" ", b"")
+
+
+async def test_a_caller_without_a_valid_token_is_refused_before_its_body_is_read(
+    receiver, monkeypatch
+) -> None:
+    parsed: list[bytes] = []
+    original = CapacityReport.model_validate_json
+    monkeypatch.setattr(
+        reports.CapacityReport,
+        "model_validate_json",
+        lambda data, **kw: parsed.append(data) or original(data, **kw),
+    )
+    forged = receiver.jwks.token("sfu-0", "uid-sfu-0", key=ec.generate_private_key(ec.SECP256R1()))
+    # A body that never arrives: a receiver that reads before it authenticates waits for it.
+    status, answer = await receiver.raw(head(forged, Content_Length="1000"), b'{"podName": ')
+    assert status == 401
+    assert b'"unauthenticated"' in answer
+    # Nor does a malformed body tell an unauthenticated caller which fields it got wrong.
+    status, answer = await receiver.raw(head("not-a-token", Content_Length="9"), b"[1, 2, 3]")
+    assert (status, b"podName" in answer) == (401, False)
+    status, _ = await receiver.raw(head(None, Content_Length="9"), b"[1, 2, 3]")
+    assert status == 401
+    assert parsed == []
+
+
+async def test_a_report_over_the_size_cap_is_refused_before_it_is_read(receiver) -> None:
+    token = own_token(receiver)
+    # Declared too large: refused at once, nothing of the body sent.
+    status, answer = await receiver.raw(head(token, Content_Length=str(MAX_REPORT_BYTES + 1)))
+    assert status == 413
+    assert b'"too_large"' in answer
+    # Chunked (no declared length): refused as soon as the cap is passed, while the sender
+    # is still sending.
+    chunk = b"x" * (64 * 1024)
+    chunks = b"".join(
+        f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        for _ in range(MAX_REPORT_BYTES // len(chunk) + 1)
+    )
+    status, answer = await receiver.raw(head(token, Transfer_Encoding="chunked"), chunks)
+    assert status == 413
+
+
+async def test_a_token_cannot_report_for_another_pod(receiver) -> None:
+    receiver.restored.set()
+    body = capacity_report().model_dump_json(by_alias=True).encode()
+    other = receiver.jwks.token("sfu-1", "uid-sfu-1")
+    status, answer = await receiver.raw(head(other, Content_Length=str(len(body))), body)
+    assert status == 403
+    assert b"cannot report for" in answer

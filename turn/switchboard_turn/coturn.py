@@ -22,7 +22,12 @@ TURNSERVER_COMMAND: Final = "turnserver"
 """coturn's server executable (the image's entrypoint is a shell wrapper we bypass)."""
 
 SECRET_SYNC_COMMAND: Final = "switchboard-turn-secret-sync"
-"""Program that copies the mounted Secret's accepted secrets into coturn's user database."""
+"""Program that copies the mounted Secret's accepted secrets into coturn's user database
+(and tells coturn to reload a renewed TLS certificate)."""
+
+TLS_CERT_FILE: Final = "tls.crt"
+TLS_KEY_FILE: Final = "tls.key"
+"""Data keys of a `kubernetes.io/tls` Secret, as its volume holds them."""
 
 # Keys of the Region's TURN Secret. The minted key's file is what SFU pods mount.
 MINTED_SECRET_KEY: Final = PurePosixPath(SfuMounts.TURN_SECRET_FILE).name

@@ -1,5 +1,9 @@
+{{- define "switchboard.scheme" -}}
+{{ if .Values.joinApi.tls.secretName }}https{{ else }}http{{ end }}
+{{- end -}}
+
 {{- define "switchboard.serviceURL" -}}
-http://switchboard-operator.{{ .Release.Namespace }}.svc:8080
+{{ include "switchboard.scheme" . }}://switchboard-operator.{{ .Release.Namespace }}.svc:8080
 {{- end -}}
 
 {{- define "switchboard.labels" -}}

@@ -12,6 +12,7 @@ from switchboard_operator.joinapi.apikeys import (
 from switchboard_operator.joinapi.app import join_api_app
 from switchboard_operator.joinapi.handler import JoinApiSettings
 from switchboard_operator.joinapi.port import (
+    NamespaceNotFound,
     PlacedRoomInfo,
     PlacementTimeout,
     RoomNotFound,
@@ -26,6 +27,7 @@ __all__ = [
     "ApiKeyStore",
     "JoinApiSettings",
     "KeyPolicy",
+    "NamespaceNotFound",
     "PlacedRoomInfo",
     "PlacementTimeout",
     "RoomNotFound",

@@ -17,33 +17,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from switchboard_api.apikeys import (
+    ALL_NAMESPACES,
+    API_KEY_LABEL,
+    API_KEY_LABEL_VALUE,
+    ApiKeyData,
+)
 from switchboard_api.kube_types import DNS_LABEL_MAX_LENGTH, DNS_LABEL_PATTERN
-from switchboard_api.resources import GROUP
 from switchboard_operator.logic.ratelimit import Rate
 
 log = logging.getLogger(__name__)
 
-API_KEY_LABEL: Final = f"{GROUP}/api-key"
-"""Label that marks a Secret as a join API key (value `true`)."""
-API_KEY_LABEL_VALUE: Final = "true"
-
-
-class ApiKeyData:
-    """Data keys of an API key Secret."""
-
-    KEY: Final = "key"
-    """The secret value clients send as `Authorization: Bearer <key>`."""
-    NAMESPACES: Final = "namespaces"
-    """Comma-separated room namespaces the key may join, or `*` for all."""
-    CREATE: Final = "create"
-    """`true` if the key may create Rooms (default `false`)."""
-    RATE_PER_SECOND: Final = "ratePerSecond"
-    """Sustained requests per second (default DEFAULT_RATE)."""
-    BURST: Final = "burst"
-    """Requests allowed at once above the sustained rate (default DEFAULT_RATE)."""
-
-
-ALL_NAMESPACES: Final = "*"
 DEFAULT_RATE: Final = Rate(per_second=10.0, burst=20)
 MIN_KEY_LENGTH: Final = 16
 """Shorter key values are refused: they could be guessed."""
@@ -188,7 +172,9 @@ def _namespaces(value: str | None) -> frozenset[str] | None:
         return None
     if not entries:
         raise InvalidApiKeySecret(f"data.{ApiKeyData.NAMESPACES} names no namespace")
-    invalid = sorted(e for e in entries if len(e) > DNS_LABEL_MAX_LENGTH or not _DNS_LABEL.match(e))
+    invalid = sorted(
+        e for e in entries if len(e) > DNS_LABEL_MAX_LENGTH or not _DNS_LABEL.fullmatch(e)
+    )
     if invalid:
         raise InvalidApiKeySecret(
             f"data.{ApiKeyData.NAMESPACES} has invalid namespace names: {', '.join(invalid)}"

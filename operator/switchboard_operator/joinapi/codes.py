@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     NAMESPACE_FORBIDDEN = "namespace_forbidden"
     ROOM_CREATION_FORBIDDEN = "room_creation_forbidden"
     ROOM_NOT_FOUND = "room_not_found"
+    NAMESPACE_NOT_FOUND = "namespace_not_found"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     ROOM_UNSCHEDULABLE = "room_unschedulable"
@@ -36,6 +37,7 @@ ERROR_STATUSES: Mapping[ErrorCode, tuple[HTTPStatus, ...]] = {
     ErrorCode.NAMESPACE_FORBIDDEN: (HTTPStatus.FORBIDDEN,),
     ErrorCode.ROOM_CREATION_FORBIDDEN: (HTTPStatus.FORBIDDEN,),
     ErrorCode.ROOM_NOT_FOUND: (HTTPStatus.NOT_FOUND,),
+    ErrorCode.NAMESPACE_NOT_FOUND: (HTTPStatus.NOT_FOUND,),
     ErrorCode.NOT_FOUND: (HTTPStatus.NOT_FOUND,),
     ErrorCode.METHOD_NOT_ALLOWED: (HTTPStatus.METHOD_NOT_ALLOWED,),
     ErrorCode.ROOM_UNSCHEDULABLE: (HTTPStatus.CONFLICT, HTTPStatus.SERVICE_UNAVAILABLE),
@@ -56,6 +58,8 @@ ERROR_MEANING: Mapping[ErrorCode, str] = {
     ErrorCode.ROOM_CREATION_FORBIDDEN: "The room does not exist and the API key may not "
     "create rooms.",
     ErrorCode.ROOM_NOT_FOUND: "The room does not exist and `create` was false.",
+    ErrorCode.NAMESPACE_NOT_FOUND: "The room does not exist and cannot be created: its "
+    "namespace does not exist (or is being deleted).",
     ErrorCode.NOT_FOUND: "No such endpoint.",
     ErrorCode.METHOD_NOT_ALLOWED: "The endpoint does not accept this method.",
     ErrorCode.ROOM_UNSCHEDULABLE: "No SFU pod can take the room; `reason` gives placement's "

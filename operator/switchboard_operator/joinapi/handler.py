@@ -27,6 +27,7 @@ from switchboard_operator.joinapi.codes import ErrorCode
 from switchboard_operator.joinapi.errors import JoinApiError, retry_after_header
 from switchboard_operator.joinapi.models import IceServer, JoinRequest, JoinResponse
 from switchboard_operator.joinapi.port import (
+    NamespaceNotFound,
     PlacedRoomInfo,
     PlacementTimeout,
     RoomNotFound,
@@ -158,6 +159,12 @@ class JoinHandler:
             raise JoinApiError(
                 ErrorCode.ROOM_NOT_FOUND, f"room {namespace}/{name} does not exist"
             ) from None
+        except NamespaceNotFound:
+            raise JoinApiError(
+                ErrorCode.NAMESPACE_NOT_FOUND,
+                f"room {namespace}/{name} cannot be created: namespace {namespace!r} does not "
+                "exist",
+            ) from None
         except RoomUnschedulable as error:
             raise JoinApiError(
                 ErrorCode.ROOM_UNSCHEDULABLE,
@@ -227,7 +234,7 @@ def _room_name(request: web.Request) -> tuple[str, str]:
     namespace = request.match_info["namespace"]
     name = request.match_info["name"]
     for kind, value in (("namespace", namespace), ("room name", name)):
-        if len(value) > DNS_LABEL_MAX_LENGTH or not _DNS_LABEL.match(value):
+        if len(value) > DNS_LABEL_MAX_LENGTH or not _DNS_LABEL.fullmatch(value):
             raise JoinApiError(
                 ErrorCode.INVALID_NAME,
                 f"the {kind} must be a DNS label: at most {DNS_LABEL_MAX_LENGTH} lower-case "

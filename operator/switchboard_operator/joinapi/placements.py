@@ -15,13 +15,14 @@ from switchboard_api.contract import room_key
 from switchboard_api.geo import GeoLocation
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.joinapi.port import (
+    NamespaceNotFound,
     PlacedRoomInfo,
     PlacementTimeout,
     RoomNotFound,
     RoomUnschedulable,
 )
 from switchboard_operator.kit.waiters import Waiters
-from switchboard_operator.kube.client import create_room
+from switchboard_operator.kube.client import NamespaceMissing, create_room
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.jointokens import JoinKeys
 from switchboard_operator.logic.placement import Unschedulable
@@ -79,7 +80,10 @@ class ControlPlanePlacements:
                 spec["maxParticipants"] = max_participants
             if location is not None:
                 spec["location"] = location.model_dump(by_alias=True)
-            await create_room(self._api, namespace, name, spec)
+            try:
+                await create_room(self._api, namespace, name, spec)
+            except NamespaceMissing:
+                raise NamespaceNotFound(namespace) from None
         placed = self._picture.placement_of(key)
         if placed is not None and body is not None:
             status = body.get("status") or {}

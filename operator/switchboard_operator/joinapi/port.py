@@ -37,6 +37,14 @@ class RoomNotFound(PlacementError):
     """The Room does not exist and was not to be created."""
 
 
+class NamespaceNotFound(PlacementError):
+    """The Room was to be created, but its namespace does not exist (or is being deleted)."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self.namespace = namespace
+
+
 class RoomUnschedulable(PlacementError):
     """The Room exists (or was created) but no SFU pod can take it."""
 
@@ -78,8 +86,9 @@ class RoomPlacements(Protocol):
         `region_hint` describe the joining client and only steer the placement of a Room
         that has no location of its own; an already placed Room stays where it is.
 
-        Raises RoomNotFound, RoomUnschedulable (placement's reason and message) or
-        PlacementTimeout when the Room is not placed within `timeout` seconds.
+        Raises RoomNotFound, NamespaceNotFound (a Room to create in a namespace that does
+        not exist), RoomUnschedulable (placement's reason and message) or PlacementTimeout
+        when the Room is not placed within `timeout` seconds.
         """
         ...
 

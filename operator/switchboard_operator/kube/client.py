@@ -95,10 +95,15 @@ async def patch_room_status(
     return str(version) if version else None
 
 
+class NamespaceMissing(Exception):
+    """The namespace to create an object in does not exist, or is being deleted."""
+
+
 async def create_room(
     api: client.ApiClient, namespace: str, name: str, spec: Mapping[str, Any]
 ) -> None:
-    """Create a Room (one that exists already is left as it is)."""
+    """Create a Room (one that exists already is left as it is); NamespaceMissing if its
+    namespace does not exist or is being deleted."""
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": ROOM.kind,
@@ -110,8 +115,13 @@ async def create_room(
             GROUP, VERSION, namespace, ROOM.plural, body
         )
     except client.ApiException as error:
-        if error.status != 409:
-            raise
+        if error.status == 409:
+            return
+        # The API server answers 404 for a missing namespace and 403 "being terminated" for
+        # one being deleted; any other 403 is the operator's own RBAC, a real failure.
+        if error.status == 404 or (error.status == 403 and "being terminated" in str(error.body)):
+            raise NamespaceMissing(namespace) from None
+        raise
 
 
 async def delete_room(api: client.ApiClient, namespace: str, name: str) -> None:

@@ -30,7 +30,7 @@ aiortc's private names.
 from .codecs import CodecMismatchError, restrict_codecs
 from .counters import MediaCounters
 from .datachannels import DataChannelFanout
-from .ice import IceSettings, create_peer_connection
+from .ice import IceSettings, create_peer_connection, watch_peer_connection
 from .publication import Publication
 from .room import DropReason, ParticipantDropped, RoomMedia, RoomMediaUsage
 from .settings import ForwardingSettings
@@ -50,4 +50,5 @@ __all__ = [
     "Subscription",
     "create_peer_connection",
     "restrict_codecs",
+    "watch_peer_connection",
 ]

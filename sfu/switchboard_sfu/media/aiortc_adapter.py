@@ -2,9 +2,10 @@
 
 Everything the forwarding core needs that aiortc does not offer publicly goes through here:
 tapping a receiver's RTP before its jitter buffer and stopping its decoder, redirecting a
-sender's RTCP handling, sending raw RTP on a transport, editing negotiated codecs and limiting
-ICE host candidates. `tests/sfu/media/test_aiortc_contract.py` fails loudly when any of these
-names or signatures move; keep that test and this module in step.
+sender's RTCP handling, sending raw RTP on a transport, editing negotiated codecs, limiting
+ICE host candidates and timing ICE consent freshness. `tests/sfu/media/test_aiortc_contract.py`
+fails loudly when any of these names or signatures move; keep that test and this module in
+step.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -85,6 +87,46 @@ def restrict_host_candidates(pc: RTCPeerConnection, addresses: Sequence[str]) ->
             _host_addresses.reset(token)
 
     pc.setLocalDescription = restricted  # type: ignore[method-assign]
+
+
+# --- ICE consent freshness (RFC 7675) -------------------------------------------------------
+
+# aioice checks consent on the nominated pair of every connected ICE connection: one STUN
+# binding request (no retransmission, 0.5 s to answer) every CONSENT_INTERVAL seconds
+# (randomised by +-20 %), and after CONSENT_FAILURES unanswered checks in a row it closes the
+# connection. aiortc then sees its DTLS transport end and closes the whole peer connection:
+# `connectionState` becomes "closed", never "failed", exactly as after a local close(). So
+# the loop below records which connections it gave up on, for `consent_expired`.
+_aioice_query_consent = aioice.ice.Connection.query_consent
+_expired_connections: weakref.WeakSet[aioice.ice.Connection] = weakref.WeakSet()
+
+
+async def _query_consent(connection: aioice.ice.Connection) -> None:
+    await _aioice_query_consent(connection)
+    # aioice's loop only returns once consent has expired (it is cancelled otherwise), right
+    # after closing the connection and before anything waiting on that close has run.
+    _expired_connections.add(connection)
+
+
+def set_consent_freshness(interval_s: float, max_failures: int) -> None:
+    """Check consent every `interval_s` (+-20 %) and give a connection up after
+    `max_failures` unanswered checks in a row, for every ICE connection of the process
+    (aioice reads these as module constants when each check is due)."""
+    aioice.ice.CONSENT_INTERVAL = interval_s
+    aioice.ice.CONSENT_FAILURES = max_failures
+    aioice.ice.Connection.query_consent = _query_consent  # type: ignore[method-assign]
+
+
+def consent_expired(pc: RTCPeerConnection) -> bool:
+    """Whether an ICE connection of `pc` was closed because the peer stopped answering."""
+    return any(transport._connection in _expired_connections for transport in _ice_transports(pc))
+
+
+def _ice_transports(pc: RTCPeerConnection) -> list[aiortc.RTCIceTransport]:
+    dtls = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        dtls.append(pc.sctp.transport)
+    return [t.transport for t in dtls if t is not None]
 
 
 # --- transceivers and negotiation -----------------------------------------------------------

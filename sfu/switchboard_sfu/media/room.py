@@ -27,6 +27,12 @@ class DropReason(enum.StrEnum):
     """Why the media layer gave up on a participant (the signalling layer disconnects it)."""
 
     DATA_CHANNEL_STALLED = "data-channel-stalled"
+    CONSENT_EXPIRED = "consent-expired"
+    """The peer stopped answering ICE consent checks: it is gone (crashed, lid closed, offline)."""
+    ICE_FAILED = "ice-failed"
+    """ICE or DTLS never connected (aiortc cannot restart ICE: the client joins again)."""
+    PEER_CLOSED = "disconnected"
+    """The peer closed its peer connection (DTLS close) without leaving."""
 
 
 ParticipantDropped = Callable[[str, DropReason], None]

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from switchboard_api.contract import room_key
 from switchboard_api.geo import GeoLocation
 from switchboard_operator.joinapi import (
+    NamespaceNotFound,
     PlacedRoomInfo,
     PlacementTimeout,
     RoomNotFound,
@@ -58,6 +59,8 @@ class FakePlacements:
     ignores_timeout: set[str] = field(default_factory=set)
     """Rooms whose placement never completes and whose port never gives up."""
     broken: set[str] = field(default_factory=set)
+    missing_namespaces: set[str] = field(default_factory=set)
+    """Namespaces that do not exist: rooms cannot be created there."""
     turn: dict[str, TurnAccess] = field(default_factory=dict)
     keys: JoinKeys = field(
         default_factory=lambda: JoinKeys(
@@ -101,6 +104,8 @@ class FakePlacements:
         if key not in self.rooms:
             if not create:
                 raise RoomNotFound(key)
+            if namespace in self.missing_namespaces:
+                raise NamespaceNotFound(namespace)
             self.rooms[key] = placed_room(namespace, name)
         return self.rooms[key]
 

@@ -84,6 +84,16 @@ async def test_an_unknown_room_with_create_false_is_not_found(join_api):
     assert "team-a/nobody-here" not in join_api.placements.rooms
 
 
+async def test_a_room_to_create_in_a_namespace_that_does_not_exist_is_not_found(join_api):
+    join_api.placements.missing_namespaces.add("nowhere")
+
+    response = await join_api.join(namespace="nowhere", name="standup", key=OPS_KEY)
+
+    body = await _error(response, 404, "namespace_not_found")
+    assert "'nowhere'" in body.error.message
+    assert "nowhere/standup" not in join_api.placements.rooms
+
+
 # -- rate limiting ----------------------------------------------------------------------
 
 
@@ -119,7 +129,14 @@ async def test_rate_limiting_applies_before_the_request_is_read(join_api):
 
 @pytest.mark.parametrize(
     ("namespace", "name"),
-    [("Team-A", "standup"), ("team_a", "standup"), ("team-a", "-standup"), ("team-a", "x" * 64)],
+    [
+        ("Team-A", "standup"),
+        ("team_a", "standup"),
+        ("team-a", "-standup"),
+        ("team-a", "x" * 64),
+        ("team-a", "standup%0A"),  # a trailing newline
+        ("team-a%0A", "standup"),
+    ],
 )
 async def test_names_that_are_not_dns_labels_are_refused(join_api, namespace, name):
     response = await join_api.join(namespace=namespace, name=name, key=OPS_KEY)

@@ -153,6 +153,11 @@ def test_public_url_renders_the_template(template, expected):
     assert sfu_public_url(reg, "eu-west-sfu-x7k2q", "10.244.1.7") == expected
 
 
+def test_public_url_of_a_tls_region_defaults_to_https():
+    reg = region(sfu={"tlsSecretName": "sfu-tls"})
+    assert sfu_public_url(reg, "eu-west-sfu-x7k2q", "10.244.1.7") == "https://10.244.1.7:7880"
+
+
 def test_public_url_brackets_ipv6_pod_addresses():
     assert sfu_public_url(region(), "eu-west-sfu-x7k2q", "fd00::7") == "http://[fd00::7]:7880"
 

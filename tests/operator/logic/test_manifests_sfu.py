@@ -131,8 +131,11 @@ def test_node_selector_contradicting_the_topology_region_is_refused():
 
 def test_probes_hit_the_sfu_health_endpoints_on_the_signalling_port():
     sfu = container(_pod()["spec"], "sfu")
-    (port,) = sfu["ports"]
+    port, peer = sfu["ports"]
     assert port == {"name": "signalling", "containerPort": 7880, "protocol": "TCP"}
+    # The peer port answers lease checks from the Region's other SFU pods only.
+    assert peer == {"name": "peer", "containerPort": 7881, "protocol": "TCP"}
+    assert _resolve_env(_pod())[SfuEnv.PEER_PORT] == "7881"
     assert sfu["readinessProbe"]["httpGet"] == {
         "path": "/readyz",
         "port": "signalling",
@@ -207,7 +210,8 @@ def test_the_sfu_accepts_the_environment_it_is_given(exposure):
 
 
 def test_every_contract_variable_is_set_once():
-    env = env_of(container(_pod(turn_uris=["turn:turn.example.com:3478"])["spec"], "sfu"))
+    reg = region(sfu={"tlsSecretName": "sfu-tls"})
+    env = env_of(container(_pod(reg, turn_uris=["turn:turn.example.com:3478"])["spec"], "sfu"))
     assert set(env) == {name.value for name in SfuEnv}
 
 
@@ -334,3 +338,33 @@ def test_region_names_that_cannot_name_pods_or_services_are_refused(name, proble
 def _mount_of(pod: dict, volume: str) -> dict:
     (mount,) = [m for m in container(pod["spec"], "sfu")["volumeMounts"] if m["name"] == volume]
     return mount
+
+
+def test_a_region_tls_secret_is_mounted_whole_and_served_over_https_only():
+    reg = region(sfu={"tlsSecretName": "sfu-wildcard", "publicURLTemplate": "wss://{pod}.sfu.io"})
+    pod = _pod(reg)
+    spec = pod["spec"]
+    sfu = container(spec, "sfu")
+    volume = next(v for v in spec["volumes"] if v.get("secret", {}).get("secretName"))
+    assert volume["secret"]["secretName"] == "sfu-wildcard"
+    mount = next(m for m in sfu["volumeMounts"] if m["name"] == volume["name"])
+    # A subPath mount would never see the kubelet's updates of a renewed certificate.
+    assert "subPath" not in mount
+    assert mount["mountPath"] == SfuMounts.TLS_DIR
+    config = SfuConfig.from_env(_resolve_env(pod))
+    assert config.tls is not None
+    assert str(config.tls.cert) == SfuMounts.TLS_CERT_FILE
+    assert posixpath.dirname(str(config.tls.key)) == mount["mountPath"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert sfu[probe]["httpGet"]["scheme"] == "HTTPS"
+    assert pod["metadata"]["annotations"]["prometheus.io/scheme"] == "https"
+    # Turning TLS on or renaming its Secret rolls the pods.
+    assert pod_template_hash(reg, context()) != pod_template_hash(region(), context())
+
+
+def test_without_tls_the_pod_serves_plain_http():
+    pod = _pod()
+    sfu = container(pod["spec"], "sfu")
+    assert SfuEnv.TLS_CERT_FILE.value not in env_of(sfu)
+    assert sfu["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    assert SfuConfig.from_env(_resolve_env(pod)).tls is None

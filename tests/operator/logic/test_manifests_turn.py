@@ -142,6 +142,25 @@ def test_tls_serves_turns_from_the_referenced_secret():
     (mount,) = [m for m in coturn["volumeMounts"] if m["name"] == tls["name"]]
     assert f"--cert={mount['mountPath']}/tls.crt" in coturn["args"]
     assert f"--pkey={mount['mountPath']}/tls.key" in coturn["args"]
+
+
+def test_a_renewed_certificate_is_signalled_to_coturn_by_the_sidecar():
+    spec = _pod_spec(region(turn=TLS))
+    coturn, sidecar = container(spec, "coturn"), container(spec, "secret-sync")
+    # The sidecar sees coturn's process (SIGUSR2 makes coturn reload its certificate).
+    assert spec["shareProcessNamespace"] is True
+    cert_dir = next(m["mountPath"] for m in coturn["volumeMounts"] if m["name"] == "tls")
+    assert f"--tls-dir={cert_dir}" in sidecar["args"]
+    pidfile = next(a for a in coturn["args"] if a.startswith("--pidfile="))
+    assert pidfile in sidecar["args"]
+    shared = {m["name"]: m["mountPath"] for m in coturn["volumeMounts"]}
+    for mount in sidecar["volumeMounts"]:
+        if mount["name"] in ("tls", "tmp"):
+            assert shared[mount["name"]] == mount["mountPath"]
+            assert mount["readOnly"] is True
+    assert pidfile.removeprefix("--pidfile=").startswith(shared["tmp"] + "/")
+    # Without TLS nothing is shared.
+    assert "shareProcessNamespace" not in _pod_spec()
     assert {"name": "turns-tcp", "containerPort": 443, "protocol": "TCP"} in coturn["ports"]
 
 

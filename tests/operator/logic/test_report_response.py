@@ -35,6 +35,7 @@ def test_the_answer_lists_every_assignment_and_closes_only_rooms_placed_nowhere(
         ],
         "drain": False,
         "close": ["a/ended"],
+        "peers": [],
     }
 
 

@@ -4,7 +4,6 @@ reporting back to the test over HTTP, against an SFU subprocess."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections import defaultdict
@@ -15,6 +14,7 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
+from fixtures.chromium import CHROMIUM_FLAGS, FRAME_JS, chromium_executable
 from fixtures.sfu_harness import (
     LOOPBACK,
     JoinKeys,
@@ -24,30 +24,6 @@ from fixtures.sfu_harness import (
 )
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    # Host candidates as plain 127.0.0.1, not mDNS names (nothing resolves them here).
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-)
-
-
-def chromium_executable() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no Chromium (apt-get install chromium chromium-driver)")
 
 
 class PageServer:
@@ -65,6 +41,9 @@ class PageServer:
     async def _page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE_DIR / "client.html")
 
+    async def _frame_js(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(FRAME_JS)
+
     async def _report(self, request: web.Request) -> web.Response:
         self.reports[request.match_info["id"]].append(await request.json())
         return web.Response(status=204)
@@ -73,6 +52,7 @@ class PageServer:
         app = web.Application()
         app.router.add_post("/report/{id}", self._report)
         app.router.add_get("/", self._page)
+        app.router.add_get("/frame.js", self._frame_js)
         app.router.add_static("/", PAGE_DIR)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

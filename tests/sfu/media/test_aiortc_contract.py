@@ -94,6 +94,24 @@ def test_ice_gathering_goes_through_the_overridable_function():
     assert "asyncio.gather" in source(RTCPeerConnection._RTCPeerConnection__gather)
 
 
+def test_consent_freshness_is_timed_by_module_constants_and_ends_in_a_close():
+    # set_consent_freshness sets these constants and wraps query_consent on the class.
+    query_consent = source(aiortc_adapter._aioice_query_consent)
+    assert "CONSENT_INTERVAL * (" in query_consent
+    assert "if failures >= CONSENT_FAILURES:" in query_consent
+    assert "retransmissions=0" in query_consent
+    assert query_consent.count("return") == 1 and "return await self.close()" in query_consent
+    assert "asyncio.create_task(self.query_consent())" in source(aioice.ice.Connection.connect)
+    # The close wakes the DTLS transport (it ends) and the ICE transport's monitor, each in
+    # its own task, so they run only after query_consent has returned.
+    close = source(aioice.ice.Connection.close)
+    assert "self._queue.put_nowait(None)" in close and "ConnectionClosed()" in close
+    # aiortc closes a peer connection whose DTLS transports all ended: "closed", not "failed".
+    update = source(RTCPeerConnection._RTCPeerConnection__updateConnectionState)
+    assert 'dtlsStates == set(["closed"])' in update and "self.close()" in update
+    assert "self._connection = " in source(aiortc.RTCIceTransport.__init__)
+
+
 class RecordingListener:
     def __init__(self) -> None:
         self.parameters = None

@@ -111,16 +111,14 @@ def _template(
     """(metadata without name, spec without hostname) shared by all of the Region's pods."""
     sfu = region.spec.sfu
     host_network = sfu.media_exposure == MediaExposure.HOST_NETWORK
-    metadata = object_meta(
-        region,
-        None,
-        Component.SFU,
-        annotations={
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(ports.SFU_SIGNALLING_PORT),
-            "prometheus.io/path": METRICS_PATH,
-        },
-    )
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(ports.SFU_SIGNALLING_PORT),
+        "prometheus.io/path": METRICS_PATH,
+    }
+    if sfu.tls_secret_name:
+        annotations["prometheus.io/scheme"] = "https"
+    metadata = object_meta(region, None, Component.SFU, annotations=annotations)
     spec: dict[str, Any] = {
         "subdomain": sfu_headless_service_name(region),
         "serviceAccountName": workload_name(region, Component.SFU),
@@ -154,20 +152,22 @@ def _container(
         "containerPort": ports.SFU_SIGNALLING_PORT,
         "protocol": "TCP",
     }
+    peer: dict[str, Any] = {"name": "peer", "containerPort": ports.SFU_PEER_PORT, "protocol": "TCP"}
     if host_network:
         port["hostPort"] = ports.SFU_SIGNALLING_PORT
+        peer["hostPort"] = ports.SFU_PEER_PORT
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": sfu_image(region, ctx),
         "imagePullPolicy": sfu.image_pull_policy.value,
         "command": [COMMAND],
         "env": _env(region, ctx, turn_uris, host_network),
-        "ports": [port],
+        "ports": [port, peer],
         # Draining starts on SIGTERM (see docs): no preStop hook, so the whole grace
         # period is the SFU's, and the image needs no shell.
-        "startupProbe": _http_probe(LIVENESS_PATH, period=1, failures=60),
-        "readinessProbe": _http_probe(READINESS_PATH, period=2, failures=1),
-        "livenessProbe": _http_probe(LIVENESS_PATH, period=10, failures=3, timeout=3),
+        "startupProbe": _http_probe(region, LIVENESS_PATH, period=1, failures=60),
+        "readinessProbe": _http_probe(region, READINESS_PATH, period=2, failures=1),
+        "livenessProbe": _http_probe(region, LIVENESS_PATH, period=10, failures=3, timeout=3),
         "securityContext": container_security_context(),
         "volumeMounts": _volume_mounts(region),
     }
@@ -176,9 +176,14 @@ def _container(
     return container
 
 
-def _http_probe(path: str, *, period: int, failures: int, timeout: int = 1) -> dict[str, Any]:
+def _http_probe(
+    region: Region, path: str, *, period: int, failures: int, timeout: int = 1
+) -> dict[str, Any]:
+    # The kubelet does not verify a probe's certificate: HTTPS only because nothing else
+    # is served.
+    scheme = "HTTPS" if region.spec.sfu.tls_secret_name else "HTTP"
     return {
-        "httpGet": {"path": path, "port": SIGNALLING_PORT_NAME, "scheme": "HTTP"},
+        "httpGet": {"path": path, "port": SIGNALLING_PORT_NAME, "scheme": scheme},
         "periodSeconds": period,
         "timeoutSeconds": timeout,
         "failureThreshold": failures,
@@ -206,6 +211,7 @@ def _env(
         _field_env(SfuEnv.ANNOUNCE_ADDRESS, "status.hostIP" if host_network else "status.podIP"),
         listen_host,
         {"name": SfuEnv.SIGNALLING_PORT.value, "value": str(ports.SFU_SIGNALLING_PORT)},
+        {"name": SfuEnv.PEER_PORT.value, "value": str(ports.SFU_PEER_PORT)},
         {"name": SfuEnv.CAPACITY.value, "value": repr(float(sfu.capacity_per_pod))},
         {"name": SfuEnv.REPORT_URL.value, "value": ctx.report_url},
         {
@@ -221,6 +227,11 @@ def _env(
     ]
     if ctx.join_api_url is not None:
         env.append({"name": SfuEnv.JOIN_API_PUBLIC_URL.value, "value": ctx.join_api_url})
+    if sfu.tls_secret_name:
+        env += [
+            {"name": SfuEnv.TLS_CERT_FILE.value, "value": SfuMounts.TLS_CERT_FILE},
+            {"name": SfuEnv.TLS_KEY_FILE.value, "value": SfuMounts.TLS_KEY_FILE},
+        ]
     turn = region.spec.turn
     if turn.enabled:
         if turn_uris:
@@ -254,6 +265,16 @@ def _volumes(region: Region, ctx: OperatorContext) -> list[dict[str, Any]]:
         {"name": "join-keys", "configMap": {"name": ctx.join_public_keys_configmap}},
         {"name": "tmp", "emptyDir": {"sizeLimit": _TMP_SIZE}},
     ]
+    if region.spec.sfu.tls_secret_name:
+        volumes.append(
+            {
+                "name": "tls",
+                "secret": {
+                    "secretName": region.spec.sfu.tls_secret_name,
+                    "defaultMode": _SECRET_FILE_MODE,
+                },
+            }
+        )
     if region.spec.turn.enabled:
         volumes.append(
             {
@@ -280,6 +301,9 @@ def _volume_mounts(region: Region) -> list[dict[str, Any]]:
         {"name": "join-keys", "mountPath": SfuMounts.JOIN_KEYS_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
+    if region.spec.sfu.tls_secret_name:
+        # The whole Secret, never a subPath: only then do the kubelet's updates reach it.
+        mounts.append({"name": "tls", "mountPath": SfuMounts.TLS_DIR, "readOnly": True})
     if region.spec.turn.enabled:
         mounts.append(
             {"name": "turn-secret", "mountPath": SfuMounts.TURN_SECRET_DIR, "readOnly": True}

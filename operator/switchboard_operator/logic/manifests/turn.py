@@ -33,6 +33,8 @@ from switchboard_operator.logic.manifests.security import (
 )
 from switchboard_turn.coturn import (
     SECRET_SYNC_COMMAND,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
     TURNSERVER_COMMAND,
     CoturnSettings,
     InvalidTurnSecret,
@@ -50,9 +52,6 @@ USERDB_PATH: Final = f"{USERDB_DIR}/turndb"
 PIDFILE_PATH: Final = "/tmp/turnserver.pid"
 SECRETS_DIR: Final = SfuMounts.TURN_SECRET_DIR
 TLS_DIR: Final = "/etc/coturn/tls"
-TLS_CERT_KEY: Final = "tls.crt"
-TLS_KEY_KEY: Final = "tls.key"
-"""Data keys of a `kubernetes.io/tls` Secret."""
 
 POD_IP_ENV: Final = "POD_IP"
 
@@ -109,8 +108,8 @@ def coturn_settings(region: Region) -> CoturnSettings:
     tls = (
         TlsFiles(
             port=turn.tls_port,
-            cert_path=f"{TLS_DIR}/{TLS_CERT_KEY}",
-            key_path=f"{TLS_DIR}/{TLS_KEY_KEY}",
+            cert_path=f"{TLS_DIR}/{TLS_CERT_FILE}",
+            key_path=f"{TLS_DIR}/{TLS_KEY_FILE}",
         )
         if turn.tls_secret_name
         else None
@@ -170,6 +169,8 @@ def turn_deployment(region: Region, ctx: OperatorContext) -> Manifest:
             "template": {
                 "metadata": template_meta,
                 "spec": {
+                    # With TLS the sidecar signals coturn to reload a renewed certificate.
+                    **({"shareProcessNamespace": True} if turn.tls_secret_name else {}),
                     "serviceAccountName": workload_name(region, Component.TURN),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
@@ -241,8 +242,19 @@ def _sync_container(region: Region, ctx: OperatorContext, *, once: bool) -> dict
         f"--userdb={USERDB_PATH}",
         f"--realm={region.spec.turn.realm}",
     ]
+    mounts = [
+        {"name": "turn-secret", "mountPath": SECRETS_DIR, "readOnly": True},
+        {"name": "userdb", "mountPath": USERDB_DIR},
+    ]
     if once:
         args.append("--once")
+    elif region.spec.turn.tls_secret_name:
+        args += [f"--tls-dir={TLS_DIR}", f"--pidfile={PIDFILE_PATH}"]
+        mounts += [
+            {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+            # coturn's pidfile, to signal it.
+            {"name": "tmp", "mountPath": "/tmp", "readOnly": True},
+        ]
     return {
         "name": SYNC_INIT_CONTAINER if once else SYNC_CONTAINER,
         "image": ctx.helper_image,
@@ -251,10 +263,7 @@ def _sync_container(region: Region, ctx: OperatorContext, *, once: bool) -> dict
         "args": args,
         "resources": {kind: dict(values) for kind, values in _SYNC_RESOURCES.items()},
         "securityContext": container_security_context(),
-        "volumeMounts": [
-            {"name": "turn-secret", "mountPath": SECRETS_DIR, "readOnly": True},
-            {"name": "userdb", "mountPath": USERDB_DIR},
-        ],
+        "volumeMounts": mounts,
     }
 
 

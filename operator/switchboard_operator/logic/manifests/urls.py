@@ -15,6 +15,8 @@ from switchboard_operator.logic.manifests.meta import region_name
 PUBLIC_URL_FIELD: Final = "spec.sfu.publicURLTemplate"
 DEFAULT_PUBLIC_URL_TEMPLATE: Final = "http://{podIP}:{port}"
 """Used when the Region sets no template: the pod's own address."""
+DEFAULT_TLS_PUBLIC_URL_TEMPLATE: Final = "https://{podIP}:{port}"
+"""The same for a Region whose SFU pods serve TLS (a certificate naming the pod IPs)."""
 PLACEHOLDERS: Final = ("pod", "podIP", "namespace", "region", "port")
 _URL_SCHEMES = ("ws", "wss", "http", "https")
 
@@ -55,7 +57,10 @@ def turn_uris(region: Region, host: str) -> list[str]:
 
 
 def _template(region: Region) -> str:
-    return region.spec.sfu.public_url_template or DEFAULT_PUBLIC_URL_TEMPLATE
+    sfu = region.spec.sfu
+    if sfu.public_url_template:
+        return sfu.public_url_template
+    return DEFAULT_TLS_PUBLIC_URL_TEMPLATE if sfu.tls_secret_name else DEFAULT_PUBLIC_URL_TEMPLATE
 
 
 def _values(region: Region, pod_name: str, pod_ip: str) -> dict[str, str]:

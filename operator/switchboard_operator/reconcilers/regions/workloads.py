@@ -98,17 +98,17 @@ class RegionPass:
                 f"Namespace {self.namespace!r} (spec.namespace) does not exist; create it or "
                 "change spec.namespace.",
             )
-        tls = self.region.spec.turn.tls_secret_name
-        if (
-            self.region.spec.turn.enabled
-            and tls
-            and await objects.get(self.api, "Secret", tls, self.namespace) is None
-        ):
-            return Problem(
-                "TLSSecretMissing",
-                f"Secret {self.namespace}/{tls} (spec.turn.tlsSecretName) does not exist; "
-                "create a kubernetes.io/tls Secret with that name.",
-            )
+        spec = self.region.spec
+        references = [("spec.sfu.tlsSecretName", spec.sfu.tls_secret_name)]
+        if spec.turn.enabled:
+            references.append(("spec.turn.tlsSecretName", spec.turn.tls_secret_name))
+        for path, tls in references:
+            if tls and await objects.get(self.api, "Secret", tls, self.namespace) is None:
+                return Problem(
+                    "TLSSecretMissing",
+                    f"Secret {self.namespace}/{tls} ({path}) does not exist; "
+                    "create a kubernetes.io/tls Secret with that name.",
+                )
         return None
 
     async def _converge_workloads(self) -> list[str]:

@@ -126,31 +126,9 @@ async function inspect(pc) {
     }
   });
   const state = pc.connectionState;
-  if (!video || video.videoWidth === 0) return { framesDecoded, nonBlack: 0, inbound, state };
-  const canvas = document.createElement("canvas");
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  const context = canvas.getContext("2d");
-  context.drawImage(video, 0, 0);
-  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
-  let nonBlack = 0;
-  let r = 0, g = 0, b = 0;
-  const count = pixels.length / 4;
-  for (let i = 0; i < pixels.length; i += 4) {
-    if (pixels[i] + pixels[i + 1] + pixels[i + 2] > 48) nonBlack++;
-    r += pixels[i];
-    g += pixels[i + 1];
-    b += pixels[i + 2];
-  }
-  return {
-    framesDecoded,
-    nonBlack: nonBlack / count,
-    mean: [r / count, g / count, b / count],
-    width: canvas.width,
-    height: canvas.height,
-    inbound,
-    state,
-  };
+  const frame = frameOf(video);  // /frame.js
+  if (!frame) return { framesDecoded, nonBlack: 0, inbound, state };
+  return { framesDecoded, ...frame, inbound, state };
 }
 
 function watch(pc) {
