@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Iterator
 
 import kubernetes
 import pytest
@@ -52,14 +53,23 @@ def media_namespace(crds_installed):
     return NAMESPACE
 
 
-def test_region_becomes_ready_with_pods_on_its_own_node(
-    operator, node_agent, crds_installed, media_namespace
-):
+@pytest.fixture(scope="module")
+def eu_west(operator, node_agent, crds_installed, media_namespace) -> Iterator[float]:
+    """The module's Region, applied once (whichever of its tests runs first) and removed
+    after the module; yields when it was applied."""
     cluster = crds_installed
-    started = time.monotonic()
+    applied = time.monotonic()
     cluster.kubectl("apply", "-f", "-", input=json.dumps(region("eu-west", NAMESPACE, 53.3)))
+    try:
+        yield applied
+    finally:
+        cluster.kubectl("delete", "region", "eu-west", "--ignore-not-found", "--wait=false")
+
+
+def test_region_becomes_ready_with_pods_on_its_own_node(node_agent, crds_installed, eu_west):
+    cluster = crds_installed
     wait_for(lambda: is_ready(get(cluster, "region", "eu-west")), 120, "Region eu-west Ready=True")
-    print(f"apply -> Ready: {time.monotonic() - started:.1f}s")
+    print(f"apply -> Ready: {time.monotonic() - eu_west:.1f}s")
 
     status = get(cluster, "region", "eu-west")["status"]
     assert status["sfu"] == {"desiredReplicas": 2, "readyReplicas": 2, "drainingReplicas": 0}
@@ -72,7 +82,7 @@ def test_region_becomes_ready_with_pods_on_its_own_node(
         assert pod["status"]["phase"] == "Running"
 
 
-def test_idle_region_costs_no_writes(operator, node_agent, crds_installed, media_namespace):
+def test_idle_region_costs_no_writes(crds_installed, eu_west):
     cluster = crds_installed
     audit = cluster.require_local("reads the audit log").audit_log
     wait_for(lambda: is_ready(get(cluster, "region", "eu-west")), 120, "Region eu-west Ready=True")
@@ -104,9 +114,11 @@ def test_idle_region_costs_no_writes(operator, node_agent, crds_installed, media
     assert writes == [], [(w.verb, w.resource, w.name) for w in writes]
 
 
-def test_two_regions_land_on_their_own_nodes(operator, node_agent, crds_installed, media_namespace):
+def test_two_regions_land_on_their_own_nodes(operator, node_agent, crds_installed, cleanup):
     cluster = crds_installed
     cluster.create_namespace("e2e-us", {"pod-security.kubernetes.io/enforce": "restricted"})
+    cleanup("namespace", "e2e-us")
+    cleanup("region", "us-east")
     spec = region("us-east", "e2e-us", 39.0, minReplicas=1)
     spec["spec"]["turn"]["enabled"] = False
     cluster.kubectl("apply", "-f", "-", input=json.dumps(spec))
@@ -116,12 +128,11 @@ def test_two_regions_land_on_their_own_nodes(operator, node_agent, crds_installe
     assert pods(cluster, "e2e-us", "turn") == []
 
 
-def test_room_is_placed_and_its_pod_cannot_be_evicted(
-    operator, node_agent, crds_installed, media_namespace
-):
+def test_room_is_placed_and_its_pod_cannot_be_evicted(crds_installed, eu_west, cleanup):
     cluster = crds_installed
     wait_for(lambda: is_ready(get(cluster, "region", "eu-west")), 120, "Region eu-west Ready=True")
     cluster.create_namespace("e2e-rooms")
+    cleanup("namespace", "e2e-rooms")
     room = {
         "apiVersion": "switchboard.dev/v1alpha1",
         "kind": "Room",

@@ -14,17 +14,6 @@ from fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 
-
-@pytest.fixture
-def cleanup(crds_installed):
-    """`cleanup(kind, name)` schedules a delete for after the test, pass or fail: Rooms a
-    test leaves behind would be placed in later tests' Regions."""
-    doomed: list[tuple[str, str]] = []
-    yield lambda kind, name: doomed.append((kind, name))
-    for kind, name in reversed(doomed):
-        crds_installed.kubectl("delete", kind, name, "--ignore-not-found", "--wait=false")
-
-
 REGION, MEDIA_NS, ROOMS_NS = "spread-eu", "e2e-spread-media", "e2e-spread-rooms"
 
 

@@ -84,8 +84,14 @@ def region(operator, node_agent, crds_installed):
         },
     )
     apply(cluster, api_key_secret("e2e-api-key", OPERATOR_NAMESPACE, API_KEY, ROOMS_NS))
-    wait_for(lambda: len(ready_pods(cluster, MEDIA_NS)) == 2, 120, "two ready SFU pods")
-    return cluster
+    try:
+        wait_for(lambda: len(ready_pods(cluster, MEDIA_NS)) == 2, 120, "two ready SFU pods")
+        yield cluster
+    finally:
+        # Rooms first (so nothing migrates), then the Region and its pods: later modules
+        # must not place their rooms here.
+        for kind, name in (("namespace", ROOMS_NS), ("region", REGION), ("namespace", MEDIA_NS)):
+            cluster.kubectl("delete", kind, name, "--ignore-not-found", "--wait=false")
 
 
 async def reports_processed(cluster, pod_name: str) -> None:

@@ -50,8 +50,9 @@ def _room(name: str, namespace: str, max_participants: int = 10) -> dict:
     }
 
 
-def test_region_gets_observed_generation_and_conditions(operator, crds_installed):
+def test_region_gets_observed_generation_and_conditions(operator, crds_installed, cleanup):
     cluster = crds_installed
+    cleanup("region", "observed-eu")
     _apply(cluster, _region("observed-eu", 52.4))
     wait_for(lambda: _observed(_get(cluster, "region", "observed-eu")), 30, "region observed")
     region = _get(cluster, "region", "observed-eu")
@@ -70,9 +71,12 @@ def test_region_gets_observed_generation_and_conditions(operator, crds_installed
     )
 
 
-def test_room_pinned_to_a_missing_region_is_unschedulable_with_a_reason(operator, crds_installed):
+def test_room_pinned_to_a_missing_region_is_unschedulable_with_a_reason(
+    operator, crds_installed, cleanup
+):
     cluster = crds_installed
     cluster.create_namespace("observe-rooms")
+    cleanup("namespace", "observe-rooms")
     standup = _room("standup", "observe-rooms")
     standup["spec"]["region"] = "nowhere"
     _apply(cluster, standup)
@@ -87,10 +91,12 @@ def test_room_pinned_to_a_missing_region_is_unschedulable_with_a_reason(operator
     assert room["status"]["message"]
 
 
-def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed):
+def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed, cleanup):
     cluster = crds_installed
     audit = cluster.require_local("reads the audit log").audit_log
     cluster.create_namespace("observe-idle")
+    cleanup("region", "idle-eu")
+    cleanup("namespace", "observe-idle")
     _apply(cluster, _region("idle-eu", 48.8))
     _apply(cluster, _room("idle", "observe-idle"))
     wait_for(lambda: _observed(_get(cluster, "region", "idle-eu")), 30, "region observed")
