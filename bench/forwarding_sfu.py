@@ -7,6 +7,7 @@ aiortc's MediaRelay (decode once, encode once per subscriber), the baseline to b
 from __future__ import annotations
 
 import argparse
+import os
 import cProfile
 import logging
 
@@ -92,7 +93,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile", help="write a cProfile of the run to this file")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=os.environ.get("SWITCHBOARD_BENCH_LOG_LEVEL", "WARNING"))
     sfu = BenchSfu(args.mode, args.address)
     app = web.Application()
     app.router.add_post("/publish", sfu.publish)

@@ -119,7 +119,7 @@ class RecordingListener:
     def receiver_started(self, parameters):
         self.parameters = parameters
 
-    async def rtp_received(self, packet, arrival_time_ms):
+    def rtp_received(self, packet, arrival_time_ms):
         self.packets += 1
 
     def sender_report_received(self, packet):
