@@ -21,9 +21,12 @@ const MAX_BATCH: usize = 64;
 const DATAGRAM_SIZE: usize = 1600;
 
 fn ntp_now() -> (u64, u64) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let ms = (now.as_secs() + NTP_UNIX_OFFSET) * 1000 + u64::from(now.subsec_millis());
-    let ntp = ((now.as_secs() + NTP_UNIX_OFFSET) << 32) | ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000);
+    let ntp = ((now.as_secs() + NTP_UNIX_OFFSET) << 32)
+        | ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000);
     (ms, ntp)
 }
 
@@ -65,7 +68,8 @@ impl Track {
         parsed: &Parsed,
         abs_send_time: u32,
     ) -> Option<Outcome> {
-        if parsed.ssrc != self.media_ssrc || !self.media_payload_types[parsed.payload_type as usize] {
+        if parsed.ssrc != self.media_ssrc || !self.media_payload_types[parsed.payload_type as usize]
+        {
             return None;
         }
         let seq = parsed.sequence_number;
@@ -127,7 +131,14 @@ impl Track {
                 sent_bytes += size as u64;
             }
         }
-        Some(Outcome { extended, frame_start, keyframe, duplicate: false, sent_packets, sent_bytes })
+        Some(Outcome {
+            extended,
+            frame_start,
+            keyframe,
+            duplicate: false,
+            sent_packets,
+            sent_bytes,
+        })
     }
 
     fn flush(&self, py: Python<'_>) {
@@ -190,7 +201,9 @@ impl Track {
         }
         let mut table = [false; 128];
         for pt in media_payload_types {
-            *table.get_mut(pt as usize).ok_or_else(|| PyValueError::new_err("payload type"))? = true;
+            *table
+                .get_mut(pt as usize)
+                .ok_or_else(|| PyValueError::new_err("payload type"))? = true;
         }
         let codec = match codec.to_ascii_lowercase().as_str() {
             "video/vp8" => KeyframeCodec::Vp8,
@@ -234,7 +247,11 @@ impl Track {
     }
 
     /// (extended sequence number, packet) for a publisher sequence number, if still kept.
-    fn history_packet<'py>(&self, py: Python<'py>, sequence_number: u16) -> Option<(i64, Bound<'py, PyBytes>)> {
+    fn history_packet<'py>(
+        &self,
+        py: Python<'py>,
+        sequence_number: u16,
+    ) -> Option<(i64, Bound<'py, PyBytes>)> {
         let slot = sequence_number as usize & (self.history.len() - 1);
         match &self.history[slot] {
             Some((extended, data)) if data[2..4] == sequence_number.to_be_bytes() => {
@@ -248,17 +265,36 @@ impl Track {
     /// first packet of a new source): handled and forwarded as if it came natively.
     /// Returns its record, or None when it is not this track's.
     #[pyo3(signature = (data, ids=(0, 0)))]
-    fn ingest<'py>(&mut self, py: Python<'py>, data: &[u8], ids: (u8, u8)) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let ids = IncomingExtensions { abs_send_time_id: ids.0, audio_level_id: ids.1 };
-        let Some(parsed) = rtp::parse(data, ids) else { return Ok(None) };
+    fn ingest<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        ids: (u8, u8),
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let ids = IncomingExtensions {
+            abs_send_time_id: ids.0,
+            audio_level_id: ids.1,
+        };
+        let Some(parsed) = rtp::parse(data, ids) else {
+            return Ok(None);
+        };
         let (arrival_ms, ntp) = ntp_now();
-        let Some(outcome) = self.handle(py, data, &parsed, ((ntp >> 14) & 0x00FF_FFFF) as u32) else {
+        let Some(outcome) = self.handle(py, data, &parsed, ((ntp >> 14) & 0x00FF_FFFF) as u32)
+        else {
             return Ok(None);
         };
         self.flush(py);
-        self.record(py, data, &parsed, arrival_ms, &outcome).map(Some)
+        self.record(py, data, &parsed, arrival_ms, &outcome)
+            .map(Some)
     }
 }
+
+/// What `Ingress.receive` returns: packet records, and the datagrams read that were not a
+/// track's, with their source address.
+type Received<'py> = (
+    Vec<Bound<'py, PyTuple>>,
+    Vec<(Bound<'py, PyBytes>, Option<(String, u16)>)>,
+);
 
 /// A publisher transport's incoming SRTP: packets of registered tracks are decrypted and
 /// forwarded here, a burst at a time (the socket is drained with `recvmmsg`).
@@ -287,7 +323,9 @@ impl Ingress {
             return Ok(None);
         }
         let ssrc = rtp::ssrc_of(datagram);
-        let Some(track) = self.tracks.get(&ssrc) else { return Ok(None) };
+        let Some(track) = self.tracks.get(&ssrc) else {
+            return Ok(None);
+        };
         let mut data = datagram.to_vec();
         if self.srtp.get().unprotect(&mut data).is_err() {
             self.dropped += 1;
@@ -304,7 +342,9 @@ impl Ingress {
         if !touched.contains(&ssrc) {
             touched.push(ssrc);
         }
-        track.record(py, &data, &parsed, arrival_ms, &outcome).map(|r| Some(Some(r)))
+        track
+            .record(py, &data, &parsed, arrival_ms, &outcome)
+            .map(|r| Some(Some(r)))
     }
 
     /// Read what else is queued on the socket (without blocking): (length, source) each.
@@ -312,7 +352,10 @@ impl Ingress {
         let count = limit.min(self.buffers.len());
         let mut iovecs: Vec<libc::iovec> = self.buffers[..count]
             .iter_mut()
-            .map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut libc::c_void, iov_len: DATAGRAM_SIZE })
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                iov_len: DATAGRAM_SIZE,
+            })
             .collect();
         // SAFETY: zeroed mmsghdr/sockaddr_storage are valid; pointers below live for the call.
         let mut names: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; count];
@@ -340,7 +383,11 @@ impl Ingress {
         (0..n as usize)
             .map(|i| {
                 let truncated = messages[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-                let length = if truncated { 0 } else { messages[i].msg_len as usize };
+                let length = if truncated {
+                    0
+                } else {
+                    messages[i].msg_len as usize
+                };
                 (length, address_of(&names[i]))
             })
             .collect()
@@ -358,7 +405,10 @@ fn address_of(storage: &libc::sockaddr_storage) -> Option<(String, u16)> {
         libc::AF_INET6 => {
             // SAFETY: the family says this is a sockaddr_in6.
             let sin6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
-            Some((Ipv6Addr::from(sin6.sin6_addr.s6_addr).to_string(), u16::from_be(sin6.sin6_port)))
+            Some((
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr).to_string(),
+                u16::from_be(sin6.sin6_port),
+            ))
         }
         _ => None,
     }
@@ -373,7 +423,10 @@ impl Ingress {
     fn new(srtp: Py<SrtpSession>, abs_send_time_id: u8, audio_level_id: u8) -> PyResult<Self> {
         Ok(Self {
             srtp,
-            ids: IncomingExtensions { abs_send_time_id, audio_level_id },
+            ids: IncomingExtensions {
+                abs_send_time_id,
+                audio_level_id,
+            },
             tracks: HashMap::new(),
             buffers: vec![[0; DATAGRAM_SIZE]; MAX_BATCH],
             dropped: 0,
@@ -400,7 +453,7 @@ impl Ingress {
         py: Python<'py>,
         datagram: &[u8],
         drain_fd: Option<i32>,
-    ) -> PyResult<Option<(Vec<Bound<'py, PyTuple>>, Vec<(Bound<'py, PyBytes>, Option<(String, u16)>)>)>> {
+    ) -> PyResult<Option<Received<'py>>> {
         let (arrival_ms, ntp) = ntp_now();
         let abs_send_time = ((ntp >> 14) & 0x00FF_FFFF) as u32;
         let mut touched = Vec::new();

@@ -9,6 +9,9 @@
 //! `Subscription.forward`, `RtpWriter`, `SenderHook.send_rtp`) is the reference it matches
 //! byte for byte (tests/sfu/media/test_fastpath_equivalence.py).
 
+// Python-facing methods take their fields as keyword arguments, one per RTP field.
+#![allow(clippy::too_many_arguments)]
+
 mod ingress;
 mod output;
 mod rewrite;

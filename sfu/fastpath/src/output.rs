@@ -36,7 +36,9 @@ impl Destination {
                 let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
                 sin.sin_family = libc::AF_INET as libc::sa_family_t;
                 sin.sin_port = v4.port().to_be();
-                sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) };
+                sin.sin_addr = libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                };
                 std::mem::size_of::<libc::sockaddr_in>()
             }
             SocketAddr::V6(v6) => {
@@ -44,12 +46,18 @@ impl Destination {
                 let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
                 sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
                 sin6.sin6_port = v6.port().to_be();
-                sin6.sin6_addr = libc::in6_addr { s6_addr: v6.ip().octets() };
+                sin6.sin6_addr = libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                };
                 sin6.sin6_scope_id = v6.scope_id();
                 std::mem::size_of::<libc::sockaddr_in6>()
             }
         };
-        Ok(Self { socket, address: storage, address_len: address_len as libc::socklen_t })
+        Ok(Self {
+            socket,
+            address: storage,
+            address_len: address_len as libc::socklen_t,
+        })
     }
 
     /// Send the queued datagrams with as few `sendmmsg` calls as the kernel allows, without
@@ -214,7 +222,9 @@ impl Output {
             .parse()
             .map_err(|_| PyValueError::new_err(format!("not an IP address: {host}")))?;
         if mid.len() > 16 || mid_id > 14 || abs_send_time_id > 14 || audio_level_id > 14 {
-            return Err(PyValueError::new_err("extension not expressible in one-byte form"));
+            return Err(PyValueError::new_err(
+                "extension not expressible in one-byte form",
+            ));
         }
         let mut table = [NOT_NEGOTIATED; 128];
         for (publisher, subscriber) in payload_types {
@@ -267,8 +277,14 @@ impl Output {
         audio_level: Option<(bool, u8)>,
     ) -> Option<Bound<'py, PyBytes>> {
         let packet = packet_from(
-            payload, payload_type, marker, sequence_number, timestamp, padding_size,
-            abs_send_time, audio_level,
+            payload,
+            payload_type,
+            marker,
+            sequence_number,
+            timestamp,
+            padding_size,
+            abs_send_time,
+            audio_level,
         );
         let mut out = Vec::with_capacity(payload.len() + 64);
         self.rewrite.write(&packet, &mut out)?;
@@ -291,8 +307,14 @@ impl Output {
         audio_level: Option<(bool, u8)>,
     ) -> bool {
         let packet = packet_from(
-            payload, payload_type, marker, sequence_number, timestamp, padding_size,
-            abs_send_time, audio_level,
+            payload,
+            payload_type,
+            marker,
+            sequence_number,
+            timestamp,
+            padding_size,
+            abs_send_time,
+            audio_level,
         );
         let queued = self.queue(&packet, extended_seq).is_some();
         self.flush();

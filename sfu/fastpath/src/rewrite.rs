@@ -107,7 +107,12 @@ pub fn write_packet(
     n += mid.len();
     if let (Some(value), id @ 1..) = (packet.abs_send_time, extensions.abs_send_time_id) {
         let value = value & 0x00FF_FFFF;
-        elements[n..n + 4].copy_from_slice(&[(id << 4) | 2, (value >> 16) as u8, (value >> 8) as u8, value as u8]);
+        elements[n..n + 4].copy_from_slice(&[
+            (id << 4) | 2,
+            (value >> 16) as u8,
+            (value >> 8) as u8,
+            value as u8,
+        ]);
         n += 4;
     }
     if let (Some((voice, level)), id @ 1..) = (packet.audio_level, extensions.audio_level_id) {

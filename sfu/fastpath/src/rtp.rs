@@ -57,8 +57,7 @@ pub fn parse(data: &[u8], ids: IncomingExtensions) -> Option<Parsed> {
                 return;
             }
             if id == ids.abs_send_time_id && value.len() == 3 {
-                abs_send_time =
-                    Some(u32::from_be_bytes([0, value[0], value[1], value[2]]));
+                abs_send_time = Some(u32::from_be_bytes([0, value[0], value[1], value[2]]));
             } else if id == ids.audio_level_id && value.len() == 1 {
                 audio_level = Some((value[0] & 0x80 != 0, value[0] & 0x7F));
             }
@@ -144,16 +143,22 @@ pub fn is_keyframe_start(codec: KeyframeCodec, payload: &[u8]) -> bool {
 }
 
 fn vp8_keyframe_start(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else { return false };
+    let Some(&first) = payload.first() else {
+        return false;
+    };
     if first & 0x10 == 0 || first & 0x07 != 0 {
         return false;
     }
     let mut pos = 1;
     if first & 0x80 != 0 {
-        let Some(&ext) = payload.get(1) else { return false };
+        let Some(&ext) = payload.get(1) else {
+            return false;
+        };
         pos = 2;
         if ext & 0x80 != 0 {
-            let Some(&picture_id) = payload.get(pos) else { return false };
+            let Some(&picture_id) = payload.get(pos) else {
+                return false;
+            };
             pos += if picture_id & 0x80 != 0 { 2 } else { 1 };
         }
         if ext & 0x40 != 0 {
@@ -172,7 +177,9 @@ fn vp8_keyframe_start(payload: &[u8]) -> bool {
 fn h264_has_keyframe(payload: &[u8]) -> bool {
     const IDR: u8 = 5;
     const SPS: u8 = 7;
-    let Some(&first) = payload.first() else { return false };
+    let Some(&first) = payload.first() else {
+        return false;
+    };
     match first & 0x1F {
         IDR | SPS => true,
         24 => {

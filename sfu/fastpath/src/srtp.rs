@@ -44,13 +44,21 @@ impl SrtpSession {
         let mut out_len = len as c_int;
         // SAFETY: ctx is the live srtp_t of `_owner` (kept alive by this object); the buffer
         // has `len` initialised bytes and MAX_TRAILER spare ones, all libsrtp may write.
-        let status =
-            unsafe { function(self.ctx as *mut c_void, buf.as_mut_ptr() as *mut c_void, &mut out_len) };
+        let status = unsafe {
+            function(
+                self.ctx as *mut c_void,
+                buf.as_mut_ptr() as *mut c_void,
+                &mut out_len,
+            )
+        };
         if status != 0 {
             return Err(status);
         }
         let out_len = out_len as usize;
-        assert!(out_len <= len + MAX_TRAILER, "libsrtp wrote past its trailer");
+        assert!(
+            out_len <= len + MAX_TRAILER,
+            "libsrtp wrote past its trailer"
+        );
         // SAFETY: libsrtp initialised the first out_len bytes (checked to fit the capacity).
         unsafe { buf.set_len(out_len) };
         Ok(())
@@ -73,7 +81,12 @@ impl SrtpSession {
                 std::mem::transmute::<usize, SrtpFn>(unprotect),
             )
         };
-        Ok(Self { ctx, protect, unprotect, _owner: owner })
+        Ok(Self {
+            ctx,
+            protect,
+            unprotect,
+            _owner: owner,
+        })
     }
 
     /// Protect one RTP packet (for tests: the forwarding path protects in place).
