@@ -296,14 +296,19 @@ def main() -> None:
             if mode.startswith("forward") and subscribers == args.profile:
                 profile = Path(f"/tmp/switchboard-forwarding-{subscribers}.pstats")
             port += 1
-            result = measure(
-                mode,
-                subscribers,
-                window=args.window,
-                warmup=args.warmup,
-                port=port,
-                profile=profile,
-            )
+            try:
+                result = measure(
+                    mode,
+                    subscribers,
+                    window=args.window,
+                    warmup=args.warmup,
+                    port=port,
+                    profile=profile,
+                )
+            except (TimeoutError, RuntimeError) as exc:
+                # One run that never got going (a busy machine) must not lose the others.
+                print(f"measured {mode} x{subscribers}: failed ({exc})", file=sys.stderr)
+                continue
             results.append(result)
             print(
                 f"measured {mode} x{subscribers}: {result.us_per_packet:.1f} µs/packet",

@@ -9,6 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyTuple};
 
+use crate::estimator::RemoteBitrateEstimator;
 use crate::output::Output;
 use crate::rewrite::Packet;
 use crate::rtp::{self, IncomingExtensions, KeyframeCodec, Parsed};
@@ -42,6 +43,8 @@ pub struct Track {
     highest: Option<i64>,
     last_timestamp: Option<u32>,
     outputs: Vec<Py<Output>>,
+    /// The publisher's uplink estimate (video), fed with every packet as aiortc's receiver does.
+    estimator: Option<RemoteBitrateEstimator>,
     /// Some subscriptions are forwarded in Python: report every packet with its bytes.
     #[pyo3(get, set)]
     python_forwarding: bool,
@@ -58,6 +61,7 @@ struct Outcome {
     duplicate: bool,
     sent_packets: u64,
     sent_bytes: u64,
+    estimate: Option<i64>,
 }
 
 impl Track {
@@ -67,11 +71,20 @@ impl Track {
         data: &[u8],
         parsed: &Parsed,
         abs_send_time: u32,
+        arrival_ms: u64,
     ) -> Option<Outcome> {
         if parsed.ssrc != self.media_ssrc || !self.media_payload_types[parsed.payload_type as usize]
         {
             return None;
         }
+        let estimate = match (&mut self.estimator, parsed.abs_send_time) {
+            (Some(estimator), Some(sent)) => estimator.add(
+                arrival_ms as i64,
+                sent,
+                (parsed.payload_end - parsed.payload_start + parsed.padding_size as usize) as i64,
+            ),
+            _ => None,
+        };
         let seq = parsed.sequence_number;
         let slot = seq as usize & (self.history.len() - 1);
         if let Some((extended, stored)) = &self.history[slot] {
@@ -84,6 +97,7 @@ impl Track {
                     duplicate: true,
                     sent_packets: 0,
                     sent_bytes: 0,
+                    estimate,
                 });
             }
         }
@@ -138,6 +152,7 @@ impl Track {
             duplicate: false,
             sent_packets,
             sent_bytes,
+            estimate,
         })
     }
 
@@ -149,7 +164,8 @@ impl Track {
 
     /// (owner, sequence number, timestamp, size incl. padding, abs-send-time or None,
     ///  arrival ms, extended seq, frame start, keyframe, duplicate, packets sent, payload
-    ///  bytes sent, packet bytes when Python forwards too else None)
+    ///  bytes sent, packet bytes when Python forwards too else None, new uplink estimate in
+    ///  bit/s or None)
     fn record<'py>(
         &self,
         py: Python<'py>,
@@ -164,7 +180,7 @@ impl Track {
             py.None().into_bound(py)
         };
         let size = parsed.payload_end - parsed.payload_start + parsed.padding_size as usize;
-        let items: [Bound<'py, PyAny>; 13] = [
+        let items: [Bound<'py, PyAny>; 14] = [
             self.owner.clone_ref(py).into_bound(py),
             parsed.sequence_number.into_pyobject(py)?.into_any(),
             parsed.timestamp.into_pyobject(py)?.into_any(),
@@ -178,6 +194,7 @@ impl Track {
             outcome.sent_packets.into_pyobject(py)?.into_any(),
             outcome.sent_bytes.into_pyobject(py)?.into_any(),
             raw,
+            outcome.estimate.into_pyobject(py)?.into_any(),
         ];
         PyTuple::new(py, items)
     }
@@ -188,13 +205,15 @@ impl Track {
     /// `owner` is handed back with every record; `codec` is "video/vp8", "video/h264" or
     /// anything else (no keyframe detection); `history_size` a power of two.
     #[new]
-    #[pyo3(signature = (*, owner, media_ssrc, media_payload_types, codec, history_size))]
+    #[pyo3(signature = (*, owner, media_ssrc, media_payload_types, codec, history_size,
+        estimate_bitrate))]
     fn new(
         owner: PyObject,
         media_ssrc: u32,
         media_payload_types: Vec<u8>,
         codec: &str,
         history_size: usize,
+        estimate_bitrate: bool,
     ) -> PyResult<Self> {
         if !history_size.is_power_of_two() {
             return Err(PyValueError::new_err("history_size must be a power of two"));
@@ -219,6 +238,7 @@ impl Track {
             highest: None,
             last_timestamp: None,
             outputs: Vec::new(),
+            estimator: estimate_bitrate.then(RemoteBitrateEstimator::new),
             python_forwarding: true,
             lost_upstream: 0,
         })
@@ -235,6 +255,18 @@ impl Track {
         self.highest = None;
         self.last_timestamp = None;
         self.history.iter_mut().for_each(|entry| *entry = None);
+    }
+
+    /// Feed the uplink estimate with a packet that reached Python first (an RTX repair).
+    fn estimate(
+        &mut self,
+        arrival_time_ms: i64,
+        abs_send_time: u32,
+        payload_size: i64,
+    ) -> Option<i64> {
+        self.estimator
+            .as_mut()?
+            .add(arrival_time_ms, abs_send_time, payload_size)
     }
 
     fn add_output(&mut self, output: Py<Output>) {
@@ -279,8 +311,8 @@ impl Track {
             return Ok(None);
         };
         let (arrival_ms, ntp) = ntp_now();
-        let Some(outcome) = self.handle(py, data, &parsed, ((ntp >> 14) & 0x00FF_FFFF) as u32)
-        else {
+        let abs_send_time = ((ntp >> 14) & 0x00FF_FFFF) as u32;
+        let Some(outcome) = self.handle(py, data, &parsed, abs_send_time, arrival_ms) else {
             return Ok(None);
         };
         self.flush(py);
@@ -336,7 +368,7 @@ impl Ingress {
             return Ok(Some(None));
         };
         let mut track = track.bind(py).borrow_mut();
-        let Some(outcome) = track.handle(py, &data, &parsed, abs_send_time) else {
+        let Some(outcome) = track.handle(py, &data, &parsed, abs_send_time, arrival_ms) else {
             return Ok(Some(None));
         };
         if !touched.contains(&ssrc) {

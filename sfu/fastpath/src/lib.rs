@@ -12,6 +12,7 @@
 // Python-facing methods take their fields as keyword arguments, one per RTP field.
 #![allow(clippy::too_many_arguments)]
 
+mod estimator;
 mod ingress;
 mod output;
 mod rewrite;
@@ -24,6 +25,7 @@ use pyo3::prelude::*;
 fn _fastpath(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<srtp::SrtpSession>()?;
     m.add_class::<output::Output>()?;
+    m.add_class::<estimator::BitrateEstimator>()?;
     m.add_class::<ingress::Track>()?;
     m.add_class::<ingress::Ingress>()?;
     Ok(())

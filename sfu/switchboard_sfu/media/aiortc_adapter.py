@@ -194,7 +194,8 @@ class ReceiverListener(Protocol):
 
 # What the native module reports per packet (see sfu/fastpath/src/ingress.rs, Track::record):
 # (owner, sequence number, timestamp, size, abs-send-time, arrival ms, extended sequence
-#  number, frame start, keyframe, duplicate, packets sent, payload bytes sent, packet bytes).
+#  number, frame start, keyframe, duplicate, packets sent, payload bytes sent, packet bytes,
+#  new uplink estimate).
 NativeRecord = tuple[Any, ...]
 
 
@@ -271,6 +272,7 @@ class ReceiverTap:
         receiver._handle_rtcp_packet = tapped_rtcp  # type: ignore[method-assign]
         receiver._send_rtcp = intercepted_send_rtcp  # type: ignore[method-assign]
         self._native_ssrc: int | None = None
+        self._native_track: Any = None
         self._fields = _PacketFields()
 
     # --- the native fast path ---------------------------------------------------------
@@ -298,6 +300,7 @@ class ReceiverTap:
             fast.ingress = make_ingress(route)
         fast.ingress.add_track(track)
         self._native_ssrc = int(track.media_ssrc)
+        self._native_track = track
         return True
 
     def forward_in_python(self, track: Any) -> None:
@@ -305,6 +308,7 @@ class ReceiverTap:
         if fast.ingress is not None:
             fast.ingress.remove_track(track)
         self._native_ssrc = None
+        self._native_track = None
 
     def serialize(self, packet: RtpPacket) -> tuple[bytes, tuple[int, int]]:
         """`packet` as bytes for the native module, with the transport's (abs-send-time,
@@ -319,21 +323,13 @@ class ReceiverTap:
 
     def native_packet(self, record: NativeRecord) -> None:
         """One packet the native module received for this receiver: what `handle_rtp` does
-        for aiortc's receiver (estimate, statistics, NACKs), then the forwarding core."""
+        for aiortc's receiver (statistics, NACKs; the native track keeps the uplink estimate,
+        a port of aiortc's), then the forwarding core."""
         receiver = self._receiver
         ssrc = self._native_ssrc
+        if record[13] is not None:
+            self._listener.bitrate_estimated(record[13])
         if ssrc is not None and receiver._enabled:
-            estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
-            abs_send_time = record[4]
-            if estimator is not None and abs_send_time is not None:
-                remb = estimator.add(
-                    abs_send_time=abs_send_time,
-                    arrival_time_ms=record[5],
-                    payload_size=record[3],
-                    ssrc=ssrc,
-                )
-                if remb is not None:
-                    self._listener.bitrate_estimated(int(remb[0]))
             fields = self._fields
             fields.sequence_number = record[1]
             fields.timestamp = record[2]
@@ -366,14 +362,20 @@ class ReceiverTap:
         estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
         abs_send_time = packet.extensions.abs_send_time
         if estimator is not None and abs_send_time is not None:
-            remb = estimator.add(
-                abs_send_time=abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
-            if remb is not None:
-                self._listener.bitrate_estimated(int(remb[0]))
+            size = len(packet.payload) + packet.padding_size
+            if self._native_track is not None:
+                # One estimate per stream: the native track's, fed with every packet.
+                bitrate = self._native_track.estimate(arrival_time_ms, abs_send_time, size)
+            else:
+                remb = estimator.add(
+                    abs_send_time=abs_send_time,
+                    arrival_time_ms=arrival_time_ms,
+                    payload_size=size,
+                    ssrc=packet.ssrc,
+                )
+                bitrate = None if remb is None else int(remb[0])
+            if bitrate is not None:
+                self._listener.bitrate_estimated(bitrate)
         codecs = receiver._RTCRtpReceiver__codecs
         codec = codecs.get(packet.payload_type)
         if codec is None:
@@ -505,6 +507,11 @@ class _FastReceive:
                 task.add_done_callback(self._pending.discard)
 
         protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+
+
+def estimates_bitrate(receiver: RTCRtpReceiver) -> bool:
+    """True when aiortc keeps a bandwidth estimate for this receiver (video)."""
+    return receiver._RTCRtpReceiver__remote_bitrate_estimator is not None
 
 
 def _stop_decoder(receiver: RTCRtpReceiver) -> None:

@@ -4,9 +4,10 @@ Once a publication knows its media SSRC, its packets are received natively (`Ing
 burst of datagrams read from the socket, decrypted with the transport's own libsrtp session)
 and tracked natively (`Track`: sequence numbers, retransmission history, frame and keyframe
 starts). A subscription whose stream has started and whose packets leave through a plain UDP
-socket becomes a native `Output` (rewrite, SRTP-protect, `sendmmsg`). Python still sees one
-small record per packet (aiortc's receive statistics, NACKs and bandwidth estimate; counters)
-and forwards to the subscriptions that are not native. Everything else stays on the
+socket becomes a native `Output` (rewrite, SRTP-protect, `sendmmsg`). The track also keeps
+the publisher's uplink estimate (a port of aiortc's estimator). Python still sees one small
+record per packet (aiortc's receive statistics and NACKs, counters) and forwards to the
+subscriptions that are not native. Everything else stays on the
 pure-Python path, which is the reference the native one matches byte for byte; without the
 module (no Rust toolchain at install time) every packet takes the Python path.
 """
@@ -49,8 +50,10 @@ def new_track(
     media_payload_types: Iterable[int],
     codec: str,
     history_size: int,
+    estimate_bitrate: bool,
 ) -> Track:
-    """A published track's native state; `owner` is handed back with every packet record."""
+    """A published track's native state; `owner` is handed back with every packet record;
+    `estimate_bitrate`: keep the publisher's uplink estimate (video, as aiortc does)."""
     assert _fastpath is not None
     return _fastpath.Track(
         owner=owner,
@@ -58,7 +61,14 @@ def new_track(
         media_payload_types=list(media_payload_types),
         codec=codec,
         history_size=history_size,
+        estimate_bitrate=estimate_bitrate,
     )
+
+
+def new_bitrate_estimator() -> Any:
+    """The track's uplink estimator on its own (`add(arrival_ms, abs_send_time, size)`)."""
+    assert _fastpath is not None
+    return _fastpath.BitrateEstimator()
 
 
 def new_ingress(route: ReceiveRoute) -> Ingress:

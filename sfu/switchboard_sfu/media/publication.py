@@ -344,6 +344,7 @@ class Publication:
             media_payload_types=self.media_payload_types,
             codec=self._mime_type if self.kind == "video" else "",
             history_size=self._settings.retransmission_history,
+            estimate_bitrate=aiortc_adapter.estimates_bitrate(self._transceiver.receiver),
         )
         if self._tap.forward_natively(fastpath.new_ingress, track):
             self._track = track

@@ -8,10 +8,12 @@ module must produce the same datagrams byte for byte.
 from __future__ import annotations
 
 import os
+import random
 import socket
 from collections.abc import Iterator
 
 import pytest
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtp import RtpPacket
 from hypothesis import given, settings
@@ -226,7 +228,12 @@ def test_native_receive_tracks_and_forwards_like_the_python_path(receiver, sende
     )
     ingress = fastpath.new_ingress(route)
     track = fastpath.new_track(
-        owner="owner", media_ssrc=42, media_payload_types=[96], codec="video/VP8", history_size=64
+        owner="owner",
+        media_ssrc=42,
+        media_payload_types=[96],
+        codec="video/VP8",
+        history_size=64,
+        estimate_bitrate=True,
     )
     ingress.add_track(track)
     output = native_output(
@@ -297,3 +304,37 @@ def test_native_receive_tracks_and_forwards_like_the_python_path(receiver, sende
         assert receiver.recv(2048) == expected
     extended, kept = track.history_packet(sent[4].sequence_number)
     assert (extended, kept) == (65534, sent[4].serialize())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    bitrate_kbps=st.integers(100, 6000),
+    congestion_ms=st.integers(0, 40),
+)
+def test_the_uplink_estimate_matches_aiortcs(seed, bitrate_kbps, congestion_ms):
+    """The native port of aiortc's RemoteBitrateEstimator gives the same estimates, packet
+    for packet, for a publisher whose arrivals drift late (congestion) or stay steady."""
+    rng = random.Random(seed)
+    reference = RemoteBitrateEstimator()
+    native = fastpath.new_bitrate_estimator()
+    now_ms = 1_000_000
+    send_time = rng.randrange(1 << 24)
+    estimates = 0
+    for frame in range(300):
+        packets = rng.randint(1, 8)
+        drift = congestion_ms * frame // 100 if frame > 100 else 0
+        for _ in range(packets):
+            size = rng.randint(200, 1200)
+            send_time = (send_time + rng.randint(1, 200)) & 0xFFFFFF
+            arrival = now_ms + drift + rng.randint(0, 3)
+            expected = reference.add(
+                arrival_time_ms=arrival, abs_send_time=send_time, payload_size=size, ssrc=1
+            )
+            assert native.add(arrival, send_time, size) == (
+                None if expected is None else expected[0]
+            ), f"frame {frame}"
+            estimates += expected is not None
+        now_ms += 33
+        send_time = (send_time + (33 << 18) // 1000) & 0xFFFFFF
+    assert estimates > 0
