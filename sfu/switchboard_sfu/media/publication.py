@@ -28,7 +28,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from . import aiortc_adapter
+from . import aiortc_adapter, fastpath
 from .codecs import is_rtx, primary_codec
 from .counters import MediaCounters
 from .keyframes import is_keyframe_start
@@ -76,6 +76,14 @@ class Publication:
         self._counters = counters
         self._loop = asyncio.get_running_loop()
         self._subscriptions: list[Subscription] = []
+        # Subscriptions are forwarded by `Subscription.forward` until they go native, then by
+        # the native fan-out (one call per packet for all of them).
+        self._python_subscriptions: list[Subscription] = []
+        # The native twin of this publication's receive state (see `fastpath`), once in use.
+        self._track: fastpath.Track | None = None
+        self._lost_upstream_seen = 0
+        # Event loop time of the last packet the native outputs forwarded.
+        self.last_native_forward = 0.0
         size = settings.retransmission_history
         if size & (size - 1):
             raise ValueError("retransmission_history must be a power of two")
@@ -111,19 +119,56 @@ class Publication:
         return self._codecs.get(payload_type)
 
     @property
+    def media_payload_types(self) -> list[int]:
+        """The publisher's payload types that carry media (RTX excluded)."""
+        return [pt for pt in self._codecs if pt not in self._rtx_apt]
+
+    @property
     def subscriptions(self) -> tuple[Subscription, ...]:
         return tuple(self._subscriptions)
 
     def add_subscription(self, subscription: Subscription) -> None:
         self._subscriptions.append(subscription)
+        self._python_subscriptions.append(subscription)
+        self._python_subscriptions_changed()
 
     def remove_subscription(self, subscription: Subscription) -> None:
+        if subscription in self._python_subscriptions:
+            self._python_subscriptions.remove(subscription)
+            self._python_subscriptions_changed()
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
             self.subscriber_bitrate_changed()
 
+    @property
+    def native(self) -> bool:
+        """True while the native fast path receives this publication's packets."""
+        return self._track is not None
+
+    def forward_natively(self, subscription: Subscription, output: fastpath.Output) -> bool:
+        """From now on `output` (the subscription's native twin) gets every packet; False
+        when this publication is not received natively."""
+        if self._track is None:
+            return False
+        self._track.add_output(output)
+        if subscription in self._python_subscriptions:
+            self._python_subscriptions.remove(subscription)
+            self._python_subscriptions_changed()
+        return True
+
+    def forward_in_python(self, subscription: Subscription, output: fastpath.Output) -> None:
+        """Stop forwarding to `output`; the subscription's own `forward` takes over."""
+        if self._track is not None:
+            self._track.remove_output(output)
+        if subscription in self._subscriptions and subscription not in self._python_subscriptions:
+            self._python_subscriptions.append(subscription)
+            self._python_subscriptions_changed()
+
     def history_packet(self, sequence_number: int) -> tuple[int, RtpPacket] | None:
         """(extended sequence number, packet) for a publisher sequence number, if still kept."""
+        if self._track is not None:
+            kept = self._track.history_packet(sequence_number)
+            return None if kept is None else (kept[0], self._tap.parse(kept[1]))
         entry = self._history[sequence_number & self._history_mask]
         if entry is not None and entry[1].sequence_number == sequence_number:
             return entry
@@ -163,6 +208,9 @@ class Publication:
         self._closed = True
         for subscription in tuple(self._subscriptions):
             await subscription.close()
+        if self._track is not None:
+            self._tap.forward_in_python(self._track)
+            self._track = None
         if self._pending_keyframe_request is not None:
             self._pending_keyframe_request.cancel()
         for task in (self._feedback_task, *self._background):
@@ -192,7 +240,7 @@ class Publication:
         if self.kind == "video" and self._feedback_task is None:
             self._feedback_task = self._loop.create_task(self._bitrate_feedback_loop())
 
-    async def rtp_received(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def rtp_received(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         if self._closed:
             return
         counters = self._counters
@@ -212,6 +260,16 @@ class Publication:
             return
         elif packet.ssrc != self.media_ssrc:
             self._switch_source(packet.ssrc)
+
+        if self._track is None and self._settings.native_forwarding and fastpath.available():
+            self._forward_natively()
+        if self._track is not None:
+            # The native track keeps the stream's state: it handles this packet too.
+            data, ids = self._tap.serialize(packet)
+            record = self._track.ingest(data, ids)
+            if record is not None:
+                self._native_forwarded(record, packet)
+            return
 
         seq = packet.sequence_number
         slot = seq & self._history_mask
@@ -237,7 +295,7 @@ class Publication:
         now = self._loop.time()
         abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
         started = time.perf_counter()
-        for subscription in tuple(subscriptions):
+        for subscription in tuple(self._python_subscriptions):
             subscription.forward(
                 packet,
                 extended,
@@ -259,7 +317,82 @@ class Publication:
         self._uplink_estimate_bps = bitrate_bps
         self.subscriber_bitrate_changed()
 
+    def native_packet(self, record: aiortc_adapter.NativeRecord, packet: RtpPacket | None) -> None:
+        """A packet the native fast path received and forwarded to the native outputs."""
+        if self._closed:
+            return
+        size = record[3]
+        counters = self._counters
+        counters.rtp_packets_received += 1
+        counters.rtp_payload_bytes_received += size
+        self.packets_received += 1
+        self.bytes_received += size
+        self._native_forwarded(record, packet)
+
+    def native_forwarding_time(self, seconds: float) -> None:
+        self._counters.forwarding_seconds += seconds
+
     # --- internals ------------------------------------------------------------------------
+
+    def _forward_natively(self) -> None:
+        """Hand this publication's receive state to the native module (media SSRC known)."""
+        if self.media_ssrc is None:
+            return
+        track = fastpath.new_track(
+            owner=self._tap,
+            media_ssrc=self.media_ssrc,
+            media_payload_types=self.media_payload_types,
+            codec=self._mime_type if self.kind == "video" else "",
+            history_size=self._settings.retransmission_history,
+            estimate_bitrate=aiortc_adapter.estimates_bitrate(self._transceiver.receiver),
+        )
+        if self._tap.forward_natively(fastpath.new_ingress, track):
+            self._track = track
+            self._python_subscriptions_changed()
+            logger.info(
+                "publication forwarded natively participant=%s kind=%s",
+                self.participant_id,
+                self.kind,
+            )
+
+    def _python_subscriptions_changed(self) -> None:
+        if self._track is not None:
+            # The native track hands every packet's bytes over only while Python forwards too.
+            self._track.python_forwarding = bool(self._python_subscriptions)
+
+    def _native_forwarded(
+        self, record: aiortc_adapter.NativeRecord, packet: RtpPacket | None
+    ) -> None:
+        """Counters, and the subscriptions still forwarded in Python, for a native packet."""
+        counters = self._counters
+        track = self._track
+        assert track is not None
+        lost = track.lost_upstream
+        if lost != self._lost_upstream_seen:
+            counters.rtp_packets_lost_upstream += lost - self._lost_upstream_seen
+            self._lost_upstream_seen = lost
+        if record[9]:
+            return  # a duplicate: subscribers already have it
+        now = self._loop.time()
+        if record[10]:
+            counters.rtp_packets_sent += record[10]
+            counters.rtp_payload_bytes_sent += record[11]
+            self.last_native_forward = now
+        raw = record[12]
+        if raw is None or not self._python_subscriptions:
+            return
+        if packet is None:
+            packet = self._tap.parse(raw)
+        abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
+        for subscription in tuple(self._python_subscriptions):
+            subscription.forward(
+                packet,
+                record[6],
+                frame_start=record[7],
+                keyframe=record[8],
+                abs_send_time=abs_send_time,
+                now=now,
+            )
 
     def _switch_source(self, ssrc: int) -> None:
         if self.media_ssrc is not None:
@@ -268,6 +401,10 @@ class Publication:
             )
         self.media_ssrc = ssrc
         self.clock = None
+        if self._track is not None:
+            self._tap.forward_in_python(self._track)
+            self._track.reset(ssrc)
+            self._tap.forward_natively(fastpath.new_ingress, self._track)
         self._sequence.reset()
         self._last_timestamp = None
         self._history = [None] * len(self._history)

@@ -32,7 +32,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from . import aiortc_adapter
+from . import aiortc_adapter, fastpath
 from .codecs import compatible, is_rtx, primary_codec
 from .counters import MediaCounters
 from .rtp_writer import RtpWriter
@@ -66,8 +66,11 @@ class Subscription:
         self.transceiver = transceiver
         self.track = track
         self.kind = publication.kind
-        self.packets_sent = 0
-        self.bytes_sent = 0
+        # Sent on the Python path (and by native outputs already retired).
+        self._packets_sent = 0
+        self._bytes_sent = 0
+        # The native twin of this subscription's rewrite state, once forwarding went native.
+        self._output: fastpath.Output | None = None
         self.remb_bps: int | None = None
         self.round_trip_time_s: float | None = None
         self.active = False
@@ -103,12 +106,28 @@ class Subscription:
         """True once packets flow (after the first keyframe, for video)."""
         return self._seq_offset is not None
 
+    @property
+    def native(self) -> bool:
+        """True while the native fast path forwards this subscription's packets."""
+        return self._output is not None
+
+    @property
+    def packets_sent(self) -> int:
+        output = self._output
+        return self._packets_sent + (output.packets_sent if output is not None else 0)
+
+    @property
+    def bytes_sent(self) -> int:
+        output = self._output
+        return self._bytes_sent + (output.bytes_sent if output is not None else 0)
+
     async def close(self) -> None:
         """Stop forwarding to this subscriber; the transceiver stays until renegotiated."""
         if self._closed:
             return
         self._closed = True
         self.active = False
+        self._forward_in_python()
         self.publication.remove_subscription(self)
         self.track.stop()
 
@@ -139,6 +158,10 @@ class Subscription:
             codec.mimeType,
         )
         self.publication.request_keyframe()
+
+    def sender_stopped(self) -> None:
+        self.active = False
+        self._forward_in_python()
 
     async def rtcp_received(self, packet: AnyRtcpPacket) -> bool:
         counters = self._counters
@@ -171,6 +194,7 @@ class Subscription:
     def sender_report_due(self, packet: RtcpSrPacket) -> bool:
         if not self.forwarding:
             return False
+        self._sync_native_state()
         now = self._loop.time()
         clock = self.publication.clock
         if clock is not None:
@@ -198,6 +222,7 @@ class Subscription:
         """The publisher's stream restarted (new SSRC): continue after the last packet sent."""
         if self._seq_offset is None:
             return
+        self._forward_in_python()
         self._seq_offset = None
         self._next_sequence_number = (self._last_out_seq + 1) & 0xFFFF
         frame = self._clock_rate // (30 if self.kind == "video" else 50)
@@ -222,6 +247,8 @@ class Subscription:
             if not self._can_start(frame_start, keyframe, now):
                 return
             seq_offset = self._begin(packet, extended_seq)
+            if self._forward_natively(packet, extended_seq, abs_send_time, now):
+                return
         elif extended_seq < self._start:
             return  # older than where this subscriber's stream began
         payload_type = self._payload_type_for(packet.payload_type)
@@ -249,8 +276,8 @@ class Subscription:
             self._last_out_seq = out_seq
             self._last_out_ts = out_ts
             self._last_out_time = now
-        self.packets_sent += 1
-        self.bytes_sent += len(packet.payload)
+        self._packets_sent += 1
+        self._bytes_sent += len(packet.payload)
         self._counters.rtp_packets_sent += 1
         self._counters.rtp_payload_bytes_sent += len(packet.payload)
 
@@ -278,6 +305,71 @@ class Subscription:
         self._start = extended_seq
         self._last_out_seq = self._next_sequence_number
         return seq_offset
+
+    def _forward_natively(
+        self, packet: RtpPacket, extended_seq: int, abs_send_time: int, now: float
+    ) -> bool:
+        """Hand this (started) stream to the native fast path, first packet included; False
+        when it cannot go native (publication not received natively, relayed ICE pair)."""
+        if not self.publication.native:
+            return False
+        route = self._hook.direct_route()
+        if route is None or self._writer is None or self._seq_offset is None:
+            return False
+        payload_types = []
+        for publisher_payload_type in self.publication.media_payload_types:
+            target = self._payload_type_for(publisher_payload_type)
+            if target is not None:
+                payload_types.append((publisher_payload_type, target))
+        output = fastpath.new_output(
+            route,
+            self._writer,
+            ssrc=self._hook.ssrc,
+            payload_types=payload_types,
+            seq_offset=self._seq_offset,
+            ts_offset=self._ts_offset,
+            start=self._start,
+            last_sequence_number=self._last_out_seq,
+        )
+        if output is None or not self.publication.forward_natively(self, output):
+            return False
+        self._output = output
+        sent = output.send(
+            packet.payload,
+            payload_type=packet.payload_type,
+            marker=bool(packet.marker),
+            sequence_number=packet.sequence_number,
+            timestamp=packet.timestamp,
+            extended_seq=extended_seq,
+            padding_size=packet.padding_size,
+            abs_send_time=abs_send_time,
+            audio_level=packet.extensions.audio_level,
+        )
+        if sent:
+            self._counters.rtp_packets_sent += 1
+            self._counters.rtp_payload_bytes_sent += len(packet.payload)
+        self._last_out_time = now
+        return True
+
+    def _forward_in_python(self) -> None:
+        """Retire the native output (its counts and stream position carry over)."""
+        output = self._output
+        if output is None:
+            return
+        self._sync_native_state()
+        self._packets_sent += output.packets_sent
+        self._bytes_sent += output.bytes_sent
+        self._output = None
+        self.publication.forward_in_python(self, output)
+
+    def _sync_native_state(self) -> None:
+        """Copy where the native output's stream stands into the Python-side fields."""
+        output = self._output
+        if output is None or not output.packets_sent:
+            return
+        self._last_out_seq = output.last_sequence_number
+        self._last_out_ts = output.last_timestamp
+        self._last_out_time = max(self._last_out_time, self.publication.last_native_forward)
 
     def _payload_type_for(self, publisher_payload_type: int) -> int | None:
         try:
