@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fixtures.cluster import apply, is_ready
+from fixtures.cluster import apply, is_ready, remove
 from fixtures.cluster import get_json as get
 from fixtures.waiting import wait_for
 
@@ -85,9 +85,13 @@ def regions(operator, node_agent, crds_installed):
     apply(cluster, region("geo-tyo", "e2e-geo-tyo", TOKYO, "us-east", capacity=100))
     for name in ("geo-syd", "geo-tyo"):
         wait_for(lambda name=name: is_ready(get(cluster, "region", name)), 120, f"{name} Ready")
-    yield cluster
-    for name in ("geo-syd", "geo-tyo"):
-        cluster.kubectl("delete", "region", name, "--wait=false")
+    try:
+        yield cluster
+    finally:
+        # Rooms first: these are unpinned, and a later module's Region would take them.
+        remove(cluster, "namespace", ROOMS_NS)
+        for name in ("geo-syd", "geo-tyo"):
+            remove(cluster, "region", name)
 
 
 def test_rooms_go_to_the_nearest_region_and_pinned_rooms_stay(regions):

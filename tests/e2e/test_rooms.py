@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from fixtures.audit import audit_marker
-from fixtures.cluster import api_key_secret, apply, ready_pods
+from fixtures.cluster import api_key_secret, apply, ready_pods, remove
 from fixtures.cluster import get_json as get
 from fixtures.sfu_client_process import ClientProcess
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
@@ -91,7 +91,7 @@ def region(operator, node_agent, crds_installed):
         # Rooms first (so nothing migrates), then the Region and its pods: later modules
         # must not place their rooms here.
         for kind, name in (("namespace", ROOMS_NS), ("region", REGION), ("namespace", MEDIA_NS)):
-            cluster.kubectl("delete", kind, name, "--ignore-not-found", "--wait=false")
+            remove(cluster, kind, name)
 
 
 async def reports_processed(cluster, pod_name: str) -> None:
