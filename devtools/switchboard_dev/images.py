@@ -4,7 +4,8 @@ Debian base root filesystems come from `mmdebstrap` (no registry needed); podman
 multi-stage Containerfiles in `images/` from them, offline, with the locked wheels
 downloaded on the host. Everything is cached under ``~/.cache/switchboard/images``:
 
-- ``bases/<name>-<key>/``: a base's rootfs tarball and its installed Debian packages;
+- ``bases/<name>-<key>/``: a base's rootfs tarball and its installed Debian packages, and
+  ``bases/store/``: the bases as images, which every build's store reads (read-only);
 - ``wheels/``: the locked wheels (hash-checked at install);
 - ``<key>/``: one build: its image store (``store/``), one ``<image>.oci.tar`` per image,
   and ``build.json``. The key hashes every input (sources, locks, Containerfiles, base
@@ -96,7 +97,8 @@ class Base:
 # install more with. The build base has the compilers (a compiled extension module,
 # Cython or Rust, adds its toolchain here) and python3-pip for the naive comparison.
 BASES = {
-    "runtime": Base("runtime", "essential", ("python3",)),
+    # libstdc++6: wheels with C++ inside (av, which aiortc uses) link it.
+    "runtime": Base("runtime", "essential", ("python3", "libstdc++6")),
     "turn": Base("turn", "essential", ("python3", "coturn")),
     "build": Base(
         "build",
@@ -104,6 +106,10 @@ BASES = {
         ("python3", "python3-venv", "python3-dev", "python3-pip", "build-essential"),
     ),
 }
+
+
+BASE_EPOCH = 1_700_000_000
+"""File times of the bases: fixed, so a base is the same whatever commit built it first."""
 
 
 class ImageBuildError(RuntimeError):
@@ -195,14 +201,39 @@ class BuiltImages:
     def store(self) -> Path:
         return self.directory / "store"
 
+    @property
+    def stores(self) -> list[Path]:
+        """Every store a node needs to run the images: this build's, then the bases'."""
+        return [self.store, bases_store()]
+
     def reference(self, name: str) -> str:
         return str(self.manifest["images"][name]["reference"])
 
     def archive(self, name: str) -> Path:
         return self.directory / f"{name}.oci.tar"
 
-    def podman(self, runroot: Path) -> Podman:
-        return Podman(root=self.store, runroot=runroot)
+    def podman(self) -> Podman:
+        return Podman(root=self.store, image_stores=(bases_store(),))
+
+
+def bases_store() -> Path:
+    return images_cache() / "bases" / "store"
+
+
+def import_base(base: Base) -> None:
+    """The base's rootfs as an image in the shared bases store (once per base)."""
+    with (
+        _locked(bases_store().with_suffix(".lock")),
+        tempfile.TemporaryDirectory(prefix="switchboard-base-") as scratch,
+    ):
+        podman = Podman(root=bases_store())
+        if podman.inspect_image(base.reference) is not None:
+            return
+        context = Path(scratch) / "context"
+        context.mkdir()
+        (context / "Containerfile").write_text("FROM scratch\nADD rootfs.tar /\n")
+        os.link(base.directory / "rootfs.tar", context / "rootfs.tar")
+        _build(podman, context, "Containerfile", base.reference, f"--timestamp={BASE_EPOCH}")
 
 
 def build_directory(key: str | None = None) -> Path:
@@ -245,7 +276,7 @@ def _run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]
     return result
 
 
-def build_base(base: Base, epoch: int) -> Path:
+def build_base(base: Base) -> Path:
     """The base's rootfs tarball (mmdebstrap), built once per package list."""
     directory = base.directory
     with _locked(directory.with_suffix(".lock")):
@@ -269,7 +300,7 @@ def build_base(base: Base, epoch: int) -> Path:
                 SUITE,
                 str(directory / "rootfs.tar"),
             ],
-            env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)},
+            env={**os.environ, "SOURCE_DATE_EPOCH": str(BASE_EPOCH)},
         )
         (directory / "seconds").write_text(f"{time.monotonic() - started:.1f}\n")
         (directory / ".complete").touch()
@@ -376,24 +407,19 @@ def build(naive: bool = False) -> BuiltImages:
         commit, epoch = revision()
         version = project_version()
         with ThreadPoolExecutor(max_workers=len(BASES)) as pool:
-            for future in [pool.submit(build_base, base, epoch) for base in BASES.values()]:
+            for future in [pool.submit(build_base, base) for base in BASES.values()]:
                 future.result()
+        for base in BASES.values():
+            import_base(base)
         bases_done = time.monotonic()
         wheels = download_wheels([*LOCKS.values(), BUILD_LOCK])
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         with tempfile.TemporaryDirectory(prefix="switchboard-images-") as scratch:
-            podman = Podman(root=directory / "store", runroot=Path(scratch) / "run")
+            podman = Podman(root=directory / "store", image_stores=(bases_store(),))
             context = Path(scratch) / "context"
             _stage_context(context, wheels)
             timestamp = f"--timestamp={epoch}"
-            for base in BASES.values():
-                (context / f"{base.name}.Containerfile").write_text(
-                    f"FROM scratch\nADD {base.name}.tar /\n"
-                )
-                os.link(base.directory / "rootfs.tar", context / f"{base.name}.tar")
-                _build(podman, context, f"{base.name}.Containerfile", base.reference, timestamp)
-                (context / f"{base.name}.tar").unlink()
             wheel_image = f"localhost/switchboard-build/wheel:{key}"
             _build(
                 podman,
@@ -441,17 +467,33 @@ def build(naive: bool = False) -> BuiltImages:
                 )
                 info = podman.inspect_image("localhost/switchboard-naive/all:latest") or {}
                 manifest["naive"] = {"size": int(info.get("Size", 0))}
-            # Build stages and bases stay out of the store nodes read from.
+            # The build stages stay out of the store nodes read from.
             podman.run("rmi", "--force", wheel_image, check=False)
-            for base in BASES.values():
-                podman.run("rmi", base.reference, check=False)
             podman.run("image", "prune", "--force", check=False)
         manifest["seconds"] = {
             "bases": round(bases_done - started, 1),
             "total": round(time.monotonic() - started, 1),
         }
         (directory / "build.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        return BuiltImages(directory, manifest)
+    prune(keep=directory)
+    return BuiltImages(directory, manifest)
+
+
+KEEP_BUILDS = 4
+
+
+def prune(keep: Path) -> None:
+    """Remove all but the newest builds (other checkouts may still use recent ones)."""
+    builds = sorted(
+        (p for p in images_cache().iterdir() if (p / "build.json").exists() and p != keep),
+        key=lambda p: (p / "build.json").stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[KEEP_BUILDS - 1 :]:
+        with _locked(old.with_suffix(".lock")):
+            Podman(root=old / "store").run("system", "reset", "--force", check=False)
+            shutil.rmtree(old, ignore_errors=True)
+        old.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def summary(images: BuiltImages) -> str:
@@ -505,6 +547,26 @@ def lock() -> None:
             lines.append(f"{name}=={item['metadata']['version']} \\\n    --hash=sha256:{sha256}")
         target.write_text("\n".join(lines) + "\n")
         _log(f"wrote {target.relative_to(REPO_ROOT)} ({len(resolved)} packages)")
+
+
+RUNTIME_ENV = "SWITCHBOARD_RUNTIME"
+"""`process` runs the SFU and coturn as local processes (a fast inner loop) instead of the
+images; anything else, or unset, runs the images (`make up` and CI)."""
+
+
+def process_runtime_selected() -> bool:
+    return os.environ.get(RUNTIME_ENV, "") == "process"
+
+
+def agent_image_stores() -> list[Path]:
+    """The image stores node agents run pods from: the built images, unless the process
+    runtime was selected (then the agents' local stand-ins run instead)."""
+    return [] if process_runtime_selected() else require_built().stores
+
+
+def image_reference(name: str) -> str:
+    """How the chart names an image by default (`switchboard/<name>:<version>`)."""
+    return f"switchboard/{name}:{project_version()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

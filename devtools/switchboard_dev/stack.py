@@ -17,6 +17,7 @@ import yaml
 from switchboard_api.resources import REGION, ROOM
 from switchboard_dev.demo.apikey import install_demo_key
 from switchboard_dev.demo.server import DemoServer
+from switchboard_dev.images import agent_image_stores
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import (
     OPERATOR_USER,
@@ -138,7 +139,12 @@ class LocalStack:
 
     def start_node_agent(self, regions: Mapping[str, list[str]]) -> NodeAgentProcess:
         """A node agent with nodes in `regions` ({region: [zone, ...]})."""
-        config = agent_config(self.workdir / "node-agent" / "state", regions, AGENT_ADDRESSES)
+        config = agent_config(
+            self.workdir / "node-agent" / "state",
+            regions,
+            AGENT_ADDRESSES,
+            image_stores=agent_image_stores(),
+        )
         kubeconfig = self.plane.issue_kubeconfig(NODE_AGENT_USER, NODE_AGENT_GROUPS)
         self.node_agent = NodeAgentProcess(
             self.plane, self.workdir / "node-agent", config, kubeconfig

@@ -9,6 +9,7 @@ state by accident; a node agent reads built images through a read-only additiona
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import subprocess
@@ -29,15 +30,27 @@ def podman_available() -> bool:
     return shutil.which(PODMAN) is not None and shutil.which(RUNTIME) is not None
 
 
+RUN_ROOT = Path("/run/switchboard-podman")
+
+
+def runroot_of(root: Path) -> Path:
+    """A store's runtime state directory: always the same one for a store (podman refuses
+    another), short (its sockets' paths have a length limit), on tmpfs."""
+    return RUN_ROOT / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Podman:
     """One podman store: `root` holds images and containers, `runroot` their runtime state."""
 
     root: Path
-    runroot: Path
     image_stores: tuple[Path, ...] = ()
     """Read-only stores whose images this store can run (containers/storage's
     additional image stores)."""
+
+    @property
+    def runroot(self) -> Path:
+        return runroot_of(self.root)
 
     def argv(self, *args: str) -> list[str]:
         options = [f"additionalimagestore={store}" for store in self.image_stores]

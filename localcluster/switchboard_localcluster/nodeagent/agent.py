@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 from collections import OrderedDict
@@ -28,8 +27,6 @@ from .servicehosts import ServiceHosts
 log = logging.getLogger(__name__)
 
 WATCH_TIMEOUT_SECONDS = 300
-RUN_ROOT = Path("/run/switchboard-nodeagent")
-"""podman's run roots: short paths (its sockets' names have a length limit)."""
 REGISTER_RETRY_SECONDS = 1.0
 # UIDs of pods this agent finished with, so late watch events for them start nothing.
 FINISHED_MEMORY = 4096
@@ -66,12 +63,9 @@ def podman_runtime(config: AgentConfig) -> PodmanRuntime | None:
     """The podman runtime over the configured image stores (None when there are none)."""
     if not config.image_stores:
         return None
-    storage = config.work_dir.resolve() / "containers"
-    key = hashlib.sha256(str(storage).encode()).hexdigest()[:12]
     return PodmanRuntime(
         Podman(
-            root=storage,
-            runroot=RUN_ROOT / key,
+            root=config.work_dir.resolve() / "containers",
             image_stores=tuple(Path(store) for store in config.image_stores),
         )
     )
