@@ -137,7 +137,7 @@ def test_a_write_to_the_root_filesystem_fails_when_it_is_read_only(core, namespa
         namespace,
         pod(
             "readonly",
-            {**python(WHOAMI), "securityContext": restricted_context()},
+            {**python(WHOAMI), "securityContext": {"readOnlyRootFilesystem": True}},
             restartPolicy="Never",
             securityContext={"runAsUser": 0},
         ),
