@@ -33,6 +33,7 @@ def _up(args: argparse.Namespace) -> int:
     with stack:
         regions = example_regions()
         stack.start_node_agent({region: [f"{region}-a"] for region in regions})
+        stack.install_switchboard()
         objects = stack.apply_examples()
         stack.wait_for_examples(objects)
         summary = stack.start_demo()

@@ -50,7 +50,7 @@ SOURCE_URL = "https://github.com/switchboard-dev/switchboard"
 SUITE = "bookworm"
 PACKAGES_LABEL = "dev.switchboard.debian-packages"
 # The sources the project's wheel is built from (the packages the images run).
-WHEEL_SOURCES = ("pyproject.toml", "README.md", "api", "operator", "sfu", "turn")
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "api", "operator", "sfu", "turn", "tls")
 LOCKS = {name: IMAGES_DIR / name / "requirements.lock" for name in IMAGE_NAMES}
 BUILD_LOCK = IMAGES_DIR / "build-requirements.lock"
 # mmdebstrap leaves out documentation and translations (copyright files stay).
