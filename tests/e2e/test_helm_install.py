@@ -194,11 +194,10 @@ async def test_helm_install_runs_every_pod_from_its_image_and_media_flows(instal
     url = wait_for(setup.operator_url, TIMEOUT, "the operator Service to select the leader")
     assert url.startswith("http://127.60.")
 
-    for namespace, labels in ((MEDIA_NS, {"pod-security.kubernetes.io/enforce": "restricted"}),):
-        setup.plane.kubectl("create", "namespace", namespace)
-        setup.plane.kubectl(
-            "label", "namespace", namespace, *(f"{k}={v}" for k, v in labels.items())
-        )
+    setup.plane.kubectl("create", "namespace", MEDIA_NS)
+    setup.plane.kubectl(
+        "label", "namespace", MEDIA_NS, "pod-security.kubernetes.io/enforce=restricted"
+    )
     setup.plane.kubectl("create", "namespace", ROOMS_NS)
     setup.apply(api_key_secret())
     setup.apply(region())
@@ -306,14 +305,18 @@ def test_helm_uninstall_leaves_no_namespaced_objects(installed):
     setup = installed
     setup.plane.kubectl("delete", "region", REGION, "--wait=true", "--timeout=120s")
     chart_install.uninstall(setup.plane.kubeconfig)
-    kinds = "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,configmaps"
-    left = [
-        item
-        for item in setup.get(kinds, "-n", OPERATOR_NAMESPACE)["items"]
-        if item["metadata"]["name"] not in ("default", "kube-root-ca.crt")
-        and (item["metadata"].get("labels") or {}).get("app.kubernetes.io/instance")
-        == chart_install.RELEASE
-    ]
-    assert left == []
+    kinds = (
+        "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,"
+        "configmaps,secrets,leases"
+    )
+
+    def leftovers() -> list[str]:
+        return [
+            f"{item['kind']}/{item['metadata']['name']}"
+            for item in setup.get(kinds, "-n", OPERATOR_NAMESPACE)["items"]
+            if item["metadata"]["name"] not in ("default", "kube-root-ca.crt")
+        ]
+
+    wait_for(lambda: leftovers() == [], TIMEOUT, "nothing left in the release namespace")
     cluster_scoped = setup.get("clusterroles,clusterrolebindings")["items"]
     assert not [c for c in cluster_scoped if c["metadata"]["name"] == "switchboard-operator"]
