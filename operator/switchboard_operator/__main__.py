@@ -17,9 +17,10 @@ import sys
 from collections.abc import Sequence
 
 import kopf
+from kubernetes_asyncio import client
 
 from switchboard_operator import logs
-from switchboard_operator.adapters import kube
+from switchboard_operator.adapters import kube, release
 from switchboard_operator.adapters.health import HealthServer
 from switchboard_operator.adapters.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.adapters.podlabel import LeaderLabel
@@ -44,7 +45,13 @@ async def run(liveness: str | None) -> int:
     config = OperatorConfig.from_env()
     identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     api = await kube.load_client()
-    elector = LeaderElector(api, config.namespace, identity)
+    owners = await release.owner_references(api, config.namespace, config.service_account)
+    elector = LeaderElector(
+        api,
+        config.namespace,
+        identity,
+        owners=[client.V1OwnerReference(**_snake(owner)) for owner in owners],
+    )
     health = HealthServer(config.listen_host, config.health_port)
     label = LeaderLabel(api, config.namespace, config.pod_name) if config.pod_name else None
     try:
@@ -78,6 +85,14 @@ async def run(liveness: str | None) -> int:
     finally:
         await health.stop()
         await api.close()
+
+
+def _snake(owner: dict[str, str]) -> dict[str, str]:
+    return {
+        "api_version": owner["apiVersion"],
+        "kind": owner["kind"],
+        **{key: owner[key] for key in ("name", "uid")},
+    }
 
 
 async def _clear(label: LeaderLabel | None) -> None:

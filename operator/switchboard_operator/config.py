@@ -36,6 +36,9 @@ class OperatorConfig:
     """Where the control-plane HTTP server (reports, join API) listens."""
     health_port: int
     """Where every replica serves /healthz (on listen_host)."""
+    service_account: str | None
+    """The operator's ServiceAccount (the chart's): it owns what the operator creates in
+    its namespace, so an uninstall removes it. None outside a cluster."""
     pod_name: str | None
     """This replica's pod (POD_NAME): the leader labels it. None outside a cluster."""
     sfu_image: str
@@ -70,6 +73,7 @@ class OperatorConfig:
             listen_port=port,
             health_port=int(env.get("SWITCHBOARD_HEALTH_PORT", ports.OPERATOR_HEALTH_PORT)),
             pod_name=env.get("POD_NAME") or None,
+            service_account=env.get("SWITCHBOARD_SERVICE_ACCOUNT") or None,
             sfu_image=env.get("SWITCHBOARD_SFU_IMAGE", ""),
             turn_image=env.get("SWITCHBOARD_TURN_IMAGE", ""),
             image_pull_policy=env.get("SWITCHBOARD_IMAGE_PULL_POLICY") or "IfNotPresent",
