@@ -122,7 +122,13 @@ def region() -> dict[str, Any]:
             "namespace": MEDIA_NS,
             "topologyRegion": "eu-west",
             "location": {"latitude": 52.0, "longitude": 5.0},
-            "sfu": {"minReplicas": 1, "maxReplicas": 2, "capacityPerPod": 1000},
+            # A short drain: the upgrade rolls the SFU pod once its rooms moved or ended.
+            "sfu": {
+                "minReplicas": 1,
+                "maxReplicas": 2,
+                "capacityPerPod": 1000,
+                "autoscaling": {"drainGraceSeconds": 20},
+            },
             "turn": {"enabled": True, "replicas": 1, "allowedPeerCIDRs": ["127.0.0.0/8"]},
         },
     }
