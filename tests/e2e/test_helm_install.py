@@ -310,6 +310,8 @@ def test_helm_upgrade_to_a_new_tag_rolls_every_pod_and_keeps_rooms(installed):
 def test_helm_uninstall_leaves_no_namespaced_objects(installed):
     setup = installed
     setup.plane.kubectl("delete", "region", REGION, "--wait=true", "--timeout=120s")
+    # The API key is the user's own Secret, not the release's.
+    setup.plane.kubectl("delete", "secret", "helm-api-key", "-n", OPERATOR_NAMESPACE)
     chart_install.uninstall(setup.plane.kubeconfig)
     kinds = (
         "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,"
@@ -323,6 +325,6 @@ def test_helm_uninstall_leaves_no_namespaced_objects(installed):
             if item["metadata"]["name"] not in ("default", "kube-root-ca.crt")
         ]
 
-    wait_for(lambda: leftovers() == [], TIMEOUT, "nothing left in the release namespace")
+    wait_for(lambda: not leftovers(), TIMEOUT, f"nothing left: {leftovers()}")
     cluster_scoped = setup.get("clusterroles,clusterrolebindings")["items"]
     assert not [c for c in cluster_scoped if c["metadata"]["name"] == "switchboard-operator"]
