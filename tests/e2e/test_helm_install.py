@@ -287,9 +287,19 @@ def test_helm_upgrade_to_a_new_tag_rolls_every_pod_and_keeps_rooms(installed):
         "--timeout=300s",
     )
     assert "successfully rolled out" in rollout.stdout
-    leader = setup.leader()
-    leader_pod = setup.get("pod", leader, "-n", OPERATOR_NAMESPACE)
-    assert image_ids(leader_pod) == {setup.upgraded_ids["operator"]}
+
+    def leader_image() -> set[str]:
+        pods = setup.pods(OPERATOR_NAMESPACE, "app.kubernetes.io/component=operator")
+        by_name = {p["metadata"]["name"]: p for p in pods}
+        leader = by_name.get(setup.leader())
+        return image_ids(leader) if leader else set()
+
+    # The old replicas go last; the lease passes to a new one when the old leader stops.
+    wait_for(
+        lambda: leader_image() == {setup.upgraded_ids["operator"]},
+        TIMEOUT,
+        "a leader on the new image",
+    )
     wait_for(setup.operator_url, TIMEOUT, "the Service to select the upgraded leader")
 
     def rolled(name: str) -> bool:
