@@ -46,6 +46,7 @@ class LeaderElector:
         identity: str,
         timing: LeaderTiming | None = None,
         name: str = LEASE_NAME,
+        *,
         owners: list[client.V1OwnerReference] | None = None,
     ) -> None:
         """`owners`: owner references of a Lease this replica creates (its installation)."""
