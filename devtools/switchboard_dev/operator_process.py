@@ -131,8 +131,9 @@ class OperatorProcess:
         """Start the process; with `wait`, return once it leads and serves (liveness up).
         A standby replica never gets there until the leader goes: pass wait=False."""
         self.health_url = f"http://127.0.0.1:{free_port()}/healthz"
-        # Every replica serves /healthz (readiness); several processes share this host.
-        self.env.setdefault("SWITCHBOARD_HEALTH_PORT", str(free_port()))
+        # Every replica serves /healthz (readiness); several processes share this host, and
+        # a replica's env may be copied from another's: a port of its own at every start.
+        self.env["SWITCHBOARD_HEALTH_PORT"] = str(free_port())
         executable = shutil.which("switchboard-operator")
         argv = [executable] if executable else [sys.executable, "-m", "switchboard_operator"]
         proc = self._proc = Supervised(

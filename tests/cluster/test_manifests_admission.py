@@ -94,7 +94,12 @@ def restricted_region(crds_installed) -> Iterator[tuple[Any, Region]]:
 
 @pytest.fixture(scope="module")
 def ctx() -> OperatorContext:
-    return OperatorContext(report_url=REPORT_URL, control_plane_namespace="switchboard-system")
+    return OperatorContext(
+        report_url=REPORT_URL,
+        control_plane_namespace="switchboard-system",
+        default_sfu_image="switchboard/sfu:0.1.0",
+        turn_image="switchboard/turn:0.1.0",
+    )
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiortc import RTCSessionDescription
 
+from fixtures.images import retagged_store
 from fixtures.nodeagent import TEST_BACKOFF
 from fixtures.sfu_clients import FrameCounter, post_offer, recvonly_offer, sendonly_offer
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
@@ -31,7 +31,6 @@ from switchboard_localcluster.nodeagent.presets import (
     NODE_AGENT_USER,
     agent_config,
 )
-from switchboard_localcluster.podman import Podman
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent, pytest.mark.slow]
 
@@ -67,29 +66,13 @@ class Installed:
         return str(lease["spec"].get("holderIdentity") or "")
 
 
-def build_upgrade_images(images: BuiltImages, root: Path) -> tuple[Path, dict[str, str]]:
-    """The same images under a new tag and a new ID (one more label): a release to roll to."""
-    podman = Podman(root=root, image_stores=tuple(images.stores))
-    ids = {}
-    for name in IMAGES:
-        context = root.parent / f"context-{name}"
-        context.mkdir(parents=True, exist_ok=True)
-        (context / "Containerfile").write_text(
-            f"FROM {images.reference(name)}\nLABEL dev.switchboard.test=upgrade\n"
-        )
-        tag = f"localhost/switchboard/{name}:{UPGRADE_TAG}"
-        podman.run("build", "--quiet", "--pull=never", "--network=none", "-t", tag, str(context))
-        info = podman.inspect_image(tag)
-        assert info is not None
-        ids[name] = f"sha256:{info['Id']}"
-    return root, ids
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     images = require_built()
     work = tmp_path_factory.mktemp("helm")
-    upgrade_store, upgrade_ids = build_upgrade_images(images, work / "upgrade-store")
+    # The same images under a new tag and a new ID: a release to upgrade to.
+    upgrade_store = work / "upgrade-store"
+    upgrade_ids = retagged_store(images, upgrade_store, UPGRADE_TAG, IMAGES)
     plane = ControlPlane(workdir=work / "cluster")
     plane.start()
     agent = None
