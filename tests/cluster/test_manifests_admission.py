@@ -99,6 +99,8 @@ def ctx() -> OperatorContext:
         control_plane_namespace="switchboard-system",
         default_sfu_image="switchboard/sfu:0.1.0",
         turn_image="switchboard/turn:0.1.0",
+        # Admission is what is checked here, exporter included.
+        turn_image_prometheus=True,
     )
 
 
