@@ -245,6 +245,8 @@ def built(key: str | None = None) -> BuiltImages | None:
     directory = build_directory(key)
     try:
         manifest = json.loads((directory / "build.json").read_text())
+        # Its time is the build's last use: other checkouts' recent builds are kept.
+        os.utime(directory / "build.json")
     except (OSError, ValueError):
         return None
     return BuiltImages(directory, manifest)
@@ -480,16 +482,21 @@ def build(naive: bool = False) -> BuiltImages:
 
 
 KEEP_BUILDS = 4
+KEEP_USED_SECONDS = 2 * 86400
 
 
 def prune(keep: Path) -> None:
-    """Remove all but the newest builds (other checkouts may still use recent ones)."""
+    """Remove builds unused for two days, beyond the newest few: other checkouts on this
+    machine (and their running tests) use the builds of their own sources."""
     builds = sorted(
         (p for p in images_cache().iterdir() if (p / "build.json").exists() and p != keep),
         key=lambda p: (p / "build.json").stat().st_mtime,
         reverse=True,
     )
+    stale = time.time() - KEEP_USED_SECONDS
     for old in builds[KEEP_BUILDS - 1 :]:
+        if (old / "build.json").stat().st_mtime > stale:
+            continue
         with _locked(old.with_suffix(".lock")):
             Podman(root=old / "store").run("system", "reset", "--force", check=False)
             shutil.rmtree(old, ignore_errors=True)
