@@ -103,7 +103,17 @@ BASES = {
     "build": Base(
         "build",
         "minbase",
-        ("python3", "python3-venv", "python3-dev", "python3-pip", "build-essential"),
+        # cargo-web/rustc-web: Debian 12's current Rust (its `cargo` is too old for the
+        # SFU module's Cargo.lock), for sfu/fastpath.
+        (
+            "python3",
+            "python3-venv",
+            "python3-dev",
+            "python3-pip",
+            "build-essential",
+            "cargo-web",
+            "rustc-web",
+        ),
     ),
 }
 
@@ -334,6 +344,32 @@ def download_wheels(locks: Sequence[Path]) -> Path:
     return wheels
 
 
+FASTPATH = REPO_ROOT / "sfu" / "fastpath"
+
+
+def vendor_crates() -> Path:
+    """The SFU module's crates (its Cargo.lock), vendored once per lock: the build stage
+    compiles it offline."""
+    lock = FASTPATH / "Cargo.lock"
+    vendor = images_cache() / "vendor" / _digest(lock.read_bytes())[:16]
+    with _locked(vendor.with_suffix(".lock")):
+        if not (vendor / ".complete").exists():
+            shutil.rmtree(vendor, ignore_errors=True)
+            _run(
+                [
+                    "cargo",
+                    "vendor",
+                    "--quiet",
+                    "--locked",
+                    "--manifest-path",
+                    str(FASTPATH / "Cargo.toml"),
+                    str(vendor / "crates"),
+                ]
+            )
+            (vendor / ".complete").touch()
+    return vendor
+
+
 def _locked_files(lock: Path) -> list[str]:
     """`name==version` of each requirement in a lock file."""
     return [
@@ -363,6 +399,7 @@ def _stage_context(context: Path, wheels: Path) -> None:
     for wheel in wheels.glob("*.whl"):
         if wheel.name.split("-")[0].lower() in wanted:
             os.link(wheel, context / "wheels" / wheel.name)
+    shutil.copytree(vendor_crates() / "crates", context / "crates")
 
 
 def _labels(name: str, version: str, commit: str, epoch: int, base: Base) -> list[str]:

@@ -19,7 +19,7 @@ ENTRYPOINTS = {
     "turn": ["switchboard-turn-secret-sync"],
 }
 # Found by none of the images: compilers, package managers, the build stage's leftovers.
-ABSENT = ["gcc", "cc", "c++", "make", "ld", "pip", "pip3", "apt-get", "apt"]
+ABSENT = ["gcc", "cc", "c++", "make", "ld", "cargo", "rustc", "pip", "pip3", "apt-get", "apt"]
 LEFTOVERS = ["/wheels", "/src", "/dist", "/opt/build", "/opt/build-inputs", "/root/.cache"]
 
 
@@ -53,6 +53,12 @@ def test_entrypoints_answer_help_as_the_images_non_root_user(images, name):
         assert "usage" in run(images, name, "--help", entrypoint=program).lower()
     whoami = "import os; print(os.getuid(), os.getgid())"
     assert run(images, name, "-c", whoami, entrypoint="python3").split() == [NONROOT, NONROOT]
+
+
+def test_the_sfu_image_carries_its_native_fast_path(images):
+    # Built from sfu/fastpath (Rust) in the build stage; the final image has no Rust.
+    probe = "import switchboard_sfu._fastpath as f; print(f.__file__)"
+    assert "_fastpath" in run(images, "sfu", "-c", probe, entrypoint="python3")
 
 
 def test_the_turn_image_runs_debians_coturn(images):
