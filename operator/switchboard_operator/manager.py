@@ -19,8 +19,10 @@ at something again, the manager hands it that one callback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import kopf
 from kubernetes_asyncio import client
@@ -28,6 +30,7 @@ from kubernetes_asyncio import client
 from switchboard_operator import watches
 from switchboard_operator.cache import ROOMS, ClusterCache
 from switchboard_operator.config import OperatorConfig
+from switchboard_operator.health import HealthServer
 from switchboard_operator.httpserver import HttpServer, build_app
 from switchboard_operator.joinapi import signing_keys
 from switchboard_operator.joinapi.apikey_watch import ApiKeyWatch
@@ -35,8 +38,10 @@ from switchboard_operator.joinapi.apikeys import SecretApiKeyStore
 from switchboard_operator.joinapi.app import join_api_app
 from switchboard_operator.joinapi.placements import ControlPlanePlacements
 from switchboard_operator.kit.informer import Informer
+from switchboard_operator.kit.leader_label import LeaderLabel
 from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.kit.waiters import Waiters
+from switchboard_operator.kube import owners as ownership
 from switchboard_operator.kube.client import load_client
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.jointokens import JoinKeys
@@ -55,6 +60,8 @@ from switchboard_tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
 
+LABEL_CLEAR_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class Options:
@@ -70,23 +77,51 @@ class Manager:
         self._options = options
 
     async def run(self) -> int:
-        """Wait to lead, then operate until kopf ends (0) or leadership is lost (1)."""
+        """Wait to lead, then operate until kopf ends (0) or leadership is lost (1).
+
+        Every replica serves /healthz from start to exit (readiness is health, not
+        leadership); the leader labels its own pod, which the operator Service selects.
+        """
+        config = self._config
+        health = HealthServer(config.listen_host, config.health_port)
         # Leadership has a connection of its own: a burst of status writes must never
         # hold up a lease renewal.
         leases = await load_client()
         try:
-            elector = LeaderElector(leases, self._config.namespace, self._options.identity)
+            await health.start()
+            owners = await ownership.owner_references(
+                leases, config.namespace, config.service_account
+            )
+            label = (
+                LeaderLabel(leases, config.namespace, config.pod_name) if config.pod_name else None
+            )
+            if label is not None:
+                # A restarted container keeps its pod, and so the label of a past term.
+                await label.clear()
+            elector = LeaderElector(
+                leases,
+                config.namespace,
+                self._options.identity,
+                owners=[_owner_reference(owner) for owner in owners],
+            )
             await elector.acquire()
             api = await load_client()
             try:
-                return await self._lead(api, elector)
+                return await self._lead(api, elector, owners, label)
             finally:
                 await api.close()
         finally:
+            await health.stop()
             await leases.close()
 
-    async def _lead(self, api: client.ApiClient, elector: LeaderElector) -> int:
-        operator = await Operator.build(api, self._config)
+    async def _lead(
+        self,
+        api: client.ApiClient,
+        elector: LeaderElector,
+        owners: list[dict[str, Any]],
+        label: LeaderLabel | None,
+    ) -> int:
+        operator = await Operator.build(api, self._config, owners)
         tasks: list[asyncio.Task[None]] = []
         try:
             await operator.start()
@@ -102,13 +137,16 @@ class Manager:
             )
             holding = asyncio.create_task(elector.hold(), name="leadership")
             tasks = [kopf_task, holding]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if label is not None:
+                tasks.append(asyncio.create_task(label.mark(), name="leader-label"))
+            done, _ = await asyncio.wait([kopf_task, holding], return_when=asyncio.FIRST_COMPLETED)
         finally:
             # Every write stops before the lease is released or lost.
             await operator.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await _clear(label)
         if holding in done:
             if not isinstance(holding.exception(), LeadershipLost):
                 holding.result()
@@ -141,7 +179,9 @@ class Operator:
                 report_url=config.report_url,
                 join_api_url=config.join_api_public_url,
                 default_sfu_image=config.sfu_image,
-                helper_image=config.sfu_image,
+                turn_image=config.turn_image,
+                image_pull_policy=config.image_pull_policy,
+                turn_image_prometheus=config.turn_image_prometheus,
                 control_plane_namespace=config.namespace,
             ),
             join_keys=join_keys,
@@ -202,8 +242,10 @@ class Operator:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def build(cls, api: client.ApiClient, config: OperatorConfig) -> Operator:
-        join_keys = await signing_keys.load_or_create(api, config.namespace)
+    async def build(
+        cls, api: client.ApiClient, config: OperatorConfig, owners: list[dict[str, Any]]
+    ) -> Operator:
+        join_keys = await signing_keys.load_or_create(api, config.namespace, owners)
         return cls(api, config, join_keys=join_keys)
 
     async def start(self) -> None:
@@ -231,3 +273,16 @@ class Operator:
         first list restores every placement before any room is reconciled."""
         await self.cache.indexed.wait()
         await self._rooms_informer.run()
+
+
+def _owner_reference(owner: dict[str, Any]) -> client.V1OwnerReference:
+    return client.V1OwnerReference(
+        api_version=owner["apiVersion"], kind=owner["kind"], name=owner["name"], uid=owner["uid"]
+    )
+
+
+async def _clear(label: LeaderLabel | None) -> None:
+    """Drop the leader label on the way out, briefly: the container's restart clears it too."""
+    if label is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(label.clear(), LABEL_CLEAR_SECONDS)

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import logging
 import secrets
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,15 +34,21 @@ def _pem(key: Ed25519PrivateKey) -> str:
     ).decode()
 
 
-async def load_or_create(api: client.ApiClient, namespace: str) -> JoinKeys:
+async def load_or_create(
+    api: client.ApiClient, namespace: str, owners: list[dict[str, Any]] | None = None
+) -> JoinKeys:
+    """`owners`: owner references for a new Secret (the operator's installation)."""
     name = JoinKeySecrets.SIGNING_SECRET
     existing = await objects.get(api, "Secret", name, namespace)
     if existing is None:
         kid = _new_kid()
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        if owners:
+            metadata["ownerReferences"] = owners
         manifest = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
+            "metadata": metadata,
             "type": "Opaque",
             "data": {
                 f"{kid}{PRIVATE_SUFFIX}": base64.b64encode(
