@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import functools
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import aioice.ice
@@ -31,9 +31,11 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     AnyRtcpPacket,
@@ -144,6 +146,18 @@ def set_negotiated_codecs(
     transceiver._codecs = list(codecs)
 
 
+def add_header_extensions(
+    transceiver: RTCRtpTransceiver, extensions: Sequence[RTCRtpHeaderExtensionParameters]
+) -> None:
+    """Also negotiate `extensions` (the remote offer's ids) on `transceiver`: aiortc keeps only
+    those it knows how to write, recomputed by every `setRemoteDescription`."""
+    present = {ext.uri for ext in transceiver._headerExtensions}
+    transceiver._headerExtensions = [
+        *transceiver._headerExtensions,
+        *(ext for ext in extensions if ext.uri not in present),
+    ]
+
+
 def transceiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver:
     """The transceiver whose receiver delivers the remote `track`."""
     for transceiver in pc.getTransceivers():
@@ -184,12 +198,19 @@ class ReceiverTap:
     bandwidth estimation); its decoder is stopped as soon as aiortc starts it, so decoded
     frames never pile up on the unread remote track. aiortc's REMB feedback is held back and
     reported as an estimate: the forwarding core sends the bitrate bound upstream itself.
+
+    A receiver of several streams (simulcast layers, see `receive_layers`) keeps aiortc's
+    statistics and bandwidth estimation but gets one NACK generator per stream, and its
+    packets skip aiortc's depacketiser and jitter buffer (which assume a single stream and
+    only feed the stopped decoder).
     """
 
     def __init__(self, receiver: RTCRtpReceiver, listener: ReceiverListener) -> None:
         self._receiver = receiver
         self._listener = listener
         self._original_send_rtcp: Callable[[AnyRtcpPacket], Awaitable[None]] = receiver._send_rtcp
+        self._rtx_media_ssrcs: Mapping[int, int] | None = None
+        self._nack_generators: dict[int, NackGenerator] = {}
         if receiver._RTCRtpReceiver__started:
             raise RuntimeError("a receiver must be tapped before it starts (in the track event)")
         receive = receiver.receive
@@ -201,11 +222,15 @@ class ReceiverTap:
             await receive(parameters)
             if not started:
                 _stop_decoder(receiver)
+                _route_unknown_ssrcs_by_mid(receiver.transport)
                 listener.receiver_started(parameters)
 
         async def tapped_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
             await listener.rtp_received(packet, arrival_time_ms)
-            await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
+            if self._rtx_media_ssrcs is None:
+                await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
+            else:
+                await self._receive_layer_packet(packet, arrival_time_ms)
 
         async def tapped_rtcp(packet: AnyRtcpPacket) -> None:
             if isinstance(packet, RtcpSrPacket):
@@ -224,9 +249,90 @@ class ReceiverTap:
         receiver._handle_rtcp_packet = tapped_rtcp  # type: ignore[method-assign]
         receiver._send_rtcp = intercepted_send_rtcp  # type: ignore[method-assign]
 
+    def receive_layers(self, rtx_media_ssrcs: Mapping[int, int]) -> None:
+        """Treat the receiver's packets as several streams from now on; `rtx_media_ssrcs`
+        (RTX SSRC -> its stream's SSRC) is read live, so the caller keeps it up to date."""
+        self._rtx_media_ssrcs = rtx_media_ssrcs
+
     async def send_rtcp(self, packet: AnyRtcpPacket) -> None:
         """Send feedback to the publisher (never raises on a closed transport)."""
         await self._original_send_rtcp(packet)
+
+    async def _receive_layer_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """What aiortc's `_handle_rtp_packet` does before depacketising, per stream."""
+        receiver = self._receiver
+        if not receiver._enabled:
+            return
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            if remb is not None:
+                self._listener.bitrate_estimated(int(remb[0]))
+        codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        streams = receiver._RTCRtpReceiver__remote_streams
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if receiver._RTCRtpReceiver__nack_generator is None:
+            return  # NACK not negotiated
+        media_ssrc = packet.ssrc
+        sequenced: RtpPacket | _Repaired = packet
+        if codec.mimeType.lower().endswith("/rtx"):
+            rtx_media_ssrcs = self._rtx_media_ssrcs or {}
+            if packet.ssrc not in rtx_media_ssrcs or len(packet.payload) < 2:
+                return
+            media_ssrc = rtx_media_ssrcs[packet.ssrc]
+            # RFC 4588: the repaired packet's sequence number leads the payload.
+            sequenced = _Repaired(int.from_bytes(packet.payload[:2], "big"))
+        nacks = self._nack_generators.get(media_ssrc)
+        if nacks is None:
+            nacks = self._nack_generators[media_ssrc] = NackGenerator()
+        if nacks.add(sequenced):  # type: ignore[arg-type]
+            await receiver._send_rtcp_nack(media_ssrc, sorted(nacks.missing))
+
+
+class _Repaired:
+    """What aiortc's NACK generator reads of a packet: its sequence number."""
+
+    __slots__ = ("sequence_number",)
+
+    def __init__(self, sequence_number: int) -> None:
+        self.sequence_number = sequence_number
+
+
+_mid_routed: weakref.WeakSet[RTCDtlsTransport] = weakref.WeakSet()
+
+
+def _route_unknown_ssrcs_by_mid(transport: RTCDtlsTransport) -> None:
+    """Route a packet of an unknown SSRC by its MID header extension before aiortc's
+    payload-type guess: bundled m-lines sharing payload types (two simulcast video tracks,
+    whose offers list no SSRCs) would otherwise have their packets dropped."""
+    if transport in _mid_routed:
+        return
+    _mid_routed.add(transport)
+    router = transport._rtp_router
+    route_rtp = router.route_rtp
+
+    def route_by_mid(packet: RtpPacket) -> Any:
+        mid = packet.extensions.mid
+        if mid is not None and packet.ssrc not in router.ssrc_table:
+            receiver = router.mid_table.get(mid)
+            if receiver is not None and receiver in router.payload_type_table.get(
+                packet.payload_type, ()
+            ):
+                router.ssrc_table[packet.ssrc] = receiver
+                return receiver
+        return route_rtp(packet)
+
+    router.route_rtp = route_by_mid
 
 
 def _stop_decoder(receiver: RTCRtpReceiver) -> None:

@@ -1,8 +1,13 @@
-"""One published track: the tapped receiver, its retransmission history and its subscribers.
+"""One published track: the tapped receiver, its layers and its subscribers.
 
-Every RTP packet the publisher sends is handled here once (RTX unwrapped, stored for NACKs,
-frame and keyframe boundaries found) and then handed to each subscription to be rewritten and
-sent. Keyframe requests and the bitrate bound travel the other way, throttled and merged.
+Every RTP packet the publisher sends is handled here once (RTX unwrapped, routed to its layer,
+stored for NACKs, frame and keyframe boundaries found) and then handed to each subscription
+that receives that layer, to be rewritten and sent. Keyframe requests and the bitrate bound
+travel the other way, throttled and merged.
+
+A track sent as simulcast has one layer per RID of the publisher's offer; its packets are
+routed by SSRC, learnt from the RID header extensions (RFC 8852). Any other track has a
+single layer.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiortc import RTCRtpTransceiver
@@ -31,24 +36,18 @@ from aiortc.rtp import (
 from . import aiortc_adapter
 from .codecs import is_rtx, primary_codec
 from .counters import MediaCounters
-from .keyframes import is_keyframe_start
-from .sequence import SequenceExtender
+from .keyframes import is_keyframe_start, keyframe_size
+from .layer import ClockMapping, PublishedLayer
+from .layer_selection import LayerState
 from .settings import ForwardingSettings
+from .simulcast import accepted_rids
 
 if TYPE_CHECKING:
     from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ClockMapping:
-    """The publisher's latest sender report: NTP time `ntp` is RTP time `rtp`, seen at `at`
-    (event loop clock, seconds)."""
-
-    ntp: int
-    rtp: int
-    at: float
+LayersNeeded = Callable[["Publication", tuple[str, ...]], None]
 
 
 class Publication:
@@ -67,32 +66,32 @@ class Publication:
         self.participant_id = participant_id
         self.kind: str = track.kind
         self.track_id: str = track.id
-        self.media_ssrc: int | None = None
-        self.clock: ClockMapping | None = None
         self.packets_received = 0
         self.bytes_received = 0
+        self.layers_needed: LayersNeeded | None = None
+        """Told which simulcast layers subscribers need (the others may be paused by the
+        publisher); only publishers with a message channel can act on it."""
         self._transceiver = transceiver
         self._settings = settings
         self._counters = counters
         self._loop = asyncio.get_running_loop()
         self._subscriptions: list[Subscription] = []
-        size = settings.retransmission_history
-        if size & (size - 1):
-            raise ValueError("retransmission_history must be a power of two")
-        # Slot = sequence number modulo size; entries keep their extended sequence number.
-        self._history: list[tuple[int, RtpPacket] | None] = [None] * size
-        self._history_mask = size - 1
-        self._sequence = SequenceExtender()
+        self._layers: tuple[PublishedLayer, ...] = ()
+        self._by_rid: dict[str, PublishedLayer] = {}
+        self._by_ssrc: dict[int, PublishedLayer] = {}
+        self._simulcast = False
         self._parameters: RTCRtpReceiveParameters | None = None
         self._codecs: dict[int, RTCRtpCodecParameters] = {}
         self._rtx_apt: dict[int, int] = {}
+        # RTX SSRC -> SSRC of the stream it repairs (shared with the receiver tap).
         self._rtx_ssrcs: dict[int, int] = {}
-        self._last_timestamp: int | None = None
         self._mime_type = ""
-        self._last_keyframe_request = -1e9
-        self._pending_keyframe_request: asyncio.TimerHandle | None = None
+        self._pending_keyframe_requests: dict[PublishedLayer, asyncio.TimerHandle] = {}
         self._uplink_estimate_bps: int | None = None
         self._last_bitrate_bound: int | None = None
+        self._needed: tuple[str, ...] | None = None
+        self._unneeded_since: dict[str, float] = {}
+        self._paused: set[str] = set()
         self._feedback_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -111,6 +110,59 @@ class Publication:
         return self._codecs.get(payload_type)
 
     @property
+    def layers(self) -> tuple[PublishedLayer, ...]:
+        """The track's streams in the publisher's order: one, or its simulcast layers."""
+        if not self._layers:
+            rids = accepted_rids(self._transceiver) if self.kind == "video" else ()
+            size = self._settings.retransmission_history
+            if rids:
+                self._layers = tuple(PublishedLayer(rid, i, size) for i, rid in enumerate(rids))
+                self._by_rid = {layer.name: layer for layer in self._layers}
+                self._simulcast = True
+            else:
+                self._layers = (PublishedLayer(None, 0, size),)
+        return self._layers
+
+    @property
+    def simulcast(self) -> bool:
+        return len(self.layers) > 1
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        """RIDs of the simulcast layers, lowest first (empty without simulcast)."""
+        return tuple(layer.name for layer in self.ordered_layers()) if self.simulcast else ()
+
+    def layer(self, rid: str) -> PublishedLayer | None:
+        self.layers  # noqa: B018 (creates them)
+        return self._by_rid.get(rid)
+
+    def ordered_layers(self) -> list[PublishedLayer]:
+        """Layers from the lowest to the highest resolution (offer order until every
+        layer's frame size is known)."""
+        layers = list(self.layers)
+        if all(layer.size is not None for layer in layers):
+            layers.sort(key=lambda x: (x.size[0] * x.size[1], x.index))  # type: ignore[index]
+        return layers
+
+    def layer_states(self, now: float, *, include_paused: bool = True) -> list[LayerState]:
+        """The layers as `layer_selection` sees them, lowest first; a layer paused at our
+        request counts as available unless `include_paused` is False."""
+        return [
+            LayerState(
+                rid=layer.name,
+                bitrate_bps=layer.meter.bps,
+                height=layer.size[1] if layer.size is not None else None,
+                available=layer.active(now) or (include_paused and layer.name in self._paused),
+            )
+            for layer in self.ordered_layers()
+        ]
+
+    @property
+    def media_ssrc(self) -> int | None:
+        """The SSRC of the first layer's stream (the track's, without simulcast)."""
+        return self.layers[0].ssrc
+
+    @property
     def subscriptions(self) -> tuple[Subscription, ...]:
         return tuple(self._subscriptions)
 
@@ -120,26 +172,25 @@ class Publication:
     def remove_subscription(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+            for layer in self.layers:
+                if subscription in layer.consumers:
+                    layer.consumers.remove(subscription)
             self.subscriber_bitrate_changed()
+            self.update_needed_layers()
 
-    def history_packet(self, sequence_number: int) -> tuple[int, RtpPacket] | None:
-        """(extended sequence number, packet) for a publisher sequence number, if still kept."""
-        entry = self._history[sequence_number & self._history_mask]
-        if entry is not None and entry[1].sequence_number == sequence_number:
-            return entry
-        return None
-
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per `keyframe_request_interval_s`."""
+    def request_keyframe(self, layer: PublishedLayer | None = None) -> None:
+        """Ask the publisher for a keyframe of `layer` (default: the first), at most once per
+        `keyframe_request_interval_s` per layer."""
         if self.kind != "video" or self._closed:
             return
-        wait = self._last_keyframe_request + self._settings.keyframe_request_interval_s
+        layer = layer or self.layers[0]
+        wait = layer.last_keyframe_request + self._settings.keyframe_request_interval_s
         wait -= self._loop.time()
         if wait <= 0:
-            self._send_keyframe_request()
-        elif self._pending_keyframe_request is None:
-            self._pending_keyframe_request = self._loop.call_later(
-                wait, self._send_keyframe_request
+            self._send_keyframe_request(layer)
+        elif layer not in self._pending_keyframe_requests:
+            self._pending_keyframe_requests[layer] = self._loop.call_later(
+                wait, self._send_keyframe_request, layer
             )
 
     def subscriber_bitrate_changed(self) -> None:
@@ -149,26 +200,54 @@ class Publication:
             self._spawn(self._send_bitrate_bound())
 
     def bitrate_bound(self) -> int:
-        """What the publisher may send: min of subscribers' REMB and our own estimate, capped."""
+        """What the publisher may send: our own estimate, capped, and without simulcast also
+        the subscribers' REMB (with simulcast, a constrained subscriber gets a lower layer
+        instead of lowering everyone's)."""
         bound = self._settings.max_publisher_bitrate_bps
         if self._uplink_estimate_bps is not None:
             bound = min(bound, self._uplink_estimate_bps)
-        for subscription in self._subscriptions:
-            if subscription.remb_bps is not None:
-                bound = min(bound, subscription.remb_bps)
+        if not self.simulcast:
+            for subscription in self._subscriptions:
+                if subscription.remb_bps is not None:
+                    bound = min(bound, subscription.remb_bps)
         return bound
+
+    def update_needed_layers(self) -> None:
+        """Tell the publisher which layers subscribers need: a layer becomes needed at once,
+        unneeded after `layer_pause_delay_s` (a passing switch does not pause it)."""
+        listener = self.layers_needed
+        if listener is None or not self.simulcast or self._closed:
+            return
+        now = self._loop.time()
+        used = {layer.name for s in self._subscriptions for layer in s.layers_in_use}
+        lowest = self.ordered_layers()[0].name
+        needed = []
+        for layer in self.layers:
+            name = layer.name
+            if name in used or name == lowest:
+                self._unneeded_since.pop(name, None)
+                needed.append(name)
+            elif now - self._unneeded_since.setdefault(name, now) < (
+                self._settings.layer_pause_delay_s
+            ):
+                needed.append(name)
+        if tuple(needed) != self._needed:
+            self._needed = tuple(needed)
+            self._paused = {layer.name for layer in self.layers} - set(needed)
+            listener(self, self._needed)
 
     async def close(self) -> None:
         """Stop forwarding: subscriptions are closed, timers cancelled."""
         self._closed = True
         for subscription in tuple(self._subscriptions):
             await subscription.close()
-        if self._pending_keyframe_request is not None:
-            self._pending_keyframe_request.cancel()
+        for handle in self._pending_keyframe_requests.values():
+            handle.cancel()
         for task in (self._feedback_task, *self._background):
             if task is not None:
                 task.cancel()
-        self._history = [None] * len(self._history)
+        for layer in self._layers:
+            layer.clear()
 
     # --- ReceiverListener: called by the tapped receiver ---------------------------------
 
@@ -178,19 +257,23 @@ class Publication:
             self._codecs[codec.payloadType] = codec
             if is_rtx(codec) and isinstance(codec.parameters.get("apt"), int):
                 self._rtx_apt[codec.payloadType] = int(codec.parameters["apt"])
-        for encoding in parameters.encodings:
-            if encoding.rtx is not None:
-                self._rtx_ssrcs[encoding.rtx.ssrc] = encoding.ssrc
+        if self.simulcast:
+            self._tap.receive_layers(self._rtx_ssrcs)
+        else:
+            for encoding in parameters.encodings:
+                if encoding.rtx is not None:
+                    self._rtx_ssrcs[encoding.rtx.ssrc] = encoding.ssrc
         primary = self.codec
         self._mime_type = primary.mimeType if primary is not None else ""
         logger.info(
-            "publication started participant=%s kind=%s codec=%s",
+            "publication started participant=%s kind=%s codec=%s layers=%s",
             self.participant_id,
             self.kind,
             self._mime_type,
+            ",".join(self.layer_names) or "1",
         )
         if self.kind == "video" and self._feedback_task is None:
-            self._feedback_task = self._loop.create_task(self._bitrate_feedback_loop())
+            self._feedback_task = self._loop.create_task(self._feedback_loop())
 
     async def rtp_received(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         if self._closed:
@@ -201,44 +284,39 @@ class Publication:
         self.packets_received += 1
         self.bytes_received += len(packet.payload)
 
-        apt = self._rtx_apt.get(packet.payload_type)
-        if apt is not None:
-            media_ssrc = self._rtx_ssrcs.get(packet.ssrc, self.media_ssrc)
-            # Payload-less RTX packets are bandwidth probes, not repairs.
-            if len(packet.payload) < 2 or media_ssrc != self.media_ssrc or media_ssrc is None:
-                return
-            packet = unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
-        elif packet.payload_type not in self._codecs:
+        routed = self._route(packet)
+        if routed is None:
             return
-        elif packet.ssrc != self.media_ssrc:
-            self._switch_source(packet.ssrc)
-
-        seq = packet.sequence_number
-        slot = seq & self._history_mask
-        stored = self._history[slot]
-        if stored is not None and stored[1].sequence_number == seq:
+        layer, packet = routed
+        now = self._loop.time()
+        resumed = self._simulcast and not layer.active(now)
+        received = layer.receive(packet, now)
+        if received is None:
             return  # a duplicate: subscribers already have it
-        extended, skipped = self._sequence.extend(seq)
-        frame_start = False
-        if extended == self._sequence.highest:
-            counters.rtp_packets_lost_upstream += skipped
-            frame_start = packet.timestamp != self._last_timestamp
-            self._last_timestamp = packet.timestamp
-        self._history[slot] = (extended, packet)
-
-        subscriptions = self._subscriptions
-        if not subscriptions:
+        extended, frame_start, skipped = received
+        if resumed:
+            # A layer started or resumed: subscribers may want it now rather than next tick.
+            for subscription in tuple(self._subscriptions):
+                subscription.select_layer(now)
+        counters.rtp_packets_lost_upstream += skipped
+        consumers = layer.consumers
+        if not consumers and not self._simulcast:
             return
         keyframe = (
             frame_start
             and self.kind == "video"
             and is_keyframe_start(self._mime_type, packet.payload)
         )
-        now = self._loop.time()
+        if keyframe and self._simulcast:
+            # Frame sizes order the layers and answer subscribers' height requests.
+            layer.size = keyframe_size(self._mime_type, packet.payload) or layer.size
+        if not consumers:
+            return
         abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
         started = time.perf_counter()
-        for subscription in tuple(subscriptions):
+        for subscription in tuple(consumers):
             subscription.forward(
+                layer,
                 packet,
                 extended,
                 frame_start=frame_start,
@@ -249,9 +327,10 @@ class Publication:
         counters.forwarding_seconds += time.perf_counter() - started
 
     def sender_report_received(self, packet: RtcpSrPacket) -> None:
-        if packet.ssrc == self.media_ssrc:
+        layer = self._by_ssrc.get(packet.ssrc) if self._simulcast else self.layers[0]
+        if layer is not None and packet.ssrc == layer.ssrc:
             info = packet.sender_info
-            self.clock = ClockMapping(
+            layer.clock = ClockMapping(
                 ntp=info.ntp_timestamp, rtp=info.rtp_timestamp, at=self._loop.time()
             )
 
@@ -261,34 +340,86 @@ class Publication:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _switch_source(self, ssrc: int) -> None:
-        if self.media_ssrc is not None:
+    def _route(self, packet: RtpPacket) -> tuple[PublishedLayer, RtpPacket] | None:
+        """The layer of a packet, and the packet itself (an RTX repair unwrapped); None
+        for packets nobody forwards (probes, unknown streams or payload types)."""
+        apt = self._rtx_apt.get(packet.payload_type)
+        if self._simulcast:
+            layer = self._by_ssrc.get(packet.ssrc) or self._learn_layer(packet, apt is not None)
+            if layer is None or packet.ssrc != (layer.ssrc if apt is None else layer.rtx_ssrc):
+                return None
+            media_ssrc = layer.ssrc
+        else:
+            layer = self.layers[0]
+            media_ssrc = layer.ssrc
+            if apt is not None and self._rtx_ssrcs.get(packet.ssrc, media_ssrc) != media_ssrc:
+                return None
+        if apt is not None:
+            # Payload-less RTX packets are bandwidth probes, not repairs.
+            if len(packet.payload) < 2 or media_ssrc is None:
+                return None
+            return layer, unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
+        if packet.payload_type not in self._codecs:
+            return None
+        if not self._simulcast and packet.ssrc != layer.ssrc:
+            self._switch_source(layer, packet.ssrc)
+        return layer, packet
+
+    def _learn_layer(self, packet: RtpPacket, rtx: bool) -> PublishedLayer | None:
+        """The layer a packet of a new SSRC belongs to, from its RID header extension."""
+        extensions = packet.extensions
+        rid = extensions.repaired_rtp_stream_id if rtx else extensions.rtp_stream_id
+        layer = self._by_rid.get(rid) if rid is not None else None
+        if layer is None:
+            return None
+        if rtx:
+            if layer.rtx_ssrc is not None:
+                self._by_ssrc.pop(layer.rtx_ssrc, None)
+                self._rtx_ssrcs.pop(layer.rtx_ssrc, None)
+            layer.rtx_ssrc = packet.ssrc
+        else:
+            if layer.ssrc is not None:
+                self._by_ssrc.pop(layer.ssrc, None)
+                logger.info(
+                    "publication layer source changed participant=%s rid=%s",
+                    self.participant_id,
+                    layer.name,
+                )
+                self._restart_layer(layer, packet.ssrc)
+            layer.ssrc = packet.ssrc
+        if layer.ssrc is not None and layer.rtx_ssrc is not None:
+            self._rtx_ssrcs[layer.rtx_ssrc] = layer.ssrc
+        self._by_ssrc[packet.ssrc] = layer
+        return layer
+
+    def _switch_source(self, layer: PublishedLayer, ssrc: int) -> None:
+        if layer.ssrc is not None:
             logger.info(
                 "publication source changed participant=%s kind=%s", self.participant_id, self.kind
             )
-        self.media_ssrc = ssrc
-        self.clock = None
-        self._sequence.reset()
-        self._last_timestamp = None
-        self._history = [None] * len(self._history)
-        for subscription in self._subscriptions:
-            subscription.source_changed()
+        self._restart_layer(layer, ssrc)
 
-    def _send_keyframe_request(self) -> None:
-        self._pending_keyframe_request = None
-        if self.media_ssrc is None or self._closed:
+    def _restart_layer(self, layer: PublishedLayer, ssrc: int) -> None:
+        layer.restart(ssrc)
+        for subscription in tuple(layer.consumers):
+            subscription.source_changed(layer)
+
+    def _send_keyframe_request(self, layer: PublishedLayer) -> None:
+        self._pending_keyframe_requests.pop(layer, None)
+        if layer.ssrc is None or self._closed:
             return
-        self._last_keyframe_request = self._loop.time()
+        layer.last_keyframe_request = self._loop.time()
         self._counters.keyframe_requests_sent += 1
         pli = RtcpPsfbPacket(
             fmt=RTCP_PSFB_PLI,
             ssrc=aiortc_adapter.rtcp_ssrc(self._transceiver),
-            media_ssrc=self.media_ssrc,
+            media_ssrc=layer.ssrc,
         )
         self._spawn(self._tap.send_rtcp(pli))
 
     async def _send_bitrate_bound(self) -> None:
-        if self.media_ssrc is None or self.kind != "video":
+        ssrcs = [layer.ssrc for layer in self.layers if layer.ssrc is not None]
+        if not ssrcs or self.kind != "video":
             return
         bound = self.bitrate_bound()
         self._last_bitrate_bound = bound
@@ -296,14 +427,19 @@ class Publication:
             fmt=RTCP_PSFB_APP,
             ssrc=aiortc_adapter.rtcp_ssrc(self._transceiver),
             media_ssrc=0,
-            fci=pack_remb_fci(bound, [self.media_ssrc]),
+            fci=pack_remb_fci(bound, ssrcs),
         )
         await self._tap.send_rtcp(remb)
 
-    async def _bitrate_feedback_loop(self) -> None:
+    async def _feedback_loop(self) -> None:
         while not self._closed:
             await asyncio.sleep(self._settings.bitrate_feedback_interval_s)
             await self._send_bitrate_bound()
+            if self.simulcast:
+                now = self._loop.time()
+                for subscription in tuple(self._subscriptions):
+                    subscription.select_layer(now)
+                self.update_needed_layers()
 
     def _spawn(self, coroutine: object) -> None:
         task = self._loop.create_task(coroutine)  # type: ignore[arg-type]

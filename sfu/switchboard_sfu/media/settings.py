@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .layer_selection import ProbeSettings
 
 
 @dataclass(frozen=True)
@@ -24,3 +26,8 @@ class ForwardingSettings:
     bitrate_feedback_interval_s: float = 1.0
     # A data channel whose unsent backlog exceeds this is stalled: its participant is dropped.
     max_data_channel_buffered_bytes: int = 1_048_576
+    # A simulcast layer no subscriber has needed for this long is paused: its publisher is
+    # told, and may stop encoding it (only WebSocket publishers can be told).
+    layer_pause_delay_s: float = 3.0
+    # Padding that lets a subscriber's bandwidth estimate grow towards a higher layer.
+    probe: ProbeSettings = field(default_factory=ProbeSettings)

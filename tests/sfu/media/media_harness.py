@@ -26,8 +26,11 @@ from switchboard_sfu.media import (
     Publication,
     RoomMedia,
     Subscription,
+    accept_simulcast,
+    answer_simulcast,
     create_peer_connection,
     restrict_codecs,
+    simulcast_offers,
 )
 
 LOOPBACK = "127.0.0.1"
@@ -145,17 +148,21 @@ class RoomUnderTest:
         def on_datachannel(channel: Any) -> None:
             self.media.add_data_channel(participant_id, channel)
 
+        simulcast = simulcast_offers(offer["sdp"])
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         for transceiver in pc.getTransceivers():
             if transceiver.receiver.track is not None:
                 restrict_codecs(transceiver, PREFERRED_CODECS)
+                if transceiver.mid in simulcast:
+                    accept_simulcast(transceiver, simulcast[transceiver.mid])
             else:
                 publication = self.publication(transceiver.kind)
                 subscribed.append(
                     self.media.subscribe(participant_id, pc, publication, transceiver=transceiver)
                 )
         await pc.setLocalDescription(await pc.createAnswer())
-        await peer.send({"cmd": "answer", "sdp": pc.localDescription.sdp})
+        answer = answer_simulcast(pc.localDescription.sdp, simulcast)
+        await peer.send({"cmd": "answer", "sdp": answer})
         return pc
 
     async def offer_subscription(

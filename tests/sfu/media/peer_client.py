@@ -4,7 +4,14 @@ what it sent or received (payload digests, decoded frames, RTCP) as JSON lines.
 Protocol (one JSON object per line): the peer writes {"event": "offer", "sdp": ...} at start,
 then answers commands read from stdin: {"cmd": "answer", "sdp"}, {"cmd": "offer", "sdp"}
 (renegotiation: replies {"event": "answer"}), {"cmd": "report"} (replies {"event":
-"report", ...}), {"cmd": "send_data", "label", "count", "size"} and {"cmd": "exit"}.
+"report", ...}), {"cmd": "send_data", "label", "count", "size"}, {"cmd": "remb_limit",
+"bps"} (0: none), {"cmd": "stop_media"} (simulcast: stop sending, reply {"event":
+"stopped", "sent_layers"}) and {"cmd": "exit"}.
+
+With `--simulcast` a publisher sends its video as three layers, as a browser does with
+`sendEncodings` (RIDs q, h and f, scaled down by 4, 2 and 1): aiortc has no simulcast, so the
+peer offers it in SDP itself and encodes, packetises and sends each layer on its own SSRC with
+the RID header extension.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -21,15 +29,19 @@ import time
 from fractions import Fraction
 from typing import Any
 
-from aiortc import RTCRtpSender, RTCSessionDescription, rtcrtpsender
-from aiortc.codecs import vpx
+from aiortc import RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription, rtcrtpsender
+from aiortc.clock import current_ntp_time
+from aiortc.codecs import get_encoder, vpx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
+    HeaderExtensionsMap,
     RtcpPacket,
     RtcpPsfbPacket,
+    RtcpSenderInfo,
     RtcpSrPacket,
     RtpPacket,
     is_rtcp,
@@ -53,6 +65,17 @@ def xor(data: bytes, key: int) -> bytes:
 def vp8_descriptor_length(payload: bytes) -> int:
     _, rest = vpx.VpxPayloadDescriptor.parse(payload)
     return len(payload) - len(rest)
+
+
+def packet_entry(packet: RtpPacket, vp8: bool) -> list[Any]:
+    """[sequence number, timestamp, payload digest, frame data digest, VP8 picture id]: the
+    frame data is the payload after the VP8 descriptor, whose picture id a forwarder may
+    rewrite when it switches simulcast layers."""
+    entry = [packet.sequence_number, packet.timestamp, digest(packet.payload)]
+    if not vp8:
+        return [*entry, entry[2], None]
+    descriptor, rest = vpx.VpxPayloadDescriptor.parse(packet.payload)
+    return [*entry, digest(rest), descriptor.picture_id]
 
 
 def vp8_keyframe_start(payload: bytes) -> bool:
@@ -128,6 +151,160 @@ class SyntheticAudio(MediaStreamTrack):
         return frame
 
 
+SIMULCAST_LAYERS = (("q", 4, 150_000), ("h", 2, 400_000), ("f", 1, 1_000_000))
+"""(RID, scale-down factor, target bitrate) of each layer, lowest first."""
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+RID_EXTENSION_ID = 10
+REPAIRED_RID_EXTENSION_ID = 11
+
+
+def simulcast_offer(sdp: str, rids: list[str]) -> str:
+    """aiortc's offer made into a browser's simulcast offer on its video m-line: RIDs and
+    their header extensions added, SSRC lines removed (layers are found by RID)."""
+    out: list[str] = []
+    video = False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            video = line.startswith("m=video")
+        if video and line.startswith(("a=ssrc:", "a=ssrc-group:")):
+            continue
+        if video and line.startswith("a=mid:"):
+            out.append(line)
+            out.append(f"a=extmap:{RID_EXTENSION_ID} {RID_URI}")
+            out.append(f"a=extmap:{REPAIRED_RID_EXTENSION_ID} {REPAIRED_RID_URI}")
+            out.extend(f"a=rid:{rid} send" for rid in rids)
+            out.append("a=simulcast:send " + ";".join(rids))
+            continue
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
+class SimulcastLayer:
+    """One layer's encoder and RTP stream; also what the transport routes its RTCP to."""
+
+    def __init__(self, rid: str, scale: int, bitrate: int, codec: Any, peer: Peer) -> None:
+        self.rid = rid
+        self.scale = scale
+        self.ssrc = int.from_bytes(os.urandom(4), "big")
+        self.sequence_number = int.from_bytes(os.urandom(2), "big")
+        self.timestamp_base = int.from_bytes(os.urandom(4), "big")
+        self.encoder = get_encoder(codec)
+        self.encoder.target_bitrate = bitrate
+        self.keyframe_requested = False
+        self.packets = 0
+        self.octets = 0
+        self.sent: list[list[Any]] = []
+        self._peer = peer
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket):
+            if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR) and packet.media_ssrc == self.ssrc:
+                self.keyframe_requested = True
+                self._peer.keyframe_requests.append(self._peer.now())
+            elif packet.fmt == RTCP_PSFB_APP and self.rid == SIMULCAST_LAYERS[0][0]:
+                self._peer.rembs.append(unpack_remb_fci(packet.fci)[0])
+
+
+class SilentVideo(MediaStreamTrack):
+    """A sender's placeholder track for media sent by other means: it never yields."""
+
+    kind = "video"
+
+    async def recv(self) -> VideoFrame:  # type: ignore[override]
+        await asyncio.Event().wait()
+        raise MediaStreamError
+
+
+class SimulcastVideo:
+    """Sends a synthetic camera as three simulcast layers on one video transceiver."""
+
+    def __init__(self, peer: Peer, transceiver: RTCRtpTransceiver) -> None:
+        self._peer = peer
+        self._transceiver = transceiver
+        self.layers: list[SimulcastLayer] = []
+        self.paused: set[str] = set()
+        self.stopped = False
+
+    async def run(self) -> None:
+        args = self._peer.args
+        transceiver = self._transceiver
+        transport = transceiver.sender.transport
+        codec = next(c for c in transceiver._codecs if not c.mimeType.lower().endswith("/rtx"))
+        self.layers = [
+            SimulcastLayer(rid, scale, bitrate, codec, self._peer)
+            for rid, scale, bitrate in SIMULCAST_LAYERS
+        ]
+        for layer in self.layers:
+            transport._rtp_router.register_sender(layer, layer.ssrc)
+        ids = {ext.uri: ext.id for ext in transceiver._headerExtensions}
+        extensions = HeaderExtensionsMap()
+        extensions.configure(
+            RTCRtpParameters(
+                headerExtensions=[
+                    *transceiver._headerExtensions,
+                    RTCRtpHeaderExtensionParameters(id=RID_EXTENSION_ID, uri=RID_URI),
+                ]
+            )
+        )
+        assert "urn:ietf:params:rtp-hdrext:sdes:mid" in ids
+        source = SyntheticVideo(args.width, args.height, args.fps)
+        vp8 = codec.mimeType.lower() == "video/vp8"
+        started = time.monotonic()
+        last_report = started
+        while not self.stopped:
+            frame = await source.recv()
+            for layer in self.layers:
+                if layer.rid in self.paused:
+                    continue
+                scaled = frame
+                if layer.scale > 1:
+                    scaled = frame.reformat(
+                        width=args.width // layer.scale, height=args.height // layer.scale
+                    )
+                force, layer.keyframe_requested = layer.keyframe_requested, False
+                payloads, timestamp = layer.encoder.encode(scaled, force)
+                for index, payload in enumerate(payloads):
+                    packet = RtpPacket(
+                        payload_type=codec.payloadType,
+                        marker=int(index == len(payloads) - 1),
+                        sequence_number=layer.sequence_number,
+                        timestamp=(layer.timestamp_base + timestamp) & 0xFFFFFFFF,
+                        ssrc=layer.ssrc,
+                        payload=payload,
+                    )
+                    packet.extensions.mid = transceiver.mid
+                    packet.extensions.rtp_stream_id = layer.rid
+                    packet.extensions.abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
+                    layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
+                    layer.packets += 1
+                    layer.octets += len(payload)
+                    layer.sent.append(packet_entry(packet, vp8))
+                    await transport._send_rtp(packet.serialize(extensions))
+            # Sending never suspends: let commands in even when encoding falls behind.
+            await asyncio.sleep(0)
+            now = time.monotonic()
+            if now - last_report >= 1.0:
+                last_report = now
+                await self._sender_reports(transport, now - started)
+
+    async def _sender_reports(self, transport: Any, elapsed: float) -> None:
+        for layer in self.layers:
+            report = RtcpSrPacket(
+                ssrc=layer.ssrc,
+                sender_info=RtcpSenderInfo(
+                    ntp_timestamp=current_ntp_time(),
+                    rtp_timestamp=(layer.timestamp_base + int(elapsed * 90000)) & 0xFFFFFFFF,
+                    packet_count=layer.packets,
+                    octet_count=layer.octets,
+                ),
+            )
+            await transport._send_rtp(bytes(report))
+
+    def report(self) -> dict[str, Any]:
+        return {layer.rid: layer.sent for layer in self.layers}
+
+
 class Peer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -150,6 +327,9 @@ class Peer:
         self.messages: dict[str, list[str]] = {}
         self.channels: dict[str, Any] = {}
         self.tasks: list[asyncio.Task[None]] = []
+        self.simulcast: SimulcastVideo | None = None
+        self.padding_bytes = 0
+        self.remb_limit = args.remb_limit
 
     # --- setup ----------------------------------------------------------------------------
 
@@ -158,7 +338,12 @@ class Peer:
         if args.role == "publisher":
             if args.xor_key:
                 self._encrypt_encoder_output(args.xor_key)
-            if args.video != "none":
+            if args.video != "none" and args.simulcast:
+                sender = self.pc.addTrack(SilentVideo())
+                self._prefer(sender, f"video/{args.video.upper()}")
+                transceiver = next(t for t in self.pc.getTransceivers() if t.sender is sender)
+                self.simulcast = SimulcastVideo(self, transceiver)
+            elif args.video != "none":
                 sender = self.pc.addTrack(SyntheticVideo(args.width, args.height, args.fps))
                 self._prefer(sender, f"video/{args.video.upper()}")
                 self._watch_sender(sender)
@@ -271,6 +456,9 @@ class Peer:
             if codec is None:
                 return await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
             if codec.mimeType.lower().endswith("/rtx"):
+                if len(packet.payload) < 2:
+                    self.padding_bytes += packet.padding_size
+                    return await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
                 original = unwrap_rtx(packet, codec.parameters["apt"], packet.ssrc)
                 self.repaired.append(
                     {"seq": original.sequence_number, "digest": digest(original.payload)}
@@ -282,7 +470,7 @@ class Peer:
                         self.first_payload_keyframe = vp8_keyframe_start(packet.payload)
                 seen += 1
                 self.received[kind].append(
-                    [packet.sequence_number, packet.timestamp, digest(packet.payload)]
+                    packet_entry(packet, codec.mimeType.lower() == "video/vp8")
                 )
                 self.kind_of_ssrc[packet.ssrc] = kind
                 if seen == drop_at:
@@ -305,18 +493,25 @@ class Peer:
 
         receiver._handle_rtp_packet = tapped_rtp
         receiver._handle_rtcp_packet = tapped_rtcp
-        if self.args.remb_limit:
-            self._limit_remb(receiver, self.args.remb_limit)
+        self._limit_remb(receiver)
         self.tasks.append(asyncio.ensure_future(self._consume(track)))
 
-    def _limit_remb(self, receiver: Any, limit: int) -> None:
-        """Report at most `limit` bps in REMB, like a subscriber on a slow link."""
+    def _limit_remb(self, receiver: Any) -> None:
+        """Report at most `self.remb_limit` bps in REMB (when set), like a subscriber on a
+        slow link."""
         send_rtcp = receiver._send_rtcp
 
         async def limited(packet: Any) -> None:
-            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            remb = isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP
+            if remb and self.args.no_remb:
+                return
+            if (
+                self.remb_limit
+                and isinstance(packet, RtcpPsfbPacket)
+                and packet.fmt == RTCP_PSFB_APP
+            ):
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)
-                packet.fci = pack_remb_fci(min(bitrate, limit), ssrcs)
+                packet.fci = pack_remb_fci(min(bitrate, self.remb_limit), ssrcs)
             await send_rtcp(packet)
 
         receiver._send_rtcp = limited
@@ -349,7 +544,10 @@ class Peer:
     async def run(self) -> None:
         self.setup()
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        self.emit({"event": "offer", "sdp": self.pc.localDescription.sdp})
+        offer = self.pc.localDescription.sdp
+        if self.simulcast is not None:
+            offer = simulcast_offer(offer, [rid for rid, _, _ in SIMULCAST_LAYERS])
+        self.emit({"event": "offer", "sdp": offer})
         reader = asyncio.StreamReader()
         loop = asyncio.get_running_loop()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -361,6 +559,8 @@ class Peer:
                 await self.pc.setRemoteDescription(
                     RTCSessionDescription(sdp=command["sdp"], type="answer")
                 )
+                if self.simulcast is not None:
+                    self.tasks.append(asyncio.ensure_future(self._send_simulcast()))
             elif name == "offer":
                 await self.pc.setRemoteDescription(
                     RTCSessionDescription(sdp=command["sdp"], type="offer")
@@ -375,12 +575,35 @@ class Peer:
                 self.emit({"event": "sent_data", "count": command["count"]})
             elif name == "report":
                 self.emit(self.report())
+            elif name == "stop_media":
+                if self.simulcast is not None:
+                    self.simulcast.stopped = True
+                    self.emit({"event": "stopped", "sent_layers": self.simulcast.report()})
+            elif name == "remb_limit":
+                self.remb_limit = int(command["bps"])
+                self.emit({"event": "remb_limit"})
             elif name == "exit":
                 break
         await self.pc.close()
 
+    async def _send_simulcast(self) -> None:
+        assert self.simulcast is not None
+        connected = asyncio.Event()
+
+        @self.pc.on("connectionstatechange")
+        def on_state() -> None:
+            if self.pc.connectionState == "connected":
+                connected.set()
+
+        if self.pc.connectionState != "connected":
+            await connected.wait()
+        with contextlib.suppress(ConnectionError):  # closed at exit
+            await self.simulcast.run()
+
     def report(self) -> dict[str, Any]:
         return {
+            "sent_layers": self.simulcast.report() if self.simulcast is not None else {},
+            "padding_bytes": self.padding_bytes,
             "event": "report",
             "pid": os.getpid(),
             "connection": self.pc.connectionState,
@@ -419,6 +642,8 @@ def main() -> None:
     parser.add_argument("--drop-video-packet", type=int, default=0)
     parser.add_argument("--never-read", action="store_true")
     parser.add_argument("--remb-limit", type=int, default=0)
+    parser.add_argument("--no-remb", action="store_true", help="send no bandwidth estimate")
+    parser.add_argument("--simulcast", action="store_true", help="publish video as 3 layers")
     parser.add_argument("--data", nargs="*", default=[])
     asyncio.run(Peer(parser.parse_args()).run())
 

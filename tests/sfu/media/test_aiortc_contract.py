@@ -13,6 +13,8 @@ import aiortc
 import pytest
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import VideoStreamTrack
+from aiortc.rtcdtlstransport import RtpRouter
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from media_harness import LOOPBACK, eventually
 
@@ -39,6 +41,10 @@ def test_aiortc_is_the_pinned_minor_version():
         (RTCRtpReceiver, "_handle_rtcp_packet", ["self", "packet"]),
         (RTCRtpReceiver, "_send_rtcp", ["self", "packet"]),
         (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder", ["self"]),
+        (RTCRtpReceiver, "_send_rtcp_nack", ["self", "media_ssrc", "lost"]),
+        (RtpRouter, "route_rtp", ["self", "packet"]),
+        (NackGenerator, "add", ["self", "packet"]),
+        (StreamStatistics, "add", ["self", "packet"]),
         (RTCRtpSender, "send", ["self", "parameters"]),
         (RTCRtpSender, "_handle_rtcp_packet", ["self", "packet"]),
         (RTCRtpSender, "_send_rtcp", ["self", "packets"]),
@@ -55,6 +61,20 @@ def test_private_state_is_where_the_adapter_reads_it():
     init = source(RTCRtpReceiver.__init__)
     assert "self.__started = False" in init
     assert "self.__decoder_thread" in init
+    # A receiver of simulcast layers repeats what _handle_rtp_packet does before its jitter
+    # buffer, per stream, with these.
+    for name in ("_enabled", "__codecs", "__remote_streams", "__nack_generator"):
+        assert f"self.{name}" in init
+    assert "self.__remote_bitrate_estimator = RemoteBitrateEstimator()" in init
+    handle = source(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__remote_bitrate_estimator.add(" in handle
+    assert "self.__remote_streams[packet.ssrc].add(packet)" in handle
+    assert "self.__nack_generator.add(packet)" in handle
+    assert "packet.sequence_number" in source(NackGenerator.add)
+    assert "self._headerExtensions" in source(RTCRtpTransceiver.__init__)
+    router = source(RtpRouter.__init__)
+    for table in ("mid_table", "ssrc_table", "payload_type_table"):
+        assert f"self.{table}" in router
     sender_init = source(RTCRtpSender.__init__)
     assert "self._ssrc = " in sender_init and "self._rtx_ssrc = " in sender_init
     assert "self._stream_id = " in sender_init
@@ -75,6 +95,13 @@ def test_the_send_fast_path_mirrors_aiortcs_own():
 
 
 def test_hooked_methods_are_called_through_the_instance():
+    assert "self._rtp_router.route_rtp(packet)" in source(RTCDtlsTransport._handle_rtp_data)
+    # The receiver's header extensions (RIDs included) configure the transport's parser.
+    register = source(RTCDtlsTransport._register_rtp_receiver)
+    assert "self._rtp_header_extensions_map.configure(parameters)" in register
+    assert "headerExtensions=transceiver._headerExtensions" in source(
+        RTCPeerConnection._RTCPeerConnection__remoteRtp
+    )
     # The adapter replaces these on instances; aiortc must look them up there at call time.
     assert "receiver._handle_rtp_packet(" in source(RTCDtlsTransport._handle_rtp_data)
     assert "recipient._handle_rtcp_packet(" in source(RTCDtlsTransport._handle_rtcp_data)
