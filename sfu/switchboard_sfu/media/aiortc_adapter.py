@@ -28,6 +28,7 @@ from aiortc import (
     RTCRtpTransceiver,
 )
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
@@ -253,6 +254,11 @@ class ReceiverTap:
         """Treat the receiver's packets as several streams from now on; `rtx_media_ssrcs`
         (RTX SSRC -> its stream's SSRC) is read live, so the caller keeps it up to date."""
         self._rtx_media_ssrcs = rtx_media_ssrcs
+
+    def reset_bandwidth_estimate(self) -> None:
+        """Start estimating the publisher's bitrate afresh (as after the first packets)."""
+        if self._receiver._RTCRtpReceiver__remote_bitrate_estimator is not None:
+            self._receiver._RTCRtpReceiver__remote_bitrate_estimator = RemoteBitrateEstimator()
 
     async def send_rtcp(self, packet: AnyRtcpPacket) -> None:
         """Send feedback to the publisher (never raises on a closed transport)."""

@@ -164,3 +164,34 @@ class BandwidthProbe:
         self._failures += 1
         backoff = self._settings.backoff_s * 2 ** (self._failures - 1)
         self._not_before = now + min(backoff, self._settings.max_backoff_s)
+
+
+class LaggingEstimate:
+    """The subscriber's REMB estimate, as far as it may hold its layer back.
+
+    A receiver's estimate grows slowly (about 8% a second) and never much above what it
+    receives, so right after a subscriber moves up, or asks for a different layer, it lags
+    behind the new bitrate without any sign of congestion. For `grace_s` after such a change
+    the estimate is not held against the layer, unless it falls (the receiver detected
+    overuse): then it counts again, until the next change.
+    """
+
+    FALL = 0.95
+
+    def __init__(self, grace_s: float) -> None:
+        self._grace_s = grace_s
+        self._grace_until = float("-inf")
+        self.bps: int | None = None
+
+    def report(self, bps: int, now: float) -> None:
+        if self.bps is not None and bps < self.FALL * self.bps:
+            self._grace_until = float("-inf")
+        self.bps = bps
+
+    def changed(self, now: float) -> None:
+        """The subscriber moved up or changed its request."""
+        self._grace_until = now + self._grace_s
+
+    def usable(self, now: float) -> int | None:
+        """The estimate to choose by (None: choose as if unconstrained)."""
+        return None if now < self._grace_until else self.bps

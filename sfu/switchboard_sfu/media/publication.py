@@ -38,6 +38,7 @@ from .codecs import is_rtx, primary_codec
 from .counters import MediaCounters
 from .keyframes import is_keyframe_start, keyframe_size
 from .layer import ClockMapping, PublishedLayer
+from .layer_pausing import LayerPausing
 from .layer_selection import LayerState
 from .settings import ForwardingSettings
 from .simulcast import accepted_rids
@@ -89,9 +90,7 @@ class Publication:
         self._pending_keyframe_requests: dict[PublishedLayer, asyncio.TimerHandle] = {}
         self._uplink_estimate_bps: int | None = None
         self._last_bitrate_bound: int | None = None
-        self._needed: tuple[str, ...] | None = None
-        self._unneeded_since: dict[str, float] = {}
-        self._paused: set[str] = set()
+        self._pausing: LayerPausing | None = None
         self._feedback_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -119,6 +118,7 @@ class Publication:
                 self._layers = tuple(PublishedLayer(rid, i, size) for i, rid in enumerate(rids))
                 self._by_rid = {layer.name: layer for layer in self._layers}
                 self._simulcast = True
+                self._pausing = LayerPausing(rids, self._settings.pausing)
             else:
                 self._layers = (PublishedLayer(None, 0, size),)
         return self._layers
@@ -146,13 +146,18 @@ class Publication:
 
     def layer_states(self, now: float, *, include_paused: bool = True) -> list[LayerState]:
         """The layers as `layer_selection` sees them, lowest first; a layer paused at our
-        request counts as available unless `include_paused` is False."""
+        request counts as available (see `LayerPausing`) unless `include_paused` is False."""
+        pausing = self._pausing if include_paused and self.layers_needed is not None else None
         return [
             LayerState(
                 rid=layer.name,
                 bitrate_bps=layer.meter.bps,
                 height=layer.size[1] if layer.size is not None else None,
-                available=layer.active(now) or (include_paused and layer.name in self._paused),
+                available=(
+                    pausing.available(layer.name, now, active=layer.active(now))
+                    if pausing is not None
+                    else layer.active(now)
+                ),
             )
             for layer in self.ordered_layers()
         ]
@@ -213,28 +218,27 @@ class Publication:
         return bound
 
     def update_needed_layers(self) -> None:
-        """Tell the publisher which layers subscribers need: a layer becomes needed at once,
-        unneeded after `layer_pause_delay_s` (a passing switch does not pause it)."""
+        """Tell the publisher which layers subscribers need (see `LayerPausing`)."""
         listener = self.layers_needed
-        if listener is None or not self.simulcast or self._closed:
+        pausing = self._pausing
+        if listener is None or pausing is None or self._closed:
             return
         now = self._loop.time()
-        used = {layer.name for s in self._subscriptions for layer in s.layers_in_use}
-        lowest = self.ordered_layers()[0].name
-        needed = []
-        for layer in self.layers:
-            name = layer.name
-            if name in used or name == lowest:
-                self._unneeded_since.pop(name, None)
-                needed.append(name)
-            elif now - self._unneeded_since.setdefault(name, now) < (
-                self._settings.layer_pause_delay_s
-            ):
-                needed.append(name)
-        if tuple(needed) != self._needed:
-            self._needed = tuple(needed)
-            self._paused = {layer.name for layer in self.layers} - set(needed)
-            listener(self, self._needed)
+        needed, resumed = pausing.update(
+            now,
+            used={layer.name for s in self._subscriptions for layer in s.layers_in_use},
+            lowest=self.ordered_layers()[0].name,
+            active={layer.name for layer in self.layers if layer.active(now)},
+        )
+        if resumed:
+            # Our estimate of the publisher's uplink was made while we held layers back: it
+            # says nothing about room for more. Measure afresh (the publisher's own
+            # congestion control meanwhile), as at the start.
+            self._uplink_estimate_bps = None
+            self._tap.reset_bandwidth_estimate()
+            self._spawn(self._send_bitrate_bound())
+        if needed is not None:
+            listener(self, needed)
 
     async def close(self) -> None:
         """Stop forwarding: subscriptions are closed, timers cancelled."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .layer_pausing import PausingSettings
 from .layer_selection import ProbeSettings
 
 
@@ -26,8 +27,11 @@ class ForwardingSettings:
     bitrate_feedback_interval_s: float = 1.0
     # A data channel whose unsent backlog exceeds this is stalled: its participant is dropped.
     max_data_channel_buffered_bytes: int = 1_048_576
-    # A simulcast layer no subscriber has needed for this long is paused: its publisher is
-    # told, and may stop encoding it (only WebSocket publishers can be told).
-    layer_pause_delay_s: float = 3.0
+    # Simulcast layers no subscriber needs are paused: their publisher is told, and may stop
+    # encoding them (only WebSocket publishers can be told).
+    pausing: PausingSettings = field(default_factory=PausingSettings)
+    # After a subscriber moves up a layer or changes its request, its REMB estimate lags
+    # behind the new bitrate: for this long it only counts once it falls (congestion).
+    estimate_grace_s: float = 20.0
     # Padding that lets a subscriber's bandwidth estimate grow towards a higher layer.
     probe: ProbeSettings = field(default_factory=ProbeSettings)

@@ -44,7 +44,7 @@ from . import aiortc_adapter
 from .codecs import compatible, is_rtx, primary_codec
 from .counters import MediaCounters
 from .layer import PublishedLayer
-from .layer_selection import BandwidthProbe, LayerRequest, choose_layer
+from .layer_selection import BandwidthProbe, LaggingEstimate, LayerRequest, choose_layer
 from .rtp_writer import RtpWriter
 from .settings import ForwardingSettings
 from .tracks import ForwardedTrack
@@ -120,7 +120,6 @@ class Subscription:
         self._send_codecs: list[RTCRtpCodecParameters] = []
         self._rtx_payload_type: int | None = None
         self._clock_rate = 90000
-        self._vp8 = False
         self._rtx_sequence_number = random.randrange(1 << 15)
         # Where the outgoing stream continues: random at first, after the last packet when the
         # publisher's source changes (so the subscriber sees one continuous stream).
@@ -149,6 +148,7 @@ class Subscription:
         self._last_sr_lsr: int | None = None
         self._last_sr_time = 0.0
         self._reported_lost = 0
+        self._estimate = LaggingEstimate(settings.estimate_grace_s)
         self._probe: BandwidthProbe | None = None
         self._padding = _Padding(self._loop, self._send_padding)
         self._closed = False
@@ -175,9 +175,14 @@ class Subscription:
 
     def request_layer(self, rid: str | None = None, max_height: int | None = None) -> None:
         """The subscriber's ceiling (both None: automatic, by bandwidth only)."""
-        self._request = LayerRequest(rid=rid, max_height=max_height)
+        request = LayerRequest(rid=rid, max_height=max_height)
+        if request == self._request:
+            return
+        self._request = request
+        now = self._loop.time()
+        self._estimate.changed(now)
         if self.active:
-            self.select_layer(self._loop.time())
+            self.select_layer(now)
 
     async def close(self) -> None:
         """Stop forwarding to this subscriber; the transceiver stays until renegotiated."""
@@ -197,7 +202,6 @@ class Subscription:
             return
         self._send_codecs = list(parameters.codecs)
         self._clock_rate = codec.clockRate
-        self._vp8 = codec.mimeType.lower() == "video/vp8"
         self._rtx_payload_type = next(
             (
                 c.payloadType
@@ -254,7 +258,9 @@ class Subscription:
             if self._hook.ssrc in ssrcs:
                 self.remb_bps = bitrate
                 if self.publication.simulcast:
-                    self.select_layer(self._loop.time())
+                    now = self._loop.time()
+                    self._estimate.report(bitrate, now)
+                    self.select_layer(now)
                 else:
                     self.publication.subscriber_bitrate_changed()
             return True
@@ -294,7 +300,8 @@ class Subscription:
         # At first, only what is being sent now: a paused better layer is resumed afterwards.
         states = self.publication.layer_states(now, include_paused=not initial)
         current = self._target.name if self._target is not None else None
-        choice = choose_layer(states, self._request, self.remb_bps, current)
+        estimate = self._estimate.usable(now)
+        choice = choose_layer(states, self._request, estimate, current)
         if choice.rid is not None:
             target = self.publication.layer(choice.rid)
             if target is not None and target is not self._target:
@@ -307,7 +314,7 @@ class Subscription:
                     now,
                     sending_bps=sending,
                     probe_bps=choice.probe_bps if self._target is self._layer else None,
-                    estimate_bps=self.remb_bps,
+                    estimate_bps=estimate,
                 )
             )
 
@@ -447,7 +454,9 @@ class Subscription:
         out_seq = self._next_sequence_number
         out_ts = self._continue_timestamp(previous, layer, packet, now)
         picture_id_delta = tl0picidx_delta = 0
-        if self._vp8 and previous is not None and self._last_packet is not None:
+        codec = self.publication.codec
+        vp8 = codec is not None and codec.mimeType.lower() == "video/vp8"
+        if vp8 and previous is not None and self._last_packet is not None:
             # The subscriber's decoder tracks picture ids: continue them across layers.
             last_picture_id, last_tl0picidx = vp8_picture_ids(self._last_packet.payload)
             picture_id, tl0picidx = vp8_picture_ids(packet.payload)
@@ -523,6 +532,9 @@ class Subscription:
         if self._probe is not None:
             self._probe.layer_changed(now)
             self._padding.set_rate(0)
+        ordered = self.publication.ordered_layers()
+        if old is not None and ordered.index(new) > ordered.index(old):
+            self._estimate.changed(now)
         self.publication.update_needed_layers()
         if self.layer_changed is not None:
             self.layer_changed(self)

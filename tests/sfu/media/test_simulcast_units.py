@@ -11,8 +11,10 @@ from peer_client import SyntheticVideo
 
 from switchboard_sfu.media.keyframes import keyframe_size
 from switchboard_sfu.media.layer import BitrateMeter, PublishedLayer
+from switchboard_sfu.media.layer_pausing import LayerPausing, PausingSettings
 from switchboard_sfu.media.layer_selection import (
     BandwidthProbe,
+    LaggingEstimate,
     LayerRequest,
     LayerState,
     ProbeSettings,
@@ -228,3 +230,50 @@ def test_a_layer_replays_its_history_from_a_keyframe_in_order():
     start = layer.history_packet(65531)[0]  # type: ignore[index]
     replay = [packet.sequence_number for _, packet in layer.history_since(start)]
     assert replay == [65531, 65533, 65534, 65535, 0, 1]
+
+
+def test_unused_layers_are_paused_after_a_delay_and_resumed_when_chosen():
+    pausing = LayerPausing(["q", "h", "f"], PausingSettings(pause_delay_s=3, resume_wait_s=5))
+    everything = {"q", "h", "f"}
+    assert pausing.update(0, used={"f"}, lowest="q", active=everything) == (("q", "h", "f"), False)
+    assert pausing.update(2, used={"f"}, lowest="q", active=everything) == (None, False)
+    assert pausing.update(3, used={"f"}, lowest="q", active=everything) == (("q", "f"), False)
+    # A paused layer can still be chosen; choosing it resumes it...
+    assert pausing.available("h", 4, active=False)
+    assert pausing.update(4, used={"h"}, lowest="q", active={"q", "f"}) == (
+        ("q", "h", "f"),
+        True,
+    )
+    # ...and it stays available while the publisher restarts it.
+    assert pausing.available("h", 8, active=False)
+    assert pausing.update(5, used={"h"}, lowest="q", active={"q", "h", "f"}) == (None, False)
+
+
+def test_a_layer_that_does_not_resume_is_given_up_for_a_while():
+    settings = PausingSettings(pause_delay_s=1, resume_wait_s=5, retry_s=30)
+    pausing = LayerPausing(["q", "f"], settings)
+    pausing.update(0, used=set(), lowest="q", active={"q", "f"})
+    pausing.update(1, used=set(), lowest="q", active={"q"})
+    assert pausing.needed == ("q",)
+    assert pausing.update(2, used={"f"}, lowest="q", active={"q"})[1]  # resumed
+    assert pausing.available("f", 6, active=False)
+    pausing.update(7, used={"f"}, lowest="q", active={"q"})  # still not sent: given up
+    assert not pausing.available("f", 7, active=False)
+    pausing.update(8, used=set(), lowest="q", active={"q"})
+    pausing.update(9, used=set(), lowest="q", active={"q"})
+    assert not pausing.available("f", 36, active=False)
+    assert pausing.available("f", 37, active=False)
+
+
+def test_an_estimate_lagging_behind_a_move_up_holds_nothing_back_until_it_falls():
+    estimate = LaggingEstimate(grace_s=20)
+    estimate.report(300_000, now=0)
+    assert estimate.usable(0) == 300_000
+    estimate.changed(now=1)  # moved up, or a new request
+    estimate.report(320_000, now=2)  # growing: not congestion
+    assert estimate.usable(2) is None
+    estimate.report(290_000, now=3)  # fell: the receiver saw overuse
+    assert estimate.usable(3) == 290_000
+    estimate.changed(now=4)
+    assert estimate.usable(23) is None
+    assert estimate.usable(24) == 290_000
