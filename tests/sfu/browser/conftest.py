@@ -31,6 +31,7 @@ class PageServer:
 
     def __init__(self) -> None:
         self.reports: dict[str, list[dict]] = defaultdict(list)
+        self.commands: dict[str, list[dict]] = defaultdict(list)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -48,9 +49,18 @@ class PageServer:
         self.reports[request.match_info["id"]].append(await request.json())
         return web.Response(status=204)
 
+    async def _commands(self, request: web.Request) -> web.Response:
+        queued = self.commands.pop(request.match_info["id"], [])
+        return web.json_response(queued)
+
+    def command(self, page_id: str, message: dict) -> None:
+        """Have the page send `message` on its signalling WebSocket."""
+        self.commands[page_id].append(message)
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/report/{id}", self._report)
+        app.router.add_get("/commands/{id}", self._commands)
         app.router.add_get("/", self._page)
         app.router.add_get("/frame.js", self._frame_js)
         app.router.add_static("/", PAGE_DIR)
