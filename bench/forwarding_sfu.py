@@ -20,8 +20,11 @@ from switchboard_sfu.media import (
     MediaCounters,
     Publication,
     RoomMedia,
+    accept_simulcast,
+    answer_simulcast,
     create_peer_connection,
     restrict_codecs,
+    simulcast_offers,
 )
 
 
@@ -47,10 +50,15 @@ class BenchSfu:
             else:
                 self.source = track
 
-        await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
+        offer = await request.text()
+        simulcast = simulcast_offers(offer) if self.mode == "forward" else {}
+        await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         for transceiver in pc.getTransceivers():
             restrict_codecs(transceiver, ["video/VP8"])
-        return await self._answer(pc)
+            if transceiver.mid in simulcast:
+                accept_simulcast(transceiver, simulcast[transceiver.mid])
+        await pc.setLocalDescription(await pc.createAnswer())
+        return web.Response(text=answer_simulcast(pc.localDescription.sdp, simulcast))
 
     async def subscribe(self, request: web.Request) -> web.Response:
         pc = create_peer_connection(self.ice)

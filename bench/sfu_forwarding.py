@@ -5,7 +5,10 @@ For each mode and subscriber count, an SFU process and a load generator process
 plus N subscribers counting packets without decoding) run side by side; after a warm-up the
 SFU's CPU (all threads, from /proc) and the packets delivered are measured over a window.
 Modes: `forward` (this project's forwarding core), `relay` (aiortc MediaRelay: decode once,
-encode per subscriber), `janus` (Janus Gateway's VideoRoom, if the `janus` package is installed).
+encode per subscriber), `janus` (Janus Gateway's VideoRoom, if the `janus` package is installed),
+and the simulcast rows `simulcast` and `janus-simulcast`: the publisher sends three layers of
+the clip (full, half and quarter size, with RID header extensions) and each subscriber gets
+the full-size one, so three layers come in and one goes out per subscriber.
 
 Run as root: it isolates itself in a private network namespace with a veth pair (Janus ignores
 loopback interfaces), SFUs on 10.77.0.1 and the load generator on 10.77.0.2:
@@ -51,6 +54,12 @@ NETNS_SETUP = " && ".join(
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NETNS_MARK = "SWITCHBOARD_BENCH_NETNS"
+
+
+SIMULCAST_MODES = {"simulcast": "forward", "janus-simulcast": "janus"}
+"""Simulcast rows: the SFU mode they run, with a publisher sending three layers."""
+BASELINES = {"relay": ("forward", "MediaRelay"), "janus": ("forward", "Janus")}
+BASELINES["janus-simulcast"] = ("simulcast", "Janus (simulcast)")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -99,6 +108,9 @@ class Run:
     def _start(self, env: dict[str, str], port: int, profile: Path | None) -> None:
         mode, subscribers = self.mode, self.subscribers
         load_args = ["--subscribers", str(subscribers), "--address", LOAD_ADDRESS]
+        if mode in SIMULCAST_MODES:
+            load_args.append("--simulcast")
+            mode = SIMULCAST_MODES[mode]
         if mode == "janus":
             self.sfu, self.janus_folder = janus_gateway.start(SFU_ADDRESS, port)
             self.url = f"http://{SFU_ADDRESS}:{port}/janus"
@@ -156,8 +168,10 @@ class Run:
 
     def snapshot(self) -> tuple[float, float, float, dict, int]:
         report = self.load_report()
-        # Janus has no counter we can read cheaply: count what it was offered to forward.
-        sent = report["published"] * self.subscribers if self.mode == "janus" else self.sfu_sent()
+        # Janus has no counter we can read cheaply: count what it was offered to forward (of
+        # a simulcast publisher, the layer its subscribers get).
+        janus = self.mode.startswith("janus")
+        sent = report["forwardable"] * self.subscribers if janus else self.sfu_sent()
         return (
             time.monotonic(),
             cpu_seconds(self.sfu.pid),
@@ -214,29 +228,29 @@ def measure(
 
 def print_table(results: list[Result]) -> None:
     header = (
-        f"{'mode':8} {'subs':>4} {'pub pkt/s':>9} {'fwd pkt/s':>9} {'SFU cores':>9} "
+        f"{'mode':15} {'subs':>4} {'pub pkt/s':>9} {'fwd pkt/s':>9} {'SFU cores':>9} "
         f"{'µs/pkt':>8} {'pkt/s/core':>10} {'loss':>6} {'loadgen cores':>13}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.mode:8} {r.subscribers:>4} {r.published / r.window_s:>9.0f} "
+            f"{r.mode:15} {r.subscribers:>4} {r.published / r.window_s:>9.0f} "
             f"{r.sent_by_sfu / r.window_s:>9.0f} {r.sfu_cpu_s / r.window_s:>9.3f} "
             f"{r.us_per_packet:>8.1f} {r.packets_per_core_second:>10.0f} {r.loss:>6.1%} "
             f"{r.load_cpu_s / r.window_s:>13.3f}"
         )
     by_key = {(r.mode, r.subscribers): r for r in results}
-    names = {"relay": "MediaRelay", "janus": "Janus"}
     ratios = []
     for (mode, subscribers), other in sorted(by_key.items()):
-        forward = by_key.get(("forward", subscribers))
-        if mode in names and forward is not None:
+        ours, name = BASELINES.get(mode, (None, ""))
+        forward = by_key.get((ours, subscribers)) if ours is not None else None
+        if forward is not None:
             cores = (other.sfu_cpu_s / other.window_s) / (forward.sfu_cpu_s / forward.window_s)
             ratios.append(
-                f"{subscribers:>4} subscribers: forwarding / {names[mode]} = "
+                f"{subscribers:>4} subscribers: {ours} / {name} = "
                 f"{forward.us_per_packet / other.us_per_packet:.2f} CPU per packet "
-                f"({names[mode]} uses {cores:.1f}x the cores)"
+                f"({name} uses {cores:.1f}x the cores)"
             )
     if ratios:
         print("\n" + "\n".join(ratios))
@@ -262,7 +276,8 @@ def isolate() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 4, 16])
-    default_modes = ["forward", "relay"] + (["janus"] if shutil.which("janus") else [])
+    janus = ["janus", "janus-simulcast"] if shutil.which("janus") else []
+    default_modes = ["forward", "relay", "simulcast", *janus]
     parser.add_argument("--modes", nargs="+", default=default_modes)
     parser.add_argument(
         "--relay-max",

@@ -35,6 +35,7 @@ from switchboard_sfu.media import (
 
 LOOPBACK = "127.0.0.1"
 PEER_CLIENT = Path(__file__).with_name("peer_client.py")
+TESTS = Path(__file__).resolve().parents[2]
 PREFERRED_CODECS = ["video/VP8", "video/H264", "audio/opus"]
 # Deadlines only catch hangs: a slow machine must never fail a test.
 DEADLINE_S = 60.0
@@ -68,7 +69,9 @@ class Peer:
 
     @classmethod
     async def start(cls, name: str, *args: str) -> Peer:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The peer imports the test fixtures (tests/ on its path, as in this process).
+        path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(PEER_CLIENT),

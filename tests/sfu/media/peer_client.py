@@ -26,22 +26,19 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription, rtcrtpsender
-from aiortc.clock import current_ntp_time
 from aiortc.codecs import get_encoder, vpx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
-    HeaderExtensionsMap,
     RtcpPacket,
     RtcpPsfbPacket,
-    RtcpSenderInfo,
     RtcpSrPacket,
     RtpPacket,
     is_rtcp,
@@ -51,6 +48,7 @@ from aiortc.rtp import (
 )
 from av import AudioFrame, VideoFrame
 
+from fixtures.simulcast_sender import LayerStream, add_simulcast_transceiver, simulcast_offer
 from switchboard_sfu.media import IceSettings, create_peer_connection
 
 
@@ -153,156 +151,60 @@ class SyntheticAudio(MediaStreamTrack):
 
 SIMULCAST_LAYERS = (("q", 4, 150_000), ("h", 2, 400_000), ("f", 1, 1_000_000))
 """(RID, scale-down factor, target bitrate) of each layer, lowest first."""
-RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
-REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
-RID_EXTENSION_ID = 10
-REPAIRED_RID_EXTENSION_ID = 11
-
-
-def simulcast_offer(sdp: str, rids: list[str]) -> str:
-    """aiortc's offer made into a browser's simulcast offer on its video m-line: RIDs and
-    their header extensions added, SSRC lines removed (layers are found by RID)."""
-    out: list[str] = []
-    video = False
-    for line in sdp.splitlines():
-        if line.startswith("m="):
-            video = line.startswith("m=video")
-        if video and line.startswith(("a=ssrc:", "a=ssrc-group:")):
-            continue
-        if video and line.startswith("a=mid:"):
-            out.append(line)
-            out.append(f"a=extmap:{RID_EXTENSION_ID} {RID_URI}")
-            out.append(f"a=extmap:{REPAIRED_RID_EXTENSION_ID} {REPAIRED_RID_URI}")
-            out.extend(f"a=rid:{rid} send" for rid in rids)
-            out.append("a=simulcast:send " + ";".join(rids))
-            continue
-        out.append(line)
-    return "\r\n".join(out) + "\r\n"
-
-
-class SimulcastLayer:
-    """One layer's encoder and RTP stream; also what the transport routes its RTCP to."""
-
-    def __init__(self, rid: str, scale: int, bitrate: int, codec: Any, peer: Peer) -> None:
-        self.rid = rid
-        self.scale = scale
-        self.ssrc = int.from_bytes(os.urandom(4), "big")
-        self.sequence_number = int.from_bytes(os.urandom(2), "big")
-        self.timestamp_base = int.from_bytes(os.urandom(4), "big")
-        self.encoder = get_encoder(codec)
-        self.encoder.target_bitrate = bitrate
-        self.keyframe_requested = False
-        self.packets = 0
-        self.octets = 0
-        self.sent: list[list[Any]] = []
-        self._peer = peer
-
-    async def _handle_rtcp_packet(self, packet: Any) -> None:
-        if isinstance(packet, RtcpPsfbPacket):
-            if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR) and packet.media_ssrc == self.ssrc:
-                self.keyframe_requested = True
-                self._peer.keyframe_requests.append(self._peer.now())
-            elif packet.fmt == RTCP_PSFB_APP and self.rid == SIMULCAST_LAYERS[0][0]:
-                self._peer.rembs.append(unpack_remb_fci(packet.fci)[0])
-
-
-class SilentVideo(MediaStreamTrack):
-    """A sender's placeholder track for media sent by other means: it never yields."""
-
-    kind = "video"
-
-    async def recv(self) -> VideoFrame:  # type: ignore[override]
-        await asyncio.Event().wait()
-        raise MediaStreamError
 
 
 class SimulcastVideo:
-    """Sends a synthetic camera as three simulcast layers on one video transceiver."""
+    """Sends a synthetic camera as three simulcast layers, each with its own encoder, on one
+    video transceiver."""
 
     def __init__(self, peer: Peer, transceiver: RTCRtpTransceiver) -> None:
         self._peer = peer
         self._transceiver = transceiver
-        self.layers: list[SimulcastLayer] = []
-        self.paused: set[str] = set()
+        self.sent: dict[str, list[list[Any]]] = {rid: [] for rid, _, _ in SIMULCAST_LAYERS}
         self.stopped = False
 
     async def run(self) -> None:
         args = self._peer.args
-        transceiver = self._transceiver
-        transport = transceiver.sender.transport
-        codec = next(c for c in transceiver._codecs if not c.mimeType.lower().endswith("/rtx"))
-        self.layers = [
-            SimulcastLayer(rid, scale, bitrate, codec, self._peer)
-            for rid, scale, bitrate in SIMULCAST_LAYERS
-        ]
-        for layer in self.layers:
-            transport._rtp_router.register_sender(layer, layer.ssrc)
-        ids = {ext.uri: ext.id for ext in transceiver._headerExtensions}
-        extensions = HeaderExtensionsMap()
-        extensions.configure(
-            RTCRtpParameters(
-                headerExtensions=[
-                    *transceiver._headerExtensions,
-                    RTCRtpHeaderExtensionParameters(id=RID_EXTENSION_ID, uri=RID_URI),
-                ]
-            )
+        codec = next(
+            c for c in self._transceiver._codecs if not c.mimeType.lower().endswith("/rtx")
         )
-        assert "urn:ietf:params:rtp-hdrext:sdes:mid" in ids
-        source = SyntheticVideo(args.width, args.height, args.fps)
         vp8 = codec.mimeType.lower() == "video/vp8"
-        started = time.monotonic()
-        last_report = started
+        layers = []
+        for rid, scale, bitrate in SIMULCAST_LAYERS:
+            stream = LayerStream(rid, self._transceiver)
+            encoder = get_encoder(codec)
+            encoder.target_bitrate = bitrate
+            keyframe = [False]
+            stream.on_keyframe_request = self._keyframe_requested(keyframe)
+            if rid == SIMULCAST_LAYERS[0][0]:
+                stream.on_remb = self._peer.rembs.append
+            layers.append((stream, scale, encoder, keyframe))
+        source = SyntheticVideo(args.width, args.height, args.fps)
+        started = last_report = time.monotonic()
         while not self.stopped:
             frame = await source.recv()
-            for layer in self.layers:
-                if layer.rid in self.paused:
-                    continue
+            for stream, scale, encoder, keyframe in layers:
                 scaled = frame
-                if layer.scale > 1:
-                    scaled = frame.reformat(
-                        width=args.width // layer.scale, height=args.height // layer.scale
-                    )
-                force, layer.keyframe_requested = layer.keyframe_requested, False
-                payloads, timestamp = layer.encoder.encode(scaled, force)
-                for index, payload in enumerate(payloads):
-                    packet = RtpPacket(
-                        payload_type=codec.payloadType,
-                        marker=int(index == len(payloads) - 1),
-                        sequence_number=layer.sequence_number,
-                        timestamp=(layer.timestamp_base + timestamp) & 0xFFFFFFFF,
-                        ssrc=layer.ssrc,
-                        payload=payload,
-                    )
-                    packet.extensions.mid = transceiver.mid
-                    packet.extensions.rtp_stream_id = layer.rid
-                    packet.extensions.abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
-                    layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
-                    layer.packets += 1
-                    layer.octets += len(payload)
-                    layer.sent.append(packet_entry(packet, vp8))
-                    await transport._send_rtp(packet.serialize(extensions))
+                if scale > 1:
+                    scaled = frame.reformat(width=args.width // scale, height=args.height // scale)
+                force, keyframe[0] = keyframe[0], False
+                payloads, timestamp = encoder.encode(scaled, force)
+                for packet in await stream.send(payloads, timestamp):
+                    self.sent[stream.rid].append(packet_entry(packet, vp8))
             # Sending never suspends: let commands in even when encoding falls behind.
             await asyncio.sleep(0)
             now = time.monotonic()
             if now - last_report >= 1.0:
                 last_report = now
-                await self._sender_reports(transport, now - started)
+                for stream, *_ in layers:
+                    await stream.send_report(now - started)
 
-    async def _sender_reports(self, transport: Any, elapsed: float) -> None:
-        for layer in self.layers:
-            report = RtcpSrPacket(
-                ssrc=layer.ssrc,
-                sender_info=RtcpSenderInfo(
-                    ntp_timestamp=current_ntp_time(),
-                    rtp_timestamp=(layer.timestamp_base + int(elapsed * 90000)) & 0xFFFFFFFF,
-                    packet_count=layer.packets,
-                    octet_count=layer.octets,
-                ),
-            )
-            await transport._send_rtp(bytes(report))
+    def _keyframe_requested(self, flag: list[bool]) -> Callable[[], None]:
+        def requested() -> None:
+            flag[0] = True
+            self._peer.keyframe_requests.append(self._peer.now())
 
-    def report(self) -> dict[str, Any]:
-        return {layer.rid: layer.sent for layer in self.layers}
+        return requested
 
 
 class Peer:
@@ -339,9 +241,7 @@ class Peer:
             if args.xor_key:
                 self._encrypt_encoder_output(args.xor_key)
             if args.video != "none" and args.simulcast:
-                sender = self.pc.addTrack(SilentVideo())
-                self._prefer(sender, f"video/{args.video.upper()}")
-                transceiver = next(t for t in self.pc.getTransceivers() if t.sender is sender)
+                transceiver = add_simulcast_transceiver(self.pc, f"video/{args.video.upper()}")
                 self.simulcast = SimulcastVideo(self, transceiver)
             elif args.video != "none":
                 sender = self.pc.addTrack(SyntheticVideo(args.width, args.height, args.fps))
@@ -578,7 +478,7 @@ class Peer:
             elif name == "stop_media":
                 if self.simulcast is not None:
                     self.simulcast.stopped = True
-                    self.emit({"event": "stopped", "sent_layers": self.simulcast.report()})
+                    self.emit({"event": "stopped", "sent_layers": self.simulcast.sent})
             elif name == "remb_limit":
                 self.remb_limit = int(command["bps"])
                 self.emit({"event": "remb_limit"})
@@ -602,7 +502,7 @@ class Peer:
 
     def report(self) -> dict[str, Any]:
         return {
-            "sent_layers": self.simulcast.report() if self.simulcast is not None else {},
+            "sent_layers": self.simulcast.sent if self.simulcast is not None else {},
             "padding_bytes": self.padding_bytes,
             "event": "report",
             "pid": os.getpid(),
