@@ -87,10 +87,13 @@ async def _send_frames(sfu: SfuProcess, join_first: bool, messages: list, abort:
             for message in messages:
                 if ws.closed:
                     break
-                if isinstance(message, bytes):
-                    await ws.send_bytes(message)
-                else:
-                    await ws.send_str(message)
+                try:
+                    if isinstance(message, bytes):
+                        await ws.send_bytes(message)
+                    else:
+                        await ws.send_str(message)
+                except ConnectionResetError:
+                    break  # the SFU closed the socket (a refused join) between two frames
             if abort:
                 # Cut the connection mid-frame: a frame header promising bytes that never come.
                 transport = ws._writer.transport  # only a raw write can truncate a frame

@@ -148,9 +148,24 @@ function attach(stream) {
     video.muted = true;
     video.playsInline = true;
     document.body.appendChild(video);
+    watchFrameSize(video);
   }
   video.srcObject = stream;
   video.play().catch(() => {});
+}
+
+// Report when the frames shown change size (a simulcast layer switch reached the screen),
+// on the page's clock (`atMs`, like the `sent` and `message` reports).
+function watchFrameSize(element) {
+  let width = 0;
+  const onFrame = (now, frame) => {
+    if (frame.width !== width) {
+      width = frame.width;
+      report("resized", { width: frame.width, height: frame.height, atMs: now });
+    }
+    element.requestVideoFrameCallback(onFrame);
+  };
+  element.requestVideoFrameCallback(onFrame);
 }
 
 const INBOUND_COUNTS = [
@@ -212,7 +227,10 @@ function watchOutbound(pc) {
 function runCommands(send) {
   setInterval(async () => {
     const response = await fetch(`/commands/${config.report}`);
-    for (const command of await response.json()) send(command);
+    for (const command of await response.json()) {
+      send(command);
+      report("sent", { type: command.type, atMs: performance.now() });
+    }
   }, 200);
 }
 
@@ -230,7 +248,7 @@ function runSignalling() {
   ws.onmessage = async (event) => {
     const message = JSON.parse(event.data);
     const { sdp, ...fields } = message;
-    await report("message", { ...fields, error: message.error || null });
+    await report("message", { ...fields, error: message.error || null, atMs: performance.now() });
     if (message.type === "joined") {
       runCommands(send);
     }
