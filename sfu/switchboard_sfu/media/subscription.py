@@ -341,42 +341,32 @@ class Subscription:
         if not self.active:
             return
         if layer is self._layer and self._seq_offset is not None:
-            if extended_seq < self._start:
-                return  # older than where this segment began
+            if extended_seq >= self._start:  # not older than where this segment began
+                self._send(packet, abs_send_time, now)
+                if self._pending_switch is not None and packet.marker:
+                    self._complete_switch(now)
+        elif layer is self._target and self._begins_here(
+            layer, extended_seq, frame_start, keyframe, now
+        ):
+            self._begin(layer, packet, extended_seq, now)
             self._send(packet, abs_send_time, now)
-            if self._pending_switch is not None and packet.marker:
-                self._complete_switch(now)
-            return
-        if layer is self._target:
-            self._forward_target(
-                layer,
-                packet,
-                extended_seq,
-                frame_start=frame_start,
-                keyframe=keyframe,
-                abs_send_time=abs_send_time,
-                now=now,
-            )
 
-    def _forward_target(
+    def _begins_here(
         self,
         layer: PublishedLayer,
-        packet: RtpPacket,
         extended_seq: int,
-        *,
         frame_start: bool,
         keyframe: bool,
-        abs_send_time: int,
         now: float,
-    ) -> None:
-        """A packet of the layer to switch to (or of the current one restarting): begin a
-        segment at a keyframe."""
+    ) -> bool:
+        """Whether a packet of the layer to switch to (or of the current one restarting)
+        begins a segment: at a keyframe, once the current layer's frame is complete."""
         if self._pending_switch is not None:
             if now - self._last_out_time > _STALLED_S:
                 self._complete_switch(now)
-            return
+            return False
         if not self._can_start(layer, frame_start, keyframe, now):
-            return
+            return False
         if (
             self._seq_offset is not None
             and self._last_packet is not None
@@ -386,9 +376,8 @@ class Subscription:
             # The current layer is mid-frame: finish that frame, then switch (replaying the
             # target's packets from this keyframe on).
             self._pending_switch = extended_seq
-            return
-        self._begin(layer, packet, extended_seq, now)
-        self._send(packet, abs_send_time, now)
+            return False
+        return True
 
     # --- internals ------------------------------------------------------------------------
 
