@@ -1,7 +1,9 @@
-"""The SFU under benchmark: one room, HTTP offer/answer, in one of two modes.
+"""The SFU under benchmark: one room, HTTP offer/answer, in one of three modes.
 
-`forward` uses the forwarding core (packets rewritten and sent, never decoded); `relay` is
-aiortc's MediaRelay (decode once, encode once per subscriber), the baseline to beat.
+`forward` uses the forwarding core (packets rewritten and sent, never decoded; on the native
+fast path when it is built; a simulcast publisher's layers are accepted, one forwarded per
+subscriber), `forward-python` the same core held to its pure-Python path; `relay` is aiortc's
+MediaRelay (decode once, encode once per subscriber), the baseline to beat.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import logging
+import os
 
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -16,10 +19,12 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from switchboard_sfu.media import (
+    ForwardingSettings,
     IceSettings,
     MediaCounters,
     Publication,
     RoomMedia,
+    Subscription,
     accept_simulcast,
     answer_simulcast,
     create_peer_connection,
@@ -33,11 +38,13 @@ class BenchSfu:
         self.mode = mode
         self.ice = IceSettings(announce_address=address)
         self.counters = MediaCounters()
-        self.room = RoomMedia("bench/room", counters=self.counters)
+        settings = ForwardingSettings(native_forwarding=mode != "forward-python")
+        self.room = RoomMedia("bench/room", counters=self.counters, settings=settings)
         self.relay = MediaRelay()
         self.source: MediaStreamTrack | None = None
         self.publication: Publication | None = None
         self.pcs: list[RTCPeerConnection] = []
+        self.subscriptions: list[Subscription] = []
 
     async def publish(self, request: web.Request) -> web.Response:
         pc = create_peer_connection(self.ice)
@@ -45,13 +52,13 @@ class BenchSfu:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if self.mode == "forward":
+            if self.mode != "relay":
                 self.publication = self.room.publish("publisher", pc, track)
             else:
                 self.source = track
 
         offer = await request.text()
-        simulcast = simulcast_offers(offer) if self.mode == "forward" else {}
+        simulcast = simulcast_offers(offer) if self.mode != "relay" else {}
         await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         for transceiver in pc.getTransceivers():
             restrict_codecs(transceiver, ["video/VP8"])
@@ -66,9 +73,11 @@ class BenchSfu:
         await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
         transceiver = pc.getTransceivers()[0]
         name = f"subscriber-{len(self.pcs)}"
-        if self.mode == "forward":
+        if self.mode != "relay":
             assert self.publication is not None
-            self.room.subscribe(name, pc, self.publication, transceiver=transceiver)
+            self.subscriptions.append(
+                self.room.subscribe(name, pc, self.publication, transceiver=transceiver)
+            )
         else:
             assert self.source is not None
             restrict_codecs(transceiver, ["video/VP8"])
@@ -86,7 +95,11 @@ class BenchSfu:
                         for stat in (await sender.getStats()).values():
                             if stat.type == "outbound-rtp":
                                 sent += stat.packetsSent
-        return web.json_response({"packets_sent": sent, **self.counters.snapshot()})
+        paths = {
+            "native_subscriptions": sum(s.native for s in self.subscriptions),
+            "forwarding_subscriptions": sum(s.forwarding for s in self.subscriptions),
+        }
+        return web.json_response({"packets_sent": sent, **paths, **self.counters.snapshot()})
 
     async def _answer(self, pc: RTCPeerConnection) -> web.Response:
         await pc.setLocalDescription(await pc.createAnswer())
@@ -95,12 +108,12 @@ class BenchSfu:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["forward", "relay"], required=True)
+    parser.add_argument("--mode", choices=["forward", "forward-python", "relay"], required=True)
     parser.add_argument("--address", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile", help="write a cProfile of the run to this file")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=os.environ.get("SWITCHBOARD_BENCH_LOG_LEVEL", "WARNING"))
     sfu = BenchSfu(args.mode, args.address)
     app = web.Application()
     app.router.add_post("/publish", sfu.publish)

@@ -4,11 +4,12 @@ For each mode and subscriber count, an SFU process and a load generator process
 (bench/forwarding_load.py: a publisher replaying a pre-encoded 640x360 VP8 clip at ~2.3 Mbit/s
 plus N subscribers counting packets without decoding) run side by side; after a warm-up the
 SFU's CPU (all threads, from /proc) and the packets delivered are measured over a window.
-Modes: `forward` (this project's forwarding core), `relay` (aiortc MediaRelay: decode once,
-encode per subscriber), `janus` (Janus Gateway's VideoRoom, if the `janus` package is installed),
-and the simulcast rows `simulcast` and `janus-simulcast`: the publisher sends three layers of
-the clip (full, half and quarter size, with RID header extensions) and each subscriber gets
-the full-size one, so three layers come in and one goes out per subscriber.
+Modes: `forward` (this project's forwarding core, native fast path when built),
+`forward-python` (the same core on its pure-Python path), `relay` (aiortc MediaRelay: decode
+once, encode per subscriber), `janus` (Janus Gateway's VideoRoom, if the `janus` package is
+installed), and the simulcast rows `simulcast` and `janus-simulcast`: the publisher sends three
+layers of the clip (full, half and quarter size, with RID header extensions) and each
+subscriber gets the full-size one, so three layers come in and one goes out per subscriber.
 
 Run as root: it isolates itself in a private network namespace with a veth pair (Janus ignores
 loopback interfaces), SFUs on 10.77.0.1 and the load generator on 10.77.0.2:
@@ -58,8 +59,13 @@ NETNS_MARK = "SWITCHBOARD_BENCH_NETNS"
 
 SIMULCAST_MODES = {"simulcast": "forward", "janus-simulcast": "janus"}
 """Simulcast rows: the SFU mode they run, with a publisher sending three layers."""
-BASELINES = {"relay": ("forward", "MediaRelay"), "janus": ("forward", "Janus")}
-BASELINES["janus-simulcast"] = ("simulcast", "Janus (simulcast)")
+COMPARISONS = [
+    ("forward", "relay", "forwarding", "MediaRelay"),
+    ("forward", "janus", "forwarding", "Janus"),
+    ("forward-python", "janus", "forwarding (Python path)", "Janus"),
+    ("simulcast", "janus-simulcast", "simulcast forwarding", "Janus (simulcast)"),
+]
+"""(our mode, baseline mode, names) of each ratio printed under the table."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -242,18 +248,26 @@ def print_table(results: list[Result]) -> None:
         )
     by_key = {(r.mode, r.subscribers): r for r in results}
     ratios = []
-    for (mode, subscribers), other in sorted(by_key.items()):
-        ours, name = BASELINES.get(mode, (None, ""))
-        forward = by_key.get((ours, subscribers)) if ours is not None else None
-        if forward is not None:
+    for ours, theirs, our_name, their_name in COMPARISONS:
+        for subscribers in sorted({r.subscribers for r in results}):
+            forward, other = by_key.get((ours, subscribers)), by_key.get((theirs, subscribers))
+            if forward is None or other is None:
+                continue
             cores = (other.sfu_cpu_s / other.window_s) / (forward.sfu_cpu_s / forward.window_s)
             ratios.append(
-                f"{subscribers:>4} subscribers: {ours} / {name} = "
+                f"{subscribers:>4} subscribers: {our_name} / {their_name} = "
                 f"{forward.us_per_packet / other.us_per_packet:.2f} CPU per packet "
-                f"({name} uses {cores:.1f}x the cores)"
+                f"({their_name} uses {cores:.1f}x the cores)"
             )
     if ratios:
         print("\n" + "\n".join(ratios))
+    most = max(r.subscribers for r in results)
+    per_core = [
+        f"{r.mode} {r.packets_per_core_second / 1000:.1f}k"
+        for r in results
+        if r.subscribers == most
+    ]
+    print(f"\nforwarded packets per core-second at {most} subscribers: " + ", ".join(per_core))
 
 
 def print_profile(path: Path) -> None:
@@ -297,17 +311,22 @@ def main() -> None:
             if mode == "relay" and subscribers > args.relay_max:
                 continue
             profile = None
-            if mode == "forward" and subscribers == args.profile:
+            if mode.startswith("forward") and subscribers == args.profile:
                 profile = Path(f"/tmp/switchboard-forwarding-{subscribers}.pstats")
             port += 1
-            result = measure(
-                mode,
-                subscribers,
-                window=args.window,
-                warmup=args.warmup,
-                port=port,
-                profile=profile,
-            )
+            try:
+                result = measure(
+                    mode,
+                    subscribers,
+                    window=args.window,
+                    warmup=args.warmup,
+                    port=port,
+                    profile=profile,
+                )
+            except (TimeoutError, RuntimeError) as exc:
+                # One run that never got going (a busy machine) must not lose the others.
+                print(f"measured {mode} x{subscribers}: failed ({exc})", file=sys.stderr)
+                continue
             results.append(result)
             print(
                 f"measured {mode} x{subscribers}: {result.us_per_packet:.1f} µs/packet",

@@ -24,7 +24,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.switchboard-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# The SFU's native module (sfu/fastpath, Rust) is built by this install: rebuild when it changes.
+native_changed() { [ -n "$(find sfu/fastpath -path sfu/fastpath/target -prune -o -newer "$stamp" -type f -print -quit)" ]; }
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || native_changed; then
   echo "bootstrap: installing the project into .venv" >&2
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[dev]"

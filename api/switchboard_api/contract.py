@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import AwareDatetime, Field, NonNegativeFloat, NonNegativeInt
+from pydantic import AwareDatetime, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 from switchboard_api._camel import CamelModel
 from switchboard_api.kube_types import DNS_LABEL, DNS_LABEL_MAX_LENGTH
-from switchboard_api.ports import SFU_SIGNALLING_PORT
+from switchboard_api.ports import SFU_PEER_PORT, SFU_SIGNALLING_PORT
 from switchboard_api.resources import GROUP
 
 CONTRACT_VERSION: Final = f"{GROUP}/v1"
@@ -36,6 +36,26 @@ REPORT_TOKEN_AUDIENCE: Final = f"{GROUP}/capacity"
 REPORT_TOKEN_EXPIRATION_SECONDS: Final = 3600
 """Lifetime the operator requests for the projected report token (the kubelet renews it)."""
 MAX_REPORT_INTERVAL_SECONDS: Final = 2.0
+
+# Leases and the peer check between SFU pods (docs/contract.md, "Leases").
+PEER_LEASE_PATH: Final = "/v1/lease"
+"""Path on an SFU pod's peer port where it answers a peer's lease check."""
+PEER_LEASE_CONTENT_TYPE: Final = "application/jwt"
+"""A peer's answer is a LeaseStatus signed EdDSA with the answering pod's own peer key."""
+PEER_CHECK_INTERVAL_SECONDS: Final = 1.0
+"""How often an SFU whose lease expired checks its peers again while it keeps serving."""
+PEER_QUERY_TIMEOUT_SECONDS: Final = 1.0
+"""An SFU waits this long for a peer's answer; no answer counts as an unreached peer."""
+PEER_QUERY_FANOUT: Final = 3
+"""Peers asked per check (chosen at random from the response's `peers`)."""
+NEWER_TERM_GRACE_SECONDS: Final = 3.0
+"""A peer's acknowledgement from a newer term than the SFU's own is evidence against the SFU
+only this long after the SFU's lease ended: a new leader acknowledges pods one report
+interval apart, and the SFU's own acknowledgement may simply not have come round yet."""
+SILENCE_MARGIN_SECONDS: Final = PEER_CHECK_INTERVAL_SECONDS + PEER_QUERY_TIMEOUT_SECONDS + 1.0
+"""What the control plane waits, after it knows an SFU's lease has ended and every witness
+holds a later acknowledgement, before it treats the SFU's silence as the SFU having fenced:
+one peer check, one query timeout, and a second for scheduling and clock rates."""
 
 # The join API, as far as SFUs need it: a `migrate` message's `rejoin` names a room's endpoint.
 JOIN_API_PREFIX: Final = "/v1/namespaces"
@@ -77,6 +97,7 @@ class SfuEnv(StrEnum):
     JOIN_API_PUBLIC_URL = "SWITCHBOARD_JOIN_API_PUBLIC_URL"
     TLS_CERT_FILE = "SWITCHBOARD_TLS_CERT_FILE"
     TLS_KEY_FILE = "SWITCHBOARD_TLS_KEY_FILE"
+    PEER_PORT = "SWITCHBOARD_PEER_PORT"
 
 
 SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
@@ -110,6 +131,9 @@ SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
     "Region's sfu.tlsSecretName), re-read when it changes. Unset: plain HTTP.",
     SfuEnv.TLS_KEY_FILE: "PEM private key of that certificate; set together with "
     "SWITCHBOARD_TLS_CERT_FILE.",
+    SfuEnv.PEER_PORT: "Port where the pod answers its peers' lease checks "
+    f"(`{PEER_LEASE_PATH}`, default {SFU_PEER_PORT}); announced in reports only when "
+    f"`{SfuEnv.POD_IP.value}` is set.",
 }
 """What each SFU environment variable means (docs/contract.md's table is rendered from it)."""
 
@@ -191,6 +215,27 @@ class RoomUsage(CamelModel):
 _VERSION_DESCRIPTION = "Contract version; a receiver rejects a version it does not know."
 
 
+class PeerEndpoint(CamelModel):
+    """Where an SFU pod answers lease checks, and the key that verifies its answers."""
+
+    url: str = Field(
+        min_length=1, max_length=512, description=f"URL of the pod's `{PEER_LEASE_PATH}`."
+    )
+    public_key: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The pod's own Ed25519 public key, raw 32 bytes in base64url without "
+        "padding; generated at process start, never written anywhere.",
+    )
+
+
+class LeasePeer(PeerEndpoint):
+    """Another SFU pod of the same Region, as the control plane last heard from it."""
+
+    pod: str = Field(min_length=1, description="The peer pod's name.")
+    pod_uid: str = Field(alias="podUID", min_length=1, description="The peer pod's UID.")
+
+
 class CapacityReport(CamelModel):
     """The SFU's periodic report of its capacity and load (POSTed to SWITCHBOARD_REPORT_URL)."""
 
@@ -214,9 +259,10 @@ class CapacityReport(CamelModel):
     )
     fenced: bool = Field(
         default=False,
-        description="The pod lost contact with the control plane for longer than the failover "
-        "timeout and has told its participants to migrate; it accepts no joins until "
-        "a response reassigns rooms to it.",
+        description="The pod has fenced itself (its lease ended while the control plane was "
+        "evidently up without it, or reports went unacknowledged past the failover timeout) "
+        "and has told its participants to migrate; it accepts no joins until a response to "
+        "a report sent since reassigns rooms to it.",
     )
     capacity: NonNegativeFloat = Field(description="Capacity units the pod offers.")
     load: NonNegativeFloat = Field(description="Measured load, capacity units.")
@@ -227,6 +273,21 @@ class CapacityReport(CamelModel):
     bitrate_in_bps: NonNegativeFloat = Field(description="Received media bitrate, bit/s.")
     bitrate_out_bps: NonNegativeFloat = Field(description="Sent media bitrate, bit/s.")
     rooms: list[RoomUsage] = Field(default_factory=list, description="Per-room usage.")
+    term: NonNegativeInt | None = Field(
+        default=None,
+        description="The newest control-plane term whose acknowledgement this pod applied; "
+        "absent before the first one (or from a control plane that sends no term).",
+    )
+    acked_sequence: NonNegativeInt | None = Field(
+        default=None,
+        description="Sequence of the report whose acknowledgement this pod applied last: "
+        "the control plane learns which of its acknowledgements arrived.",
+    )
+    peer: PeerEndpoint | None = Field(
+        default=None,
+        description="Where this pod answers lease checks; absent from pods that do not "
+        "(older versions, or no pod IP).",
+    )
 
 
 class RoomAssignment(CamelModel):
@@ -251,7 +312,8 @@ class ReportResponse(CamelModel):
     )
     sequence: NonNegativeInt = Field(description="Sequence of the report this answers.")
     failover_timeout_seconds: NonNegativeFloat = Field(
-        description="An SFU without an acknowledged report for this long fences itself."
+        description="An SFU without an acknowledged report for this long fences itself, "
+        "unless the response also grants a lease (`leaseSeconds`) that the SFU understands."
     )
     assignments: list[RoomAssignment] = Field(
         default_factory=list,
@@ -264,6 +326,23 @@ class ReportResponse(CamelModel):
     close: list[RoomKey] = Field(
         default_factory=list,
         description="Rooms to end now: disconnect their participants with reason `closing`.",
+    )
+    term: NonNegativeInt | None = Field(
+        default=None,
+        description="The leader's term: increases with every new leader. An SFU never applies "
+        "a response of an older term than one it has applied.",
+    )
+    lease_seconds: PositiveFloat | None = Field(
+        default=None,
+        description="The lease this acknowledgement grants, counted by the SFU from when it "
+        "sent the report. Present: the SFU follows the lease protocol (keeps serving past "
+        "the lease only while its peers are unacknowledged too) instead of "
+        "`failoverTimeoutSeconds`.",
+    )
+    peers: list[LeasePeer] = Field(
+        default_factory=list,
+        description="The other lease-holding SFU pods of this pod's Region: whom to ask when "
+        "the lease expires.",
     )
 
 
@@ -299,6 +378,38 @@ class JoinTokenClaims(CamelModel):
     exp: int = Field(description="Expiry, seconds since the epoch.")
     iat: int = Field(description="Issued at, seconds since the epoch.")
     nbf: int = Field(description="Not before, seconds since the epoch.")
+    term: NonNegativeInt | None = Field(
+        default=None,
+        description="Term of the leader that issued the token. An SFU that has applied a "
+        "newer term admits it only into a room that term assigns to it.",
+    )
+
+
+class LeaseQuery(CamelModel):
+    """A lease check: POSTed by an SFU whose lease expired to a peer's `/v1/lease`."""
+
+    nonce: str = Field(
+        min_length=16, max_length=64, description="Random; the signed answer must echo it."
+    )
+    pod: str = Field(min_length=1, max_length=253, description="The asking pod's name.")
+
+
+class LeaseStatus(CamelModel):
+    """A peer's answer to a lease check, signed EdDSA with its own peer key (a JWT whose
+    claims are these fields)."""
+
+    pod: str = Field(min_length=1, description="The answering pod's name.")
+    pod_uid: str = Field(alias="podUID", min_length=1, description="The answering pod's UID.")
+    nonce: str = Field(description="The query's nonce.")
+    term: NonNegativeInt | None = Field(
+        default=None, description="Term of the acknowledgement the peer applied last."
+    )
+    ack_age_seconds: NonNegativeFloat | None = Field(
+        default=None,
+        description="Seconds since the peer received that acknowledgement, on its own "
+        "monotonic clock; null if it never received one.",
+    )
+    fenced: bool = Field(default=False, description="The peer has fenced itself.")
 
 
 class MigrateReason(StrEnum):

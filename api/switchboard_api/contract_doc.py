@@ -20,11 +20,15 @@ END = "<!-- END GENERATED -->"
 MESSAGES: tuple[type[BaseModel], ...] = (
     contract.CapacityReport,
     contract.RoomUsage,
+    contract.PeerEndpoint,
     contract.ReportResponse,
     contract.RoomAssignment,
+    contract.LeasePeer,
     contract.JoinTokenClaims,
     contract.JoinGrants,
     contract.MigrateMessage,
+    contract.LeaseQuery,
+    contract.LeaseStatus,
 )
 
 

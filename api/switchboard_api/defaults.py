@@ -41,4 +41,7 @@ REPORT_INTERVAL_SECONDS: Final = 1.0
 """How often an SFU posts its capacity report (the contract allows at most 2 s)."""
 FAILOVER_TIMEOUT_SECONDS: Final = 10.0
 """Missing reports for this long make the control plane treat an SFU pod as lost."""
+LEASE_SECONDS: Final = 8.0
+"""The lease an acknowledgement grants an SFU (docs/contract.md, "Leases"); shorter than the
+failover timeout, longer than a leader takeover with its restore."""
 JOIN_TOKEN_TTL_SECONDS: Final = 300

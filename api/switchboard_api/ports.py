@@ -5,6 +5,10 @@ from typing import Final
 SFU_SIGNALLING_PORT: Final = 7880
 """SFU HTTP port: WebSocket signalling, WHIP/WHEP, /healthz, /readyz and /metrics."""
 
+SFU_PEER_PORT: Final = 7881
+"""SFU internal port: lease checks between the SFU pods of a Region (docs/contract.md,
+"Leases"). Reached only from the Region's other SFU pods."""
+
 CONTROL_PLANE_HTTP_PORT: Final = 8080
 """Operator HTTP port: capacity report receiver and join API."""
 

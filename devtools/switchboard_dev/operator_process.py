@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +20,13 @@ from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE, OPERATOR_ROLE
 from switchboard_localcluster.controlplane import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
 
+log = logging.getLogger(__name__)
+
 OPERATOR_USER = "switchboard-operator"
+RESTART_BACKOFF_SECONDS = (1.0, 10.0)
+"""First and longest wait before an exited operator is started again (doubling)."""
+RESTART_RESET_SECONDS = 60.0
+"""A run this long forgets the back-off, as the kubelet's crash-loop back-off does."""
 OPERATOR_NAMESPACE = "switchboard-system"
 
 
@@ -85,13 +94,24 @@ class OperatorProcess:
         workdir: Path,
         name: str = "switchboard-operator",
         env: Mapping[str, str] | None = None,
+        restart_on_exit: bool = False,
     ) -> None:
+        """With `restart_on_exit` the process is started again whenever it exits (after
+        a back-off), as the kubelet restarts the chart's operator Pod: an operator that
+        steps down from leadership exits, and must come back to stand by."""
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.name = name
         self.env = dict(env or {})
         self.health_url = ""
+        self.restarts = 0
+        self.started_at = 0.0
+        """When the process last started (monotonic)."""
         self._proc: Supervised | None = None
+        self._restart = restart_on_exit
+        self._keeper: threading.Thread | None = None
+        self._halted = threading.Event()
+        """Set while the process must stay down (stop, or kill with `restart=False`)."""
 
     @property
     def http_url(self) -> str:
@@ -116,8 +136,36 @@ class OperatorProcess:
             env={**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)},
         )
         proc.start()
+        self.started_at = time.monotonic()
+        self._halted.clear()
+        if self._restart and (self._keeper is None or not self._keeper.is_alive()):
+            self._keeper = threading.Thread(target=self._keep_running, daemon=True)
+            self._keeper.start()
         if wait:
             self.wait_serving(timeout)
+
+    def _keep_running(self) -> None:
+        backoff = RESTART_BACKOFF_SECONDS[0]
+        started = time.monotonic()
+        while not self._halted.wait(0.2):
+            proc = self._proc
+            if proc is None or proc.running():
+                continue
+            if time.monotonic() - started > RESTART_RESET_SECONDS:
+                backoff = RESTART_BACKOFF_SECONDS[0]
+            log.warning(
+                "operator exited name=%s code=%s restart_in=%.0fs",
+                self.name,
+                proc.exit_code,
+                backoff,
+            )
+            if self._halted.wait(backoff):
+                return
+            proc.start()
+            self.started_at = time.monotonic()
+            self.restarts += 1
+            started = time.monotonic()
+            backoff = min(backoff * 2, RESTART_BACKOFF_SECONDS[1])
 
     def wait_serving(self, timeout: float = 60.0) -> None:
         proc = self._proc
@@ -132,13 +180,22 @@ class OperatorProcess:
         return self._proc is not None and self._proc.running()
 
     def stop(self) -> None:
+        self._halted.set()
         if self._proc is not None:
             self._proc.stop()
 
-    def kill(self) -> None:
-        """SIGKILL: the operator gets no chance to finish what it was doing."""
+    def kill(self, restart: bool = True) -> None:
+        """SIGKILL: the operator gets no chance to finish what it was doing. With
+        `restart_on_exit`, it comes back unless `restart` is False (then `start()` it)."""
+        if not restart:
+            self._halted.set()
         if self._proc is not None:
             self._proc.kill()
+
+    @property
+    def process(self) -> Supervised | None:
+        """The process (to freeze and thaw it, or read its pid)."""
+        return self._proc
 
     def log_tail(self, lines: int = 40) -> str:
         return self._proc.log_tail(lines) if self._proc else ""

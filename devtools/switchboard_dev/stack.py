@@ -128,6 +128,7 @@ class LocalStack:
                 self.plane.issue_kubeconfig(OPERATOR_USER),
                 self.workdir / "operator",
                 env=local_operator_env(free_port()),
+                restart_on_exit=True,
             )
             self.operator.start()
         except BaseException:

@@ -179,6 +179,7 @@ class ControlPlane:
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self._ca: CertificateAuthority | None = None
         self._processes: list[Supervised] = []
+        self._etcd_url = ""
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ class ControlPlane:
         write_kubeconfig(self.kubeconfig, self.url, ca.pair.cert, ADMIN_USER, admin)
 
         etcd_port, etcd_peer = free_port(), free_port()
+        self._etcd_url = f"http://{LOOPBACK}:{etcd_port}"
         etcd = self._spawn(
             "etcd",
             [
@@ -354,6 +356,41 @@ class ControlPlane:
     def process_logs(self) -> dict[str, Path]:
         return {p.name: p.log_path for p in self._processes}
 
+    # -- faults (tests of what survives a control-plane outage) ----------------------
+
+    def component(self, name: str) -> Supervised:
+        """One component's process: "etcd", "kube-apiserver", "kube-controller-manager"
+        or "kube-scheduler"."""
+        for proc in self._processes:
+            if proc.name == name:
+                return proc
+        raise KeyError(f"no control-plane component {name!r}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component (its data, certificates and port stay for `revive`)."""
+        self.component(name).kill()
+
+    def revive(self, name: str, timeout: float = 120.0) -> None:
+        """Start a killed component again with the same arguments; for the API server and
+        etcd, return once it serves again."""
+        proc = self.component(name)
+        if proc.running():
+            raise RuntimeError(f"{name} is running")
+        proc.start()
+        if name == "kube-apiserver":
+            wait_until(lambda: proc.check_running() or self._readyz(), timeout, f"{name} ready")
+        elif name == "etcd":
+            wait_until(
+                lambda: proc.check_running() or self.etcd_healthy(), timeout, f"{name} healthy"
+            )
+
+    def etcd_healthy(self) -> bool:
+        return _http_ok(f"{self._etcd_url}/health")
+
+    def ready(self) -> bool:
+        """Whether the API server answers /readyz (etcd reachable)."""
+        return self._readyz()
+
     def issue_kubeconfig(
         self, user: str, groups: Sequence[str] = (), name: str | None = None
     ) -> Path:
@@ -415,7 +452,7 @@ class ControlPlane:
     def _readyz(self) -> bool:
         try:
             return self.get("/readyz") == b"ok"
-        except OSError:
+        except OSError:  # refused, reset or timed out (a frozen server): not ready
             return False
 
 

@@ -71,6 +71,24 @@ class Supervised:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended (None while it runs or never ran)."""
+        return None if self._proc is None else self._proc.poll()
+
+    def freeze(self) -> None:
+        """SIGSTOP the process group: it keeps its sockets but answers nothing (a black
+        hole, unlike a refused connection)."""
+        if self._proc is not None:
+            _signal_group(self._proc.pid, signal.SIGSTOP)
+            log.info("process frozen name=%s pid=%s", self.name, self._proc.pid)
+
+    def thaw(self) -> None:
+        """SIGCONT the process group after `freeze`."""
+        if self._proc is not None:
+            _signal_group(self._proc.pid, signal.SIGCONT)
+            log.info("process thawed name=%s pid=%s", self.name, self._proc.pid)
+
     def check_running(self) -> None:
         """Raise with the tail of the log if the process has exited."""
         if self._proc is None:

@@ -13,6 +13,7 @@ from aiohttp import web
 from switchboard_sfu.app import build_app
 from switchboard_sfu.config import ConfigError, SfuConfig
 from switchboard_sfu.looplag import LoopLagMonitor
+from switchboard_sfu.peers import PeerChecker, peer_app
 from switchboard_sfu.reporter import CapacityReporter
 from switchboard_sfu.service import SfuService
 from switchboard_tls import ReloadingCertificate, TlsConfigError
@@ -44,6 +45,17 @@ async def serve(config: SfuConfig) -> None:
         ssl_context=None if tls is None else tls.context,
     )
     await site.start()
+    runners = [runner]
+    peer = None
+    if config.report_url and config.pod_ip:
+        # Peers reach this pod at its pod IP; the port serves lease checks and nothing else.
+        peer_runner = web.AppRunner(
+            peer_app(service.peer_key, service.lease_status), handle_signals=False, access_log=None
+        )
+        await peer_runner.setup()
+        await web.TCPSite(peer_runner, config.listen_host, config.peer_port).start()
+        runners.append(peer_runner)
+        peer = service.peer_key.endpoint(config.pod_ip, config.peer_port)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.start_drain, signal.Signals(signum).name)
@@ -58,15 +70,19 @@ async def serve(config: SfuConfig) -> None:
             url=config.report_url,
             interval_seconds=config.report_interval_seconds,
             token_file=config.report_token_file,
-            failover_timeout_seconds=config.failover_timeout_seconds,
+            lease=service.lease,
             build_report=service.build_report,
             handle_response=service.apply_response,
             on_fenced=service.fence,
+            is_fenced=lambda: service.lifecycle.fenced,
             registry=service.metrics.registry,
+            peer=peer,
+            peer_checker=PeerChecker(config.pod_name),
+            source_address=config.pod_ip,
         )
         tasks.append(asyncio.ensure_future(reporter.run()))
     log.info(
-        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s announce=%s reports=%s",
+        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s announce=%s reports=%s peer=%s",
         config.pod_name,
         config.pod_uid,
         config.region,
@@ -75,6 +91,7 @@ async def serve(config: SfuConfig) -> None:
         "off" if tls is None else "on",
         config.announce_address,
         "on" if config.report_url else "off",
+        peer.url if peer else "off",
     )
     try:
         await service.stopped.wait()
@@ -85,7 +102,8 @@ async def serve(config: SfuConfig) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await service.close_all()
-        await runner.cleanup()
+        for each in reversed(runners):
+            await each.cleanup()
         log.info("sfu stopped")
 
 

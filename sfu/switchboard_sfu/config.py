@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from switchboard_api import defaults
 from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, SfuEnv
-from switchboard_api.ports import SFU_SIGNALLING_PORT
+from switchboard_api.ports import SFU_PEER_PORT, SFU_SIGNALLING_PORT
 from switchboard_tls import CertificateFiles
 
 
@@ -30,6 +30,8 @@ class SfuConfig:
     pod_ip: str | None = None
     listen_host: str = "0.0.0.0"
     signalling_port: int = SFU_SIGNALLING_PORT
+    peer_port: int = SFU_PEER_PORT
+    """Where the pod answers its peers' lease checks (with reports and a pod IP only)."""
     capacity: float = defaults.SFU_CAPACITY_PER_POD
     report_url: str | None = None
     """None runs the SFU stand-alone: no reports, no fencing (local development)."""
@@ -63,6 +65,7 @@ class SfuConfig:
             join_keys_dir=Path(reader.required(SfuEnv.JOIN_KEYS_DIR)),
             listen_host=reader.optional(SfuEnv.LISTEN_HOST) or cls.listen_host,
             signalling_port=reader.port(SfuEnv.SIGNALLING_PORT, SFU_SIGNALLING_PORT),
+            peer_port=reader.port(SfuEnv.PEER_PORT, SFU_PEER_PORT),
             capacity=reader.positive_float(SfuEnv.CAPACITY, defaults.SFU_CAPACITY_PER_POD),
             report_url=reader.optional(SfuEnv.REPORT_URL),
             report_interval_seconds=reader.positive_float(
@@ -86,6 +89,11 @@ class SfuConfig:
             raise ConfigError(
                 f"{SfuEnv.REPORT_INTERVAL_SECONDS} must be at most "
                 f"{MAX_REPORT_INTERVAL_SECONDS} s, got {config.report_interval_seconds}"
+            )
+        if config.peer_port == config.signalling_port:
+            raise ConfigError(
+                f"{SfuEnv.PEER_PORT} and {SfuEnv.SIGNALLING_PORT} must differ, "
+                f"both are {config.peer_port}"
             )
         if config.turn_uris and config.turn_secret_file is None:
             raise ConfigError(f"{SfuEnv.TURN_URIS} is set but {SfuEnv.TURN_SECRET_FILE} is not")

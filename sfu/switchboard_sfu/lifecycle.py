@@ -1,8 +1,9 @@
 """The SFU process's admission state: serving, draining or fenced.
 
 Draining is one-way (the pod is going away); fencing is lifted by the next acknowledged
-capacity report. Either one stops new joins and makes the pod unready: readiness gates new
-placements and Service endpoints only, it never moves the rooms the pod already has.
+capacity report (one sent after fencing, see lease.py). Either one stops new joins and
+makes the pod unready: readiness gates new placements and Service endpoints only, it never
+moves the rooms the pod already has.
 """
 
 import asyncio
@@ -44,7 +45,7 @@ class Lifecycle:
         if self.fenced:
             return False
         self.fenced = True
-        log.warning("fenced: capacity reports unacknowledged beyond the failover timeout")
+        log.warning("fenced: the control plane may have placed this pod's rooms elsewhere")
         return True
 
     def unfence(self) -> bool:

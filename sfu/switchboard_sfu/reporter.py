@@ -1,9 +1,15 @@
 """Capacity reporter: POSTs the pod's CapacityReport to the control plane on a fixed
-interval, hands each acknowledged ReportResponse to the SFU, and fences the pod when
-reports stay unacknowledged for longer than the control plane's failover timeout.
+interval, hands each acknowledged ReportResponse to the SFU, and watches the lease those
+acknowledgements grant.
+
+A control plane that grants leases (`leaseSeconds`) is obeyed by the lease protocol: when
+the lease ends the pod asks its peers, fences if the control plane is evidently up without
+it, and otherwise keeps every room (docs/contract.md, "Leases"). Without a lease the pod
+fences once reports stay unacknowledged beyond `failoverTimeoutSeconds`, as before.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +20,14 @@ import aiohttp
 import pydantic
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from switchboard_api.contract import CapacityReport, ReportResponse
+from switchboard_api.contract import (
+    PEER_CHECK_INTERVAL_SECONDS,
+    CapacityReport,
+    PeerEndpoint,
+    ReportResponse,
+)
+from switchboard_sfu.lease import LeaseState, Verdict, judge
+from switchboard_sfu.peers import PeerChecker
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +38,7 @@ HandleResponse = Callable[[ReportResponse, float], Awaitable[None]]
 
 
 class CapacityReporter:
-    """The report loop and the fencing watchdog that depends on its acknowledgements."""
+    """The report loop, and the lease watchdog that depends on its acknowledgements."""
 
     def __init__(
         self,
@@ -33,22 +46,32 @@ class CapacityReporter:
         url: str,
         interval_seconds: float,
         token_file: Path | None,
-        failover_timeout_seconds: float,
+        lease: LeaseState,
         build_report: BuildReport,
         handle_response: HandleResponse,
         on_fenced: Callable[[], Awaitable[None]],
+        is_fenced: Callable[[], bool],
         registry: CollectorRegistry,
+        peer: PeerEndpoint | None = None,
+        peer_checker: PeerChecker | None = None,
+        source_address: str | None = None,
     ) -> None:
+        """`source_address` (the pod IP) is the address reports and lease checks leave
+        from: a pod's only address in a cluster, and one of many on a machine that runs
+        pods as local processes."""
         self._url = url
         self._interval = interval_seconds
         self._token_file = token_file
-        self.failover_timeout_seconds = failover_timeout_seconds
+        self.lease = lease
         self._build_report = build_report
         self._handle_response = handle_response
         self._on_fenced = on_fenced
+        self._is_fenced = is_fenced
+        self._peer = peer
+        self._checker = peer_checker
+        self._source = source_address
         self._sequence = 0
-        # Counting from start: a pod that never reaches its control plane fences too.
-        self.last_acknowledged_at = time.monotonic()
+        self._holding_over = False
         self._reports = Counter(
             "switchboard_sfu_capacity_reports",
             "Capacity reports sent, by outcome (acknowledged, rejected, failed).",
@@ -57,31 +80,48 @@ class CapacityReporter:
         )
         for outcome in ("acknowledged", "rejected", "failed"):
             self._reports.labels(outcome)
+        self._checks = Counter(
+            "switchboard_sfu_peer_checks",
+            "Peer checks after the lease ended, by verdict (serve, fence).",
+            ["verdict"],
+            registry=registry,
+        )
+        for verdict in Verdict:
+            self._checks.labels(str(verdict))
         Gauge(
             "switchboard_sfu_capacity_report_ack_age_seconds",
             "Seconds since the control plane last acknowledged a capacity report.",
             registry=registry,
-        ).set_function(lambda: time.monotonic() - self.last_acknowledged_at)
-
-    @property
-    def unacknowledged_for(self) -> float:
-        return time.monotonic() - self.last_acknowledged_at
+        ).set_function(lambda: self.lease.unacknowledged_for(time.monotonic()))
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._interval)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            next_at = time.monotonic()
-            while True:
-                await self._report_once(session)
-                await self._check_fence()
-                next_at = max(next_at + self._interval, time.monotonic())
-                await asyncio.sleep(next_at - time.monotonic())
+        local = (self._source, 0) if self._source else None
+        connector = aiohttp.TCPConnector(local_addr=local)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            watchdog = asyncio.ensure_future(self._watch(session))
+            try:
+                next_at = time.monotonic()
+                while True:
+                    await self._report_once(session)
+                    next_at = max(next_at + self._interval, time.monotonic())
+                    await asyncio.sleep(next_at - time.monotonic())
+            finally:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
 
     async def _report_once(self, session: aiohttp.ClientSession) -> None:
         sequence = self._sequence
         self._sequence += 1
         sent_at = time.monotonic()
-        report = self._build_report(sequence, datetime.now(UTC))
+        report = self._build_report(sequence, datetime.now(UTC)).model_copy(
+            update={
+                "term": self.lease.term,
+                "acked_sequence": self.lease.last.sequence if self.lease.last else None,
+                "peer": self._peer,
+            }
+        )
         headers = {}
         token = self._read_token()
         if token:
@@ -107,14 +147,63 @@ class CapacityReporter:
             log.warning("capacity report not acknowledged sequence=%d", sequence)
             self._reports.labels("rejected").inc()
             return
+        refusal = self.lease.refuses(response, sequence)
+        if refusal is not None:
+            log.warning("acknowledgement not applied sequence=%d reason=%s", sequence, refusal)
+            self._reports.labels("rejected").inc()
+            return
         self._reports.labels("acknowledged").inc()
-        self.last_acknowledged_at = time.monotonic()
-        self.failover_timeout_seconds = response.failover_timeout_seconds
+        self.lease.apply(response, sequence, sent_at, time.monotonic())
+        if self._holding_over:
+            log.info("lease renewed: the control plane is back term=%s", response.term)
+            self._holding_over = False
         await self._handle_response(response, sent_at)
 
-    async def _check_fence(self) -> None:
-        if self.unacknowledged_for > self.failover_timeout_seconds:
-            await self._on_fenced()
+    async def _watch(self, session: aiohttp.ClientSession) -> None:
+        # Checks start at a fixed rate, however long one takes (at most the query
+        # timeout): the control plane's silence margin counts on it.
+        period = min(self._interval, PEER_CHECK_INTERVAL_SECONDS)
+        next_at = time.monotonic()
+        while True:
+            next_at = max(next_at + period, time.monotonic())
+            await asyncio.sleep(next_at - time.monotonic())
+            try:
+                await self.check_lease(session)
+            except Exception:  # the watchdog must outlive any one check
+                log.exception("lease check failed")
+
+    async def check_lease(self, session: aiohttp.ClientSession) -> None:
+        """Fence, or keep serving, according to the lease (see the module docstring)."""
+        now = time.monotonic()
+        lease = self.lease
+        if self._is_fenced() or not lease.expired(now):
+            return
+        lease_end = lease.lease_end
+        if lease_end is None or lease.last is None:
+            await self._fence("reports unacknowledged beyond the failover timeout")
+            return
+        answers = []
+        if self._checker is not None and lease.last.peers:
+            answers = await self._checker.ask(session, lease.last.peers)
+        if self._is_fenced() or not lease.expired(time.monotonic()):
+            return  # an acknowledgement arrived while the peers were asked
+        judgement = judge(answers, lease_end, lease.term)
+        self._checks.labels(str(judgement.verdict)).inc()
+        if judgement.verdict is Verdict.FENCE:
+            await self._fence(f"lease ended and {judgement.reason}")
+        elif not self._holding_over:
+            self._holding_over = True
+            log.warning(
+                "lease ended; serving on: %s unacknowledged_seconds=%.1f",
+                judgement.reason,
+                lease.unacknowledged_for(now),
+            )
+
+    async def _fence(self, reason: str) -> None:
+        log.warning("fencing: %s", reason)
+        self._holding_over = False
+        self.lease.fenced(self._sequence - 1)
+        await self._on_fenced()
 
     def _read_token(self) -> str | None:
         # Re-read every time: the kubelet rotates projected ServiceAccount tokens.

@@ -16,6 +16,7 @@ from switchboard_api.contract import (
     CapacityReport,
     JoinGrants,
     JoinTokenClaims,
+    LeaseStatus,
     MigrateMessage,
     MigrateReason,
     ReportResponse,
@@ -24,10 +25,12 @@ from switchboard_api.contract import (
 from switchboard_sfu.config import SfuConfig
 from switchboard_sfu.iceservers import IceServer, IceServerProvider
 from switchboard_sfu.jointokens import JoinKeyring, JoinTokenVerifier, PodIdentity
+from switchboard_sfu.lease import LeaseState
 from switchboard_sfu.lifecycle import Lifecycle
 from switchboard_sfu.loadmeter import LoadMeter
 from switchboard_sfu.media import DropReason, IceSettings, MediaCounters, Publication, RoomMedia
 from switchboard_sfu.metrics import PodGauges, SfuMetrics
+from switchboard_sfu.peers import PeerKey
 from switchboard_sfu.refusals import JoinRefused, RefusalCode
 from switchboard_sfu.rooms import Member, MemberKind, Room, RoomRegistry
 
@@ -57,6 +60,8 @@ class SfuService:
         self.config = config
         self.clock = clock
         self.lifecycle = Lifecycle()
+        self.lease = LeaseState(config.failover_timeout_seconds, time.monotonic())
+        self.peer_key = PeerKey()
         self.metrics = SfuMetrics()
         self.media_counters = MediaCounters()
         self.ice_settings = IceSettings(announce_address=config.announce_address)
@@ -99,6 +104,7 @@ class SfuService:
                 )
             for grant in needs:
                 require_grant(claims.grants, grant)
+            self._check_term(claims)
             admission = self.registry.admit(claims, kind)
         except JoinRefused as refusal:
             self.metrics.joins_refused.labels(str(refusal.code)).inc()
@@ -113,6 +119,21 @@ class SfuService:
             )
         self.metrics.joins.labels(str(kind)).inc()
         return claims, room, admission.replaces
+
+    def _check_term(self, claims: JoinTokenClaims) -> None:
+        """A token of an older term than the newest applied is good only for a room that
+        the newer term assigns here: the older leader may have placed it from a picture
+        its successor no longer holds."""
+        term = self.lease.term
+        if claims.term is None or term is None or claims.term >= term:
+            return
+        room = self.registry.get(claims.room)
+        if room is None or not room.assigned:
+            raise JoinRefused(
+                RefusalCode.ROOM_NOT_ASSIGNED,
+                f"token of term {claims.term} names a room that term {term} has not "
+                "placed on this pod; ask the join API",
+            )
 
     def add_member(self, room: Room, member: Member) -> None:
         self.registry.add(room, member)
@@ -267,12 +288,25 @@ class SfuService:
             self.start_drain("control-plane", deadline)
 
     async def fence(self) -> None:
-        """No acknowledged report for longer than the failover timeout: the control plane
-        may have placed these rooms elsewhere, so stop serving them."""
+        """The lease ended while the control plane is evidently up without this pod (or,
+        without a lease, reports went unacknowledged past the failover timeout): it may
+        have placed these rooms elsewhere, so stop serving them."""
         if not self.lifecycle.fence():
             return
         for room in list(self.registry):
             self.end_room(room, MigrateReason.FENCED)
+
+    def lease_status(self, nonce: str) -> LeaseStatus:
+        """This pod's answer to a peer's lease check (signed by the peer port)."""
+        last = self.lease.last
+        return LeaseStatus(
+            pod=self.config.pod_name,
+            pod_uid=self.config.pod_uid,
+            nonce=nonce,
+            term=last.term if last is not None else None,
+            ack_age_seconds=self.lease.ack_age(time.monotonic()),
+            fenced=self.lifecycle.fenced,
+        )
 
     def start_drain(self, cause: str, deadline_seconds: float | None = None) -> None:
         grace = self.config.drain_grace_seconds

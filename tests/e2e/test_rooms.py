@@ -3,7 +3,6 @@ through pod loss, drain and operator restarts."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import signal
@@ -13,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from fixtures.cluster import apply
+from fixtures.cluster import api_key_secret, apply
 from fixtures.cluster import get_json as get
 from fixtures.sfu_client_process import ClientProcess
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
@@ -101,23 +100,7 @@ def region(operator, node_agent, crds_installed):
             },
         },
     )
-    apply(
-        cluster,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": "e2e-api-key",
-                "namespace": OPERATOR_NAMESPACE,
-                "labels": {"switchboard.dev/api-key": "true"},
-            },
-            "data": {
-                "key": base64.b64encode(API_KEY.encode()).decode(),
-                "namespaces": base64.b64encode(ROOMS_NS.encode()).decode(),
-                "create": base64.b64encode(b"true").decode(),
-            },
-        },
-    )
+    apply(cluster, api_key_secret("e2e-api-key", OPERATOR_NAMESPACE, API_KEY, ROOMS_NS))
     wait_for(lambda: len(ready_sfu_pods(cluster)) == 2, 120, "two ready SFU pods")
     return cluster
 

@@ -1,8 +1,11 @@
 """Leader election with a coordination.k8s.io Lease: of several operator replicas exactly one
 reconciles, places rooms and serves the control-plane HTTP endpoint at a time.
 
-A replica that cannot renew its lease within the renew deadline (shorter than the lease
-duration) gives up before anyone else may take over, so two leaders never overlap.
+The decisions are `logic/leader_election.py`'s (docs/contract.md, "Leases", C1): every Lease
+call has a deadline; a leader acts only within the renew deadline of the start of its last
+successful renewal, so it rides out shorter API blips and stops before anyone else could
+take over; a candidate waits a whole lease duration, on its own clock, after the record last
+changed; every acquisition starts a new term.
 """
 
 from __future__ import annotations
@@ -11,28 +14,24 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from switchboard_operator.logic.leader_election import (
+    ActingWindow,
+    LeaderTiming,
+    RecordObserver,
+    next_term,
+)
+
 log = logging.getLogger(__name__)
+
+LEASE_NAME = "switchboard-operator"
 
 
 class LeadershipLost(Exception):
     """This replica could not renew its lease in time and must stop acting as leader."""
-
-
-@dataclass(frozen=True)
-class LeaseSettings:
-    name: str = "switchboard-operator"
-    duration_seconds: int = 4
-    """A standby takes over at most this long after the leader's last renewal. Kept well
-    under the SFU failover timeout, so SFUs never fence themselves during a takeover."""
-    renew_deadline_seconds: float = 3.0
-    """A leader that could not renew for this long stops (before its lease can expire)."""
-    retry_seconds: float = 1.0
-    """Renewal period (one Lease write per period: the only write of an idle operator)."""
 
 
 def _now() -> dt.datetime:
@@ -45,89 +44,130 @@ class LeaderElector:
         api: client.ApiClient,
         namespace: str,
         identity: str,
-        settings: LeaseSettings | None = None,
+        timing: LeaderTiming | None = None,
+        name: str = LEASE_NAME,
     ) -> None:
         self._leases = client.CoordinationV1Api(api)
         self._namespace = namespace
         self.identity = identity
-        self.settings = settings or LeaseSettings()
+        self.name = name
+        self.timing = timing or LeaderTiming()
+        self.term: int | None = None
+        """This replica's term once it leads (the Lease's transitions after it took it)."""
+        self._window = ActingWindow(self.timing.renew_deadline_seconds)
+        self._observer = RecordObserver()
+
+    def acting(self) -> bool:
+        """Whether this replica may act as leader now (acknowledge, issue tokens, write)."""
+        return self._window.acting(time.monotonic())
 
     async def acquire(self) -> None:
-        """Wait until this replica holds the lease."""
+        """Wait until this replica holds the lease; API errors only delay it."""
         announced = False
-        while not await self._try_acquire_or_renew():
-            if not announced:
-                log.info("standing by: another replica leads lease=%s", self.settings.name)
-                announced = True
-            await asyncio.sleep(self.settings.retry_seconds)
-        log.info("leading lease=%s identity=%s", self.settings.name, self.identity)
-
-    async def hold(self) -> None:
-        """Renew the lease until cancelled; raise LeadershipLost if renewal fails too long."""
-        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(self.settings.retry_seconds)
             try:
                 if await self._try_acquire_or_renew():
-                    renewed = time.monotonic()
-                    continue
+                    break
             except (TimeoutError, ApiException, OSError) as error:
-                log.warning("lease renewal failed error=%s", error)
-            if time.monotonic() - renewed > self.settings.renew_deadline_seconds:
-                raise LeadershipLost(f"lease {self.settings.name} not renewed in time")
+                log.warning("lease not acquired error=%r", error)
+            if not announced:
+                log.info("standing by: another replica leads lease=%s", self.name)
+                announced = True
+            await asyncio.sleep(self.timing.retry_seconds)
+        log.info("leading lease=%s identity=%s term=%s", self.name, self.identity, self.term)
+
+    async def hold(self) -> None:
+        """Renew the lease until cancelled; raise LeadershipLost as soon as the acting
+        window closes (however long the failing calls take: each has a deadline)."""
+        while True:
+            now = time.monotonic()
+            remaining = self._window.remaining(now)
+            if remaining <= 0:
+                raise LeadershipLost(f"lease {self.name} not renewed in time")
+            await asyncio.sleep(min(self.timing.retry_seconds, remaining))
+            if not self.acting():
+                raise LeadershipLost(f"lease {self.name} not renewed in time")
+            try:
+                async with asyncio.timeout(self._window.remaining(time.monotonic())):
+                    if not await self._try_acquire_or_renew():
+                        raise LeadershipLost(f"lease {self.name} is held by another replica")
+            except (TimeoutError, ApiException, OSError) as error:
+                log.warning("lease renewal failed error=%r", error)
 
     async def release(self) -> None:
         """Hand the lease back at shutdown so a standby takes over at once."""
         try:
-            lease = await self._leases.read_namespaced_lease(self.settings.name, self._namespace)
+            lease = await self._leases.read_namespaced_lease(
+                self.name, self._namespace, _request_timeout=self.timing.call_timeout_seconds
+            )
             if lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
                 await self._leases.replace_namespaced_lease(
-                    self.settings.name, self._namespace, lease
+                    self.name,
+                    self._namespace,
+                    lease,
+                    _request_timeout=self.timing.call_timeout_seconds,
                 )
-        except (ApiException, OSError) as error:
-            log.warning("lease not released error=%s", error)
+        except (TimeoutError, ApiException, OSError) as error:
+            log.warning("lease not released error=%r", error)
 
     async def _try_acquire_or_renew(self) -> bool:
+        started = time.monotonic()
+        deadline = self.timing.call_timeout_seconds
         now = _now()
         try:
-            lease = await self._leases.read_namespaced_lease(self.settings.name, self._namespace)
+            lease = await self._leases.read_namespaced_lease(
+                self.name, self._namespace, _request_timeout=deadline
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
+            term = next_term(None)
             body = client.V1Lease(
-                metadata=client.V1ObjectMeta(name=self.settings.name, namespace=self._namespace),
-                spec=self._spec(now, transitions=0, acquired=now),
+                metadata=client.V1ObjectMeta(name=self.name, namespace=self._namespace),
+                spec=self._spec(now, transitions=term, acquired=now),
             )
             try:
-                await self._leases.create_namespaced_lease(self._namespace, body)
+                await self._leases.create_namespaced_lease(
+                    self._namespace, body, _request_timeout=deadline
+                )
             except ApiException as conflict:
                 if conflict.status == 409:
                     return False
                 raise
-            return True
+            return self._took(term, started)
         spec = lease.spec
         holder = spec.holder_identity
-        expired = (
-            spec.renew_time is None
-            or spec.renew_time + dt.timedelta(seconds=spec.lease_duration_seconds or 0) < now
-        )
-        if holder not in (None, "", self.identity) and not expired:
-            return False
-        ours = holder == self.identity
+        leading = self.term is not None and holder == self.identity
+        if not leading and holder:
+            # Someone else's (or a previous process's with our name): expired only once the
+            # record has stood still for a whole lease duration on our own clock.
+            self._observer.observe(lease.metadata.resource_version, time.monotonic())
+            duration = spec.lease_duration_seconds or self.timing.lease_duration_seconds
+            if not self._observer.expired(time.monotonic(), duration):
+                return False
+        term = self.term if leading else next_term(spec.lease_transitions)
+        assert term is not None
         lease.spec = self._spec(
             now,
-            transitions=(spec.lease_transitions or 0) + (0 if ours else 1),
-            acquired=spec.acquire_time if ours and spec.acquire_time else now,
+            transitions=term,
+            acquired=spec.acquire_time if leading and spec.acquire_time else now,
         )
         try:
             # resourceVersion in the body makes this a compare-and-swap.
-            await self._leases.replace_namespaced_lease(self.settings.name, self._namespace, lease)
+            await self._leases.replace_namespaced_lease(
+                self.name, self._namespace, lease, _request_timeout=deadline
+            )
         except ApiException as error:
             if error.status == 409:
                 return False
             raise
+        return self._took(term, started)
+
+    def _took(self, term: int, started: float) -> bool:
+        self.term = term
+        self._window.renewed(started)
         return True
 
     def _spec(
@@ -135,7 +175,7 @@ class LeaderElector:
     ) -> client.V1LeaseSpec:
         return client.V1LeaseSpec(
             holder_identity=self.identity,
-            lease_duration_seconds=self.settings.duration_seconds,
+            lease_duration_seconds=int(self.timing.lease_duration_seconds),
             acquire_time=acquired,
             renew_time=now,
             lease_transitions=transitions,

@@ -55,7 +55,7 @@ def sign_join_token(claims: JoinTokenClaims, key: Ed25519PrivateKey, kid: str) -
     if not kid or "/" in kid or kid.startswith("."):
         raise ValueError(f"unusable join key id {kid!r}")
     return jwt.encode(
-        claims.model_dump(mode="json", by_alias=True),
+        claims.to_wire(),
         key,
         algorithm=JOIN_TOKEN_ALGORITHM,
         headers={"kid": kid},

@@ -1,4 +1,4 @@
-"""The one module that reaches into aiortc (and aioice) internals, for aiortc 1.16.x.
+"""The one module that reaches into aiortc (and aioice, pylibsrtp) internals, for aiortc 1.16.x.
 
 Everything the forwarding core needs that aiortc does not offer publicly goes through here:
 tapping a receiver's RTP before its jitter buffer and stopping its decoder, redirecting a
@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import aioice.ice
 import aiortc
@@ -26,6 +28,7 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
+    clock,
 )
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rate import RemoteBitrateEstimator
@@ -44,7 +47,10 @@ from aiortc.rtp import (
     RtcpSrPacket,
     RtpPacket,
     unpack_remb_fci,
+    unwrap_rtx,
 )
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 
 SUPPORTED_AIORTC = "1.16."
 
@@ -185,38 +191,77 @@ class ReceiverListener(Protocol):
 
     def receiver_started(self, parameters: RTCRtpReceiveParameters) -> None: ...
 
-    async def rtp_received(self, packet: RtpPacket, arrival_time_ms: int) -> None: ...
+    def rtp_received(self, packet: RtpPacket, arrival_time_ms: int) -> None: ...
 
     def sender_report_received(self, packet: RtcpSrPacket) -> None: ...
 
     def bitrate_estimated(self, bitrate_bps: int) -> None: ...
 
+    def native_packet(self, record: NativeRecord, packet: RtpPacket | None) -> None:
+        """A packet the native fast path handled (`packet`: when it came through Python)."""
+        ...
+
+    def native_forwarding_time(self, seconds: float) -> None:
+        """Time spent in one native receive call (decrypt, track, fan out)."""
+        ...
+
+
+# What the native module reports per packet (see sfu/fastpath/src/ingress.rs, Track::record):
+# (owner, sequence number, timestamp, size, abs-send-time, arrival ms, extended sequence
+#  number, frame start, keyframe, duplicate, packets sent, payload bytes sent, packet bytes,
+#  new uplink estimate).
+NativeRecord = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class ReceiveRoute:
+    """What a native receiver needs from a publisher's transport: its SRTP session and the
+    publisher's header extension ids (0: not negotiated)."""
+
+    srtp: LibsrtpSession
+    abs_send_time_id: int
+    audio_level_id: int
+
+
+class _PacketFields:
+    """The fields of an RTP packet aiortc's receive statistics and NACK generator read."""
+
+    __slots__ = ("sequence_number", "ssrc", "timestamp")
+
+    def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+        self.ssrc = 0
+
 
 class ReceiverTap:
     """A publisher's receiver whose RTP is handed to the forwarding core first.
 
-    aiortc's own handling still runs afterwards (receiver reports, NACKs to the publisher,
-    bandwidth estimation); its decoder is stopped as soon as aiortc starts it, so decoded
-    frames never pile up on the unread remote track. aiortc's REMB feedback is held back and
-    reported as an estimate: the forwarding core sends the bitrate bound upstream itself.
+    aiortc's own bookkeeping still runs afterwards (statistics for receiver reports, NACKs to
+    the publisher, bandwidth estimation); its decoder is stopped as soon as aiortc starts it,
+    so decoded frames never pile up on the unread remote track. aiortc's REMB feedback is held
+    back and reported as an estimate: the forwarding core sends the bitrate bound upstream.
 
-    A receiver of several streams (simulcast layers, see `receive_layers`) keeps aiortc's
-    statistics and bandwidth estimation but gets one NACK generator per stream, and its
-    packets skip aiortc's depacketiser and jitter buffer (which assume a single stream and
-    only feed the stopped decoder).
+    Once the receiver starts, its transport's SRTP packets skip aiortc's receive chain (see
+    `_FastReceive`) and arrive at `handle_rtp` straight from the socket callback.
+
+    A receiver of several streams (simulcast layers, see `receive_layers`) gets one NACK
+    generator per stream and its RTX mapped by the forwarding core, which learns the streams'
+    SSRCs from their RID header extensions (the offer lists none).
     """
 
     def __init__(self, receiver: RTCRtpReceiver, listener: ReceiverListener) -> None:
         self._receiver = receiver
         self._listener = listener
         self._original_send_rtcp: Callable[[AnyRtcpPacket], Awaitable[None]] = receiver._send_rtcp
-        self._rtx_media_ssrcs: Mapping[int, int] | None = None
-        self._nack_generators: dict[int, NackGenerator] = {}
         if receiver._RTCRtpReceiver__started:
             raise RuntimeError("a receiver must be tapped before it starts (in the track event)")
         receive = receiver.receive
         handle_rtp = receiver._handle_rtp_packet
         handle_rtcp = receiver._handle_rtcp_packet
+        self._feedback: set[asyncio.Future[None]] = set()
+        self._rtx_media_ssrcs: Mapping[int, int] | None = None
+        self._nack_generators: dict[int, NackGenerator] = {}
 
         async def tapped_receive(parameters: RTCRtpReceiveParameters) -> None:
             started = receiver._RTCRtpReceiver__started
@@ -225,13 +270,14 @@ class ReceiverTap:
                 _stop_decoder(receiver)
                 _route_unknown_ssrcs_by_mid(receiver.transport)
                 listener.receiver_started(parameters)
+                _FastReceive.of(receiver.transport).add(receiver, self)
 
         async def tapped_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
-            await listener.rtp_received(packet, arrival_time_ms)
-            if self._rtx_media_ssrcs is None:
-                await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
-            else:
-                await self._receive_layer_packet(packet, arrival_time_ms)
+            if self._rtx_media_ssrcs is not None:
+                self.handle_rtp(packet, arrival_time_ms)  # several streams: never aiortc's
+                return
+            listener.rtp_received(packet, arrival_time_ms)
+            await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
 
         async def tapped_rtcp(packet: AnyRtcpPacket) -> None:
             if isinstance(packet, RtcpSrPacket):
@@ -249,6 +295,9 @@ class ReceiverTap:
         receiver._handle_rtp_packet = tapped_rtp  # type: ignore[method-assign]
         receiver._handle_rtcp_packet = tapped_rtcp  # type: ignore[method-assign]
         receiver._send_rtcp = intercepted_send_rtcp  # type: ignore[method-assign]
+        self._native_ssrc: int | None = None
+        self._native_track: Any = None
+        self._fields = _PacketFields()
 
     def receive_layers(self, rtx_media_ssrcs: Mapping[int, int]) -> None:
         """Treat the receiver's packets as several streams from now on; `rtx_media_ssrcs`
@@ -260,26 +309,109 @@ class ReceiverTap:
         if self._receiver._RTCRtpReceiver__remote_bitrate_estimator is not None:
             self._receiver._RTCRtpReceiver__remote_bitrate_estimator = RemoteBitrateEstimator()
 
-    async def send_rtcp(self, packet: AnyRtcpPacket) -> None:
-        """Send feedback to the publisher (never raises on a closed transport)."""
-        await self._original_send_rtcp(packet)
+    # --- the native fast path ---------------------------------------------------------
 
-    async def _receive_layer_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        """What aiortc's `_handle_rtp_packet` does before depacketising, per stream."""
+    def receive_route(self) -> ReceiveRoute | None:
+        """The publisher transport's receive side, once it is connected."""
+        transport = self._receiver.transport
+        if transport._state is not DtlsState.CONNECTED or transport._rx_srtp is None:
+            return None
+        ids = transport._rtp_header_extensions_map._HeaderExtensionsMap__ids
+        return ReceiveRoute(
+            srtp=libsrtp_session(transport._rx_srtp),
+            abs_send_time_id=ids.abs_send_time or 0,
+            audio_level_id=ids.audio_level or 0,
+        )
+
+    def forward_natively(self, make_ingress: Callable[[ReceiveRoute], Any], track: Any) -> bool:
+        """Let the native module receive this track's packets (SSRC `track.media_ssrc`)
+        straight from the socket; False when the transport cannot (not connected)."""
+        fast = _FastReceive.of(self._receiver.transport)
+        if fast.ingress is None:
+            route = self.receive_route()
+            if route is None:
+                return False
+            fast.ingress = make_ingress(route)
+        fast.ingress.add_track(track)
+        self._native_ssrc = int(track.media_ssrc)
+        self._native_track = track
+        return True
+
+    def forward_in_python(self, track: Any) -> None:
+        fast = _FastReceive.of(self._receiver.transport)
+        if fast.ingress is not None:
+            fast.ingress.remove_track(track)
+        self._native_ssrc = None
+        self._native_track = None
+
+    def serialize(self, packet: RtpPacket) -> tuple[bytes, tuple[int, int]]:
+        """`packet` as bytes for the native module, with the transport's (abs-send-time,
+        audio level) extension ids."""
+        extensions = self._receiver.transport._rtp_header_extensions_map
+        ids = extensions._HeaderExtensionsMap__ids
+        return packet.serialize(extensions), (ids.abs_send_time or 0, ids.audio_level or 0)
+
+    def parse(self, data: bytes) -> RtpPacket:
+        """A packet kept by the native module, parsed as aiortc parses what it receives."""
+        return RtpPacket.parse(data, self._receiver.transport._rtp_header_extensions_map)
+
+    def native_packet(self, record: NativeRecord) -> None:
+        """One packet the native module received for this receiver: what `handle_rtp` does
+        for aiortc's receiver (statistics, NACKs; the native track keeps the uplink estimate,
+        a port of aiortc's), then the forwarding core."""
+        receiver = self._receiver
+        ssrc = self._native_ssrc
+        if record[13] is not None:
+            self._listener.bitrate_estimated(record[13])
+        if ssrc is not None and receiver._enabled:
+            fields = self._fields
+            fields.sequence_number = record[1]
+            fields.timestamp = record[2]
+            fields.ssrc = ssrc
+            streams = receiver._RTCRtpReceiver__remote_streams
+            stream = streams.get(ssrc)
+            if stream is None:
+                codecs = receiver._RTCRtpReceiver__codecs
+                clock_rate = next(iter(codecs.values())).clockRate if codecs else 90000
+                stream = streams[ssrc] = StreamStatistics(clock_rate)
+            stream.add(fields)
+            nacks = receiver._RTCRtpReceiver__nack_generator
+            if nacks is not None and nacks.add(fields):
+                self._spawn(receiver._send_rtcp_nack(ssrc, sorted(nacks.missing)))
+        self._listener.native_packet(record, None)
+
+    def native_forwarding_time(self, seconds: float) -> None:
+        self._listener.native_forwarding_time(seconds)
+
+    def handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """One RTP packet from the fast receive path: the forwarding core, then what aiortc's
+        `_handle_rtp_packet` keeps for a receiver without a decoder.
+
+        Left out: the depacketiser and jitter buffer (they only feed the stopped decoder).
+        """
+        self._listener.rtp_received(packet, arrival_time_ms)
         receiver = self._receiver
         if not receiver._enabled:
             return
         estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
-        if estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = estimator.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
-            if remb is not None:
-                self._listener.bitrate_estimated(int(remb[0]))
-        codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)
+        abs_send_time = packet.extensions.abs_send_time
+        if estimator is not None and abs_send_time is not None:
+            size = len(packet.payload) + packet.padding_size
+            if self._native_track is not None:
+                # One estimate per stream: the native track's, fed with every packet.
+                bitrate = self._native_track.estimate(arrival_time_ms, abs_send_time, size)
+            else:
+                remb = estimator.add(
+                    abs_send_time=abs_send_time,
+                    arrival_time_ms=arrival_time_ms,
+                    payload_size=size,
+                    ssrc=packet.ssrc,
+                )
+                bitrate = None if remb is None else int(remb[0])
+            if bitrate is not None:
+                self._listener.bitrate_estimated(bitrate)
+        codecs = receiver._RTCRtpReceiver__codecs
+        codec = codecs.get(packet.payload_type)
         if codec is None:
             return
         streams = receiver._RTCRtpReceiver__remote_streams
@@ -287,31 +419,147 @@ class ReceiverTap:
         if stream is None:
             stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stream.add(packet)
-        if receiver._RTCRtpReceiver__nack_generator is None:
-            return  # NACK not negotiated
-        media_ssrc = packet.ssrc
-        sequenced: RtpPacket | _Repaired = packet
         if codec.mimeType.lower().endswith("/rtx"):
-            rtx_media_ssrcs = self._rtx_media_ssrcs or {}
-            if packet.ssrc not in rtx_media_ssrcs or len(packet.payload) < 2:
+            rtx_ssrcs = self._rtx_media_ssrcs
+            if rtx_ssrcs is None:
+                rtx_ssrcs = receiver._RTCRtpReceiver__rtx_ssrc
+            original_ssrc = rtx_ssrcs.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if (
+                original_ssrc is None
+                or len(packet.payload) < 2
+                or not isinstance(apt, int)
+                or apt not in codecs
+            ):
                 return
-            media_ssrc = rtx_media_ssrcs[packet.ssrc]
-            # RFC 4588: the repaired packet's sequence number leads the payload.
-            sequenced = _Repaired(int.from_bytes(packet.payload[:2], "big"))
-        nacks = self._nack_generators.get(media_ssrc)
-        if nacks is None:
-            nacks = self._nack_generators[media_ssrc] = NackGenerator()
-        if nacks.add(sequenced):  # type: ignore[arg-type]
-            await receiver._send_rtcp_nack(media_ssrc, sorted(nacks.missing))
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        nacks = self._nack_generator(packet.ssrc)
+        if nacks is not None and nacks.add(packet):
+            self._spawn(receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
+
+    def _nack_generator(self, ssrc: int) -> NackGenerator | None:
+        """aiortc's (one stream), or one per stream of a receiver of several (None: NACK
+        not negotiated)."""
+        generator = self._receiver._RTCRtpReceiver__nack_generator
+        if generator is None or self._rtx_media_ssrcs is None:
+            return generator
+        per_stream = self._nack_generators.get(ssrc)
+        if per_stream is None:
+            per_stream = self._nack_generators[ssrc] = NackGenerator()
+        return per_stream
+
+    async def send_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """Send feedback to the publisher (never raises on a closed transport)."""
+        await self._original_send_rtcp(packet)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._feedback.add(task)
+        task.add_done_callback(self._feedback.discard)
 
 
-class _Repaired:
-    """What aiortc's NACK generator reads of a packet: its sequence number."""
+class _FastReceive:
+    """A DTLS transport's incoming SRTP, handled in the socket's datagram callback.
 
-    __slots__ = ("sequence_number",)
+    aiortc passes each datagram through aioice's STUN parser (which fails on media), a queue,
+    the ICE and DTLS transports' receive tasks and several coroutines before a receiver sees
+    it. For transports whose receivers are all tapped, the ICE sockets' `datagram_received` is
+    replaced on the instance: SRTP (not SRTCP) is unprotected, parsed, routed as aiortc routes
+    it and handed to the tap synchronously. Everything else (STUN, DTLS, SRTCP) takes
+    aiortc's own path unchanged.
+    """
 
-    def __init__(self, sequence_number: int) -> None:
-        self.sequence_number = sequence_number
+    _by_transport: ClassVar[weakref.WeakKeyDictionary[RTCDtlsTransport, _FastReceive]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self._transport = transport
+        self._taps: dict[RTCRtpReceiver, ReceiverTap] = {}
+        self._hooked: set[int] = set()
+        self._pending: set[asyncio.Future[None]] = set()
+        # The native module's receiver for this transport (`_fastpath.Ingress`), if used.
+        self.ingress: Any = None
+
+    @classmethod
+    def of(cls, transport: RTCDtlsTransport) -> _FastReceive:
+        fast = cls._by_transport.get(transport)
+        if fast is None:
+            fast = cls._by_transport[transport] = cls(transport)
+        return fast
+
+    def add(self, receiver: RTCRtpReceiver, tap: ReceiverTap) -> None:
+        self._taps[receiver] = tap
+        # Gathering is over when a receiver starts: these are all the sockets there will be.
+        for protocol in self._transport.transport._connection._protocols:
+            if id(protocol) not in self._hooked:
+                self._hooked.add(id(protocol))
+                self._hook(protocol)
+
+    def _hook(self, protocol: aioice.ice.StunProtocol) -> None:
+        original = protocol.datagram_received
+        transport = self._transport
+        taps = self._taps
+        extensions = transport._rtp_header_extensions_map
+        now_ms = clock.current_ms
+        # Only a plain UDP socket can be drained directly (a TURN allocation wraps packets).
+        drain_fd: int | None = None
+        if isinstance(protocol.transport, asyncio.BaseTransport):
+            socket = protocol.transport.get_extra_info("socket")
+            drain_fd = socket.fileno() if socket is not None else None
+
+        def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+            ingress = self.ingress
+            if ingress is not None and type(data) is bytes:
+                started = time.perf_counter()
+                result = ingress.receive(data, drain_fd)
+                if result is not None:
+                    records, others = result
+                    for record in records:
+                        record[0].native_packet(record)
+                    if records:
+                        records[0][0].native_forwarding_time(time.perf_counter() - started)
+                    for other, source in others:
+                        datagram_received(other, source or addr)
+                    return
+            srtp = transport._rx_srtp
+            if (
+                type(data) is not bytes
+                or len(data) < 12
+                or not 127 < data[0] < 192
+                or 191 < data[1] < 224  # SRTCP (RFC 5761 payload types 64-95 with marker)
+                or srtp is None
+                or transport._state is not DtlsState.CONNECTED
+            ):
+                original(data, addr)
+                return
+            arrival_time_ms = now_ms()
+            transport._RTCDtlsTransport__rx_bytes += len(data)
+            transport._RTCDtlsTransport__rx_packets += 1
+            try:
+                data = srtp.unprotect(data)
+                packet = RtpPacket.parse(data, extensions)
+            except (pylibsrtp.Error, ValueError):
+                return  # aiortc drops these too
+            receiver = transport._rtp_router.route_rtp(packet)
+            if receiver is None:
+                return
+            tap = taps.get(receiver)
+            if tap is not None:
+                tap.handle_rtp(packet, arrival_time_ms)
+            else:
+                task = asyncio.ensure_future(
+                    receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)
+                )
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+
+
+def estimates_bitrate(receiver: RTCRtpReceiver) -> bool:
+    """True when aiortc keeps a bandwidth estimate for this receiver (video)."""
+    return receiver._RTCRtpReceiver__remote_bitrate_estimator is not None
 
 
 _mid_routed: weakref.WeakSet[RTCDtlsTransport] = weakref.WeakSet()
@@ -377,6 +625,10 @@ class SenderListener(Protocol):
         """Fill in a sender report about to be sent; False to leave it out."""
         ...
 
+    def sender_stopped(self) -> None:
+        """The transport left the connected state for good: nothing can be sent any more."""
+        ...
+
 
 class SenderHook:
     """A subscriber's sender driven by the forwarding core instead of an encoder.
@@ -398,8 +650,14 @@ class SenderHook:
         async def hooked_send(parameters: RTCRtpSendParameters) -> None:
             await send(parameters)
             if self._transport is None:
-                self._transport = sender.transport
-                listener.sender_started(parameters, sender.transport)
+                transport = self._transport = sender.transport
+
+                @transport.on("statechange")
+                def on_statechange() -> None:
+                    if transport._state in (DtlsState.CLOSED, DtlsState.FAILED):
+                        listener.sender_stopped()
+
+                listener.sender_started(parameters, transport)
 
         async def hooked_rtcp(packet: AnyRtcpPacket) -> None:
             if not await listener.rtcp_received(packet):
@@ -450,6 +708,65 @@ class SenderHook:
             task = asyncio.ensure_future(protocol.send_data(protected, pair.remote_addr))
             _pending_sends.add(task)
             task.add_done_callback(_pending_sends.discard)
+
+    def direct_route(self) -> DirectRoute | None:
+        """What `send_rtp` uses, for sending without it: the transport's SRTP session, the
+        socket and the remote address of the nominated ICE pair. None unless that pair is a
+        plain host/server-reflexive socket (relayed pairs wrap packets) and connected."""
+        transport = self._transport
+        if transport is None or transport._state is not DtlsState.CONNECTED:
+            return None
+        pair = transport.transport._connection._nominated.get(1)
+        if pair is None or type(pair.protocol).send_data is not _HOST_SEND_DATA:
+            return None
+        datagrams = pair.protocol.transport
+        if not isinstance(datagrams, asyncio.BaseTransport) or transport._tx_srtp is None:
+            return None
+        socket = datagrams.get_extra_info("socket")
+        if socket is None:
+            return None
+        host, port = pair.remote_addr[0], int(pair.remote_addr[1])
+        return DirectRoute(
+            srtp=libsrtp_session(transport._tx_srtp),
+            socket_fd=socket.fileno(),
+            host=host,
+            port=port,
+        )
+
+
+@dataclass(frozen=True)
+class LibsrtpSession:
+    """A pylibsrtp session as C addresses: `owner` must outlive every use of `ctx`."""
+
+    owner: pylibsrtp.Session
+    ctx: int
+    protect: int
+    unprotect: int
+
+
+@dataclass(frozen=True)
+class DirectRoute:
+    """How a subscriber's RTP leaves: SRTP session, UDP socket, remote address."""
+
+    srtp: LibsrtpSession
+    socket_fd: int
+    host: str
+    port: int
+
+
+def libsrtp_session(session: pylibsrtp.Session) -> LibsrtpSession:
+    """The libsrtp context behind `session` and libsrtp's protect/unprotect functions, so a
+    native caller uses the same session (same keys, rollover counters and replay state)."""
+
+    def address(pointer: Any) -> int:
+        return int(_srtp_ffi.cast("uintptr_t", pointer))
+
+    return LibsrtpSession(
+        owner=session,
+        ctx=address(session._srtp[0]),
+        protect=address(_srtp_ffi.addressof(_srtp_lib, "srtp_protect")),
+        unprotect=address(_srtp_ffi.addressof(_srtp_lib, "srtp_unprotect")),
+    )
 
 
 _HOST_SEND_DATA = aioice.ice.StunProtocol.send_data

@@ -7,7 +7,10 @@ travel the other way, throttled and merged.
 
 A track sent as simulcast has one layer per RID of the publisher's offer; its packets are
 routed by SSRC, learnt from the RID header extensions (RFC 8852). Any other track has a
-single layer.
+single layer, and is handed to the native fast path (`fastpath`) when it is built: its
+`Track` then keeps the stream's state, and only subscriptions not yet native are forwarded
+here. Simulcast tracks stay on this Python path: the native track follows one stream, and
+layer switches (several streams, VP8 picture ids) are only built here.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from . import aiortc_adapter
+from . import aiortc_adapter, fastpath
 from .codecs import is_rtx, primary_codec
 from .counters import MediaCounters
 from .keyframes import is_keyframe_start, keyframe_size
@@ -91,6 +94,11 @@ class Publication:
         self._uplink_estimate_bps: int | None = None
         self._last_bitrate_bound: int | None = None
         self._pausing: LayerPausing | None = None
+        # The native twin of a single-layer publication's receive state, once in use.
+        self._track: fastpath.Track | None = None
+        self._lost_upstream_seen = 0
+        # Event loop time of the last packet the native outputs forwarded.
+        self.last_native_forward = 0.0
         self._feedback_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -107,6 +115,11 @@ class Publication:
 
     def codec_for(self, payload_type: int) -> RTCRtpCodecParameters | None:
         return self._codecs.get(payload_type)
+
+    @property
+    def media_payload_types(self) -> list[int]:
+        """The publisher's payload types that carry media (RTX excluded)."""
+        return [pt for pt in self._codecs if pt not in self._rtx_apt]
 
     @property
     def layers(self) -> tuple[PublishedLayer, ...]:
@@ -178,10 +191,52 @@ class Publication:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
             for layer in self.layers:
-                if subscription in layer.consumers:
-                    layer.consumers.remove(subscription)
+                self.unwatch_layer(subscription, layer)
             self.subscriber_bitrate_changed()
             self.update_needed_layers()
+
+    def watch_layer(self, subscription: Subscription, layer: PublishedLayer) -> None:
+        """Hand `layer`'s packets to `subscription.forward` (it forwards it, or waits to
+        switch to it, in Python)."""
+        if subscription not in layer.consumers:
+            layer.consumers.append(subscription)
+            self._consumers_changed(layer)
+
+    def unwatch_layer(self, subscription: Subscription, layer: PublishedLayer) -> None:
+        if subscription in layer.consumers:
+            layer.consumers.remove(subscription)
+            self._consumers_changed(layer)
+
+    @property
+    def native(self) -> bool:
+        """True while the native fast path receives this publication's packets."""
+        return self._track is not None
+
+    def forward_natively(self, subscription: Subscription, output: fastpath.Output) -> bool:
+        """From now on `output` (the subscription's native twin) gets every packet; False
+        when this publication is not received natively."""
+        if self._track is None:
+            return False
+        self._track.add_output(output)
+        self.unwatch_layer(subscription, self.layers[0])
+        return True
+
+    def forward_in_python(self, subscription: Subscription, output: fastpath.Output) -> None:
+        """Stop forwarding to `output`; the subscription's own `forward` takes over."""
+        if self._track is not None:
+            self._track.remove_output(output)
+        if subscription in self._subscriptions:
+            self.watch_layer(subscription, self.layers[0])
+
+    def history_packet(
+        self, layer: PublishedLayer, sequence_number: int
+    ) -> tuple[int, RtpPacket] | None:
+        """(extended sequence number, packet) of `layer` for a publisher sequence number, if
+        still kept."""
+        if self._track is not None and layer is self.layers[0]:
+            kept = self._track.history_packet(sequence_number)
+            return None if kept is None else (kept[0], self._tap.parse(kept[1]))
+        return layer.history_packet(sequence_number)
 
     def request_keyframe(self, layer: PublishedLayer | None = None) -> None:
         """Ask the publisher for a keyframe of `layer` (default: the first), at most once per
@@ -245,6 +300,9 @@ class Publication:
         self._closed = True
         for subscription in tuple(self._subscriptions):
             await subscription.close()
+        if self._track is not None:
+            self._tap.forward_in_python(self._track)
+            self._track = None
         for handle in self._pending_keyframe_requests.values():
             handle.cancel()
         for task in (self._feedback_task, *self._background):
@@ -279,7 +337,7 @@ class Publication:
         if self.kind == "video" and self._feedback_task is None:
             self._feedback_task = self._loop.create_task(self._feedback_loop())
 
-    async def rtp_received(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def rtp_received(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         if self._closed:
             return
         counters = self._counters
@@ -292,6 +350,8 @@ class Publication:
         if routed is None:
             return
         layer, packet = routed
+        if not self._simulcast and self._received_natively(packet):
+            return
         now = self._loop.time()
         resumed = self._simulcast and not layer.active(now)
         received = layer.receive(packet, now)
@@ -342,7 +402,97 @@ class Publication:
         self._uplink_estimate_bps = bitrate_bps
         self.subscriber_bitrate_changed()
 
+    def native_packet(self, record: aiortc_adapter.NativeRecord, packet: RtpPacket | None) -> None:
+        """A packet the native fast path received and forwarded to the native outputs."""
+        if self._closed:
+            return
+        size = record[3]
+        counters = self._counters
+        counters.rtp_packets_received += 1
+        counters.rtp_payload_bytes_received += size
+        self.packets_received += 1
+        self.bytes_received += size
+        self._native_forwarded(record, packet)
+
+    def native_forwarding_time(self, seconds: float) -> None:
+        self._counters.forwarding_seconds += seconds
+
     # --- internals ------------------------------------------------------------------------
+
+    def _forward_natively(self) -> None:
+        """Hand this publication's receive state to the native module (media SSRC known)."""
+        if self.media_ssrc is None:
+            return
+        track = fastpath.new_track(
+            owner=self._tap,
+            media_ssrc=self.media_ssrc,
+            media_payload_types=self.media_payload_types,
+            codec=self._mime_type if self.kind == "video" else "",
+            history_size=self._settings.retransmission_history,
+            estimate_bitrate=aiortc_adapter.estimates_bitrate(self._transceiver.receiver),
+        )
+        if self._tap.forward_natively(fastpath.new_ingress, track):
+            self._track = track
+            self._consumers_changed(self.layers[0])
+            logger.info(
+                "publication forwarded natively participant=%s kind=%s",
+                self.participant_id,
+                self.kind,
+            )
+
+    def _received_natively(self, packet: RtpPacket) -> bool:
+        """Hand a packet that reached Python (a repair, a new source's first) to the native
+        track, which keeps the stream's state once in use; False when it is not in use."""
+        if self._track is None and self._settings.native_forwarding and fastpath.available():
+            self._forward_natively()
+        if self._track is None:
+            return False
+        data, ids = self._tap.serialize(packet)
+        record = self._track.ingest(data, ids)
+        if record is not None:
+            self._native_forwarded(record, packet)
+        return True
+
+    def _consumers_changed(self, layer: PublishedLayer) -> None:
+        if self._track is not None and layer is self.layers[0]:
+            # The native track hands every packet's bytes over only while Python forwards too.
+            self._track.python_forwarding = bool(layer.consumers)
+
+    def _native_forwarded(
+        self, record: aiortc_adapter.NativeRecord, packet: RtpPacket | None
+    ) -> None:
+        """Counters, and the subscriptions still forwarded in Python, for a native packet."""
+        counters = self._counters
+        track = self._track
+        assert track is not None
+        lost = track.lost_upstream
+        if lost != self._lost_upstream_seen:
+            counters.rtp_packets_lost_upstream += lost - self._lost_upstream_seen
+            self._lost_upstream_seen = lost
+        if record[9]:
+            return  # a duplicate: subscribers already have it
+        now = self._loop.time()
+        if record[10]:
+            counters.rtp_packets_sent += record[10]
+            counters.rtp_payload_bytes_sent += record[11]
+            self.last_native_forward = now
+        layer = self.layers[0]
+        raw = record[12]
+        if raw is None or not layer.consumers:
+            return
+        if packet is None:
+            packet = self._tap.parse(raw)
+        abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
+        for subscription in tuple(layer.consumers):
+            subscription.forward(
+                layer,
+                packet,
+                record[6],
+                frame_start=record[7],
+                keyframe=record[8],
+                abs_send_time=abs_send_time,
+                now=now,
+            )
 
     def _route(self, packet: RtpPacket) -> tuple[PublishedLayer, RtpPacket] | None:
         """The layer of a packet, and the packet itself (an RTX repair unwrapped); None
@@ -405,6 +555,10 @@ class Publication:
 
     def _restart_layer(self, layer: PublishedLayer, ssrc: int) -> None:
         layer.restart(ssrc)
+        if self._track is not None:
+            self._tap.forward_in_python(self._track)
+            self._track.reset(ssrc)
+            self._tap.forward_natively(fastpath.new_ingress, self._track)
         for subscription in tuple(layer.consumers):
             subscription.source_changed(layer)
 

@@ -33,6 +33,11 @@ class RtpWriter:
             self._static = bytes([(mid_id << 4) | (len(encoded) - 1)]) + encoded
         self._abs_send_time_id = ids.get(ABS_SEND_TIME_URI)
         self._audio_level_id = ids.get(AUDIO_LEVEL_URI)
+        # What a native writer needs to produce the same bytes (0: not negotiated).
+        self.mid = mid or ""
+        self.mid_id = mid_id or 0
+        self.abs_send_time_id = self._abs_send_time_id or 0
+        self.audio_level_id = self._audio_level_id or 0
 
     def write(
         self,

@@ -27,6 +27,9 @@ class ForwardingSettings:
     bitrate_feedback_interval_s: float = 1.0
     # A data channel whose unsent backlog exceeds this is stalled: its participant is dropped.
     max_data_channel_buffered_bytes: int = 1_048_576
+    # Forward started streams with the native module (`switchboard_sfu._fastpath`) when it is
+    # installed; False keeps every packet on the pure-Python reference path.
+    native_forwarding: bool = True
     # Simulcast layers no subscriber needs are paused: their publisher is told, and may stop
     # encoding them (only WebSocket publishers can be told).
     pausing: PausingSettings = field(default_factory=PausingSettings)

@@ -40,7 +40,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from . import aiortc_adapter
+from . import aiortc_adapter, fastpath
 from .codecs import compatible, is_rtx, primary_codec
 from .counters import MediaCounters
 from .layer import PublishedLayer
@@ -102,8 +102,10 @@ class Subscription:
         self.transceiver = transceiver
         self.track = track
         self.kind = publication.kind
-        self.packets_sent = 0
-        self.bytes_sent = 0
+        # Sent on the Python path (and by native outputs already retired).
+        self._packets_sent = self._bytes_sent = 0
+        # The native twin of this subscription's rewrite state, once forwarding went native.
+        self._output: fastpath.Output | None = None
         self.remb_bps: int | None = None
         self.round_trip_time_s: float | None = None
         self.active = False
@@ -160,6 +162,21 @@ class Subscription:
         return self._seq_offset is not None
 
     @property
+    def native(self) -> bool:
+        """True while the native fast path forwards this subscription's packets."""
+        return self._output is not None
+
+    @property
+    def packets_sent(self) -> int:
+        output = self._output
+        return self._packets_sent + (output.packets_sent if output is not None else 0)
+
+    @property
+    def bytes_sent(self) -> int:
+        output = self._output
+        return self._bytes_sent + (output.bytes_sent if output is not None else 0)
+
+    @property
     def layer(self) -> PublishedLayer | None:
         """The layer forwarded now (None before the first packet)."""
         return self._layer
@@ -191,6 +208,7 @@ class Subscription:
         self._closed = True
         self.active = False
         self._padding.set_rate(0)
+        self._forward_in_python()
         self.publication.remove_subscription(self)
         self.track.stop()
 
@@ -226,6 +244,11 @@ class Subscription:
             self.select_layer(now, initial=True)
         else:
             self._set_target(self.publication.layers[0], now)
+
+    def sender_stopped(self) -> None:
+        self.active = False
+        self._padding.set_rate(0)
+        self._forward_in_python()
 
     async def rtcp_received(self, packet: AnyRtcpPacket) -> bool:
         counters = self._counters
@@ -269,6 +292,7 @@ class Subscription:
     def sender_report_due(self, packet: RtcpSrPacket) -> bool:
         if not self.forwarding:
             return False
+        self._sync_native_state()
         now = self._loop.time()
         clock = self._layer.clock if self._layer is not None else None
         if clock is not None:
@@ -322,6 +346,7 @@ class Subscription:
         """The publisher's stream restarted (new SSRC): continue after the last packet sent."""
         if layer is not self._layer or self._seq_offset is None:
             return
+        self._forward_in_python()
         self._close_segment()
         self._seq_offset = None
         self._waiting_since = self._loop.time()
@@ -349,7 +374,8 @@ class Subscription:
             layer, extended_seq, frame_start, keyframe, now
         ):
             self._begin(layer, packet, extended_seq, now)
-            self._send(packet, abs_send_time, now)
+            if not self._forward_natively(packet, extended_seq, abs_send_time, now):
+                self._send(packet, abs_send_time, now)
 
     def _begins_here(
         self,
@@ -387,10 +413,12 @@ class Subscription:
         self._pending_switch = None
         self._target_chosen_at = now
         self._waiting_since = now
-        if layer not in layer.consumers:
-            layer.consumers.append(self)
-        if previous is not None and previous is not self._layer and self in previous.consumers:
-            previous.consumers.remove(self)
+        if layer is not self._layer:
+            # The switch happens in Python (the native path follows one stream).
+            self._forward_in_python()
+        self.publication.watch_layer(self, layer)
+        if previous is not None and previous is not self._layer:
+            self.publication.unwatch_layer(self, previous)
         if layer is not self._layer:
             if self._layer is not None:
                 logger.info(
@@ -445,7 +473,7 @@ class Subscription:
         picture_id_delta = tl0picidx_delta = 0
         codec = self.publication.codec
         vp8 = codec is not None and codec.mimeType.lower() == "video/vp8"
-        if vp8 and previous is not None and self._last_packet is not None:
+        if vp8 and previous is not None and previous.layer is not layer and self._last_packet:
             # The subscriber's decoder tracks picture ids: continue them across layers.
             last_picture_id, last_tl0picidx = vp8_picture_ids(self._last_packet.payload)
             picture_id, tl0picidx = vp8_picture_ids(packet.payload)
@@ -473,8 +501,8 @@ class Subscription:
         self._last_out_seq = (out_seq - 1) & 0xFFFF
         old = self._layer
         self._layer = layer
-        if old is not None and old is not self._target and self in old.consumers:
-            old.consumers.remove(self)
+        if old is not None and old is not self._target:
+            self.publication.unwatch_layer(self, old)
         if layer is not old and self.publication.simulcast:
             self._layer_switched(old, layer, now)
 
@@ -560,10 +588,75 @@ class Subscription:
             self._last_out_ts = out_ts
             self._last_out_time = now
             self._last_packet = packet
-        self.packets_sent += 1
-        self.bytes_sent += len(payload)
+        self._packets_sent += 1
+        self._bytes_sent += len(payload)
         self._counters.rtp_packets_sent += 1
         self._counters.rtp_payload_bytes_sent += len(payload)
+
+    def _forward_natively(
+        self, packet: RtpPacket, extended_seq: int, abs_send_time: int, now: float
+    ) -> bool:
+        """Hand this (started) stream to the native fast path, first packet included; False
+        when it cannot go native (publication not received natively, relayed ICE pair)."""
+        if not self.publication.native:
+            return False
+        route = self._hook.direct_route()
+        if route is None or self._writer is None or self._seq_offset is None:
+            return False
+        payload_types = []
+        for publisher_payload_type in self.publication.media_payload_types:
+            target = self._payload_type_for(publisher_payload_type)
+            if target is not None:
+                payload_types.append((publisher_payload_type, target))
+        output = fastpath.new_output(
+            route,
+            self._writer,
+            ssrc=self._hook.ssrc,
+            payload_types=payload_types,
+            seq_offset=self._seq_offset,
+            ts_offset=self._ts_offset,
+            start=self._start,
+            last_sequence_number=self._last_out_seq,
+        )
+        if output is None or not self.publication.forward_natively(self, output):
+            return False
+        self._output = output
+        sent = output.send(
+            packet.payload,
+            payload_type=packet.payload_type,
+            marker=bool(packet.marker),
+            sequence_number=packet.sequence_number,
+            timestamp=packet.timestamp,
+            extended_seq=extended_seq,
+            padding_size=packet.padding_size,
+            abs_send_time=abs_send_time,
+            audio_level=packet.extensions.audio_level,
+        )
+        if sent:
+            self._counters.rtp_packets_sent += 1
+            self._counters.rtp_payload_bytes_sent += len(packet.payload)
+        self._last_out_time = now
+        return True
+
+    def _forward_in_python(self) -> None:
+        """Retire the native output (its counts and stream position carry over)."""
+        output = self._output
+        if output is None:
+            return
+        self._sync_native_state()
+        self._packets_sent += output.packets_sent
+        self._bytes_sent += output.bytes_sent
+        self._output = None
+        self.publication.forward_in_python(self, output)
+
+    def _sync_native_state(self) -> None:
+        """Copy where the native output's stream stands into the Python-side fields."""
+        output = self._output
+        if output is None or not output.packets_sent:
+            return
+        self._last_out_seq = output.last_sequence_number
+        self._last_out_ts = output.last_timestamp
+        self._last_out_time = max(self._last_out_time, self.publication.last_native_forward)
 
     def _payload_type_for(self, publisher_payload_type: int) -> int | None:
         try:
@@ -603,7 +696,9 @@ class Subscription:
         if segment is None:
             self._counters.retransmissions_missed += 1
             return
-        entry = segment.layer.history_packet((out_seq - segment.seq_offset) & 0xFFFF)
+        entry = self.publication.history_packet(
+            segment.layer, (out_seq - segment.seq_offset) & 0xFFFF
+        )
         if entry is None or entry[0] < segment.start:
             self._counters.retransmissions_missed += 1
             return

@@ -185,6 +185,13 @@ def test_sfu_pods_and_turn_relays_exchange_media_both_ways():
     assert admits(SFU_POLICY, "ingress", TURN, "UDP", 45000)
 
 
+def test_only_the_regions_own_sfu_pods_reach_the_peer_port():
+    assert admits(SFU_POLICY, "egress", SFU, "TCP", 7881)
+    assert admits(SFU_POLICY, "ingress", SFU, "TCP", 7881)
+    for other in (INTERNET, OTHER_POD, OTHER_REGION_SFU, TURN):
+        assert not admits(SFU_POLICY, "ingress", other, "TCP", 7881), other.name
+
+
 def test_reports_may_go_anywhere_on_the_report_port_without_a_control_plane_namespace():
     policy = sfu_network_policy(REGION, context())
     assert admits(policy, "egress", OTHER_POD, "TCP", 8080)

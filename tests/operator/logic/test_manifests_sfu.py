@@ -131,8 +131,11 @@ def test_node_selector_contradicting_the_topology_region_is_refused():
 
 def test_probes_hit_the_sfu_health_endpoints_on_the_signalling_port():
     sfu = container(_pod()["spec"], "sfu")
-    (port,) = sfu["ports"]
+    port, peer = sfu["ports"]
     assert port == {"name": "signalling", "containerPort": 7880, "protocol": "TCP"}
+    # The peer port answers lease checks from the Region's other SFU pods only.
+    assert peer == {"name": "peer", "containerPort": 7881, "protocol": "TCP"}
+    assert _resolve_env(_pod())[SfuEnv.PEER_PORT] == "7881"
     assert sfu["readinessProbe"]["httpGet"] == {
         "path": "/readyz",
         "port": "signalling",

@@ -181,8 +181,10 @@ class SimulcastVideo:
             layers.append((stream, scale, encoder, keyframe))
         source = SyntheticVideo(args.width, args.height, args.fps)
         started = last_report = time.monotonic()
-        while not self.stopped:
+        while True:
             frame = await source.recv()
+            if self.stopped:  # while waiting for this frame: report and sent must agree
+                return
             for stream, scale, encoder, keyframe in layers:
                 scaled = frame
                 if scale > 1:

@@ -7,16 +7,20 @@ source and update the adapter (and this contract) before relaxing the version pi
 from __future__ import annotations
 
 import inspect
+import re
 
 import aioice.ice
 import aiortc
+import pylibsrtp
 import pytest
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import VideoStreamTrack
 from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap
 from media_harness import LOOPBACK, eventually
+from pylibsrtp import _binding
 
 from switchboard_sfu.media import IceSettings, aiortc_adapter, create_peer_connection
 
@@ -79,6 +83,55 @@ def test_private_state_is_where_the_adapter_reads_it():
     assert "self._ssrc = " in sender_init and "self._rtx_ssrc = " in sender_init
     assert "self._stream_id = " in sender_init
     assert "self._codecs" in source(RTCRtpTransceiver.__init__)
+
+
+def test_the_receive_fast_path_mirrors_aiortcs_own():
+    # _FastReceive replaces StunProtocol.datagram_received on the instance: asyncio must look
+    # it up there, and aioice hands non-STUN data on exactly as the fast path's fallback does.
+    assert "self._protocol.datagram_received(" in source(
+        __import__("asyncio.selector_events").selector_events._SelectorDatagramTransport
+    )
+    received = source(aioice.ice.StunProtocol.datagram_received)
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in received
+    assert "self._protocols" in source(aioice.ice.Connection.__init__)
+    # What RTCDtlsTransport does with an SRTP datagram, which the fast path repeats.
+    recv = source(RTCDtlsTransport._recv_next)
+    assert "data = self._rx_srtp.unprotect(data)" in recv
+    assert "self.__rx_bytes += len(data)" in recv and "self.__rx_packets += 1" in recv
+    handle = source(RTCDtlsTransport._handle_rtp_data)
+    assert "RtpPacket.parse(data, self._rtp_header_extensions_map)" in handle
+    assert "receiver = self._rtp_router.route_rtp(packet)" in handle
+    # ReceiverTap.handle_rtp keeps these parts of the receiver's own handling.
+    handle_rtp = source(RTCRtpReceiver._handle_rtp_packet)
+    for part in (
+        "self.__remote_bitrate_estimator.add(",
+        "self.__remote_streams[packet.ssrc].add(packet)",
+        "self.__rtx_ssrc.get(packet.ssrc)",
+        "self.__nack_generator.add(packet)",
+        "await self._send_rtcp_nack(",
+        "codec = self.__codecs.get(packet.payload_type)",
+        "if not self._enabled:",
+    ):
+        assert part in handle_rtp, part
+    assert parameters(RTCRtpReceiver._send_rtcp_nack) == ["self", "media_ssrc", "lost"]
+    # The statistics and NACK generator read only these packet fields (_PacketFields).
+    statistics = source(StreamStatistics.add) + source(NackGenerator.add)
+    fields = set(re.findall(r"packet\.(\w+)", statistics))
+    assert fields <= {"sequence_number", "timestamp", "ssrc"}, fields
+    ids = source(HeaderExtensionsMap.__init__)
+    assert "self.__ids = HeaderExtensions()" in ids
+    assert {"abs_send_time", "audio_level"} <= set(vars(HeaderExtensions()))
+
+
+def test_the_native_path_reaches_libsrtp_through_pylibsrtp():
+    # aiortc_adapter.libsrtp_session: the srtp_t behind a Session and libsrtp's functions.
+    assert "self._srtp = ffi.gc(srtp" in source(pylibsrtp.Session.__init__)
+    assert "func(self._srtp[0], self._cdata, len_p)" in source(pylibsrtp.Session._Session__process)
+    for name in ("srtp_protect", "srtp_unprotect"):
+        assert _binding.ffi.addressof(_binding.lib, name) != _binding.ffi.NULL
+    assert pylibsrtp.__version__.startswith("1.")  # libsrtp 2.x: (ctx, buffer, int *len)
+    # The sender's transport announces when it stops (SenderHook listens for it).
+    assert 'self.emit("statechange")' in source(RTCDtlsTransport._set_state)
 
 
 def test_the_send_fast_path_mirrors_aiortcs_own():
@@ -146,7 +199,7 @@ class RecordingListener:
     def receiver_started(self, parameters):
         self.parameters = parameters
 
-    async def rtp_received(self, packet, arrival_time_ms):
+    def rtp_received(self, packet, arrival_time_ms):
         self.packets += 1
 
     def sender_report_received(self, packet):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
-from media_harness import eventually
+from media_harness import RoomUnderTest, eventually
+
+from switchboard_sfu.media import ForwardingSettings
 
 
 def positions_in(sent: list[list], received: list[list], what: str) -> list[int]:
@@ -11,7 +15,9 @@ def positions_in(sent: list[list], received: list[list], what: str) -> list[int]
 
     A payload can be sent more than once (H.264 repeats its SPS/PPS before every keyframe):
     each received one is matched to the earliest identical payload not before the previous
-    match, so only a payload that really arrived out of order maps backwards."""
+    match, so only a payload that really arrived out of order maps backwards. The first match
+    is anchored on the first payload sent only once: a subscriber that joined at a later
+    keyframe starts at that keyframe's SPS/PPS, not the first one."""
     occurrences: dict[str, list[int]] = {}
     for i, entry in enumerate(sent):
         occurrences.setdefault(entry[2], []).append(i)
@@ -19,6 +25,10 @@ def positions_in(sent: list[list], received: list[list], what: str) -> list[int]
     assert not unknown, f"{what}: {len(unknown)} payloads never sent by the publisher"
     positions: list[int] = []
     last = 0
+    anchor = next((i for i, e in enumerate(received) if len(occurrences[e[2]]) == 1), None)
+    if anchor is not None and received:
+        bound = occurrences[received[anchor][2]][0] - anchor
+        last = max([i for i in occurrences[received[0][2]] if i <= bound], default=0)
     for entry in received:
         candidates = occurrences[entry[2]]
         last = next((i for i in candidates if i >= last), candidates[-1])
@@ -26,8 +36,18 @@ def positions_in(sent: list[list], received: list[list], what: str) -> list[int]
     return positions
 
 
+@pytest.fixture(params=["native", "python"])
+async def forwarding_room(request) -> AsyncIterator[RoomUnderTest]:
+    """A room forwarding on the native fast path, or on the pure-Python reference path."""
+    room = RoomUnderTest(ForwardingSettings(native_forwarding=request.param == "native"))
+    room.path = request.param
+    yield room
+    await room.close()
+
+
 @pytest.mark.parametrize("video", ["vp8", "h264"])
-async def test_payloads_arrive_bit_identical_at_every_subscriber(room, peers, video):
+async def test_payloads_arrive_bit_identical_at_every_subscriber(forwarding_room, peers, video):
+    room = forwarding_room
     publisher = await peers("publisher", "--role", "publisher", "--video", video)
     await room.join("alice", publisher)
     subscribers = []
@@ -62,6 +82,10 @@ async def test_payloads_arrive_bit_identical_at_every_subscriber(room, peers, vi
             }
             assert len(seq_offsets) == 1 and len(ts_offsets) == 1, (peer.name, kind)
         assert report["frames"]["video"] > 0 and report["frames"]["audio"] > 0
+    native = room.path == "native"
+    assert all(p.native == native for p in room.publications["alice"]), room.path
+    for name in ("bob", "carol"):
+        assert all(s.native == native for s in room.subscriptions[name]), (name, room.path)
 
 
 @pytest.mark.parametrize("video", ["vp8", "h264"])

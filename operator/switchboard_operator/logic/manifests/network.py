@@ -82,6 +82,7 @@ def traffic_matrix(region: Region, ctx: OperatorContext) -> tuple[Flow, ...]:
         _flow(anywhere, sfu, "TCP", signalling, "signalling, WHIP/WHEP, probes and metrics"),
         _flow(anywhere, sfu, "UDP", EPHEMERAL_PORTS, "media from clients and TURN relays"),
         _flow(sfu, Peer.CONTROL_PLANE, "TCP", ctx.report_port, "capacity reports"),
+        _flow(sfu, sfu, "TCP", ports.SFU_PEER_PORT, "lease checks between SFU pods"),
         _flow(sfu, anywhere, "UDP", DNS_PORT, "DNS"),
         _flow(sfu, anywhere, "TCP", DNS_PORT, "DNS"),
         # ICE checks start from both ends, so the SFU opens flows to client candidates.

@@ -148,15 +148,17 @@ def _container(
         "containerPort": ports.SFU_SIGNALLING_PORT,
         "protocol": "TCP",
     }
+    peer: dict[str, Any] = {"name": "peer", "containerPort": ports.SFU_PEER_PORT, "protocol": "TCP"}
     if host_network:
         port["hostPort"] = ports.SFU_SIGNALLING_PORT
+        peer["hostPort"] = ports.SFU_PEER_PORT
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": sfu_image(region, ctx),
         "imagePullPolicy": sfu.image_pull_policy.value,
         "command": [COMMAND],
         "env": _env(region, ctx, turn_uris, host_network),
-        "ports": [port],
+        "ports": [port, peer],
         # Draining starts on SIGTERM (see docs): no preStop hook, so the whole grace
         # period is the SFU's, and the image needs no shell.
         "startupProbe": _http_probe(region, LIVENESS_PATH, period=1, failures=60),
@@ -205,6 +207,7 @@ def _env(
         _field_env(SfuEnv.ANNOUNCE_ADDRESS, "status.hostIP" if host_network else "status.podIP"),
         listen_host,
         {"name": SfuEnv.SIGNALLING_PORT.value, "value": str(ports.SFU_SIGNALLING_PORT)},
+        {"name": SfuEnv.PEER_PORT.value, "value": str(ports.SFU_PEER_PORT)},
         {"name": SfuEnv.CAPACITY.value, "value": repr(float(sfu.capacity_per_pod))},
         {"name": SfuEnv.REPORT_URL.value, "value": ctx.report_url},
         {

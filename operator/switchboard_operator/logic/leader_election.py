@@ -1,0 +1,77 @@
+"""Leader election's decisions (docs/contract.md, "Leases", rule C1), pure: the clock is
+each replica's own monotonic clock, passed in, and never compared with another machine's.
+
+- A leader *acts* (acknowledges reports, issues join tokens, writes) only while it is within
+  `renew_deadline` of the start of its last successful renewal.
+- A candidate treats another holder's lease as expired only once it has seen the same
+  record, unchanged, for a whole `lease_duration`.
+Since `renew_deadline < lease_duration`, a leader stops acting before any candidate can
+take over, however slowly its API calls fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderTiming:
+    lease_duration_seconds: float = 4.0
+    """A standby takes over at most this long (plus one retry) after the last renewal."""
+    renew_deadline_seconds: float = 3.0
+    """A leader acts for at most this long after the start of its last successful renewal:
+    it rides out shorter API blips and stops before anyone else may take over."""
+    retry_seconds: float = 1.0
+    """Renewal period, and how often a standby looks at the lease."""
+    call_timeout_seconds: float = 1.0
+    """Deadline of every Lease call: a black-holed API server cannot hold a renewal up."""
+
+    def __post_init__(self) -> None:
+        if not self.renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError("the renew deadline must be shorter than the lease duration")
+        if not self.call_timeout_seconds <= self.renew_deadline_seconds:
+            raise ValueError("a Lease call must time out within the renew deadline")
+
+
+class ActingWindow:
+    """Until when this replica may act as leader."""
+
+    def __init__(self, renew_deadline_seconds: float) -> None:
+        self._renew_deadline = renew_deadline_seconds
+        self._until: float | None = None
+
+    def renewed(self, attempt_started_at: float) -> None:
+        """A renewal that started at `attempt_started_at` succeeded."""
+        until = attempt_started_at + self._renew_deadline
+        self._until = until if self._until is None else max(self._until, until)
+
+    def acting(self, now: float) -> bool:
+        return self._until is not None and now < self._until
+
+    def remaining(self, now: float) -> float:
+        return 0.0 if self._until is None else max(0.0, self._until - now)
+
+
+class RecordObserver:
+    """A candidate's view of the lease record another replica holds."""
+
+    def __init__(self) -> None:
+        self._record: Hashable | None = None
+        self._since: float | None = None
+
+    def observe(self, record: Hashable, now: float) -> None:
+        """The record read at `now` (holder, renew time, transitions...): a change restarts
+        the wait."""
+        if record != self._record or self._since is None:
+            self._record = record
+            self._since = now
+
+    def expired(self, now: float, lease_duration_seconds: float) -> bool:
+        return self._since is not None and now - self._since >= lease_duration_seconds
+
+
+def next_term(lease_transitions: int | None, highest_reported: int | None = None) -> int:
+    """The term of a replica that takes the lease: one past the Lease's transitions, and past
+    any term an SFU reported (a deleted and recreated Lease starts counting again)."""
+    return max(lease_transitions or 0, highest_reported or 0) + 1

@@ -1,0 +1,105 @@
+"""Leader election against the real API server, with a fault proxy in between: a leader
+whose API server black-holes its requests steps down within its renew deadline instead of
+hanging; a standby takes over only after a whole lease duration and with a newer term; a
+standby rides out API errors instead of exiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes_asyncio import client, config
+
+from fixtures.cluster import Cluster
+from switchboard_dev.faults import FaultProxy, ProxyMode
+from switchboard_operator.adapters.leadership import LeaderElector, LeadershipLost
+from switchboard_operator.logic.leader_election import LeaderTiming
+
+pytestmark = pytest.mark.cluster
+
+NAMESPACE = "leadership-test"
+TIMING = LeaderTiming()
+
+
+@pytest.fixture(scope="module")
+def namespace(control_plane: Cluster) -> str:
+    if control_plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode:
+        control_plane.create_namespace(NAMESPACE)
+    return NAMESPACE
+
+
+def kubeconfig_through(proxy: FaultProxy, kubeconfig: Path, tmp_path: Path) -> Path:
+    doc = yaml.safe_load(kubeconfig.read_text())
+    doc["clusters"][0]["cluster"]["server"] = f"https://{proxy.address}"
+    path = tmp_path / f"via-{proxy.port}.kubeconfig"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+async def client_through(proxy: FaultProxy, kubeconfig: Path, tmp_path: Path) -> client.ApiClient:
+    path = kubeconfig_through(proxy, kubeconfig, tmp_path)
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+@pytest.fixture
+async def proxies(control_plane: Cluster) -> AsyncIterator[list[FaultProxy]]:
+    plane = control_plane.require_local("puts a proxy in front of the API server")
+    made = [FaultProxy([("127.0.0.1", plane.port)]).start() for _ in range(2)]
+    yield made
+    for proxy in made:
+        proxy.stop()
+
+
+async def test_a_black_holed_leader_steps_down_in_time_and_a_standby_takes_over(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    lease = f"elect-{time.monotonic_ns()}"
+    async with (
+        await client_through(proxies[0], kubeconfig, tmp_path) as first_api,
+        await client_through(proxies[1], kubeconfig, tmp_path) as second_api,
+    ):
+        leader = LeaderElector(first_api, namespace, "first", name=lease)
+        standby = LeaderElector(second_api, namespace, "second", name=lease)
+        await asyncio.wait_for(leader.acquire(), 30)
+        assert leader.acting() and leader.term == 1
+        holding = asyncio.ensure_future(leader.hold())
+        taking_over = asyncio.ensure_future(standby.acquire())
+
+        proxies[0].set_mode(ProxyMode.BLACKHOLE)
+        cut = time.monotonic()
+        with pytest.raises(LeadershipLost):
+            await asyncio.wait_for(holding, TIMING.lease_duration_seconds * 3)
+        stepped_down = time.monotonic() - cut
+        assert not leader.acting()
+        await asyncio.wait_for(taking_over, 30)
+        took_over = time.monotonic() - cut
+    print(
+        f"\nblack-holed leader stepped down after {stepped_down:.1f}s; "
+        f"standby led after {took_over:.1f}s"
+    )
+    # The leader stopped acting before its last renewal's lease could expire for anyone.
+    assert stepped_down <= TIMING.renew_deadline_seconds + TIMING.call_timeout_seconds
+    assert took_over >= stepped_down
+    assert standby.term == 2
+
+
+async def test_a_standby_rides_out_api_errors(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    lease = f"elect-{time.monotonic_ns()}"
+    proxies[0].set_mode(ProxyMode.REFUSE)
+    async with await client_through(proxies[0], control_plane.kubeconfig, tmp_path) as api:
+        standby = LeaderElector(api, namespace, "patient", name=lease)
+        acquiring = asyncio.ensure_future(standby.acquire())
+        done, _ = await asyncio.wait({acquiring}, timeout=3 * TIMING.retry_seconds)
+        assert not done, "acquire gave up on a refused connection"
+        proxies[0].set_mode(ProxyMode.PASS)
+        await asyncio.wait_for(acquiring, 30)
+    assert standby.term == 1
