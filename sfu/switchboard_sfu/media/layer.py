@@ -81,6 +81,8 @@ class PublishedLayer:
         self.consumers: list[Subscription] = []
         """Subscriptions forwarding this layer now or switching to it."""
         self.last_keyframe_request = float("-inf")
+        self.frame_ticks = 0
+        """RTP clock ticks between its latest two frames (0: not known yet)."""
         # Slot = sequence number modulo size; entries keep their extended sequence number.
         self._history: list[tuple[int, RtpPacket] | None] = [None] * history_size
         self._mask = history_size - 1
@@ -105,7 +107,12 @@ class PublishedLayer:
         extended, skipped = self._sequence.extend(seq)
         frame_start = False
         if extended == self._sequence.highest:
-            frame_start = packet.timestamp != self._last_timestamp
+            last = self._last_timestamp
+            frame_start = packet.timestamp != last
+            if frame_start and last is not None:
+                step = (packet.timestamp - last) & 0xFFFFFFFF
+                if step < 0x80000000:
+                    self.frame_ticks = step
             self._last_timestamp = packet.timestamp
         self._history[slot] = (extended, packet)
         self.last_packet_at = now

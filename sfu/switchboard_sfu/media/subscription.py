@@ -522,6 +522,8 @@ class Subscription:
         if previous is None:
             return self._next_timestamp
         rate = self._clock_rate
+        step = previous.layer.frame_ticks or rate // 30
+        delta = None
         old, new = previous.layer.clock, layer.clock
         if previous.layer is not layer and old is not None and new is not None:
             # The same capture instant on both layers' clocks (their sender reports map each
@@ -529,10 +531,16 @@ class Subscription:
             since_new = _signed32(packet.timestamp - new.rtp) / rate
             seconds = (new.ntp - old.ntp) / _NTP_UNITS_PER_SECOND + since_new
             out_ts = (old.rtp + round(seconds * rate) + previous.ts_offset) & 0xFFFFFFFF
-            if 0 < (out_ts - self._last_out_ts) & 0xFFFFFFFF < 10 * rate:
-                return out_ts
-        elapsed = max(round((now - self._last_out_time) * rate), 1)
-        return (self._last_out_ts + elapsed) & 0xFFFFFFFF
+            mapped = (out_ts - self._last_out_ts) & 0xFFFFFFFF
+            delta = mapped if mapped < 10 * rate else None
+        if delta is None:
+            delta = round((now - self._last_out_time) * rate)
+        if delta < step // 2:
+            # Usually a keyframe of the very frame just forwarded from the old layer (every
+            # layer encodes each captured frame): on that frame's time a receiver would drop
+            # one of the two, so it takes the next frame's place.
+            delta = step
+        return (self._last_out_ts + delta) & 0xFFFFFFFF
 
     def _layer_switched(self, old: PublishedLayer | None, new: PublishedLayer, now: float) -> None:
         if old is not None:
