@@ -12,6 +12,7 @@ import argparse
 import cProfile
 import logging
 import os
+from collections import Counter
 
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -98,6 +99,10 @@ class BenchSfu:
         paths = {
             "native_subscriptions": sum(s.native for s in self.subscriptions),
             "forwarding_subscriptions": sum(s.forwarding for s in self.subscriptions),
+            # Simulcast: how many subscribers receive each layer.
+            "layers": dict(
+                Counter(s.layer.name for s in self.subscriptions if s.layer and s.layer.rid)
+            ),
         }
         return web.json_response({"packets_sent": sent, **paths, **self.counters.snapshot()})
 

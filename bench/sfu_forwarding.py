@@ -168,9 +168,12 @@ class Run:
         self.load.stdin.flush()
         return self._expect("report")
 
-    def sfu_sent(self) -> int:
+    def sfu_stats(self) -> dict:
         with urllib.request.urlopen(f"{self.url}/stats", timeout=10) as response:
-            return int(json.loads(response.read())["packets_sent"])
+            return json.loads(response.read())
+
+    def sfu_sent(self) -> int:
+        return int(self.sfu_stats()["packets_sent"])
 
     def snapshot(self) -> tuple[float, float, float, dict, int]:
         report = self.load_report()
@@ -218,6 +221,9 @@ def measure(
         t0, sfu0, load0, report0, sent0 = run.snapshot()
         time.sleep(window)
         t1, sfu1, load1, report1, sent1 = run.snapshot()
+        if mode == "simulcast":
+            layers = run.sfu_stats()["layers"]
+            print(f"simulcast x{subscribers}: subscribers per layer {layers}", file=sys.stderr)
     finally:
         run.stop()
     return Result(
