@@ -6,11 +6,8 @@ server fills in (the generated CRDs carry them as OpenAPI `default`s).
 
 from typing import Final
 
-from switchboard_api.version import SWITCHBOARD_VERSION
-
-SFU_IMAGE: Final = f"switchboard/sfu:{SWITCHBOARD_VERSION}"
-COTURN_IMAGE: Final = "coturn/coturn:4.6"
-IMAGE_PULL_POLICY: Final = "IfNotPresent"
+# Images are not defaults of the API: an unset Region image is the operator's, which the
+# Helm chart names (one version, one place), so a chart upgrade reaches every Region.
 
 REGION_NAMESPACE: Final = "switchboard-media"
 """Namespace a Region's SFU and TURN workloads run in when its spec names none."""

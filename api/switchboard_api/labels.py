@@ -19,6 +19,10 @@ DRAIN: Final = f"{GROUP}/drain"
 """Annotation on an SFU pod: `"true"` asks the control plane to drain it (no new rooms,
 existing rooms migrate or end) before it is deleted."""
 
+LEADER: Final = f"{GROUP}/leader"
+"""Label the leading operator replica sets on its own pod (`"true"`): the operator
+Service selects it."""
+
 DRAIN_DEADLINE: Final = f"{GROUP}/drain-deadline"
 """Annotation on a draining SFU pod: RFC 3339 time after which it is deleted regardless."""
 

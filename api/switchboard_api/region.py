@@ -112,11 +112,17 @@ class SfuRebalance(CamelModel):
 class SfuSpec(CelValidated):
     """The region's SFU (selective forwarding unit) pods."""
 
-    image: str = Field(
-        default=defaults.SFU_IMAGE, min_length=1, max_length=512, description="SFU container image."
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="SFU container image. Unset: the operator's (the Helm chart's `image` "
+        "values), so a chart upgrade or registry override reaches the region.",
     )
-    image_pull_policy: PullPolicy = Field(
-        default=PullPolicy(defaults.IMAGE_PULL_POLICY), description="When to pull the SFU image."
+    image_pull_policy: PullPolicy | None = Field(
+        default=None,
+        description="When to pull the SFU image. Unset: the operator's (the chart's "
+        "`image.pullPolicy`).",
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="CPU and memory for each SFU container."
@@ -249,11 +255,18 @@ class TurnSpec(CelValidated):
     """The region's TURN servers (coturn), for clients that cannot reach SFU pods directly."""
 
     enabled: bool = Field(default=True, description="Run TURN servers for this region.")
-    image: str = Field(
-        default=defaults.COTURN_IMAGE, min_length=1, max_length=512, description="coturn image."
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Image of the coturn container (it runs `turnserver`). Unset: the "
+        "operator's TURN image (the Helm chart's `image` values), which also runs the "
+        "secret-sync sidecar.",
     )
-    image_pull_policy: PullPolicy = Field(
-        default=PullPolicy(defaults.IMAGE_PULL_POLICY), description="When to pull the image."
+    image_pull_policy: PullPolicy | None = Field(
+        default=None,
+        description="When to pull the coturn image. Unset: the operator's (the chart's "
+        "`image.pullPolicy`).",
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="CPU and memory for each TURN container."
@@ -295,7 +308,10 @@ class TurnSpec(CelValidated):
         "denies private and loopback ranges unless listed here.",
     )
     prometheus_exporter: bool = Field(
-        default=False, description="Enable coturn's Prometheus exporter (port 9641)."
+        default=False,
+        description="Enable coturn's Prometheus exporter (port 9641). Needs a coturn built "
+        "with it: the operator's TURN image (Debian's coturn) has none, so with it the "
+        "Region is Degraded until `image` names one that has.",
     )
 
     cel_rules = (

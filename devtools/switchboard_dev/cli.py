@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from switchboard_dev.images import main as images_main
 from switchboard_dev.stack import LocalStack, WorkdirInUse, example_regions
 from switchboard_localcluster.cli import wait_for_signal
 
@@ -32,6 +33,7 @@ def _up(args: argparse.Namespace) -> int:
     with stack:
         regions = example_regions()
         stack.start_node_agent({region: [f"{region}-a"] for region in regions})
+        stack.install_switchboard()
         objects = stack.apply_examples()
         stack.wait_for_examples(objects)
         summary = stack.start_demo()
@@ -65,6 +67,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["images"]:
+        return images_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="switchboard-dev",
         description=__doc__,
@@ -79,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     up.add_argument("--exit-when-ready", action="store_true", help="stop once the examples are up")
     up.set_defaults(run=_up)
+    commands.add_parser(
+        "images", help="build the container images (cached) and print their sizes (see --help)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     return int(args.run(args))

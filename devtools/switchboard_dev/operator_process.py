@@ -16,6 +16,7 @@ from typing import Protocol
 
 import yaml
 
+from switchboard_dev.images import image_reference
 from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE, OPERATOR_ROLE
 from switchboard_localcluster.controlplane import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
@@ -41,6 +42,9 @@ def local_operator_env(listen_port: int) -> dict[str, str]:
         "SWITCHBOARD_LISTEN_PORT": str(listen_port),
         "SWITCHBOARD_REPORT_URL": f"http://127.0.0.1:{listen_port}/v1/capacity/reports",
         "SWITCHBOARD_JOIN_API_PUBLIC_URL": f"http://127.0.0.1:{listen_port}",
+        # What the chart names by default; the node agents run them from `make images`.
+        "SWITCHBOARD_SFU_IMAGE": image_reference("sfu"),
+        "SWITCHBOARD_TURN_IMAGE": image_reference("turn"),
     }
 
 
@@ -127,6 +131,9 @@ class OperatorProcess:
         """Start the process; with `wait`, return once it leads and serves (liveness up).
         A standby replica never gets there until the leader goes: pass wait=False."""
         self.health_url = f"http://127.0.0.1:{free_port()}/healthz"
+        # Every replica serves /healthz (readiness); several processes share this host, and
+        # a replica's env may be copied from another's: a port of its own at every start.
+        self.env["SWITCHBOARD_HEALTH_PORT"] = str(free_port())
         executable = shutil.which("switchboard-operator")
         argv = [executable] if executable else [sys.executable, "-m", "switchboard_operator"]
         proc = self._proc = Supervised(

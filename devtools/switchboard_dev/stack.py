@@ -1,4 +1,10 @@
-"""Switchboard on the local cluster: control plane, CRDs, the operator under its RBAC, examples."""
+"""Switchboard on the local cluster: control plane, node agent, the chart (`helm install`),
+examples.
+
+The operator runs as the chart's Deployment from its image, and SFU and TURN pods from
+theirs (`make images`). SWITCHBOARD_RUNTIME=process selects the fast inner loop instead:
+the operator as a process under the chart's RBAC, SFU and coturn as local processes.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +21,10 @@ from types import TracebackType
 import yaml
 
 from switchboard_api.resources import REGION, ROOM
+from switchboard_dev import chart_install
 from switchboard_dev.demo.apikey import install_demo_key
 from switchboard_dev.demo.server import DemoServer
+from switchboard_dev.images import agent_image_stores, process_runtime_selected
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import (
     OPERATOR_USER,
@@ -114,14 +122,26 @@ class LocalStack:
 
     @property
     def join_api_url(self) -> str:
-        """The join API as clients reach it: the operator process's address. This is the
-        one place that knows; run as the chart's Deployment, it is the Service's."""
-        assert self.operator is not None, "the operator is not running"
-        return self.operator.http_url
+        """The join API as clients reach it: the operator Service's (its leader's address),
+        or the operator process's in the process runtime. This is the one place that knows."""
+        if self.operator is not None:
+            return self.operator.http_url
+        url = chart_install.operator_url(self.plane)
+        assert url is not None, "the operator Service has no ready leader"
+        return url
 
     def start(self) -> LocalStack:
         try:
             self.plane.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def install_switchboard(self, timeout: float = 180.0) -> None:
+        """`helm install` of the chart (the operator from its image), once nodes exist; or,
+        in the process runtime, the operator as a process under the chart's RBAC."""
+        if process_runtime_selected():
             install_crds(self.plane)
             grant_operator_rbac(self.plane)
             self.operator = OperatorProcess(
@@ -131,14 +151,22 @@ class LocalStack:
                 restart_on_exit=True,
             )
             self.operator.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+            return
+        chart_install.install(self.plane.kubeconfig)
+        wait_until(
+            lambda: chart_install.operator_url(self.plane) is not None,
+            timeout,
+            "the operator Service to select its leader",
+        )
 
     def start_node_agent(self, regions: Mapping[str, list[str]]) -> NodeAgentProcess:
         """A node agent with nodes in `regions` ({region: [zone, ...]})."""
-        config = agent_config(self.workdir / "node-agent" / "state", regions, AGENT_ADDRESSES)
+        config = agent_config(
+            self.workdir / "node-agent" / "state",
+            regions,
+            AGENT_ADDRESSES,
+            image_stores=agent_image_stores(),
+        )
         kubeconfig = self.plane.issue_kubeconfig(NODE_AGENT_USER, NODE_AGENT_GROUPS)
         self.node_agent = NodeAgentProcess(
             self.plane, self.workdir / "node-agent", config, kubeconfig

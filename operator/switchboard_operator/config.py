@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from switchboard_api import defaults, ports
+from switchboard_api import ports
 from switchboard_api.contract import REPORT_PATH
 from switchboard_tls import CertificateFiles
 
@@ -34,7 +34,20 @@ class OperatorConfig:
     listen_host: str
     listen_port: int
     """Where the control-plane HTTP server (reports, join API) listens."""
+    health_port: int
+    """Where every replica serves /healthz (on listen_host)."""
+    service_account: str | None
+    """The operator's ServiceAccount (the chart's): it owns what the operator creates in
+    its namespace, so an uninstall removes it. None outside a cluster."""
+    pod_name: str | None
+    """This replica's pod (POD_NAME): the leader labels it. None outside a cluster."""
     sfu_image: str
+    """The SFU image of Regions that name none (the chart's); empty: they must name one."""
+    turn_image: str
+    """coturn and the TURN secret-sync sidecar (the chart's); empty: TURN cannot run."""
+    image_pull_policy: str
+    turn_image_prometheus: bool
+    """Whether the TURN image's coturn has a Prometheus exporter (Debian's has none)."""
     turn_propagation_seconds: float
     """How long a TURN Secret change takes to reach every coturn pod (kubelet sync + sidecar)."""
     tls: CertificateFiles | None = None
@@ -58,7 +71,14 @@ class OperatorConfig:
             join_api_public_url=env.get("SWITCHBOARD_JOIN_API_PUBLIC_URL") or service_url,
             listen_host=env.get("SWITCHBOARD_LISTEN_HOST", "0.0.0.0"),
             listen_port=port,
-            sfu_image=env.get("SWITCHBOARD_SFU_IMAGE", defaults.SFU_IMAGE),
+            health_port=int(env.get("SWITCHBOARD_HEALTH_PORT", ports.OPERATOR_HEALTH_PORT)),
+            pod_name=env.get("POD_NAME") or None,
+            service_account=env.get("SWITCHBOARD_SERVICE_ACCOUNT") or None,
+            sfu_image=env.get("SWITCHBOARD_SFU_IMAGE", ""),
+            turn_image=env.get("SWITCHBOARD_TURN_IMAGE", ""),
+            image_pull_policy=env.get("SWITCHBOARD_IMAGE_PULL_POLICY") or "IfNotPresent",
+            turn_image_prometheus=env.get("SWITCHBOARD_TURN_IMAGE_PROMETHEUS", "false").lower()
+            == "true",
             turn_propagation_seconds=float(env.get("SWITCHBOARD_TURN_PROPAGATION_SECONDS", "90")),
             tls=tls,
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -10,8 +12,21 @@ import kopf
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster ServiceAccount first, else $KUBECONFIG (no client library needed)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In-cluster ServiceAccount first, else $KUBECONFIG (no client library needed).
+
+    In a cluster, the API server is where KUBERNETES_SERVICE_HOST/PORT say (as client-go
+    and kubernetes_asyncio read it), not kopf's fixed https://kubernetes.default.svc,
+    which needs cluster DNS and a Service proxy on port 443.
+    """
+    info = kopf.login_with_service_account(**kwargs)
+    if info is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT")
+    if host and port:
+        host = f"[{host}]" if ":" in host else host
+        info = dataclasses.replace(info, server=f"https://{host}:{port}")
+    return info
 
 
 @kopf.on.startup()

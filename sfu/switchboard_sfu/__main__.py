@@ -1,6 +1,7 @@
 """`switchboard-sfu`: run one SFU pod's process (config from the environment the operator
 sets; see switchboard_api.contract.SfuEnv)."""
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -10,6 +11,7 @@ import sys
 
 from aiohttp import web
 
+from switchboard_api.contract import SFU_ENV_MEANING, SfuEnv
 from switchboard_sfu.app import build_app
 from switchboard_sfu.config import ConfigError, SfuConfig
 from switchboard_sfu.looplag import LoopLagMonitor
@@ -107,7 +109,19 @@ async def serve(config: SfuConfig) -> None:
         log.info("sfu stopped")
 
 
+def parse_args(argv: list[str]) -> None:
+    """`--help` (no other arguments: the operator configures the SFU through its env)."""
+    parser = argparse.ArgumentParser(
+        prog="switchboard-sfu",
+        description=__doc__,
+        epilog="Environment: "
+        + " ".join(f"{name.value}: {SFU_ENV_MEANING[name]}" for name in SfuEnv),
+    )
+    parser.parse_args(argv)
+
+
 def main() -> None:
+    parse_args(sys.argv[1:])
     configure_logging()
     try:
         config = SfuConfig.from_env(os.environ)

@@ -97,7 +97,9 @@ class CapacityReporter:
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._interval)
         local = (self._source, 0) if self._source else None
-        connector = aiohttp.TCPConnector(local_addr=local)
+        # No DNS cache: the report URL names the control plane's Service, which follows
+        # the leader; a cached address would send reports to a former leader for seconds.
+        connector = aiohttp.TCPConnector(local_addr=local, use_dns_cache=False)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             watchdog = asyncio.ensure_future(self._watch(session))
             try:

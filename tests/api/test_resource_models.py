@@ -63,9 +63,9 @@ def test_region_defaults_come_from_the_defaults_module():
         {"metadata": {"name": "x"}, "spec": {"location": {"latitude": 0, "longitude": 0}}}
     )
     assert region.spec.namespace == defaults.REGION_NAMESPACE
-    assert region.spec.sfu.image == defaults.SFU_IMAGE
-    assert region.spec.sfu.image.startswith("switchboard/sfu:")
-    assert region.spec.turn.image == "coturn/coturn:4.6"
+    # Images are the operator's (the chart's), never stored in a Region by the API server.
+    assert region.spec.sfu.image is None and region.spec.sfu.image_pull_policy is None
+    assert region.spec.turn.image is None and region.spec.turn.image_pull_policy is None
     assert region.spec.sfu.capacity_per_pod == defaults.SFU_CAPACITY_PER_POD
     assert region.spec.turn.credential_ttl_seconds == defaults.TURN_CREDENTIAL_TTL_SECONDS
     assert region.topology_region == "x"

@@ -58,6 +58,35 @@ def test_chart_renders_crds_rbac_and_operator(rendered):
     assert role == yaml.safe_load(OPERATOR_CLUSTER_ROLE.read_text())
 
 
+def test_images_are_named_in_one_place_with_registry_tag_and_digest(helm):
+    env = operator_env(render(helm))
+    assert env["SWITCHBOARD_SFU_IMAGE"] == "switchboard/sfu:0.1.0"
+    assert env["SWITCHBOARD_TURN_IMAGE"] == "switchboard/turn:0.1.0"
+    docs = render(
+        helm,
+        "--set",
+        "image.registry=registry.example.com:5000/",
+        "--set",
+        "image.tag=1.2.3",
+        "--set",
+        "image.digest.sfu=sha256:" + "a" * 64,
+    )
+    env = operator_env(docs)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example.com:5000/switchboard/operator:1.2.3"
+    assert (
+        env["SWITCHBOARD_SFU_IMAGE"]
+        == "registry.example.com:5000/switchboard/sfu@sha256:" + "a" * 64
+    )
+    assert env["SWITCHBOARD_TURN_IMAGE"] == "registry.example.com:5000/switchboard/turn:1.2.3"
+    # Ready means healthy (standbys too), and the Service selects the leader's label.
+    assert container["readinessProbe"]["httpGet"]["port"] == "health"
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert service["spec"]["selector"]["switchboard.dev/leader"] == "true"
+
+
 def test_join_api_public_url_defaults_to_the_operator_service(rendered):
     env = operator_env(rendered)
     service = next(d for d in rendered if d["kind"] == "Service")
@@ -109,4 +138,6 @@ def test_join_api_tls_mounts_the_secret_and_serves_https(helm):
     (mount,) = container["volumeMounts"]
     assert "subPath" not in mount  # subPath mounts never see the kubelet's updates
     assert str(config.tls.cert).startswith(mount["mountPath"] + "/")
-    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    # Readiness is the health port every replica serves (plain HTTP, nothing but "ok"),
+    # not the join API's TLS port, which only the leader serves.
+    assert container["readinessProbe"]["httpGet"]["port"] == "health"

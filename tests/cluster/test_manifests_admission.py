@@ -94,7 +94,14 @@ def restricted_region(crds_installed) -> Iterator[tuple[Any, Region]]:
 
 @pytest.fixture(scope="module")
 def ctx() -> OperatorContext:
-    return OperatorContext(report_url=REPORT_URL, control_plane_namespace="switchboard-system")
+    return OperatorContext(
+        report_url=REPORT_URL,
+        control_plane_namespace="switchboard-system",
+        default_sfu_image="switchboard/sfu:0.1.0",
+        turn_image="switchboard/turn:0.1.0",
+        # Admission is what is checked here, exporter included.
+        turn_image_prometheus=True,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -60,9 +60,10 @@ def test_a_pod_of_an_unknown_image_stays_pending_with_a_clear_reason(
     assert pod.spec.node_name  # it was scheduled: the node just cannot run it
     assert pod.status.phase == "Pending"
     waiting = pod.status.container_statuses[0].state.waiting
-    assert waiting.reason == "ImageNotRunnableLocally"
+    # No registry is reachable: the image is not in the node's stores, and nothing else
+    # runs in its place.
+    assert waiting.reason in ("ErrImagePull", "ImagePullBackOff")
     assert "nginx:1.27" in waiting.message
-    assert "switchboard/testapp" in waiting.message
 
 
 def test_pod_security_admission_rejects_a_privileged_pod(

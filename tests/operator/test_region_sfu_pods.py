@@ -73,7 +73,10 @@ def created(cluster: Cluster) -> list[dict[str, Any]]:
 
 
 def runtime() -> RegionRuntime:
-    ctx = OperatorContext(report_url="http://operator:8080/v1/capacity/reports")
+    ctx = OperatorContext(
+        report_url="http://operator:8080/v1/capacity/reports",
+        default_sfu_image="registry.example/switchboard/sfu:1.0",
+    )
     state = RegionRuntime(api=None, ctx=ctx, join_keys=None)  # type: ignore[arg-type]
     state.indexes = {"region_sfu_pods": {}}  # what the Pod watch has shown: nothing yet
     return state

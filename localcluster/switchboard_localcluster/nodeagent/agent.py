@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from switchboard_localcluster.podman import Podman
+
 from .addresses import PodAddressPool
 from .config import AgentConfig, NodeConfig
 from .kube import Kube, KubeError
 from .mountpoints import MountPoints
 from .nodes import NodeIdentity, NodeKeeper
+from .podmanruntime import PodmanRuntime
 from .podsandbox import NodeContext
 from .podworker import NodeRuntime, PodWorker
 from .probing import Prober
+from .servicehosts import ServiceHosts
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,18 @@ def base_env(config: AgentConfig) -> dict[str, str]:
     return {"HOME": "/root", **inherited}
 
 
+def podman_runtime(config: AgentConfig) -> PodmanRuntime | None:
+    """The podman runtime over the configured image stores (None when there are none)."""
+    if not config.image_stores:
+        return None
+    return PodmanRuntime(
+        Podman(
+            root=config.work_dir.resolve() / "containers",
+            image_stores=tuple(Path(store) for store in config.image_stores),
+        )
+    )
+
+
 def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -73,14 +89,20 @@ class NodeAgent:
             config.pod_address_range, reserved=frozenset(addresses.values())
         )
         self._node_addresses = addresses
+        api_server = config.api_server_for_pods or kube.server
+        self.service_hosts = (
+            ServiceHosts(kube, urlparse(api_server).hostname) if config.service_hosts else None
+        )
         self.context = NodeContext(
             kube=kube,
             catalogue=config.catalogue(),
             mount_points=self.mount_points,
             work_dir=config.work_dir,
             base_env=base_env(config),
-            service_env=service_env(config.api_server_for_pods or kube.server),
+            service_env=service_env(api_server),
+            service_hosts=self.service_hosts,
         )
+        self.podman = podman_runtime(config)
         self.workers: dict[str, PodWorker] = {}
         self._worker_tasks: dict[str, asyncio.Task[None]] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
@@ -89,6 +111,11 @@ class NodeAgent:
     async def run(self, stop: asyncio.Event) -> None:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         background: list[asyncio.Task[Any]] = []
+        if self.podman is not None:
+            # Containers a killed predecessor left in this store would hold its pods' ports.
+            await asyncio.to_thread(self.podman.remove_all)
+        if self.service_hosts is not None:
+            background.append(asyncio.create_task(self.service_hosts.run(), name="hosts"))
         try:
             version = await self._kubelet_version()
             for node in self.config.nodes:
@@ -120,6 +147,8 @@ class NodeAgent:
                     with contextlib.suppress(Exception):
                         await keeper.deregister()
             self.mount_points.release_all()
+            if self.podman is not None:
+                await asyncio.to_thread(self.podman.remove_all)
             await self.prober.close()
             log.info("node agent stopped")
 
@@ -148,6 +177,7 @@ class NodeAgent:
             prober=self.prober,
             backoff=self.config.backoff_policy(),
             volume_resync_seconds=self.config.volume_resync_seconds,
+            podman=self.podman,
         )
 
     async def _watch_pods(self, node: NodeConfig) -> None:

@@ -29,8 +29,12 @@ def _current(target: Path) -> Payload | None:
     return payload
 
 
-def write_payload(target: Path, payload: Payload) -> bool:
-    """Make `target` hold exactly `payload`; return whether anything changed."""
+def write_payload(target: Path, payload: Payload, group: int | None = None) -> bool:
+    """Make `target` hold exactly `payload`; return whether anything changed.
+
+    `group` (the pod's fsGroup) owns the files, so a non-root container reads a file whose
+    mode grants only its group (e.g. a Secret's 0440).
+    """
     target.mkdir(parents=True, exist_ok=True)
     if _current(target) == payload:
         return False
@@ -40,6 +44,8 @@ def write_payload(target: Path, payload: Payload) -> bool:
         path = version / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.data)
+        if group is not None:
+            os.chown(path, -1, group)
         os.chmod(path, content.mode)
     previous = os.readlink(target / DATA_LINK) if (target / DATA_LINK).is_symlink() else None
     staging = target / "..data_tmp"

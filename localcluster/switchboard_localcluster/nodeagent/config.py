@@ -6,10 +6,11 @@ Example (keys not shown take kubelet-like defaults)::
     podAddressRange: 127.40.0.0/16                 # nodes take the first addresses
     nodes:
       - {name: eu-west-a-1, region: eu-west, zone: eu-west-a, labels: {tier: media}}
-    images:                                        # repository (any tag) or exact reference
-      switchboard/sfu: [/opt/venv/bin/switchboard-sfu]
-      coturn/coturn: {entrypoint: [/usr/bin/turnserver], env: {TZ: UTC}}
+    imageStores:                                   # podman stores with built images
+      - /root/.cache/switchboard/images/<key>/store  # (`make images`), run through runc
+    images:                                        # local stand-ins, run as processes:
       my/app: {entrypoint: [/tmp/app/venv/bin/app], keepVisible: [/tmp/app]}
+      coturn/coturn: {entrypoint: [/usr/bin/turnserver], env: {TZ: UTC}}
     restartBackoff: {initialSeconds: 10, maxSeconds: 300}
     onShutdown: leave                              # or delete the Nodes
 """
@@ -80,7 +81,19 @@ class BackoffConfig(_Model):
 class AgentConfig(_Model):
     work_dir: Path
     nodes: list[NodeConfig] = Field(min_length=1)
-    images: dict[str, ImageConfig] = Field(default_factory=dict)
+    images: dict[str, ImageConfig] = Field(
+        default_factory=dict,
+        description="Images run as local processes (repository or exact reference): a fast "
+        "inner loop chosen per image. Every other image runs from `imageStores`.",
+    )
+    image_stores: list[Path] = Field(
+        default_factory=list,
+        description="Read-only podman image stores; their images run through podman + runc. "
+        "Empty: only `images` run, any other image is ErrImagePull.",
+    )
+    service_hosts: bool = Field(
+        default=True, description="Give pods an /etc/hosts naming the cluster's Services"
+    )
     pod_address_range: str = "127.10.0.0/16"
     restart_backoff: BackoffConfig = Field(default_factory=BackoffConfig)
     lease_duration_seconds: int = Field(default=40, gt=0)

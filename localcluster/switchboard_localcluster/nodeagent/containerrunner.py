@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from switchboard_localcluster.podman import PodmanError
 
 from .backoff import BackoffPolicy, RestartBackoff
 from .commandline import CommandNotAvailable
@@ -18,6 +19,7 @@ from .containerstate import (
     CRASH_LOOP_BACK_OFF,
     CREATE_CONTAINER_CONFIG_ERROR,
     ERROR,
+    OOM_KILLED,
     RUN_CONTAINER_ERROR,
     START_ERROR,
     ContainerSnapshot,
@@ -28,39 +30,33 @@ from .containerstate import (
 )
 from .downward import DownwardAPIError
 from .environment import EnvConfigError
-from .images import LocalImage
 from .kube import KubeError
 from .probes import ContainerProbes, Probe, ProbeSpecError, ProbeTracker
 from .probing import Prober, ProbeTarget
-from .process import LaunchSpec, StartFailed, launch, stop_group
+from .process import StartFailed
+from .runtime import ContainerPlan, ContainerRuntime, ImageHandle, RunningContainer
+from .securitycontext import SecurityContextError
 from .volumes import VolumeError
 
 log = logging.getLogger(__name__)
 
 EXIT_START_ERROR = 128
-CONTAINER_ID_SCHEME = "local"
 
-LaunchPlanner = Callable[[Mapping[str, Any], LocalImage], Awaitable[LaunchSpec]]
-
-
-def exit_code_of(returncode: int) -> tuple[int, int | None]:
-    """(exit code as a container runtime reports it, terminating signal if any)."""
-    if returncode < 0:
-        return 128 - returncode, -returncode
-    return returncode, None
+Planner = Callable[[Mapping[str, Any], ImageHandle], Awaitable[ContainerPlan]]
 
 
 class ContainerRunner:
     def __init__(
         self,
         container: Mapping[str, Any],
-        image: LocalImage,
+        image: ImageHandle,
+        runtime: ContainerRuntime,
         *,
         pod_ref: str,
         restart_policy: str,
         is_init: bool,
         grace_seconds: float,
-        plan: LaunchPlanner,
+        plan: Planner,
         log_path: Callable[[str, int], Any],
         pod_ip: str,
         prober: Prober,
@@ -70,6 +66,7 @@ class ContainerRunner:
         self.container = container
         self.name: str = container["name"]
         self.image = image
+        self._runtime = runtime
         self._pod_ref = pod_ref
         self._restart_policy = restart_policy
         self._is_init = is_init
@@ -88,7 +85,7 @@ class ContainerRunner:
         self._container_id: str | None = None
         self._ready = False
         self._started = False
-        self._process: asyncio.subprocess.Process | None = None
+        self._running: RunningContainer | None = None
         self._env: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._kill_requested: str | None = None
@@ -100,7 +97,7 @@ class ContainerRunner:
         return ContainerSnapshot(
             name=self.name,
             image=self.container.get("image", ""),
-            image_id=f"{CONTAINER_ID_SCHEME}://{self.image.entrypoint[0]}",
+            image_id=self.image.image_id,
             state=self._state,
             last_state=self._last_state,
             restart_count=self._restart_count,
@@ -166,19 +163,26 @@ class ContainerRunner:
 
     async def _run_once(self) -> Terminated | None:
         try:
-            spec = await self._plan(self.container, self.image)
-        except (EnvConfigError, DownwardAPIError, VolumeError, KubeError) as error:
+            plan = await self._plan(self.container, self.image)
+        except (
+            EnvConfigError,
+            DownwardAPIError,
+            VolumeError,
+            KubeError,
+            SecurityContextError,
+        ) as error:
             self._set(Waiting(CREATE_CONTAINER_CONFIG_ERROR, str(error)))
             return None
+        self._env = plan.env
+        started_at = datetime.now(UTC)
+        try:
+            running = await self._runtime.start(
+                self.image, plan, self._log_path(self.name, self._restart_count)
+            )
         except CommandNotAvailable as error:
             self._set(Waiting(RUN_CONTAINER_ERROR, str(error)))
             return None
-        self._env = spec.env
-        container_id = f"{CONTAINER_ID_SCHEME}://{secrets.token_hex(16)}"
-        started_at = datetime.now(UTC)
-        try:
-            process = await launch(spec, self._log_path(self.name, self._restart_count))
-        except StartFailed as error:
+        except (StartFailed, PodmanError) as error:
             log.warning(
                 "container start failed pod=%s container=%s error=%s",
                 self._pod_ref,
@@ -191,70 +195,70 @@ class ContainerRunner:
                 message=str(error),
                 started_at=None,
                 finished_at=datetime.now(UTC),
-                container_id=container_id,
             )
-        self._process = process
-        self._container_id = container_id
+        self._running = running
+        self._container_id = running.container_id
         if self._stopping.is_set():
             # Stopped while starting: honour the stop instead of running on.
-            await stop_group(process, self._grace)
+            await running.stop(self._grace)
         self._ready = False
         self._started = self.probes.startup is None
         self._kill_requested = None
         log.info(
             # Only the program: arguments may carry secrets expanded from the env.
-            "container started pod=%s container=%s pid=%d program=%s",
+            "container started pod=%s container=%s id=%s",
             self._pod_ref,
             self.name,
-            process.pid,
-            spec.argv[0],
+            running.container_id,
         )
         self._set(Running(started_at))
         watchers = asyncio.gather(self._probe_loops(), return_exceptions=True)
         try:
-            returncode = await process.wait()
+            exit = await running.wait()
         finally:
             watchers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchers
-            # Whatever the main process left behind in its group goes with it.
-            await stop_group(process, 0)
-            self._process = None
+            self._running = None
             self._ready = False
-        exit_code, signum = exit_code_of(returncode)
         log.info(
-            "container exited pod=%s container=%s exit_code=%d", self._pod_ref, self.name, exit_code
+            "container exited pod=%s container=%s exit_code=%d oom_killed=%s",
+            self._pod_ref,
+            self.name,
+            exit.exit_code,
+            exit.oom_killed,
         )
+        reason = OOM_KILLED if exit.oom_killed else (COMPLETED if exit.exit_code == 0 else ERROR)
         return Terminated(
-            exit_code=exit_code,
-            signal=signum,
-            reason=COMPLETED if exit_code == 0 else ERROR,
+            exit_code=exit.exit_code,
+            signal=exit.signal,
+            reason=reason,
             message=self._kill_requested,
             started_at=started_at,
             finished_at=datetime.now(UTC),
-            container_id=container_id,
+            container_id=running.container_id,
         )
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop for good (pod deletion or agent shutdown): preStop hook, SIGTERM, then SIGKILL."""
         self._stopping.set()
-        process = self._process
-        if process is None:
+        running = self._running
+        if running is None:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_seconds
         if self.probes.pre_stop is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._run_hook(self.probes.pre_stop), grace_seconds)
-        await stop_group(process, max(deadline - loop.time(), 0))
+        await running.stop(max(deadline - loop.time(), 0))
 
     async def _kill(self, reason: str, grace: float) -> None:
-        process = self._process
-        if process is None:
+        running = self._running
+        if running is None:
             return
         self._kill_requested = reason
         log.info("container killed pod=%s container=%s reason=%s", self._pod_ref, self.name, reason)
-        await stop_group(process, grace)
+        await running.stop(grace)
 
     # --- probes and hooks ------------------------------------------------------------------
 
@@ -262,7 +266,7 @@ class ContainerRunner:
         return ProbeTarget(
             pod_ip=self._pod_ip,
             ports=self.container.get("ports") or [],
-            pid=self._process.pid if self._process else None,
+            container=self._running,
             env=self._env,
         )
 

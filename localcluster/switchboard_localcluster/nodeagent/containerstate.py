@@ -12,12 +12,14 @@ POD_INITIALIZING = "PodInitializing"
 CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 RUN_CONTAINER_ERROR = "RunContainerError"
-IMAGE_NOT_RUNNABLE = "ImageNotRunnableLocally"
+ERR_IMAGE_PULL = "ErrImagePull"
+IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 
 # Terminated reasons.
 COMPLETED = "Completed"
 ERROR = "Error"
 START_ERROR = "StartError"
+OOM_KILLED = "OOMKilled"
 
 
 def timestamp(moment: datetime) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from .atomicwriter import write_payload
-from .commandline import container_argv
 from .downward import PodFacts
 from .environment import ReferencedObjects, container_environment, env_references
-from .expansion import expand
-from .images import ImageCatalogue, LocalImage
+from .expansion import expand, expand_all
+from .images import ImageCatalogue
 from .kube import Kube
 from .mountpoints import MountPoints
-from .process import LaunchSpec, Mount
+from .process import Mount
+from .quantity import parse_quantity
+from .runtime import ContainerPlan, ImageHandle, LocalHandle, Resources
+from .securitycontext import security_settings, verify_run_as_non_root
+from .servicehosts import HOSTS_PATH, ServiceHosts
 from .volumes import (
     FILE_BACKED_KINDS,
     TokenSource,
@@ -62,6 +67,8 @@ class NodeContext:
     work_dir: Path
     base_env: Mapping[str, str]
     service_env: Mapping[str, str]
+    service_hosts: ServiceHosts | None = None
+    """Keeps each pod's /etc/hosts naming the cluster's Services (None: the host's file)."""
 
 
 def pod_hostname(pod: Mapping[str, Any]) -> str:
@@ -96,6 +103,7 @@ class PodSandbox:
         self._tokens: dict[TokenSource, IssuedToken] = {}
         self._volume_paths: dict[str, Path] = {}
         self._mount_targets: list[Path] = []
+        self.hosts_file = self.state_dir / "etc-hosts"
 
     @property
     def facts(self) -> PodFacts:
@@ -110,18 +118,30 @@ class PodSandbox:
     async def setup(self) -> None:
         """Materialise every volume and create the containers' mount points (idempotent)."""
         await self.refresh_volumes()
+        if self.node.service_hosts is not None:
+            self.node.service_hosts.attach(self.hosts_file, self.pod, self.pod_ip)
         if not self._mount_targets:
             self._acquire_mount_points()
 
+    @property
+    def fs_group(self) -> int | None:
+        group = (self.pod.get("spec", {}).get("securityContext") or {}).get("fsGroup")
+        return None if group is None else int(group)
+
     async def refresh_volumes(self) -> None:
-        """Write volumes whose content changed (ConfigMap/Secret edits, token rotation)."""
+        """Write volumes whose content changed (ConfigMap/Secret edits, token rotation).
+
+        As the kubelet does: files are group-owned by the pod's fsGroup, and an emptyDir is
+        writable by any user (group-owned by fsGroup, setgid, when there is one).
+        """
         objects = await self._fetch_volume_objects()
         for volume in self.volumes:
             name = volume["name"]
             kind = volume_kind(volume)
             if kind in FILE_BACKED_KINDS:
                 path = self.state_dir / "volumes" / name
-                if write_payload(path, volume_payload(volume, self.facts, objects)):
+                payload = volume_payload(volume, self.facts, objects)
+                if write_payload(path, payload, group=self.fs_group):
                     log.info(
                         "volume written pod=%s/%s volume=%s",
                         self.namespace,
@@ -130,7 +150,11 @@ class PodSandbox:
                     )
             elif kind == "emptyDir":
                 path = self.state_dir / "volumes" / name
-                path.mkdir(parents=True, exist_ok=True)
+                if not path.is_dir():
+                    path.mkdir(parents=True)
+                    if self.fs_group is not None:
+                        os.chown(path, -1, self.fs_group)
+                    path.chmod(0o777 | (stat.S_ISGID if self.fs_group is not None else 0))
             elif kind == "hostPath":
                 path = self._host_path(volume["hostPath"])
             else:
@@ -236,19 +260,26 @@ class PodSandbox:
         spec = self.pod.get("spec", {})
         return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
 
-    async def launch_spec(self, container: Mapping[str, Any], image: LocalImage) -> LaunchSpec:
-        """Argv, env and mounts for one start of a container (env is re-read at every start)."""
+    async def plan(self, container: Mapping[str, Any], image: ImageHandle) -> ContainerPlan:
+        """One start of a container: its env (re-read at every start), argv, mounts,
+        security settings and limits, as the kubelet hands them to a runtime."""
         config_map_names, secret_names = env_references([container])
         config_maps, secrets = await self._fetch(config_map_names, secret_names)
-        base_env = {**self.node.base_env, "HOSTNAME": pod_hostname(self.pod)}
+        hostname = pod_hostname(self.pod)
+        if isinstance(image, LocalHandle):
+            # A local stand-in has no image config: it gets the agent's base environment.
+            image_env = {**self.node.base_env, "HOSTNAME": hostname, **image.local.env}
+            keep_visible = list(image.local.keep_visible)
+        else:
+            image_env, keep_visible = {"HOSTNAME": hostname}, []
+            verify_run_as_non_root(self.pod, container, getattr(image, "user", ""))
         env = container_environment(
             self.facts,
             container,
             ReferencedObjects(config_maps=config_maps, secrets=secrets),
             self.node.service_env,
-            {**base_env, **image.env},
+            image_env,
         )
-        argv = container_argv(image, container.get("command"), container.get("args"), env)
         mounts = [
             Mount(
                 source=str(self._mount_source(mount, env)),
@@ -257,14 +288,21 @@ class PodSandbox:
             )
             for mount in container.get("volumeMounts") or []
         ]
-        return LaunchSpec(
-            argv=argv,
+        if self.node.service_hosts is not None and self.hosts_file.exists():
+            mounts.append(Mount(source=str(self.hosts_file), target=HOSTS_PATH, readOnly=True))
+        command = container.get("command")
+        return ContainerPlan(
+            name=container["name"],
+            pod_key=self.uid,
+            command=expand_all(list(command), env) if command else None,
+            args=expand_all(list(container.get("args") or ()), env),
             env=env,
-            hostname=pod_hostname(self.pod),
-            # Images without a WORKDIR start in the root directory.
-            working_dir=container.get("workingDir") or "/",
+            hostname=hostname,
+            working_dir=container.get("workingDir"),
             mounts=mounts,
-            keep_visible=list(image.keep_visible),
+            security=security_settings(self.pod, container),
+            resources=container_resources(container),
+            keep_visible=keep_visible,
         )
 
     def log_path(self, container_name: str, restart_count: int) -> Path:
@@ -274,7 +312,24 @@ class PodSandbox:
 
     def teardown(self) -> None:
         """Release mount points and remove volume contents; logs are kept for debugging."""
+        if self.node.service_hosts is not None:
+            self.node.service_hosts.detach(self.hosts_file)
         for target in self._mount_targets:
             self.node.mount_points.release(target)
         self._mount_targets.clear()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def container_resources(container: Mapping[str, Any]) -> Resources:
+    resources = container.get("resources") or {}
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+
+    def millis(value: Any) -> int | None:
+        return None if value is None else int(parse_quantity(str(value)) * 1000)
+
+    memory = limits.get("memory")
+    return Resources(
+        memory_limit_bytes=None if memory is None else int(parse_quantity(str(memory))),
+        cpu_limit_millis=millis(limits.get("cpu")),
+        cpu_request_millis=millis(requests.get("cpu")),
+    )

@@ -11,22 +11,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from .addresses import PodAddressPool
-from .backoff import BackoffPolicy
+from .backoff import BackoffPolicy, RestartBackoff
 from .containerrunner import ContainerRunner
 from .containerstate import (
     CONTAINER_CREATING,
-    IMAGE_NOT_RUNNABLE,
+    ERR_IMAGE_PULL,
+    IMAGE_PULL_BACK_OFF,
     POD_INITIALIZING,
     ContainerSnapshot,
     Waiting,
 )
-from .images import LocalImage
 from .kube import STRATEGIC_MERGE_PATCH, KubeError
+from .podmanruntime import PodmanRuntime
 from .podsandbox import NodeContext, PodSandbox
 from .podstatus import (
     TERMINAL_PHASES,
@@ -37,6 +38,7 @@ from .podstatus import (
     status_patch,
 )
 from .probing import Prober
+from .runtime import ContainerRuntime, ImageHandle, ImagePullError, LocalHandle, ProcessRuntime
 from .volumes import VolumeError
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,9 @@ class NodeRuntime:
     prober: Prober
     backoff: BackoffPolicy
     volume_resync_seconds: float
+    podman: PodmanRuntime | None = None
+    """Runs images from the node's image stores; None: only local stand-ins run."""
+    processes: ContainerRuntime = field(default_factory=ProcessRuntime)
 
 
 def _resource_version(obj: Mapping[str, Any]) -> int:
@@ -148,9 +153,8 @@ class PodWorker:
             await self._wait(lambda: self._deleting or self._vanished)
             await self._finish_deletion()
             return
-        images = self._resolve_images()
+        images = await self._pull_images()
         if images is None:
-            await self._until(lambda: self._deleting or self._vanished)
             await self._finish_deletion()
             return
         if not await self._prepare_sandbox():
@@ -175,31 +179,69 @@ class PodWorker:
             await self._wake.wait()
             self._wake.clear()
 
-    def _resolve_images(self) -> dict[str, LocalImage] | None:
-        catalogue = self.runtime.context.catalogue
-        images: dict[str, LocalImage] = {}
+    async def _pull_images(self) -> dict[str, ImageHandle] | None:
+        """Every container's image, as a kubelet pulls them: a failure shows ErrImagePull,
+        then ImagePullBackOff until the next try. None when the pod went away meanwhile."""
+        images: dict[str, ImageHandle] = {}
+        backoff = RestartBackoff(self.runtime.backoff)
         for container in self._all_containers():
-            image = catalogue.resolve(container.get("image", ""))
-            if image is not None:
-                images[container["name"]] = image
-            else:
-                message = catalogue.not_runnable_message(container.get("image", ""))
-                self._placeholders[container["name"]] = self._waiting(
-                    container, IMAGE_NOT_RUNNABLE, message
-                )
-        if self._placeholders:
-            log.warning(
-                "pod not runnable pod=%s images=%s",
-                self.ref,
-                [c.get("image") for c in self._all_containers()],
-            )
+            self._placeholders[container["name"]] = self._waiting(container, CONTAINER_CREATING)
+        while not (self._deleting or self._vanished):
+            failed: dict[str, ImagePullError] = {}
             for container in self._all_containers():
-                if container["name"] not in self._placeholders:
-                    self._placeholders[container["name"]] = self._waiting(
-                        container, CONTAINER_CREATING
-                    )
-            return None
-        return images
+                if container["name"] in images:
+                    continue
+                try:
+                    images[container["name"]] = await self._pull(container)
+                except ImagePullError as error:
+                    failed[container["name"]] = error
+            if not failed:
+                return images
+            log.warning(
+                "image pull failed pod=%s images=%s",
+                self.ref,
+                sorted({c.get("image", "") for c in self._all_containers()}),
+            )
+            delay = backoff.next_delay(0)
+            for name, error in failed.items():
+                container = self._container(name)
+                self._placeholders[name] = self._waiting(container, error.reason, str(error))
+            await self._sync_status()
+            await self._pause(min(RETRY_SECONDS, delay))
+            for name, error in failed.items():
+                container = self._container(name)
+                self._placeholders[name] = self._waiting(
+                    container,
+                    IMAGE_PULL_BACK_OFF,
+                    f'Back-off pulling image "{container.get("image", "")}": '
+                    f"{error.reason}: {error}",
+                )
+            await self._sync_status()
+            await self._pause(max(delay - RETRY_SECONDS, 0))
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once for a deletion."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not (self._deleting or self._vanished) and loop.time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+            self._wake.clear()
+
+    async def _pull(self, container: Mapping[str, Any]) -> ImageHandle:
+        reference = container.get("image", "")
+        catalogue = self.runtime.context.catalogue
+        local = catalogue.resolve(reference)
+        if local is not None:
+            return LocalHandle(local)
+        if self.runtime.podman is None:
+            raise ImagePullError(ERR_IMAGE_PULL, catalogue.not_runnable_message(reference))
+        policy = container.get("imagePullPolicy") or "IfNotPresent"
+        return await self.runtime.podman.pull(reference, policy)
+
+    def _container(self, name: str) -> Mapping[str, Any]:
+        return next(c for c in self._all_containers() if c["name"] == name)
 
     def _all_containers(self) -> list[Mapping[str, Any]]:
         return [*(self._spec.get("initContainers") or []), *(self._spec.get("containers") or [])]
@@ -253,21 +295,24 @@ class PodWorker:
         return False
 
     def _runner(
-        self, container: Mapping[str, Any], image: LocalImage, is_init: bool
+        self, container: Mapping[str, Any], image: ImageHandle, is_init: bool
     ) -> ContainerRunner:
         sandbox = self._sandbox
         assert sandbox is not None and self._pod_ip is not None
         sidecar = is_init and container.get("restartPolicy") == "Always"
+        runtime = self.runtime.processes if isinstance(image, LocalHandle) else self.runtime.podman
+        assert runtime is not None
         return ContainerRunner(
             container,
             image,
+            runtime,
             pod_ref=f"{self.pod['metadata']['name']}_{self.pod['metadata']['namespace']}({self.uid})",
             restart_policy="Always" if sidecar else self._spec.get("restartPolicy", "Always"),
             is_init=is_init and not sidecar,
             grace_seconds=float(
                 self._spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
             ),
-            plan=sandbox.launch_spec,
+            plan=sandbox.plan,
             log_path=sandbox.log_path,
             pod_ip=self._pod_ip,
             prober=self.runtime.prober,
@@ -281,7 +326,7 @@ class PodWorker:
         self._tasks.append(task)
         return task
 
-    async def _run_init_containers(self, images: Mapping[str, LocalImage]) -> bool:
+    async def _run_init_containers(self, images: Mapping[str, ImageHandle]) -> bool:
         """Run init containers in order; True when all completed (sidecars: started)."""
         for container in self._spec.get("initContainers") or []:
             runner = self._runner(container, images[container["name"]], is_init=True)
@@ -300,7 +345,7 @@ class PodWorker:
                 return False
         return True
 
-    def _start_containers(self, images: Mapping[str, LocalImage]) -> None:
+    def _start_containers(self, images: Mapping[str, ImageHandle]) -> None:
         for container in self._spec.get("containers") or []:
             runner = self._runner(container, images[container["name"]], is_init=False)
             self._runners.append(runner)

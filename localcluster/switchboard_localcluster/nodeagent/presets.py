@@ -18,8 +18,10 @@ NODE_AGENT_GROUPS = ("system:masters",)
 TURNSERVER = "/usr/bin/turnserver"
 
 
-def local_images(bin_dir: Path | None = None) -> dict[str, Any]:
-    """This project's images run from its console scripts; coturn from Debian's turnserver.
+def local_images(bin_dir: Path | None = None, *, project: bool = True) -> dict[str, Any]:
+    """Local stand-ins (the process runtime): the test app always; with `project`, also
+    the SFU from its console script and coturn from Debian's turnserver (the fast inner
+    loop; the images from `make images` are what runs otherwise).
 
     Absolute paths, so pods start whatever PATH the agent was launched with. The
     virtualenv and the source tree (an editable install) stay visible in containers even
@@ -31,11 +33,12 @@ def local_images(bin_dir: Path | None = None) -> dict[str, Any]:
     def own(script: str) -> dict[str, Any]:
         return {"entrypoint": [str(scripts / script)], "keepVisible": keep}
 
-    return {
-        "switchboard/sfu": own("switchboard-sfu"),
-        "switchboard/testapp": own("switchboard-testapp"),
-        "coturn/coturn": [TURNSERVER],
-    }
+    images: dict[str, Any] = {"switchboard/testapp": own("switchboard-testapp")}
+    if project:
+        images["switchboard/sfu"] = own("switchboard-sfu")
+        # The secret-sync sidecar's command is found on the agent's PATH.
+        images["switchboard/turn"] = [TURNSERVER]
+    return images
 
 
 def topology_nodes(
@@ -67,14 +70,21 @@ def agent_config(
     node_prefix: str = "",
     node_taints: Sequence[Mapping[str, str]] = (),
     images: Mapping[str, Any] | None = None,
+    image_stores: Sequence[Path] = (),
     **settings: Any,
 ) -> dict[str, Any]:
-    """An agent configuration document; `settings` are further top-level keys (camelCase)."""
+    """An agent configuration document; `settings` are further top-level keys (camelCase).
+
+    With `image_stores`, every image but the local stand-ins in `images` runs from them
+    through podman; without, `images` defaults to every local stand-in."""
+    if images is None:
+        images = local_images(project=not image_stores)
     return {
         "workDir": str(work_dir),
         "podAddressRange": pod_address_range,
         "nodes": topology_nodes(regions, nodes_per_zone, node_prefix, node_taints),
-        "images": dict(images or local_images()),
+        "images": dict(images),
+        "imageStores": [str(store) for store in image_stores],
         **settings,
     }
 

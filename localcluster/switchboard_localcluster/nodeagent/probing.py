@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from switchboard_localcluster.podman import PodmanError
+
 from .probes import Action, Exec, HttpGet, ProbeSpecError, Sleep, TcpSocket, resolve_port
-from .process import LaunchSpec, StartFailed, launch, signal_group
+from .process import StartFailed
+from .runtime import RunningContainer
 
 
 @dataclass(frozen=True)
 class ProbeTarget:
     pod_ip: str
     ports: Sequence[Mapping[str, Any]]
-    pid: int | None
+    container: RunningContainer | None
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -95,17 +97,12 @@ class Prober:
         return ProbeResult(True)
 
     async def _exec(self, action: Exec, target: ProbeTarget, timeout_seconds: float) -> ProbeResult:
-        if target.pid is None:
+        if target.container is None:
             return ProbeResult(False, "container is not running")
-        spec = LaunchSpec(argv=list(action.command), env=dict(target.env), join_pid=target.pid)
         try:
-            process = await launch(spec, output=None)
-        except StartFailed as error:
+            code = await target.container.exec(action.command, target.env, timeout_seconds)
+        except (StartFailed, PodmanError, OSError) as error:
             return ProbeResult(False, f"exec probe failed to start: {error}")
-        try:
-            code = await asyncio.wait_for(process.wait(), timeout_seconds)
         except TimeoutError:
-            signal_group(process.pid, signal.SIGKILL)
-            await process.wait()
             return ProbeResult(False, f"exec probe timed out after {timeout_seconds}s")
         return ProbeResult(code == 0, f"exec probe exited with {code}")

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 from kubernetes_asyncio import client
 
-from switchboard_operator.adapters import joinkeys, kube
+from switchboard_operator.adapters import joinkeys, kube, release
 from switchboard_operator.adapters.apikey_watch import ApiKeyWatch
 from switchboard_operator.adapters.httpserver import HttpServer, build_app
 from switchboard_operator.adapters.joinapi.apikeys import SecretApiKeyStore
@@ -36,14 +36,17 @@ def _api(memo: kopf.Memo) -> client.ApiClient:
 async def start(memo: kopf.Memo, **_: Any) -> None:
     config = OperatorConfig.from_env()
     api = memo["api"] = await kube.load_client()
-    join_keys = await joinkeys.load_or_create(api, config.namespace)
+    owners = await release.owner_references(api, config.namespace, config.service_account)
+    join_keys = await joinkeys.load_or_create(api, config.namespace, owners)
     runtime = RegionRuntime(
         api=api,
         ctx=OperatorContext(
             report_url=config.report_url,
             join_api_url=config.join_api_public_url,
             default_sfu_image=config.sfu_image,
-            helper_image=config.sfu_image,
+            turn_image=config.turn_image,
+            image_pull_policy=config.image_pull_policy,
+            turn_image_prometheus=config.turn_image_prometheus,
             control_plane_namespace=config.namespace,
         ),
         join_keys=join_keys,

@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -72,15 +73,21 @@ def parse(secret: Mapping[str, object]) -> JoinKeys:
     return JoinKeys(signing_kid=max(private), private=private)
 
 
-async def load_or_create(api: client.ApiClient, namespace: str) -> JoinKeys:
+async def load_or_create(
+    api: client.ApiClient, namespace: str, owners: list[dict[str, Any]] | None = None
+) -> JoinKeys:
+    """`owners`: owner references for a new Secret (the operator's installation)."""
     name = JoinKeySecrets.SIGNING_SECRET
     existing = await objects.get(api, "Secret", name, namespace)
     if existing is None:
         kid = _new_kid()
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        if owners:
+            metadata["ownerReferences"] = owners
         manifest = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
+            "metadata": metadata,
             "type": "Opaque",
             "data": {
                 f"{kid}{PRIVATE_SUFFIX}": base64.b64encode(

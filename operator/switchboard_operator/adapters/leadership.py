@@ -46,7 +46,11 @@ class LeaderElector:
         identity: str,
         timing: LeaderTiming | None = None,
         name: str = LEASE_NAME,
+        *,
+        owners: list[client.V1OwnerReference] | None = None,
     ) -> None:
+        """`owners`: owner references of a Lease this replica creates (its installation)."""
+        self._owners = owners or None
         self._leases = client.CoordinationV1Api(api)
         self._namespace = namespace
         self.identity = identity
@@ -125,7 +129,11 @@ class LeaderElector:
                 raise
             term = next_term(None)
             body = client.V1Lease(
-                metadata=client.V1ObjectMeta(name=self.name, namespace=self._namespace),
+                metadata=client.V1ObjectMeta(
+                    name=self.name,
+                    namespace=self._namespace,
+                    owner_references=self._owners,
+                ),
                 spec=self._spec(now, transitions=term, acquired=now),
             )
             try:

@@ -32,8 +32,20 @@ def region(name: str = "eu-west", **spec: Any) -> Region:
     return Region.model_validate(body)
 
 
+SFU_IMAGE = "registry.example/switchboard/sfu:1.0"
+TURN_IMAGE = "registry.example/switchboard/turn:1.0"
+
+
 def context(**overrides: Any) -> OperatorContext:
-    return OperatorContext(**{"report_url": REPORT_URL, "join_api_url": JOIN_API_URL, **overrides})
+    return OperatorContext(
+        **{
+            "report_url": REPORT_URL,
+            "join_api_url": JOIN_API_URL,
+            "default_sfu_image": SFU_IMAGE,
+            "turn_image": TURN_IMAGE,
+            **overrides,
+        }
+    )
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:

@@ -89,7 +89,13 @@ def _endpoint_of(pod_metadata: dict, name: str) -> Endpoint:
     return Endpoint(name, pod_metadata["namespace"], pod_metadata["labels"])
 
 
-REGION = region(turn={"tlsSecretName": "turn-cert", "prometheusExporter": True})
+REGION = region(
+    turn={
+        "tlsSecretName": "turn-cert",
+        "prometheusExporter": True,
+        "image": "registry.example/coturn-with-prometheus:4.6",
+    }
+)
 CTX = context(control_plane_namespace=CONTROL_NS)
 SFU_POD = sfu_pod(REGION, CTX, "abcde")
 TURN_TEMPLATE = turn_deployment(REGION, CTX)["spec"]["template"]

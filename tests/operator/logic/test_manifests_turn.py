@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from manifests_builders import MINTED_SECRET, SECRETS, container, context, region
+from manifests_builders import MINTED_SECRET, SECRETS, TURN_IMAGE, container, context, region
 
 from switchboard_operator.logic.manifests import (
     TURN_SECRET_ROTATED_AT,
@@ -178,7 +178,9 @@ def test_ports_below_1024_are_bound_through_the_sysctl_not_capabilities():
 
 
 def test_prometheus_exporter_is_opt_in():
-    reg = region(turn={"prometheusExporter": True})
+    reg = region(
+        turn={"prometheusExporter": True, "image": "registry.example/coturn-prometheus:4.6"}
+    )
     deployment = turn_deployment(reg, context())
     coturn = container(deployment["spec"]["template"]["spec"], "coturn")
     assert "--prometheus" in coturn["args"]
@@ -186,6 +188,37 @@ def test_prometheus_exporter_is_opt_in():
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == "9641"
     assert "annotations" not in turn_deployment(region(), context())["spec"]["template"]["metadata"]
+
+
+def test_an_exporter_the_operators_turn_image_lacks_is_refused():
+    """Debian's coturn has no --prometheus: the Region is Degraded with a clear reason
+    rather than a coturn that exits on an unknown option."""
+    with pytest.raises(ManifestError) as refused:
+        turn_deployment(region(turn={"prometheusExporter": True}), context())
+    assert refused.value.reason == "PrometheusExporterUnsupported"
+    assert refused.value.field == "spec.turn.prometheusExporter"
+    assert TURN_IMAGE in refused.value.message
+    # An operator whose TURN image has an exporter serves it.
+    served = turn_deployment(
+        region(turn={"prometheusExporter": True}), context(turn_image_prometheus=True)
+    )
+    coturn = container(served["spec"]["template"]["spec"], "coturn")
+    assert "--prometheus" in coturn["args"]
+
+
+def test_unset_images_are_the_operators_and_the_sidecar_always_is():
+    spec = turn_deployment(region(), context())["spec"]["template"]["spec"]
+    assert container(spec, "coturn")["image"] == TURN_IMAGE
+    assert container(spec, "secret-sync")["image"] == TURN_IMAGE
+    assert spec["initContainers"][0]["image"] == TURN_IMAGE
+    custom = turn_deployment(
+        region(turn={"image": "registry.example/coturn:4.6", "imagePullPolicy": "Always"}),
+        context(image_pull_policy="Never"),
+    )["spec"]["template"]["spec"]
+    assert container(custom, "coturn")["image"] == "registry.example/coturn:4.6"
+    assert container(custom, "coturn")["imagePullPolicy"] == "Always"
+    assert container(custom, "secret-sync")["image"] == TURN_IMAGE
+    assert container(custom, "secret-sync")["imagePullPolicy"] == "Never"
 
 
 def test_deployment_scales_from_the_spec_and_selects_its_own_pods():
@@ -207,10 +240,11 @@ def test_readiness_is_the_tcp_listener():
     assert {"name": "turn-tcp", "containerPort": 3478, "protocol": "TCP"} in _coturn()["ports"]
 
 
-def test_blank_turn_image_is_a_clear_error():
+def test_no_turn_image_anywhere_is_a_clear_error():
     with pytest.raises(ManifestError) as caught:
-        turn_deployment(region(turn={"image": " "}), context())
-    assert caught.value.field == "spec.turn.image"
+        turn_deployment(region(turn={"image": " "}), context(turn_image=""))
+    assert caught.value.reason == "ImageUnset"
+    assert caught.value.field == "spec.turn"
 
 
 def test_service_exposes_udp_and_tcp_and_tls_when_configured():

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from switchboard_api import defaults, labels
 from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, JoinKeySecrets
+from switchboard_api.kube_types import PullPolicy
 
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 
@@ -28,10 +29,15 @@ class OperatorContext:
 
     report_url: str
     """Where SFU pods POST capacity reports (the control plane's receiver)."""
-    default_sfu_image: str = defaults.SFU_IMAGE
-    """Used when a Region names no SFU image."""
-    helper_image: str = defaults.SFU_IMAGE
-    """Image with Switchboard's own programs, which runs the TURN secret sync sidecar."""
+    default_sfu_image: str = ""
+    """Used when a Region names no SFU image (the chart's); empty: Regions must name one."""
+    turn_image: str = ""
+    """Switchboard's TURN image: coturn when a Region names no image, and always the
+    secret-sync sidecar (the chart's)."""
+    image_pull_policy: str = "IfNotPresent"
+    """Pull policy of the operator's images, and of Region images that set none."""
+    turn_image_prometheus: bool = False
+    """Whether `turn_image`'s coturn has a Prometheus exporter (Debian's coturn has none)."""
     join_public_keys_configmap: str = JoinKeySecrets.PUBLIC_KEYS_CONFIGMAP
     """ConfigMap in the Region's namespace with the join-token public keys."""
     report_interval_seconds: float = defaults.REPORT_INTERVAL_SECONDS
@@ -63,6 +69,10 @@ class OperatorContext:
             )
         if self.turn_service_type not in get_args(ServiceType):
             raise ValueError(f"unknown Service type {self.turn_service_type!r}")
+
+    def pull_policy(self, policy: PullPolicy | None) -> str:
+        """A Region's pull policy, or the operator's when it sets none."""
+        return policy.value if policy is not None else self.image_pull_policy
 
     @property
     def report_port(self) -> int:

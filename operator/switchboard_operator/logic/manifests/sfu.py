@@ -77,7 +77,7 @@ def pod_template_hash(
 
 
 def sfu_image(region: Region, ctx: OperatorContext) -> str:
-    image = region.spec.sfu.image.strip() or ctx.default_sfu_image.strip()
+    image = (region.spec.sfu.image or "").strip() or ctx.default_sfu_image.strip()
     if not image:
         raise ManifestError(
             "ImageUnset",
@@ -155,7 +155,7 @@ def _container(
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": sfu_image(region, ctx),
-        "imagePullPolicy": sfu.image_pull_policy.value,
+        "imagePullPolicy": ctx.pull_policy(sfu.image_pull_policy),
         "command": [COMMAND],
         "env": _env(region, ctx, turn_uris, host_network),
         "ports": [port, peer],

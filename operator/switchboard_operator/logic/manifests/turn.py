@@ -181,7 +181,7 @@ def turn_deployment(region: Region, ctx: OperatorContext) -> Manifest:
                     "topologySpreadConstraints": zone_spread(region, Component.TURN),
                     "initContainers": [_sync_container(region, ctx, once=True)],
                     "containers": [
-                        _coturn_container(region, settings),
+                        _coturn_container(region, ctx, settings),
                         _sync_container(region, ctx, once=False),
                     ],
                     "volumes": _volumes(region),
@@ -191,7 +191,36 @@ def turn_deployment(region: Region, ctx: OperatorContext) -> Manifest:
     }
 
 
-def _coturn_container(region: Region, settings: CoturnSettings) -> dict[str, Any]:
+def _turn_image(ctx: OperatorContext) -> str:
+    if not ctx.turn_image.strip():
+        raise ManifestError(
+            "ImageUnset",
+            "spec.turn",
+            "the operator has no TURN image configured (the chart's image values): "
+            "TURN cannot run; disable it with spec.turn.enabled=false",
+        )
+    return ctx.turn_image.strip()
+
+
+def coturn_image(region: Region, ctx: OperatorContext) -> str:
+    """The Region's coturn image, or the operator's TURN image; refuses an exporter the
+    image cannot serve (Debian's coturn has no `--prometheus`)."""
+    turn = region.spec.turn
+    custom = (turn.image or "").strip()
+    image = custom or _turn_image(ctx)
+    if turn.prometheus_exporter and not custom and not ctx.turn_image_prometheus:
+        raise ManifestError(
+            "PrometheusExporterUnsupported",
+            "spec.turn.prometheusExporter",
+            f"the TURN image {image} (Debian's coturn) has no Prometheus exporter: set "
+            "spec.turn.image to a coturn built with one, or prometheusExporter to false",
+        )
+    return image
+
+
+def _coturn_container(
+    region: Region, ctx: OperatorContext, settings: CoturnSettings
+) -> dict[str, Any]:
     turn = region.spec.turn
     container_ports = turn_listener_ports(region)
     if turn.prometheus_exporter:
@@ -208,12 +237,10 @@ def _coturn_container(region: Region, settings: CoturnSettings) -> dict[str, Any
     ]
     if turn.tls_secret_name:
         mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
-    if not turn.image.strip():
-        raise ManifestError("ImageUnset", "spec.turn.image", "no coturn image: set spec.turn.image")
     container: dict[str, Any] = {
         "name": COTURN_CONTAINER,
-        "image": turn.image.strip(),
-        "imagePullPolicy": turn.image_pull_policy.value,
+        "image": coturn_image(region, ctx),
+        "imagePullPolicy": ctx.pull_policy(turn.image_pull_policy),
         "command": [TURNSERVER_COMMAND],
         "args": turnserver_args(settings),
         "env": [{"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
@@ -257,8 +284,8 @@ def _sync_container(region: Region, ctx: OperatorContext, *, once: bool) -> dict
         ]
     return {
         "name": SYNC_INIT_CONTAINER if once else SYNC_CONTAINER,
-        "image": ctx.helper_image,
-        "imagePullPolicy": region.spec.sfu.image_pull_policy.value,
+        "image": _turn_image(ctx),
+        "imagePullPolicy": ctx.image_pull_policy,
         "command": [SECRET_SYNC_COMMAND],
         "args": args,
         "resources": {kind: dict(values) for kind, values in _SYNC_RESOURCES.items()},
