@@ -1,8 +1,9 @@
 """The SFU under benchmark: one room, HTTP offer/answer, in one of three modes.
 
 `forward` uses the forwarding core (packets rewritten and sent, never decoded; on the native
-fast path when it is built), `forward-python` the same core held to its pure-Python path;
-`relay` is aiortc's MediaRelay (decode once, encode once per subscriber), the baseline to beat.
+fast path when it is built; a simulcast publisher's layers are accepted, one forwarded per
+subscriber), `forward-python` the same core held to its pure-Python path; `relay` is aiortc's
+MediaRelay (decode once, encode once per subscriber), the baseline to beat.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import cProfile
 import logging
 import os
+from collections import Counter
 
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -24,8 +26,11 @@ from switchboard_sfu.media import (
     Publication,
     RoomMedia,
     Subscription,
+    accept_simulcast,
+    answer_simulcast,
     create_peer_connection,
     restrict_codecs,
+    simulcast_offers,
 )
 
 
@@ -53,10 +58,15 @@ class BenchSfu:
             else:
                 self.source = track
 
-        await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
+        offer = await request.text()
+        simulcast = simulcast_offers(offer) if self.mode != "relay" else {}
+        await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         for transceiver in pc.getTransceivers():
             restrict_codecs(transceiver, ["video/VP8"])
-        return await self._answer(pc)
+            if transceiver.mid in simulcast:
+                accept_simulcast(transceiver, simulcast[transceiver.mid])
+        await pc.setLocalDescription(await pc.createAnswer())
+        return web.Response(text=answer_simulcast(pc.localDescription.sdp, simulcast))
 
     async def subscribe(self, request: web.Request) -> web.Response:
         pc = create_peer_connection(self.ice)
@@ -89,6 +99,10 @@ class BenchSfu:
         paths = {
             "native_subscriptions": sum(s.native for s in self.subscriptions),
             "forwarding_subscriptions": sum(s.forwarding for s in self.subscriptions),
+            # Simulcast: how many subscribers receive each layer.
+            "layers": dict(
+                Counter(s.layer.name for s in self.subscriptions if s.layer and s.layer.rid)
+            ),
         }
         return web.json_response({"packets_sent": sent, **paths, **self.counters.snapshot()})
 

@@ -7,7 +7,9 @@ SFU's CPU (all threads, from /proc) and the packets delivered are measured over 
 Modes: `forward` (this project's forwarding core, native fast path when built),
 `forward-python` (the same core on its pure-Python path), `relay` (aiortc MediaRelay: decode
 once, encode per subscriber), `janus` (Janus Gateway's VideoRoom, if the `janus` package is
-installed).
+installed), and the simulcast rows `simulcast` and `janus-simulcast`: the publisher sends three
+layers of the clip (full, half and quarter size, with RID header extensions) and each
+subscriber gets the full-size one, so three layers come in and one goes out per subscriber.
 
 Run as root: it isolates itself in a private network namespace with a veth pair (Janus ignores
 loopback interfaces), SFUs on 10.77.0.1 and the load generator on 10.77.0.2:
@@ -53,6 +55,17 @@ NETNS_SETUP = " && ".join(
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NETNS_MARK = "SWITCHBOARD_BENCH_NETNS"
+
+
+SIMULCAST_MODES = {"simulcast": "forward", "janus-simulcast": "janus"}
+"""Simulcast rows: the SFU mode they run, with a publisher sending three layers."""
+COMPARISONS = [
+    ("forward", "relay", "forwarding", "MediaRelay"),
+    ("forward", "janus", "forwarding", "Janus"),
+    ("forward-python", "janus", "forwarding (Python path)", "Janus"),
+    ("simulcast", "janus-simulcast", "simulcast forwarding", "Janus (simulcast)"),
+]
+"""(our mode, baseline mode, names) of each ratio printed under the table."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -101,6 +114,9 @@ class Run:
     def _start(self, env: dict[str, str], port: int, profile: Path | None) -> None:
         mode, subscribers = self.mode, self.subscribers
         load_args = ["--subscribers", str(subscribers), "--address", LOAD_ADDRESS]
+        if mode in SIMULCAST_MODES:
+            load_args.append("--simulcast")
+            mode = SIMULCAST_MODES[mode]
         if mode == "janus":
             self.sfu, self.janus_folder = janus_gateway.start(SFU_ADDRESS, port)
             self.url = f"http://{SFU_ADDRESS}:{port}/janus"
@@ -152,14 +168,19 @@ class Run:
         self.load.stdin.flush()
         return self._expect("report")
 
-    def sfu_sent(self) -> int:
+    def sfu_stats(self) -> dict:
         with urllib.request.urlopen(f"{self.url}/stats", timeout=10) as response:
-            return int(json.loads(response.read())["packets_sent"])
+            return json.loads(response.read())
+
+    def sfu_sent(self) -> int:
+        return int(self.sfu_stats()["packets_sent"])
 
     def snapshot(self) -> tuple[float, float, float, dict, int]:
         report = self.load_report()
-        # Janus has no counter we can read cheaply: count what it was offered to forward.
-        sent = report["published"] * self.subscribers if self.mode == "janus" else self.sfu_sent()
+        # Janus has no counter we can read cheaply: count what it was offered to forward (of
+        # a simulcast publisher, the layer its subscribers get).
+        janus = self.mode.startswith("janus")
+        sent = report["forwardable"] * self.subscribers if janus else self.sfu_sent()
         return (
             time.monotonic(),
             cpu_seconds(self.sfu.pid),
@@ -200,6 +221,9 @@ def measure(
         t0, sfu0, load0, report0, sent0 = run.snapshot()
         time.sleep(window)
         t1, sfu1, load1, report1, sent1 = run.snapshot()
+        if mode == "simulcast":
+            layers = run.sfu_stats()["layers"]
+            print(f"simulcast x{subscribers}: subscribers per layer {layers}", file=sys.stderr)
     finally:
         run.stop()
     return Result(
@@ -216,32 +240,31 @@ def measure(
 
 def print_table(results: list[Result]) -> None:
     header = (
-        f"{'mode':8} {'subs':>4} {'pub pkt/s':>9} {'fwd pkt/s':>9} {'SFU cores':>9} "
+        f"{'mode':15} {'subs':>4} {'pub pkt/s':>9} {'fwd pkt/s':>9} {'SFU cores':>9} "
         f"{'µs/pkt':>8} {'pkt/s/core':>10} {'loss':>6} {'loadgen cores':>13}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.mode:8} {r.subscribers:>4} {r.published / r.window_s:>9.0f} "
+            f"{r.mode:15} {r.subscribers:>4} {r.published / r.window_s:>9.0f} "
             f"{r.sent_by_sfu / r.window_s:>9.0f} {r.sfu_cpu_s / r.window_s:>9.3f} "
             f"{r.us_per_packet:>8.1f} {r.packets_per_core_second:>10.0f} {r.loss:>6.1%} "
             f"{r.load_cpu_s / r.window_s:>13.3f}"
         )
     by_key = {(r.mode, r.subscribers): r for r in results}
-    names = {"relay": "MediaRelay", "janus": "Janus"}
-    ours = {"forward": "forwarding", "forward-python": "forwarding (Python path)"}
     ratios = []
-    for (mode, subscribers), other in sorted(by_key.items()):
-        for our_mode, our_name in ours.items():
-            forward = by_key.get((our_mode, subscribers))
-            if mode in names and forward is not None:
-                cores = (other.sfu_cpu_s / other.window_s) / (forward.sfu_cpu_s / forward.window_s)
-                ratios.append(
-                    f"{subscribers:>4} subscribers: {our_name} / {names[mode]} = "
-                    f"{forward.us_per_packet / other.us_per_packet:.2f} CPU per packet "
-                    f"({names[mode]} uses {cores:.1f}x the cores)"
-                )
+    for ours, theirs, our_name, their_name in COMPARISONS:
+        for subscribers in sorted({r.subscribers for r in results}):
+            forward, other = by_key.get((ours, subscribers)), by_key.get((theirs, subscribers))
+            if forward is None or other is None:
+                continue
+            cores = (other.sfu_cpu_s / other.window_s) / (forward.sfu_cpu_s / forward.window_s)
+            ratios.append(
+                f"{subscribers:>4} subscribers: {our_name} / {their_name} = "
+                f"{forward.us_per_packet / other.us_per_packet:.2f} CPU per packet "
+                f"({their_name} uses {cores:.1f}x the cores)"
+            )
     if ratios:
         print("\n" + "\n".join(ratios))
     most = max(r.subscribers for r in results)
@@ -273,7 +296,8 @@ def isolate() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 4, 16])
-    default_modes = ["forward", "relay"] + (["janus"] if shutil.which("janus") else [])
+    janus = ["janus", "janus-simulcast"] if shutil.which("janus") else []
+    default_modes = ["forward", "relay", "simulcast", *janus]
     parser.add_argument("--modes", nargs="+", default=default_modes)
     parser.add_argument(
         "--relay-max",

@@ -98,6 +98,16 @@ class SfuCollector(Collector):
             c.keyframe_requests_sent,
         )
         yield _counter(
+            "layer_switches",
+            "Simulcast layer changes completed for subscribers.",
+            c.layer_switches,
+        )
+        yield _counter(
+            "padding_packets_sent",
+            "Padding packets sent to probe subscribers' bandwidth for a higher layer.",
+            c.padding_packets_sent,
+        )
+        yield _counter(
             "data_received_messages", "Data-channel messages received.", c.data_messages_received
         )
         yield _counter("data_sent_messages", "Data-channel messages sent.", c.data_messages_sent)

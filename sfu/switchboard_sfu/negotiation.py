@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from switchboard_sfu.media import restrict_codecs
+from switchboard_sfu.media import (
+    accept_simulcast,
+    answer_simulcast,
+    restrict_codecs,
+    simulcast_offers,
+)
 
 PUBLISH_CODECS = ("video/VP8", "video/H264", "audio/opus", "audio/PCMU", "audio/PCMA")
 """Codecs accepted from publishers, most preferred first: VP8 first because every browser
@@ -44,18 +49,25 @@ def summarize_offer(sdp: str) -> OfferSummary:
 
 
 async def answer_publisher_offer(pc: RTCPeerConnection, sdp: str) -> str:
-    """Apply a publisher's offer and return the answer, pinned to one codec per m-line.
+    """Apply a publisher's offer and return the answer, pinned to one codec per m-line, with
+    the simulcast layers it offers accepted (up to three per video m-line).
 
     The peer connection's "track" handlers run inside `setRemoteDescription`.
     Raises CodecMismatchError when an m-line offers no codec the SFU forwards.
     """
+    simulcast = simulcast_offers(sdp)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+    accepted = {}
     for transceiver in pc.getTransceivers():
         if not transceiver.stopped and transceiver.direction != "inactive":
             restrict_codecs(transceiver, PUBLISH_CODECS)
+            offer = simulcast.get(transceiver.mid or "")
+            if offer is not None:
+                accept_simulcast(transceiver, offer)
+                accepted[offer.mid] = offer
     answer = await pc.createAnswer()
     await pc.setLocalDescription(answer)
-    return pc.localDescription.sdp
+    return answer_simulcast(pc.localDescription.sdp, accepted)
 
 
 def parse_candidate(

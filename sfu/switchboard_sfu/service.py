@@ -180,13 +180,16 @@ class SfuService:
     def track_info(self, room: Room, publication: Publication) -> dict[str, object]:
         publisher = room.members.get(publication.participant_id)
         codec = publication.codec
-        return {
+        info: dict[str, object] = {
             "trackId": publication.id,
             "sessionId": publication.participant_id,
             "identity": publisher.identity if publisher is not None else None,
             "kind": publication.kind,
             "codec": codec.mimeType if codec is not None else None,
         }
+        if publication.simulcast:
+            info["layers"] = list(publication.layer_names)
+        return info
 
     def room_tracks(self, room: Room) -> list[dict[str, object]]:
         media = room.media

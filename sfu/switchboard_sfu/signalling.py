@@ -19,7 +19,7 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 
 from switchboard_api.contract import JoinTokenClaims, MigrateMessage
 from switchboard_sfu import appkeys
-from switchboard_sfu.media import CodecMismatchError, Publication
+from switchboard_sfu.media import CodecMismatchError, Publication, Subscription
 from switchboard_sfu.negotiation import (
     MAX_SDP_BYTES,
     answer_publisher_offer,
@@ -45,6 +45,7 @@ HEARTBEAT_SECONDS = 20.0
 MAX_MESSAGE_BYTES = MAX_SDP_BYTES + 4096
 MAX_METADATA_BYTES = 4096
 CLOSE_TIMEOUT_SECONDS = 2.0
+MAX_VIDEO_HEIGHT = 16384
 
 
 class ProtocolError(Exception):
@@ -273,6 +274,7 @@ class SignallingParticipant(Participant):
             "answer": self._on_answer,
             "candidate": self._on_candidate,
             "setMetadata": self._on_set_metadata,
+            "setVideoLayer": self._on_set_video_layer,
             "leave": self._on_leave,
             "ping": self._on_ping,
         }
@@ -301,6 +303,8 @@ class SignallingParticipant(Participant):
             await self._discard_publisher_connection()
             raise
         publications = self.take_new_publications()
+        for publication in publications:
+            publication.layers_needed = self._layers_needed
         self._outbox.put(
             {
                 "type": "answer",
@@ -362,6 +366,7 @@ class SignallingParticipant(Participant):
                     {"type": "subscriptionFailed", "trackId": track_id, "reason": str(error)}
                 )
                 continue
+            subscription.layer_changed = self._layer_changed
             self.subscriptions[track_id] = subscription
             added = True
         if added and self._subscriber is not None:
@@ -425,6 +430,23 @@ class SignallingParticipant(Participant):
             {"type": "participantUpdated", "participant": self.info()}, exclude=self.session_id
         )
 
+    async def _on_set_video_layer(self, body: dict[str, Any]) -> None:
+        track_id = body.get("trackId")
+        subscription = self.subscriptions.get(track_id) if isinstance(track_id, str) else None
+        if subscription is None:
+            raise ProtocolError("track-not-found", f"you do not receive track {track_id}")
+        rid = body.get("rid")
+        if rid is not None and rid not in subscription.publication.layer_names:
+            raise ProtocolError("bad-request", f"track {track_id} has no layer {rid!r}")
+        max_height = body.get("maxHeight")
+        if max_height is not None and (
+            not isinstance(max_height, int)
+            or isinstance(max_height, bool)
+            or not 0 < max_height <= MAX_VIDEO_HEIGHT
+        ):
+            raise ProtocolError("bad-request", "maxHeight must be a positive number of pixels")
+        subscription.request_layer(rid=rid, max_height=max_height)
+
     async def _on_leave(self, body: dict[str, Any]) -> None:
         self._close_reason = "left"
         self._closing = True
@@ -445,6 +467,25 @@ class SignallingParticipant(Participant):
         transport = self._request.transport
         if transport is not None:
             transport.abort()
+
+    def _layers_needed(self, publication: Publication, rids: tuple[str, ...]) -> None:
+        if not self.closed:
+            self._outbox.put({"type": "layersNeeded", "trackId": publication.id, "rids": rids})
+
+    def _layer_changed(self, subscription: Subscription) -> None:
+        layer = subscription.layer
+        if layer is None or self.closed:
+            return
+        width, height = layer.size or (None, None)
+        self._outbox.put(
+            {
+                "type": "videoLayer",
+                "trackId": subscription.publication.id,
+                "rid": layer.name,
+                "width": width,
+                "height": height,
+            }
+        )
 
     def send_offer(self, sdp: str, tracks: dict[str, str]) -> None:
         self._outbox.put({"type": "offer", "target": "subscriber", "sdp": sdp, "tracks": tracks})

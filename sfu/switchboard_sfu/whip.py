@@ -93,8 +93,11 @@ async def _read_offer(request: web.Request) -> str:
     return sdp
 
 
-def _created(request: web.Request, session: HttpSession, prefix: str) -> web.Response:
-    response = web.Response(status=201, text=session.pc.localDescription.sdp, content_type=SDP_TYPE)
+def _created(
+    request: web.Request, session: HttpSession, prefix: str, answer: str | None = None
+) -> web.Response:
+    text = answer if answer is not None else session.pc.localDescription.sdp
+    response = web.Response(status=201, text=text, content_type=SDP_TYPE)
     response.headers["Location"] = f"{prefix}/resource/{session.session_id}"
     response.headers["ETag"] = f'"{session.session_id}"'
     response.headers["Accept-Patch"] = TRICKLE_TYPE
@@ -128,7 +131,7 @@ async def handle_whip(request: web.Request) -> web.StreamResponse:
         session.spawn(replaced.close("duplicate-identity"))
     session.accept_published_tracks(session.pc)
     try:
-        await answer_publisher_offer(session.pc, sdp)
+        answer = await answer_publisher_offer(session.pc, sdp)
     except (
         CodecMismatchError,
         ValueError,
@@ -139,7 +142,7 @@ async def handle_whip(request: web.Request) -> web.StreamResponse:
         await session.release("bad-offer")
         return web.json_response({"error": "bad-offer", "message": str(error)}, status=400)
     service.announce_publications(room, session, session.take_new_publications())
-    return _created(request, session, WHIP_PREFIX)
+    return _created(request, session, WHIP_PREFIX, answer)
 
 
 async def handle_whep(request: web.Request) -> web.StreamResponse:

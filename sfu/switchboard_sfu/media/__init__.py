@@ -10,9 +10,14 @@ Typical use by the signalling layer (all on one asyncio loop)::
     def on_track(track):
         publication = room.publish("alice", pc, track)     # call inside the "track" event
 
-    # after setRemoteDescription(offer) and before createAnswer(): one codec per m-line
+    # after setRemoteDescription(offer) and before createAnswer(): one codec per m-line,
+    # and simulcast layers accepted where offered (the answer's text then gets a=simulcast)
+    offered = simulcast_offers(offer_sdp)
     for transceiver in pc.getTransceivers():
         restrict_codecs(transceiver, ["video/VP8", "video/H264", "audio/opus"])
+        if transceiver.mid in offered:
+            accept_simulcast(transceiver, offered[transceiver.mid])
+    answer_sdp = answer_simulcast(pc.localDescription.sdp, offered)  # after setLocalDescription
 
     subscription = room.subscribe("bob", bob_pc, publication)   # adds a sendonly transceiver,
     # ...then renegotiate bob_pc (createOffer / setLocalDescription / answer) as usual.
@@ -23,8 +28,9 @@ Typical use by the signalling layer (all on one asyncio loop)::
 
 Packets are tapped at each publisher's receiver before aiortc's jitter buffer (its decoder is
 stopped), rewritten per subscriber (SSRC, payload type, sequence number, timestamp) and sent;
-NACKs, PLI/FIR, REMB and sender reports are handled here. Only `aiortc_adapter` touches
-aiortc's private names.
+NACKs, PLI/FIR, REMB and sender reports are handled here. A simulcast publication's subscribers
+each get one layer, chosen by their REMB and `Subscription.request_layer`. Only
+`aiortc_adapter` touches aiortc's private names.
 """
 
 from .codecs import CodecMismatchError, restrict_codecs
@@ -34,6 +40,7 @@ from .ice import IceSettings, create_peer_connection, watch_peer_connection
 from .publication import Publication
 from .room import DropReason, ParticipantDropped, RoomMedia, RoomMediaUsage
 from .settings import ForwardingSettings
+from .simulcast import SimulcastOffer, accept_simulcast, answer_simulcast, simulcast_offers
 from .subscription import Subscription
 
 __all__ = [
@@ -47,8 +54,12 @@ __all__ = [
     "Publication",
     "RoomMedia",
     "RoomMediaUsage",
+    "SimulcastOffer",
     "Subscription",
+    "accept_simulcast",
+    "answer_simulcast",
     "create_peer_connection",
     "restrict_codecs",
+    "simulcast_offers",
     "watch_peer_connection",
 ]

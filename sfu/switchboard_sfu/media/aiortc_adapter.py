@@ -15,7 +15,7 @@ import contextvars
 import functools
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -31,13 +31,15 @@ from aiortc import (
     clock,
 )
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
-from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     AnyRtcpPacket,
@@ -151,6 +153,18 @@ def set_negotiated_codecs(
     transceiver._codecs = list(codecs)
 
 
+def add_header_extensions(
+    transceiver: RTCRtpTransceiver, extensions: Sequence[RTCRtpHeaderExtensionParameters]
+) -> None:
+    """Also negotiate `extensions` (the remote offer's ids) on `transceiver`: aiortc keeps only
+    those it knows how to write, recomputed by every `setRemoteDescription`."""
+    present = {ext.uri for ext in transceiver._headerExtensions}
+    transceiver._headerExtensions = [
+        *transceiver._headerExtensions,
+        *(ext for ext in extensions if ext.uri not in present),
+    ]
+
+
 def transceiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver:
     """The transceiver whose receiver delivers the remote `track`."""
     for transceiver in pc.getTransceivers():
@@ -230,6 +244,10 @@ class ReceiverTap:
 
     Once the receiver starts, its transport's SRTP packets skip aiortc's receive chain (see
     `_FastReceive`) and arrive at `handle_rtp` straight from the socket callback.
+
+    A receiver of several streams (simulcast layers, see `receive_layers`) gets one NACK
+    generator per stream and its RTX mapped by the forwarding core, which learns the streams'
+    SSRCs from their RID header extensions (the offer lists none).
     """
 
     def __init__(self, receiver: RTCRtpReceiver, listener: ReceiverListener) -> None:
@@ -242,16 +260,22 @@ class ReceiverTap:
         handle_rtp = receiver._handle_rtp_packet
         handle_rtcp = receiver._handle_rtcp_packet
         self._feedback: set[asyncio.Future[None]] = set()
+        self._rtx_media_ssrcs: Mapping[int, int] | None = None
+        self._nack_generators: dict[int, NackGenerator] = {}
 
         async def tapped_receive(parameters: RTCRtpReceiveParameters) -> None:
             started = receiver._RTCRtpReceiver__started
             await receive(parameters)
             if not started:
                 _stop_decoder(receiver)
+                _route_unknown_ssrcs_by_mid(receiver.transport)
                 listener.receiver_started(parameters)
                 _FastReceive.of(receiver.transport).add(receiver, self)
 
         async def tapped_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+            if self._rtx_media_ssrcs is not None:
+                self.handle_rtp(packet, arrival_time_ms)  # several streams: never aiortc's
+                return
             listener.rtp_received(packet, arrival_time_ms)
             await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
 
@@ -274,6 +298,16 @@ class ReceiverTap:
         self._native_ssrc: int | None = None
         self._native_track: Any = None
         self._fields = _PacketFields()
+
+    def receive_layers(self, rtx_media_ssrcs: Mapping[int, int]) -> None:
+        """Treat the receiver's packets as several streams from now on; `rtx_media_ssrcs`
+        (RTX SSRC -> its stream's SSRC) is read live, so the caller keeps it up to date."""
+        self._rtx_media_ssrcs = rtx_media_ssrcs
+
+    def reset_bandwidth_estimate(self) -> None:
+        """Start estimating the publisher's bitrate afresh (as after the first packets)."""
+        if self._receiver._RTCRtpReceiver__remote_bitrate_estimator is not None:
+            self._receiver._RTCRtpReceiver__remote_bitrate_estimator = RemoteBitrateEstimator()
 
     # --- the native fast path ---------------------------------------------------------
 
@@ -386,7 +420,10 @@ class ReceiverTap:
             stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stream.add(packet)
         if codec.mimeType.lower().endswith("/rtx"):
-            original_ssrc = receiver._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
+            rtx_ssrcs = self._rtx_media_ssrcs
+            if rtx_ssrcs is None:
+                rtx_ssrcs = receiver._RTCRtpReceiver__rtx_ssrc
+            original_ssrc = rtx_ssrcs.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if (
                 original_ssrc is None
@@ -396,9 +433,20 @@ class ReceiverTap:
             ):
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
-        nacks = receiver._RTCRtpReceiver__nack_generator
+        nacks = self._nack_generator(packet.ssrc)
         if nacks is not None and nacks.add(packet):
             self._spawn(receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
+
+    def _nack_generator(self, ssrc: int) -> NackGenerator | None:
+        """aiortc's (one stream), or one per stream of a receiver of several (None: NACK
+        not negotiated)."""
+        generator = self._receiver._RTCRtpReceiver__nack_generator
+        if generator is None or self._rtx_media_ssrcs is None:
+            return generator
+        per_stream = self._nack_generators.get(ssrc)
+        if per_stream is None:
+            per_stream = self._nack_generators[ssrc] = NackGenerator()
+        return per_stream
 
     async def send_rtcp(self, packet: AnyRtcpPacket) -> None:
         """Send feedback to the publisher (never raises on a closed transport)."""
@@ -512,6 +560,33 @@ class _FastReceive:
 def estimates_bitrate(receiver: RTCRtpReceiver) -> bool:
     """True when aiortc keeps a bandwidth estimate for this receiver (video)."""
     return receiver._RTCRtpReceiver__remote_bitrate_estimator is not None
+
+
+_mid_routed: weakref.WeakSet[RTCDtlsTransport] = weakref.WeakSet()
+
+
+def _route_unknown_ssrcs_by_mid(transport: RTCDtlsTransport) -> None:
+    """Route a packet of an unknown SSRC by its MID header extension before aiortc's
+    payload-type guess: bundled m-lines sharing payload types (two simulcast video tracks,
+    whose offers list no SSRCs) would otherwise have their packets dropped."""
+    if transport in _mid_routed:
+        return
+    _mid_routed.add(transport)
+    router = transport._rtp_router
+    route_rtp = router.route_rtp
+
+    def route_by_mid(packet: RtpPacket) -> Any:
+        mid = packet.extensions.mid
+        if mid is not None and packet.ssrc not in router.ssrc_table:
+            receiver = router.mid_table.get(mid)
+            if receiver is not None and receiver in router.payload_type_table.get(
+                packet.payload_type, ()
+            ):
+                router.ssrc_table[packet.ssrc] = receiver
+                return receiver
+        return route_rtp(packet)
+
+    router.route_rtp = route_by_mid
 
 
 def _stop_decoder(receiver: RTCRtpReceiver) -> None:

@@ -27,6 +27,10 @@ class MediaCounters:
     plis_received: int = 0
     firs_received: int = 0
     keyframe_requests_sent: int = 0
+    # Simulcast layer changes completed for subscribers (first layers not counted).
+    layer_switches: int = 0
+    # Payload-less RTX packets sent to probe a subscriber's bandwidth for a higher layer.
+    padding_packets_sent: int = 0
     data_messages_received: int = 0
     data_messages_sent: int = 0
     data_bytes_sent: int = 0

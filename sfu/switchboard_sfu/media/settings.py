@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .layer_pausing import PausingSettings
+from .layer_selection import ProbeSettings
 
 
 @dataclass(frozen=True)
@@ -27,3 +30,11 @@ class ForwardingSettings:
     # Forward started streams with the native module (`switchboard_sfu._fastpath`) when it is
     # installed; False keeps every packet on the pure-Python reference path.
     native_forwarding: bool = True
+    # Simulcast layers no subscriber needs are paused: their publisher is told, and may stop
+    # encoding them (only WebSocket publishers can be told).
+    pausing: PausingSettings = field(default_factory=PausingSettings)
+    # After a subscriber moves up a layer or changes its request, its REMB estimate lags
+    # behind the new bitrate: for this long it only counts once it falls (congestion).
+    estimate_grace_s: float = 20.0
+    # Padding that lets a subscriber's bandwidth estimate grow towards a higher layer.
+    probe: ProbeSettings = field(default_factory=ProbeSettings)

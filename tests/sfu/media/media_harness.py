@@ -24,12 +24,16 @@ from switchboard_sfu.media import (
     Publication,
     RoomMedia,
     Subscription,
+    accept_simulcast,
+    answer_simulcast,
     create_peer_connection,
     restrict_codecs,
+    simulcast_offers,
 )
 
 LOOPBACK = "127.0.0.1"
 PEER_CLIENT = Path(__file__).with_name("peer_client.py")
+TESTS = Path(__file__).resolve().parents[2]
 PREFERRED_CODECS = ["video/VP8", "video/H264", "audio/opus"]
 # Deadlines only catch hangs: a slow machine must never fail a test.
 DEADLINE_S = 60.0
@@ -44,7 +48,9 @@ class Peer:
 
     @classmethod
     async def start(cls, name: str, *args: str) -> Peer:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The peer imports the test fixtures (tests/ on its path, as in this process).
+        path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(PEER_CLIENT),
@@ -124,17 +130,21 @@ class RoomUnderTest:
         def on_datachannel(channel: Any) -> None:
             self.media.add_data_channel(participant_id, channel)
 
+        simulcast = simulcast_offers(offer["sdp"])
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         for transceiver in pc.getTransceivers():
             if transceiver.receiver.track is not None:
                 restrict_codecs(transceiver, PREFERRED_CODECS)
+                if transceiver.mid in simulcast:
+                    accept_simulcast(transceiver, simulcast[transceiver.mid])
             else:
                 publication = self.publication(transceiver.kind)
                 subscribed.append(
                     self.media.subscribe(participant_id, pc, publication, transceiver=transceiver)
                 )
         await pc.setLocalDescription(await pc.createAnswer())
-        await peer.send({"cmd": "answer", "sdp": pc.localDescription.sdp})
+        answer = answer_simulcast(pc.localDescription.sdp, simulcast)
+        await peer.send({"cmd": "answer", "sdp": answer})
         return pc
 
     async def offer_subscription(

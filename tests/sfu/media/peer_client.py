@@ -4,7 +4,14 @@ what it sent or received (payload digests, decoded frames, RTCP) as JSON lines.
 Protocol (one JSON object per line): the peer writes {"event": "offer", "sdp": ...} at start,
 then answers commands read from stdin: {"cmd": "answer", "sdp"}, {"cmd": "offer", "sdp"}
 (renegotiation: replies {"event": "answer"}), {"cmd": "report"} (replies {"event":
-"report", ...}), {"cmd": "send_data", "label", "count", "size"} and {"cmd": "exit"}.
+"report", ...}), {"cmd": "send_data", "label", "count", "size"}, {"cmd": "remb_limit",
+"bps"} (0: none), {"cmd": "stop_media"} (simulcast: stop sending, reply {"event":
+"stopped", "sent_layers"}) and {"cmd": "exit"}.
+
+With `--simulcast` a publisher sends its video as three layers, as a browser does with
+`sendEncodings` (RIDs q, h and f, scaled down by 4, 2 and 1): aiortc has no simulcast, so the
+peer offers it in SDP itself and encodes, packetises and sends each layer on its own SSRC with
+the RID header extension.
 """
 
 from __future__ import annotations
@@ -12,17 +19,19 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from aiortc import RTCRtpSender, RTCSessionDescription, rtcrtpsender
-from aiortc.codecs import vpx
+from aiortc import RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription, rtcrtpsender
+from aiortc.codecs import get_encoder, vpx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -39,6 +48,7 @@ from aiortc.rtp import (
 )
 from av import AudioFrame, VideoFrame
 
+from fixtures.simulcast_sender import LayerStream, add_simulcast_transceiver, simulcast_offer
 from switchboard_sfu.media import IceSettings, create_peer_connection
 
 
@@ -53,6 +63,17 @@ def xor(data: bytes, key: int) -> bytes:
 def vp8_descriptor_length(payload: bytes) -> int:
     _, rest = vpx.VpxPayloadDescriptor.parse(payload)
     return len(payload) - len(rest)
+
+
+def packet_entry(packet: RtpPacket, vp8: bool) -> list[Any]:
+    """[sequence number, timestamp, payload digest, frame data digest, VP8 picture id]: the
+    frame data is the payload after the VP8 descriptor, whose picture id a forwarder may
+    rewrite when it switches simulcast layers."""
+    entry = [packet.sequence_number, packet.timestamp, digest(packet.payload)]
+    if not vp8:
+        return [*entry, entry[2], None]
+    descriptor, rest = vpx.VpxPayloadDescriptor.parse(packet.payload)
+    return [*entry, digest(rest), descriptor.picture_id]
 
 
 def vp8_keyframe_start(payload: bytes) -> bool:
@@ -128,6 +149,66 @@ class SyntheticAudio(MediaStreamTrack):
         return frame
 
 
+SIMULCAST_LAYERS = (("q", 4, 150_000), ("h", 2, 400_000), ("f", 1, 1_000_000))
+"""(RID, scale-down factor, target bitrate) of each layer, lowest first."""
+
+
+class SimulcastVideo:
+    """Sends a synthetic camera as three simulcast layers, each with its own encoder, on one
+    video transceiver."""
+
+    def __init__(self, peer: Peer, transceiver: RTCRtpTransceiver) -> None:
+        self._peer = peer
+        self._transceiver = transceiver
+        self.sent: dict[str, list[list[Any]]] = {rid: [] for rid, _, _ in SIMULCAST_LAYERS}
+        self.stopped = False
+
+    async def run(self) -> None:
+        args = self._peer.args
+        codec = next(
+            c for c in self._transceiver._codecs if not c.mimeType.lower().endswith("/rtx")
+        )
+        vp8 = codec.mimeType.lower() == "video/vp8"
+        layers = []
+        for rid, scale, bitrate in SIMULCAST_LAYERS:
+            stream = LayerStream(rid, self._transceiver)
+            encoder = get_encoder(codec)
+            encoder.target_bitrate = bitrate
+            keyframe = [False]
+            stream.on_keyframe_request = self._keyframe_requested(keyframe)
+            if rid == SIMULCAST_LAYERS[0][0]:
+                stream.on_remb = self._peer.rembs.append
+            layers.append((stream, scale, encoder, keyframe))
+        source = SyntheticVideo(args.width, args.height, args.fps)
+        started = last_report = time.monotonic()
+        while True:
+            frame = await source.recv()
+            if self.stopped:  # while waiting for this frame: report and sent must agree
+                return
+            for stream, scale, encoder, keyframe in layers:
+                scaled = frame
+                if scale > 1:
+                    scaled = frame.reformat(width=args.width // scale, height=args.height // scale)
+                force, keyframe[0] = keyframe[0], False
+                payloads, timestamp = encoder.encode(scaled, force)
+                for packet in await stream.send(payloads, timestamp):
+                    self.sent[stream.rid].append(packet_entry(packet, vp8))
+            # Sending never suspends: let commands in even when encoding falls behind.
+            await asyncio.sleep(0)
+            now = time.monotonic()
+            if now - last_report >= 1.0:
+                last_report = now
+                for stream, *_ in layers:
+                    await stream.send_report(now - started)
+
+    def _keyframe_requested(self, flag: list[bool]) -> Callable[[], None]:
+        def requested() -> None:
+            flag[0] = True
+            self._peer.keyframe_requests.append(self._peer.now())
+
+        return requested
+
+
 class Peer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -150,6 +231,9 @@ class Peer:
         self.messages: dict[str, list[str]] = {}
         self.channels: dict[str, Any] = {}
         self.tasks: list[asyncio.Task[None]] = []
+        self.simulcast: SimulcastVideo | None = None
+        self.padding_bytes = 0
+        self.remb_limit = args.remb_limit
 
     # --- setup ----------------------------------------------------------------------------
 
@@ -158,7 +242,10 @@ class Peer:
         if args.role == "publisher":
             if args.xor_key:
                 self._encrypt_encoder_output(args.xor_key)
-            if args.video != "none":
+            if args.video != "none" and args.simulcast:
+                transceiver = add_simulcast_transceiver(self.pc, f"video/{args.video.upper()}")
+                self.simulcast = SimulcastVideo(self, transceiver)
+            elif args.video != "none":
                 sender = self.pc.addTrack(SyntheticVideo(args.width, args.height, args.fps))
                 self._prefer(sender, f"video/{args.video.upper()}")
                 self._watch_sender(sender)
@@ -271,6 +358,9 @@ class Peer:
             if codec is None:
                 return await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
             if codec.mimeType.lower().endswith("/rtx"):
+                if len(packet.payload) < 2:
+                    self.padding_bytes += packet.padding_size
+                    return await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
                 original = unwrap_rtx(packet, codec.parameters["apt"], packet.ssrc)
                 self.repaired.append(
                     {"seq": original.sequence_number, "digest": digest(original.payload)}
@@ -282,7 +372,7 @@ class Peer:
                         self.first_payload_keyframe = vp8_keyframe_start(packet.payload)
                 seen += 1
                 self.received[kind].append(
-                    [packet.sequence_number, packet.timestamp, digest(packet.payload)]
+                    packet_entry(packet, codec.mimeType.lower() == "video/vp8")
                 )
                 self.kind_of_ssrc[packet.ssrc] = kind
                 if seen == drop_at:
@@ -305,18 +395,25 @@ class Peer:
 
         receiver._handle_rtp_packet = tapped_rtp
         receiver._handle_rtcp_packet = tapped_rtcp
-        if self.args.remb_limit:
-            self._limit_remb(receiver, self.args.remb_limit)
+        self._limit_remb(receiver)
         self.tasks.append(asyncio.ensure_future(self._consume(track)))
 
-    def _limit_remb(self, receiver: Any, limit: int) -> None:
-        """Report at most `limit` bps in REMB, like a subscriber on a slow link."""
+    def _limit_remb(self, receiver: Any) -> None:
+        """Report at most `self.remb_limit` bps in REMB (when set), like a subscriber on a
+        slow link."""
         send_rtcp = receiver._send_rtcp
 
         async def limited(packet: Any) -> None:
-            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            remb = isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP
+            if remb and self.args.no_remb:
+                return
+            if (
+                self.remb_limit
+                and isinstance(packet, RtcpPsfbPacket)
+                and packet.fmt == RTCP_PSFB_APP
+            ):
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)
-                packet.fci = pack_remb_fci(min(bitrate, limit), ssrcs)
+                packet.fci = pack_remb_fci(min(bitrate, self.remb_limit), ssrcs)
             await send_rtcp(packet)
 
         receiver._send_rtcp = limited
@@ -349,7 +446,10 @@ class Peer:
     async def run(self) -> None:
         self.setup()
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        self.emit({"event": "offer", "sdp": self.pc.localDescription.sdp})
+        offer = self.pc.localDescription.sdp
+        if self.simulcast is not None:
+            offer = simulcast_offer(offer, [rid for rid, _, _ in SIMULCAST_LAYERS])
+        self.emit({"event": "offer", "sdp": offer})
         reader = asyncio.StreamReader()
         loop = asyncio.get_running_loop()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -361,6 +461,8 @@ class Peer:
                 await self.pc.setRemoteDescription(
                     RTCSessionDescription(sdp=command["sdp"], type="answer")
                 )
+                if self.simulcast is not None:
+                    self.tasks.append(asyncio.ensure_future(self._send_simulcast()))
             elif name == "offer":
                 await self.pc.setRemoteDescription(
                     RTCSessionDescription(sdp=command["sdp"], type="offer")
@@ -375,12 +477,35 @@ class Peer:
                 self.emit({"event": "sent_data", "count": command["count"]})
             elif name == "report":
                 self.emit(self.report())
+            elif name == "stop_media":
+                if self.simulcast is not None:
+                    self.simulcast.stopped = True
+                    self.emit({"event": "stopped", "sent_layers": self.simulcast.sent})
+            elif name == "remb_limit":
+                self.remb_limit = int(command["bps"])
+                self.emit({"event": "remb_limit"})
             elif name == "exit":
                 break
         await self.pc.close()
 
+    async def _send_simulcast(self) -> None:
+        assert self.simulcast is not None
+        connected = asyncio.Event()
+
+        @self.pc.on("connectionstatechange")
+        def on_state() -> None:
+            if self.pc.connectionState == "connected":
+                connected.set()
+
+        if self.pc.connectionState != "connected":
+            await connected.wait()
+        with contextlib.suppress(ConnectionError):  # closed at exit
+            await self.simulcast.run()
+
     def report(self) -> dict[str, Any]:
         return {
+            "sent_layers": self.simulcast.sent if self.simulcast is not None else {},
+            "padding_bytes": self.padding_bytes,
             "event": "report",
             "pid": os.getpid(),
             "connection": self.pc.connectionState,
@@ -419,6 +544,8 @@ def main() -> None:
     parser.add_argument("--drop-video-packet", type=int, default=0)
     parser.add_argument("--never-read", action="store_true")
     parser.add_argument("--remb-limit", type=int, default=0)
+    parser.add_argument("--no-remb", action="store_true", help="send no bandwidth estimate")
+    parser.add_argument("--simulcast", action="store_true", help="publish video as 3 layers")
     parser.add_argument("--data", nargs="*", default=[])
     asyncio.run(Peer(parser.parse_args()).run())
 

@@ -15,6 +15,7 @@ import pylibsrtp
 import pytest
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import VideoStreamTrack
+from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap
@@ -45,6 +46,8 @@ def test_aiortc_is_the_pinned_minor_version():
         (RTCRtpReceiver, "_handle_rtcp_packet", ["self", "packet"]),
         (RTCRtpReceiver, "_send_rtcp", ["self", "packet"]),
         (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder", ["self"]),
+        (RtpRouter, "route_rtp", ["self", "packet"]),
+        (NackGenerator, "add", ["self", "packet"]),
         (RTCRtpSender, "send", ["self", "parameters"]),
         (RTCRtpSender, "_handle_rtcp_packet", ["self", "packet"]),
         (RTCRtpSender, "_send_rtcp", ["self", "packets"]),
@@ -61,6 +64,16 @@ def test_private_state_is_where_the_adapter_reads_it():
     init = source(RTCRtpReceiver.__init__)
     assert "self.__started = False" in init
     assert "self.__decoder_thread" in init
+    # A receiver of simulcast layers: one NACK generator per stream, and a bandwidth estimate
+    # started afresh when paused layers resume (ReceiverTap.reset_bandwidth_estimate).
+    assert "self.__nack_generator = NackGenerator()" in init
+    assert "self.__remote_bitrate_estimator = RemoteBitrateEstimator()" in init
+    # The RID header extensions are added to the transceiver's negotiated ones.
+    assert "self._headerExtensions" in source(RTCRtpTransceiver.__init__)
+    # Unknown SSRCs are routed by MID before aiortc's payload-type guess.
+    router = source(RtpRouter.__init__)
+    for table in ("mid_table", "ssrc_table", "payload_type_table"):
+        assert f"self.{table}" in router
     sender_init = source(RTCRtpSender.__init__)
     assert "self._ssrc = " in sender_init and "self._rtx_ssrc = " in sender_init
     assert "self._stream_id = " in sender_init
@@ -130,6 +143,13 @@ def test_the_send_fast_path_mirrors_aiortcs_own():
 
 
 def test_hooked_methods_are_called_through_the_instance():
+    assert "self._rtp_router.route_rtp(packet)" in source(RTCDtlsTransport._handle_rtp_data)
+    # The receiver's header extensions (RIDs included) configure the transport's parser.
+    register = source(RTCDtlsTransport._register_rtp_receiver)
+    assert "self._rtp_header_extensions_map.configure(parameters)" in register
+    assert "headerExtensions=transceiver._headerExtensions" in source(
+        RTCPeerConnection._RTCPeerConnection__remoteRtp
+    )
     # The adapter replaces these on instances; aiortc must look them up there at call time.
     assert "receiver._handle_rtp_packet(" in source(RTCDtlsTransport._handle_rtp_data)
     assert "recipient._handle_rtcp_packet(" in source(RTCDtlsTransport._handle_rtcp_data)

@@ -30,9 +30,13 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
+FIELDS = [
+    "sdp", "trackIds", "candidate", "target", "metadata", "token", "requestId",
+    "trackId", "rid", "maxHeight",
+]  # fmt: skip
 MESSAGE_TYPES = [
     "join", "publish", "unpublish", "subscribe", "unsubscribe", "answer", "candidate",
-    "setMetadata", "leave", "ping", "bogus",
+    "setMetadata", "setVideoLayer", "leave", "ping", "bogus",
 ]  # fmt: skip
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -47,10 +51,7 @@ huge_sdp = st.integers(min_value=1000, max_value=12000).map(
 field_values = json_values | huge_sdp | st.just("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n")
 typed_messages = st.fixed_dictionaries(
     {"type": st.sampled_from(MESSAGE_TYPES)},
-    optional={
-        name: field_values
-        for name in ("sdp", "trackIds", "candidate", "target", "metadata", "token", "requestId")
-    },
+    optional={name: field_values for name in FIELDS},
 ).map(json.dumps)
 frames = st.lists(
     typed_messages
@@ -87,10 +88,13 @@ async def _send_frames(sfu: SfuProcess, join_first: bool, messages: list, abort:
             for message in messages:
                 if ws.closed:
                     break
-                if isinstance(message, bytes):
-                    await ws.send_bytes(message)
-                else:
-                    await ws.send_str(message)
+                try:
+                    if isinstance(message, bytes):
+                        await ws.send_bytes(message)
+                    else:
+                        await ws.send_str(message)
+                except ConnectionResetError:
+                    break  # the SFU closed the socket (a refused join) between two frames
             if abort:
                 # Cut the connection mid-frame: a frame header promising bytes that never come.
                 transport = ws._writer.transport  # only a raw write can truncate a frame

@@ -109,6 +109,36 @@ async def test_explicit_subscribe_and_unsubscribe(sfu, token) -> None:
         await bob.close()
 
 
+async def test_video_layer_requests_are_checked(sfu, token) -> None:
+    alice, bob = SignallingClient(sfu.ws_url), SignallingClient(sfu.ws_url)
+    try:
+        await alice.connect(token(identity="alice"))
+        track_id = (await alice.publish(SyntheticVideo()))["tracks"][0]["trackId"]
+        await bob.connect(token(identity="bob"))
+        await eventually(lambda: track_id in bob.received, SFU_WAIT_SECONDS, "bob's subscription")
+
+        bad = [
+            ({"trackId": "no-such-track"}, "track-not-found"),
+            ({"trackId": track_id, "rid": "f"}, "bad-request"),  # not a simulcast track
+            ({"trackId": track_id, "maxHeight": 0}, "bad-request"),
+            ({"trackId": track_id, "maxHeight": "720"}, "bad-request"),
+        ]
+        for fields, code in bad:
+            seen = len(bob.messages)
+            await bob.send({"type": "setVideoLayer", **fields})
+            error = await bob.next_of("error", after=seen)
+            assert error["error"] == code, fields
+        # A ceiling on a track with one layer is accepted (and changes nothing).
+        seen = len(bob.messages)
+        await bob.send({"type": "setVideoLayer", "trackId": track_id, "maxHeight": 360})
+        await bob.send({"type": "ping"})
+        await bob.next_of("pong", after=seen)
+        assert not [m for m in bob.messages[seen:] if m["type"] == "error"]
+    finally:
+        await alice.close()
+        await bob.close()
+
+
 async def _forwarded_tracks(sfu, expected: float) -> bool:
     return (await sfu.metrics())["switchboard_sfu_forwarded_tracks"] == expected
 

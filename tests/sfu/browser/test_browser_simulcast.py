@@ -1,0 +1,137 @@
+"""Simulcast with real browsers: a headless Chromium publishes its 1280x720 fake camera as
+three layers (320x180, 640x360, 1280x720); viewers decode the layer that fits them, switch
+when asked without decode errors, and the layers nobody watches are paused at the source."""
+
+from __future__ import annotations
+
+import pytest
+from test_browser_media import BROWSER_DEADLINE_SECONDS, rendered
+
+from fixtures.sfu_harness import wait_for
+
+pytestmark = pytest.mark.slow
+
+FULL = (1280, 720)
+QUARTER = (320, 180)
+
+
+def latest(pages, page_id: str, kind: str) -> dict | None:
+    reports = pages.of(page_id, kind)
+    return reports[-1] if reports else None
+
+
+async def decoding(pages, page_id: str, size: tuple[int, int], what: str) -> dict:
+    """The viewer's latest stats once it decodes frames of `size` (fails on page errors)."""
+
+    def check() -> dict | None:
+        errors = pages.errors(page_id)
+        assert not errors, f"{page_id}: {errors}"
+        render = latest(pages, page_id, "render")
+        inbound = render["inbound"] if render else {}
+        if (inbound.get("frameWidth"), inbound.get("frameHeight")) == size:
+            return render
+        return None
+
+    try:
+        return await wait_for(check, BROWSER_DEADLINE_SECONDS, what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; latest: {latest(pages, page_id, 'render')}") from None
+
+
+async def publish_simulcast(pages, open_page, transport: str = "ws") -> str:
+    publisher = open_page("cam", role="publish", transport=transport, simulcast="1")
+    await wait_for(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "publish")
+    return publisher
+
+
+@pytest.mark.parametrize("transport", ["ws", "whep"])
+async def test_an_unconstrained_viewer_decodes_the_full_resolution(pages, open_page, transport):
+    publisher = await publish_simulcast(pages, open_page)
+    viewer = open_page("viewer", role="subscribe", transport=transport)
+
+    await rendered(pages, viewer)
+    stats = await decoding(pages, viewer, FULL, "the 1280x720 layer to be decoded")
+
+    assert stats["inbound"]["framesDropped"] == 0
+    # Chromium really sent three layers of the right sizes.
+    widths: dict[str, int] = {}
+    for sent in pages.of(publisher, "outbound"):
+        for rid, layer in sent["layers"].items():
+            widths[rid] = max(widths.get(rid, 0), layer["frameWidth"])
+    assert widths == {"q": 320, "h": 640, "f": 1280}
+    if transport == "ws":
+        layers = [m for m in pages.of(viewer, "message") if m["type"] == "videoLayer"]
+        assert layers[-1]["rid"] == "f" and layers[-1]["width"] == 1280
+
+
+async def test_a_viewers_layer_request_is_honoured_and_others_are_paused(pages, open_page):
+    publisher = await publish_simulcast(pages, open_page)
+    viewer = open_page("viewer", role="subscribe", transport="ws", layer="q")
+
+    await decoding(pages, viewer, QUARTER, "the requested 320x180 layer")
+
+    # Nobody needs h and f: the SFU tells the publisher, which stops encoding them (once
+    # the packets already queued in its pacer are out).
+    def paused() -> bool:
+        needed = [m for m in pages.of(publisher, "message") if m["type"] == "layersNeeded"]
+        sent = [r["layers"] for r in pages.of(publisher, "outbound")[-3:]]
+        return (
+            bool(needed)
+            and needed[-1]["rids"] == ["q"]
+            and len(sent) == 3
+            and all([s[rid]["active"] for rid in "qhf"] == [True, False, False] for s in sent)
+            and all(s[rid]["bytesSent"] == sent[0][rid]["bytesSent"] for s in sent for rid in "hf")
+        )
+
+    await wait_for(paused, BROWSER_DEADLINE_SECONDS, "h and f to be paused")
+    before = latest(pages, publisher, "outbound")["layers"]
+    after = await wait_for(
+        lambda: (
+            (sent := latest(pages, publisher, "outbound")["layers"])["q"]["bytesSent"]
+            > before["q"]["bytesSent"] + 20_000
+            and sent
+        ),
+        BROWSER_DEADLINE_SECONDS,
+        "q to keep flowing",
+    )
+    assert (after["h"]["bytesSent"], after["f"]["bytesSent"]) == (
+        before["h"]["bytesSent"],
+        before["f"]["bytesSent"],
+    )
+    assert latest(pages, viewer, "render")["inbound"]["frameWidth"] == QUARTER[0]
+
+
+async def test_lifting_a_request_switches_up_without_decode_errors(pages, open_page):
+    await publish_simulcast(pages, open_page)
+    # Another viewer keeps the top layer running: the switch lands mid-stream and must
+    # wait for (and ask for) a keyframe of it.
+    big = open_page("big", role="subscribe", transport="ws")
+    await decoding(pages, big, FULL, "the other viewer's 1280x720 layer")
+    viewer = open_page("viewer", role="subscribe", transport="ws", layer="q")
+    await decoding(pages, viewer, QUARTER, "the requested 320x180 layer")
+    # Past the start (the decoder's first frames), so the switch alone is measured.
+    started = latest(pages, viewer, "render")["framesDecoded"]
+    low = await wait_for(
+        lambda: (r := latest(pages, viewer, "render"))["framesDecoded"] >= started + 30 and r,
+        BROWSER_DEADLINE_SECONDS,
+        "frames of the low layer",
+    )
+    track_id = next(m for m in pages.of(viewer, "message") if m["type"] == "videoLayer")["trackId"]
+
+    pages.command(viewer, {"type": "setVideoLayer", "trackId": track_id})
+    high = await decoding(pages, viewer, FULL, "the switch up to 1280x720")
+    # Then let it run on the new layer for a while.
+    final = await wait_for(
+        lambda: (
+            (r := latest(pages, viewer, "render"))["framesDecoded"] >= high["framesDecoded"] + 30
+            and r
+        ),
+        BROWSER_DEADLINE_SECONDS,
+        "frames of the high layer",
+    )
+
+    # The switch waited for a keyframe of the new layer: the decoder never lost a frame,
+    # froze, or had to ask for a keyframe itself.
+    for key in ("framesDropped", "freezeCount", "pliCount"):
+        assert final["inbound"][key] == low["inbound"][key], (key, low, final)
+    assert final["inbound"]["keyFramesDecoded"] > low["inbound"]["keyFramesDecoded"]
