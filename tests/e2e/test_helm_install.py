@@ -20,7 +20,7 @@ from fixtures.images import retagged_store
 from fixtures.nodeagent import TEST_BACKOFF
 from fixtures.sfu_clients import FrameCounter, post_offer, recvonly_offer, sendonly_offer
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
-from fixtures.waiting import wait_for, wait_for_async
+from fixtures.waiting import eventually, wait_for
 from switchboard_dev import chart_install
 from switchboard_dev.images import BuiltImages, project_version, require_built
 from switchboard_dev.node_agent_process import NodeAgentProcess
@@ -218,7 +218,7 @@ async def test_helm_install_runs_every_pod_from_its_image_and_media_flows(instal
         async def decoded() -> bool:
             return bool(counters) and counters[0].frames >= 5
 
-        await wait_for_async(decoded, 90, "the WHEP viewer to decode the WHIP publisher's video")
+        await eventually(decoded, 90, "the WHEP viewer to decode the WHIP publisher's video")
     finally:
         for counter in counters:
             counter.stop()
