@@ -43,6 +43,7 @@ from kubernetes_asyncio import client, config, watch
 from switchboard_api import labels
 from switchboard_api.contract import SfuEnv
 from switchboard_api.resources import GROUP, REGION, ROOM, VERSION
+from switchboard_dev.images import RUNTIME_ENV
 from switchboard_dev.operator_process import OPERATOR_USER
 from switchboard_dev.stack import LocalStack
 from switchboard_localcluster.controlplane import ADMIN_USER, AuditEvent, ControlPlane
@@ -749,9 +750,14 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the stack's files and logs here")
     args = parser.parse_args()
 
+    # The operator and the SFU pods run as local processes: the CPU table tells components
+    # apart by process, and the write counts know the operator by its user (installed by
+    # the chart, it would write as its ServiceAccount).
+    os.environ[RUNTIME_ENV] = "process"
     started = time.monotonic()
     with LocalStack(args.workdir) as stack:
         stack.start_node_agent({TOPOLOGY_REGION: ZONES})
+        stack.install_switchboard()
         prepare(stack, args.pods)
         print(
             f"placement end to end: {args.pods} SFU pods, {os.cpu_count()} cores, "
