@@ -46,6 +46,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "failover status writes/room": re.compile(r"^\s+per moved room: ([\d.]+) Room status"),
     "failover operator CPU ms/room": re.compile(r"^\s+per moved room: .*, ([\d.]+) ms operator"),
 }
+COMPLETE = "failover rooms/s"
+"""The last figure a run prints: a run without it ended early."""
 OPERATOR_EXITED = "operator exited"
 """The stack's log line when the operator process ended (e.g. its lease renewal timed out
 on a loaded machine): that run's figures include a failover of the operator itself."""
@@ -90,7 +92,20 @@ class Side:
     runs: list[Figures]
 
 
-def run_once(side: Side, index: int, args: Sequence[str], outdir: Path) -> Figures:
+def wait_for_quieter_machine(max_load: float | None, patience: float) -> None:
+    """Wait (at most `patience` seconds) until the 1-minute load average is below
+    `max_load`: on a shared machine, a run started under a burst of other work can lose
+    its operator's lease and measure nothing."""
+    if max_load is None:
+        return
+    deadline = time.monotonic() + patience
+    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        time.sleep(10)
+
+
+def run_once(
+    side: Side, index: int, args: Sequence[str], outdir: Path, attempt: int = 0
+) -> Figures:
     env = dict(os.environ)
     env.pop("SWITCHBOARD_IN_NETNS", None)  # each run in a namespace of its own
     env["PATH"] = f"{side.checkout / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -110,7 +125,7 @@ def run_once(side: Side, index: int, args: Sequence[str], outdir: Path) -> Figur
         text=True,
         check=False,
     )
-    out = outdir / f"{index}-{side.name}.txt"
+    out = outdir / f"{index}-{side.name}{f'-retry{attempt}' if attempt else ''}.txt"
     out.write_text(done.stdout)
     figures = parse(done.stdout)
     summary = ", ".join(
@@ -119,7 +134,8 @@ def run_once(side: Side, index: int, args: Sequence[str], outdir: Path) -> Figur
         if k in figures
     )
     print(
-        f"run {index} {side.name}: exit {done.returncode}, {time.monotonic() - started:.0f}s, "
+        f"run {index} {side.name}{' (again)' if attempt else ''}: exit {done.returncode}, "
+        f"{time.monotonic() - started:.0f}s, load {os.getloadavg()[0]:.1f}, "
         f"{summary or 'no figures'} ({out})",
         flush=True,
     )
@@ -191,6 +207,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side")
     parser.add_argument("--outdir", type=Path, help="keep each run's output here")
+    parser.add_argument(
+        "--retries", type=int, default=1, help="runs again a run that ended without figures"
+    )
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        help="start a run only once the 1-minute load average is below this (or --patience "
+        "seconds have passed)",
+    )
+    parser.add_argument("--patience", type=float, default=300.0)
     parser.add_argument("bench_args", nargs="*", help="after --: placement_e2e.py arguments")
     args = parser.parse_args(argv)
     outdir = args.outdir or Path(f"/tmp/placement-compare-{int(time.time())}")
@@ -203,7 +229,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"base {base.checkout}, branch {branch.checkout}, outputs in {outdir}", flush=True)
     for i in range(args.repeat):
         for side in (base, branch):
-            side.runs.append(run_once(side, i, args.bench_args, outdir))
+            for attempt in range(1 + args.retries):
+                wait_for_quieter_machine(args.max_load, args.patience)
+                figures = run_once(side, i, args.bench_args, outdir, attempt)
+                if COMPLETE in figures:
+                    break
+            side.runs.append(figures)
     print_table(base, branch)
 
 
