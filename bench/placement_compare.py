@@ -43,6 +43,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "failover rooms/s": re.compile(r"^\s+detection -> all re-placed .*, (\d+) rooms/s"),
     "failover % of ceiling": re.compile(r"^\s+detection -> all re-placed .*, (\d+)% of the API"),
     "failover kill->all ms": re.compile(r"^\s+kill -> all rooms re-placed\s+([\d.]+) ms"),
+    "failover kill->first ms": re.compile(r"^\s+kill -> first room re-placed\s+([\d.]+) ms"),
+    "failover kill->Pod Failed ms": re.compile(r"^\s+kill -> Pod seen Failed\s+([\d.]+) ms"),
+    "failover kill->Pod deleted ms": re.compile(r"^\s+kill -> Pod seen deleted\s+([\d.]+) ms"),
     "failover status writes/room": re.compile(r"^\s+per moved room: ([\d.]+) Room status"),
     "failover operator CPU ms/room": re.compile(r"^\s+per moved room: .*, ([\d.]+) ms operator"),
 }
@@ -82,6 +85,14 @@ def parse(output: str) -> Figures:
             figures[f"{label} CPU ms/placement: apiserver"] = values[1]
             figures[f"{label} CPU ms/placement: all ours"] = sum(values[:7])
             figures[f"{label} CPU ms/placement: not ours"] = values[7]
+    first, last = figures.get("failover kill->first ms"), figures.get("failover kill->all ms")
+    rooms, ceiling = figures.get("failover rooms"), figures.get("ceiling status write/s")
+    if first is not None and last is not None and rooms and last > first:
+        # The re-placement itself, without the time it took to see the pod lost.
+        rate = rooms / ((last - first) / 1000)
+        figures["failover first->all rooms/s"] = rate
+        if ceiling:
+            figures["failover first->all % of ceiling"] = 100 * rate / ceiling
     return figures
 
 
