@@ -579,6 +579,14 @@ async def failover(
             f"(p50 {ms(percentile(done, 50) - detected)} ms, {rate:.0f} rooms/s, "
             f"{rate / moves_ceiling.per_second:.0%} of the API server's status-write ceiling)"
         )
+    first, last = min(done), max(done)
+    if last > first:
+        moves = len(moving) / (last - first)
+        print(
+            f"  first -> last re-placed         {ms(last - first):>9} ms "
+            f"({moves:.0f} rooms/s, {moves / moves_ceiling.per_second:.0%} of the ceiling: "
+            "the moves alone, without the time to see the pod lost)"
+        )
     print(f"  the operator's reason: {reason}")
     writes = sum(cost.status_writes.values())
     print(
