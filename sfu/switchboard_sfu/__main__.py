@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from switchboard_sfu.app import build_app
+from switchboard_sfu.app import build_app, build_metrics_app
 from switchboard_sfu.config import ConfigError, SfuConfig
 from switchboard_sfu.looplag import LoopLagMonitor
 from switchboard_sfu.reporter import CapacityReporter
@@ -44,6 +44,14 @@ async def serve(config: SfuConfig) -> None:
         ssl_context=None if tls is None else tls.context,
     )
     await site.start()
+    runners = [runner]
+    if config.metrics_port is not None:
+        metrics_runner = web.AppRunner(
+            build_metrics_app(service.metrics.registry), handle_signals=False, access_log=None
+        )
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, config.listen_host, config.metrics_port).start()
+        runners.append(metrics_runner)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.start_drain, signal.Signals(signum).name)
@@ -66,13 +74,14 @@ async def serve(config: SfuConfig) -> None:
         )
         tasks.append(asyncio.ensure_future(reporter.run()))
     log.info(
-        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s announce=%s reports=%s",
+        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s metrics=%s announce=%s reports=%s",
         config.pod_name,
         config.pod_uid,
         config.region,
         config.listen_host,
         config.signalling_port,
         "off" if tls is None else "on",
+        config.metrics_port or "off",
         config.announce_address,
         "on" if config.report_url else "off",
     )
@@ -85,7 +94,8 @@ async def serve(config: SfuConfig) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await service.close_all()
-        await runner.cleanup()
+        for each in runners:
+            await each.cleanup()
         log.info("sfu stopped")
 
 

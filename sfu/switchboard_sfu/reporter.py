@@ -12,9 +12,11 @@ from pathlib import Path
 
 import aiohttp
 import pydantic
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
+from switchboard_api import metrics as m
 from switchboard_api.contract import CapacityReport, ReportResponse
+from switchboard_sfu.metrics import counter, gauge
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +51,12 @@ class CapacityReporter:
         self._sequence = 0
         # Counting from start: a pod that never reaches its control plane fences too.
         self.last_acknowledged_at = time.monotonic()
-        self._reports = Counter(
-            "switchboard_sfu_capacity_reports",
-            "Capacity reports sent, by outcome (acknowledged, rejected, failed).",
-            ["outcome"],
-            registry=registry,
-        )
+        self._reports = counter(m.SFU_CAPACITY_REPORTS, registry)
         for outcome in ("acknowledged", "rejected", "failed"):
             self._reports.labels(outcome)
-        Gauge(
-            "switchboard_sfu_capacity_report_ack_age_seconds",
-            "Seconds since the control plane last acknowledged a capacity report.",
-            registry=registry,
-        ).set_function(lambda: time.monotonic() - self.last_acknowledged_at)
+        # A timestamp, not an age (Prometheus practice): `time() - x` is the age.
+        self._last_ack = gauge(m.SFU_CAPACITY_REPORT_LAST_ACK, registry)
+        self._last_ack.set_to_current_time()
 
     @property
     def unacknowledged_for(self) -> float:
@@ -109,6 +104,7 @@ class CapacityReporter:
             return
         self._reports.labels("acknowledged").inc()
         self.last_acknowledged_at = time.monotonic()
+        self._last_ack.set_to_current_time()
         self.failover_timeout_seconds = response.failover_timeout_seconds
         await self._handle_response(response, sent_at)
 
