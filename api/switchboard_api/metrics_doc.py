@@ -25,9 +25,7 @@ def _table(title: str, specs: Iterable[metrics.MetricSpec]) -> str:
 
 
 def render() -> str:
-    body = "\n\n".join(
-        [_table("Operator", metrics.OPERATOR), _table("SFU", metrics.SFU)]
-    )
+    body = "\n\n".join([_table("Operator", metrics.OPERATOR), _table("SFU", metrics.SFU)])
     return f"{BEGIN}\n\n{body}\n\n{END}"
 
 
