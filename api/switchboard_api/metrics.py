@@ -144,7 +144,7 @@ CAPACITY_REPORTS: Final = _counter(
 CAPACITY_REPORTS_REFUSED: Final = _counter(
     "switchboard_capacity_reports_refused_total",
     "Capacity reports refused before they reached the capacity picture, by reason "
-    "(unauthenticated, forbidden, invalid, too-large, starting).",
+    "(missing_token, unauthenticated, forbidden, invalid_report, too_large, starting).",
     REASON,
 )
 CAPACITY_REPORTS_LATE: Final = _gauge(
@@ -192,6 +192,16 @@ REGION_SFU_PODS_READY: Final = _gauge(
 REGION_SFU_PODS_DRAINING: Final = _gauge(
     "switchboard_region_sfu_pods_draining",
     "SFU pods draining (no new rooms; their rooms migrate or end).",
+    REGION,
+)
+REGION_TURN_PODS_DESIRED: Final = _gauge(
+    "switchboard_region_turn_pods_desired",
+    "TURN (coturn) pods the Region asks for (0 without TURN).",
+    REGION,
+)
+REGION_TURN_PODS_READY: Final = _gauge(
+    "switchboard_region_turn_pods_ready",
+    "TURN (coturn) pods that are Ready.",
     REGION,
 )
 # The autoscaler's inputs (exported before the autoscaler exists) and its decisions.
@@ -261,6 +271,8 @@ OPERATOR: Final = (
     REGION_SFU_PODS_CURRENT,
     REGION_SFU_PODS_READY,
     REGION_SFU_PODS_DRAINING,
+    REGION_TURN_PODS_DESIRED,
+    REGION_TURN_PODS_READY,
     REGION_SFU_PODS_MIN,
     REGION_SFU_PODS_MAX,
     REGION_TARGET_UTILIZATION,

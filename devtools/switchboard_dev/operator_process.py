@@ -21,7 +21,7 @@ OPERATOR_USER = "switchboard-operator"
 OPERATOR_NAMESPACE = "switchboard-system"
 
 
-def local_operator_env(listen_port: int) -> dict[str, str]:
+def local_operator_env(listen_port: int, metrics_port: int | None = None) -> dict[str, str]:
     """Configuration for an operator process on the local cluster: it listens on loopback and
     SFU pods (local processes) and clients reach its report receiver and join API there. A
     real install sets the same variables (the chart does), with the in-cluster Service URL
@@ -30,6 +30,8 @@ def local_operator_env(listen_port: int) -> dict[str, str]:
         "SWITCHBOARD_NAMESPACE": OPERATOR_NAMESPACE,
         "SWITCHBOARD_LISTEN_HOST": "127.0.0.1",
         "SWITCHBOARD_LISTEN_PORT": str(listen_port),
+        # Every replica serves metrics, so each process on this host needs its own port.
+        "SWITCHBOARD_METRICS_PORT": str(metrics_port or free_port()),
         "SWITCHBOARD_REPORT_URL": f"http://127.0.0.1:{listen_port}/v1/capacity/reports",
         "SWITCHBOARD_JOIN_API_PUBLIC_URL": f"http://127.0.0.1:{listen_port}",
     }
@@ -98,6 +100,12 @@ class OperatorProcess:
         """Base URL of the control-plane HTTP server (join API, report receiver)."""
         host = self.env.get("SWITCHBOARD_LISTEN_HOST", "127.0.0.1")
         return f"http://{host}:{self.env['SWITCHBOARD_LISTEN_PORT']}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The internal listener's /metrics (served by every replica)."""
+        host = self.env.get("SWITCHBOARD_LISTEN_HOST", "127.0.0.1")
+        return f"http://{host}:{self.env['SWITCHBOARD_METRICS_PORT']}/metrics"
 
     @property
     def log_path(self) -> Path:

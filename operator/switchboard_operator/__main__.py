@@ -2,7 +2,8 @@
 
 Several replicas may run: they elect a leader with a Lease, and only the leader runs kopf
 and the control-plane HTTP server. A leader that cannot renew its lease exits (its Pod is
-restarted and stands by).
+restarted and stands by). Every replica serves its metrics on the internal port, so a
+standby is seen standing by.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import kopf
 from switchboard_operator import logs
 from switchboard_operator.adapters import kube
 from switchboard_operator.adapters.leadership import LeaderElector, LeadershipLost
+from switchboard_operator.adapters.metrics import MetricsServer, OperatorMetrics
 from switchboard_operator.config import OperatorConfig
 
 log = logging.getLogger("switchboard_operator")
@@ -42,10 +44,21 @@ async def run(liveness: str | None) -> int:
     identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     api = await kube.load_client()
     elector = LeaderElector(api, config.namespace, identity)
+    metrics = OperatorMetrics()
+    server = None
+    if config.metrics_port is not None:
+        server = MetricsServer(metrics, config.listen_host, config.metrics_port)
+        await server.start()
     try:
         await elector.acquire()
+        metrics.set_leader(True)
         operator = asyncio.create_task(
-            kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=liveness)
+            kopf.operator(
+                clusterwide=True,
+                standalone=True,
+                liveness_endpoint=liveness,
+                memo=kopf.Memo(metrics=metrics),
+            )
         )
         holding = asyncio.create_task(elector.hold())
         done, _ = await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
@@ -64,6 +77,9 @@ async def run(liveness: str | None) -> int:
         operator.result()
         return 0
     finally:
+        metrics.set_leader(False)
+        if server is not None:
+            await server.stop()
         await api.close()
 
 

@@ -34,6 +34,8 @@ class OperatorConfig:
     listen_host: str
     listen_port: int
     """Where the control-plane HTTP server (reports, join API) listens."""
+    metrics_port: int | None
+    """The internal port serving /metrics on `listen_host` (every replica); None: off."""
     sfu_image: str
     turn_propagation_seconds: float
     """How long a TURN Secret change takes to reach every coturn pod (kubelet sync + sidecar)."""
@@ -58,6 +60,8 @@ class OperatorConfig:
             join_api_public_url=env.get("SWITCHBOARD_JOIN_API_PUBLIC_URL") or service_url,
             listen_host=env.get("SWITCHBOARD_LISTEN_HOST", "0.0.0.0"),
             listen_port=port,
+            metrics_port=int(env.get("SWITCHBOARD_METRICS_PORT", ports.OPERATOR_INTERNAL_PORT))
+            or None,
             sfu_image=env.get("SWITCHBOARD_SFU_IMAGE", defaults.SFU_IMAGE),
             turn_propagation_seconds=float(env.get("SWITCHBOARD_TURN_PROPAGATION_SECONDS", "90")),
             tls=tls,

@@ -97,7 +97,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     jwks = StaticJwks()
     scheduler = Scheduler(api=None)
     app = web.Application()
-    app.router.add_post("/report", ReportReceiver(jwks, scheduler).handle)  # type: ignore[arg-type]
+    receiver = ReportReceiver(jwks, scheduler, scheduler.metrics)  # type: ignore[arg-type]
+    app.router.add_post("/report", receiver.handle)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
@@ -130,6 +131,12 @@ async def test_reports_are_refused_until_placements_are_restored(receiver) -> No
     status, answer = await receiver.raw(request, body)
     assert status == 200
     assert b'"acknowledged":true' in answer.replace(b" ", b"")
+
+    registry = receiver.scheduler.metrics.registry
+    refused = {"reason": "starting"}
+    assert registry.get_sample_value("switchboard_capacity_reports_refused_total", refused) == 1
+    accepted = {"region": capacity_report().region, "outcome": "accepted"}
+    assert registry.get_sample_value("switchboard_capacity_reports_total", accepted) == 1
 
 
 async def test_a_caller_without_a_valid_token_is_refused_before_its_body_is_read(

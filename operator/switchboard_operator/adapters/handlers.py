@@ -14,6 +14,7 @@ from switchboard_operator.adapters.httpserver import HttpServer, build_app
 from switchboard_operator.adapters.joinapi.apikeys import SecretApiKeyStore
 from switchboard_operator.adapters.joinapi.app import join_api_app
 from switchboard_operator.adapters.jwks import JwksCache
+from switchboard_operator.adapters.metrics import OperatorMetrics
 from switchboard_operator.adapters.placements import ControlPlanePlacements
 from switchboard_operator.adapters.region_controller import RegionRuntime, reconcile
 from switchboard_operator.adapters.reports import ReportReceiver
@@ -35,6 +36,8 @@ def _api(memo: kopf.Memo) -> client.ApiClient:
 @kopf.on.startup()
 async def start(memo: kopf.Memo, **_: Any) -> None:
     config = OperatorConfig.from_env()
+    # Created before leader election (__main__), so standbys export theirs too.
+    metrics: OperatorMetrics = memo.get("metrics") or OperatorMetrics()
     api = memo["api"] = await kube.load_client()
     join_keys = await joinkeys.load_or_create(api, config.namespace)
     runtime = RegionRuntime(
@@ -49,11 +52,16 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
         join_keys=join_keys,
         propagation_seconds=config.turn_propagation_seconds,
     )
-    runtime.queue = WorkQueue(lambda name: reconcile(runtime, str(name)), "regions")
+    runtime.queue = WorkQueue(
+        lambda name: reconcile(runtime, str(name)),
+        "regions",
+        observe=lambda seconds, failed: metrics.reconciled("Region", seconds, failed),
+    )
     runtime.queue.start()
     memo["regions"] = runtime
 
-    scheduler = memo["scheduler"] = Scheduler(api)
+    scheduler = memo["scheduler"] = Scheduler(api, metrics=metrics)
+    metrics.watch_figures(scheduler.figures)
     runtime.hosts_rooms = scheduler.picture.hosts_rooms
     runtime.region_load = scheduler.region_load
     scheduler.on_region_load_change = runtime.queue.trigger
@@ -63,10 +71,12 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
     store, limiter = SecretApiKeyStore(), RateLimiter()
     keys = memo["api_keys"] = ApiKeyWatch(api, config.namespace, store, limiter)
     await keys.start()
-    join_api = join_api_app(ControlPlanePlacements(scheduler, runtime), store, limiter=limiter)
+    join_api = join_api_app(
+        ControlPlanePlacements(scheduler, runtime), store, limiter=limiter, metrics=metrics
+    )
     tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
     server = memo["http"] = HttpServer(
-        build_app(ReportReceiver(jwks, scheduler), join_api),
+        build_app(ReportReceiver(jwks, scheduler, metrics), join_api),
         config.listen_host,
         config.listen_port,
         tls,

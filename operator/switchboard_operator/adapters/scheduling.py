@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from switchboard_operator.adapters.joinapi.port import (
     RoomNotFound,
     RoomUnschedulable,
 )
+from switchboard_operator.adapters.metrics import OperatorMetrics
 from switchboard_operator.adapters.rebalancing import REBALANCE_CHECK_SECONDS, Rebalancer
 from switchboard_operator.adapters.retry import with_retries
 from switchboard_operator.adapters.room_informer import RoomInformer
@@ -43,6 +44,7 @@ from switchboard_operator.logic.capacity import (
     CapacityPicture,
     PodObservation,
     RoomMeasurement,
+    RoomToMove,
     apply_pod,
     apply_report,
     assign,
@@ -62,6 +64,7 @@ from switchboard_operator.logic.placement import (
     place,
     replace_rooms,
 )
+from switchboard_operator.logic.region_figures import ControlPlaneFigures, control_plane_figures
 from switchboard_operator.logic.region_status import RegionLoad
 from switchboard_operator.logic.room_status import PlacedOn, RoomOutcome, room_status
 
@@ -103,6 +106,7 @@ class Scheduler:
     on_region_load_change: Callable[[str], None] = lambda _region: None
     _region_loads: dict[str, RegionLoad] = field(default_factory=dict)
     rebalancer: Rebalancer = field(default_factory=Rebalancer)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     _parsed_regions: dict[str, tuple[str, Region | None]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _pod_lost: asyncio.Event = field(default_factory=asyncio.Event)
@@ -122,7 +126,10 @@ class Scheduler:
 
     def start(self) -> None:
         self.queue = WorkQueue(
-            lambda key: self.reconcile_room(str(key)), "rooms", workers=ROOM_WORKERS
+            lambda key: self.reconcile_room(str(key)),
+            "rooms",
+            workers=ROOM_WORKERS,
+            observe=lambda seconds, failed: self.metrics.reconciled("Room", seconds, failed),
         )
         self.queue.start()
         self._tasks = [
@@ -344,6 +351,9 @@ class Scheduler:
             if isinstance(decision, Placement):
                 commit(self.picture, decision, now)
                 log.info("room placed room=%s pod=%s region=%s", key, decision.pod, decision.region)
+                created = room.metadata.creation_timestamp
+                first = key not in self.migrating and not current.get("pod") and created
+                self.metrics.placed(decision.region, now - created.timestamp() if first else None)
                 placed = self.picture.placement_of(key)
                 self.pending.discard(key)
                 self.migrating.pop(key, None)
@@ -531,9 +541,15 @@ class Scheduler:
                 requests[move.room] = self._request(Room.model_validate(body))
             except pydantic.ValidationError:
                 continue
+        lost = self._lost_pods(moves)
         replacements = replace_rooms(
             self.picture, moves, requests, [PlacementRegion.of(r) for r in regions.values()], now
         )
+        for (region, _, reason), rooms in lost.items():
+            self.metrics.pod_lost(region, reason, rooms)
+        for replacement in replacements:
+            if isinstance(replacement.decision, Placement):
+                self.metrics.placed(replacement.decision.region, None)
         for replacement in replacements:
             key = replacement.room
             message = f"Left SFU pod {replacement.previous.pod} ({replacement.reason.value})."
@@ -544,6 +560,15 @@ class Scheduler:
             if body is not None:
                 self._notices.put_nowait((time.monotonic(), body, message))
         log.info("rooms re-placed count=%d", len(replacements))
+
+    def _lost_pods(self, moves: Sequence[RoomToMove]) -> dict[tuple[str, str, str], int]:
+        """Rooms to move per lost pod: {(region, pod, reason): rooms}."""
+        lost: dict[tuple[str, str, str], int] = {}
+        for move in moves:
+            state = self.picture.incarnation(move.placed.pod, move.placed.pod_uid)
+            pod = (state.region if state is not None else "", move.placed.pod, move.reason.value)
+            lost[pod] = lost.get(pod, 0) + 1
+        return lost
 
     async def _post_notices(self) -> None:
         """Post the Events about moved rooms, a few at a time, once the room queue is idle
@@ -573,6 +598,9 @@ class Scheduler:
         )
         for move in moves:
             source = self.picture.incarnation(move.source.pod, move.source.pod_uid)
+            region = source.region if source is not None else ""
+            self.metrics.rooms_moved(region, "rebalance")
+            self.metrics.placed(region, None)
             measured = source.measured.get(move.room) if source is not None else None
             if measured is not None and measured.empty_since_seconds is not None:
                 since = now - measured.empty_since_seconds
@@ -588,6 +616,21 @@ class Scheduler:
             for pod in list(store or ()):
                 if not pod["metadata"].get("deletionTimestamp"):
                     await _sync_label(self.api, self.picture, region.spec.namespace, pod)
+
+    def figures(self) -> ControlPlaneFigures | None:
+        """The figures the metrics export (None until placements are restored)."""
+        if not self.ready or self.rooms is None:
+            return None
+        rooms = self.rooms
+        regions = {
+            name: body
+            for name, store in self.indexes["region_bodies"].items()
+            for body in store
+            if not body["metadata"].get("deletionTimestamp")
+        }
+        pods = {name: list(store) for name, store in self.indexes["region_sfu_pods"].items()}
+        bodies = (body for body in (rooms.get(key) for key in rooms) if body is not None)
+        return control_plane_figures(regions, pods, bodies, self.picture, time.time())
 
     def region_load(self, region: str) -> RegionLoad | None:
         return self._region_loads.get(region)

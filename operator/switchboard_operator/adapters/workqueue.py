@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ class Result:
 
 
 Reconcile = Callable[[Hashable], Awaitable[Result | None]]
+Observe = Callable[[float, bool], None]
+"""Told of every pass: (seconds it took, whether it failed)."""
 
 
 class WorkQueue:
@@ -33,8 +36,11 @@ class WorkQueue:
         workers: int = 4,
         first_backoff: float = 0.5,
         max_backoff: float = 60.0,
+        *,
+        observe: Observe | None = None,
     ) -> None:
         self._reconcile = reconcile
+        self._observe = observe
         self._name = name
         self._workers = workers
         self._first_backoff = first_backoff
@@ -84,6 +90,10 @@ class WorkQueue:
             existing.cancel()
         self._timers[key] = loop.call_later(delay, self._fire_timer, key)
 
+    def _observed(self, started: float, failed: bool) -> None:
+        if self._observe is not None:
+            self._observe(time.monotonic() - started, failed)
+
     def _fire_timer(self, key: Hashable) -> None:
         self._timers.pop(key, None)
         self.trigger(key)
@@ -93,11 +103,13 @@ class WorkQueue:
             key = await self._queue.get()
             self._waiting.discard(key)
             self._running.add(key)
+            started = time.monotonic()
             try:
                 result = await self._reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._observed(started, failed=True)
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(self._first_backoff * 2 ** (failures - 1), self._max_backoff)
                 log.exception(
@@ -105,6 +117,7 @@ class WorkQueue:
                 )
                 self.trigger_after(key, delay)
             else:
+                self._observed(started, failed=False)
                 self._failures.pop(key, None)
                 if result is not None and result.requeue_after is not None:
                     self.trigger_after(key, result.requeue_after)

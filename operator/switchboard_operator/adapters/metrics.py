@@ -1,0 +1,192 @@
+"""The operator's Prometheus metrics and the internal listener that serves them.
+
+Instruments are built from `switchboard_api.metrics` (the project's one registry). Events
+(reconciles, placements, reports, joins) are counted where they happen; the control plane's
+state (Regions, rooms by phase) is computed at scrape time from what the operator caches,
+so a scrape costs no API call and the figures never drift from the state they describe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from switchboard_api import metrics as m
+from switchboard_api.version import SWITCHBOARD_VERSION
+from switchboard_operator.logic.region_figures import ControlPlaneFigures
+
+log = logging.getLogger(__name__)
+
+METRICS_PATH = "/metrics"
+
+FiguresSource = Callable[[], ControlPlaneFigures | None]
+"""The control plane's current figures; None while it does not lead (nothing to say)."""
+
+
+def _counter(spec: m.MetricSpec, registry: CollectorRegistry) -> Counter:
+    assert spec.type is m.MetricType.COUNTER
+    return Counter(spec.family, spec.help, spec.labels, registry=registry)
+
+
+def _gauge(spec: m.MetricSpec, registry: CollectorRegistry) -> Gauge:
+    assert spec.type is m.MetricType.GAUGE
+    return Gauge(spec.family, spec.help, spec.labels, registry=registry)
+
+
+def _histogram(spec: m.MetricSpec, registry: CollectorRegistry) -> Histogram:
+    assert spec.type is m.MetricType.HISTOGRAM
+    return Histogram(spec.family, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
+
+
+class OperatorMetrics:
+    """One per process: the registry, its instruments, and the figures collector."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        _gauge(m.BUILD_INFO, self.registry).labels(m.COMPONENT_OPERATOR, SWITCHBOARD_VERSION).set(1)
+        self._leader = _gauge(m.LEADER, self.registry)
+        self._leader.set(0)
+        self._reconciles = _counter(m.RECONCILES, self.registry)
+        self._reconcile_errors = _counter(m.RECONCILE_ERRORS, self.registry)
+        self._reconcile_duration = _histogram(m.RECONCILE_DURATION, self.registry)
+        self._placements = _counter(m.ROOM_PLACEMENTS, self.registry)
+        self._placement_duration = _histogram(m.ROOM_PLACEMENT_DURATION, self.registry)
+        self._failovers = _counter(m.FAILOVERS, self.registry)
+        self._rooms_moved = _counter(m.ROOMS_MOVED, self.registry)
+        self._reports = _counter(m.CAPACITY_REPORTS, self.registry)
+        self._reports_refused = _counter(m.CAPACITY_REPORTS_REFUSED, self.registry)
+        self._joins = _counter(m.JOIN_REQUESTS, self.registry)
+        self._join_duration = _histogram(m.JOIN_REQUEST_DURATION, self.registry)
+        # Filled by the autoscaler; registered here so the name exists from the start.
+        self.at_max_replicas = _gauge(m.REGION_AT_MAX_REPLICAS, self.registry)
+        self.scalings = _counter(m.AUTOSCALER_SCALINGS, self.registry)
+        self._figures = _FiguresCollector()
+        self.registry.register(self._figures)
+
+    def set_leader(self, leading: bool) -> None:
+        self._leader.set(1 if leading else 0)
+
+    def watch_figures(self, source: FiguresSource) -> None:
+        """Export the control plane's figures from `source` on every scrape."""
+        self._figures.source = source
+
+    def reconciled(self, kind: str, seconds: float, failed: bool) -> None:
+        self._reconciles.labels(kind).inc()
+        self._reconcile_duration.labels(kind).observe(seconds)
+        if failed:
+            self._reconcile_errors.labels(kind).inc()
+
+    def placed(self, region: str, since_created: float | None) -> None:
+        """A room placed; `since_created` for its first placement only (a move is no wait
+        a user saw at creation)."""
+        self._placements.labels(region).inc()
+        if since_created is not None:
+            self._placement_duration.labels(region).observe(max(0.0, since_created))
+
+    def pod_lost(self, region: str, reason: str, rooms: int) -> None:
+        self._failovers.labels(region, reason).inc()
+        if rooms:
+            self._rooms_moved.labels(region, reason).inc(rooms)
+
+    def rooms_moved(self, region: str, reason: str, rooms: int = 1) -> None:
+        self._rooms_moved.labels(region, reason).inc(rooms)
+
+    def report_received(self, region: str, accepted: bool) -> None:
+        self._reports.labels(region, "accepted" if accepted else "unacknowledged").inc()
+
+    def report_refused(self, reason: str) -> None:
+        self._reports_refused.labels(reason).inc()
+
+    def join_answered(self, status: int, seconds: float) -> None:
+        code = str(status)
+        self._joins.labels(code).inc()
+        self._join_duration.labels(code).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _FiguresCollector(Collector):
+    def __init__(self) -> None:
+        self.source: FiguresSource = lambda: None
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            figures = self.source()
+        except Exception:  # a scrape must never take the operator down
+            log.exception("metrics figures failed")
+            return
+        if figures is None:
+            return
+        per_region: list[tuple[m.MetricSpec, Callable[..., float]]] = [
+            (m.REGION_CAPACITY, lambda r: r.figures.capacity),
+            (m.REGION_RESERVED, lambda r: r.figures.reserved),
+            (m.REGION_LOAD, lambda r: r.figures.load),
+            (m.REGION_UTILIZATION, lambda r: r.figures.utilization),
+            (m.CAPACITY_REPORTS_LATE, lambda r: r.figures.reports_late),
+            (m.REGION_SFU_PODS_DESIRED, lambda r: r.sfu_desired),
+            (m.REGION_SFU_PODS_CURRENT, lambda r: r.sfu_current),
+            (m.REGION_SFU_PODS_READY, lambda r: r.sfu_ready),
+            (m.REGION_SFU_PODS_DRAINING, lambda r: r.sfu_draining),
+            (m.REGION_TURN_PODS_DESIRED, lambda r: r.turn_desired),
+            (m.REGION_TURN_PODS_READY, lambda r: r.turn_ready),
+            (m.REGION_SFU_PODS_MIN, lambda r: r.min_replicas),
+            (m.REGION_SFU_PODS_MAX, lambda r: r.max_replicas),
+            (m.REGION_TARGET_UTILIZATION, lambda r: r.target_utilization),
+            (m.REGION_ROOMS_WAITING, lambda r: r.rooms_waiting),
+        ]
+        for spec, value in per_region:
+            family = GaugeMetricFamily(spec.family, spec.help, labels=[m.REGION])
+            for name in sorted(figures.regions):
+                family.add_metric([name], float(value(figures.regions[name])))
+            yield family
+        rooms = GaugeMetricFamily(m.ROOMS.family, m.ROOMS.help, labels=[m.REGION, m.PHASE])
+        for (region, phase), count in sorted(figures.rooms.items()):
+            rooms.add_metric([region, phase], count)
+        yield rooms
+
+
+class MetricsServer:
+    """The internal listener: `/metrics` on the operator's internal port, on every replica
+    (a standby says it stands by), started before leader election."""
+
+    def __init__(self, metrics: OperatorMetrics, host: str, port: int) -> None:
+        async def serve(_: web.Request) -> web.Response:
+            response = web.Response(body=metrics.exposition())
+            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+            return response
+
+        app = web.Application()
+        app.router.add_get(METRICS_PATH, serve)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._host = host
+        self._port = port
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._host, self._port).start()
+        log.info("metrics listening host=%s port=%s", self._host, self._port)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+def elapsed(started: float) -> float:
+    return time.monotonic() - started
