@@ -92,3 +92,18 @@ def test_a_standby_exports_no_figures():
     exported = OperatorMetrics()
     exported.watch_figures(lambda: None)
     assert "switchboard_region_capacity_units" not in exported.exposition().decode()
+
+
+def test_each_regions_event_counters_start_at_zero():
+    """A counter first seen at 1 shows no increase: the first failover must be visible."""
+    exported = OperatorMetrics()
+    picture = CapacityPicture()
+    figures = control_plane_figures({"eu": _region("eu", 1)}, {}, [], picture, NOW)
+    exported.watch_figures(lambda: figures)
+    exported.exposition()  # the scrape that first sees the Region
+    registry = exported.registry
+    lost = {"region": "eu", "reason": "PodDeleted"}
+    assert registry.get_sample_value("switchboard_failovers_total", lost) == 0
+    exported.pod_lost("eu", "PodDeleted", rooms=3)
+    assert registry.get_sample_value("switchboard_failovers_total", lost) == 1
+    assert registry.get_sample_value("switchboard_rooms_moved_total", lost) == 3

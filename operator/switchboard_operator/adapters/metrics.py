@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import (
@@ -28,11 +28,15 @@ from prometheus_client.registry import Collector
 
 from switchboard_api import metrics as m
 from switchboard_api.version import SWITCHBOARD_VERSION
+from switchboard_operator.logic.capacity import LossReason
 from switchboard_operator.logic.region_figures import ControlPlaneFigures
 
 log = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
+LOSS_REASONS = tuple(reason.value for reason in LossReason)
+REBALANCE = "Rebalance"
+REPORT_OUTCOMES = ("accepted", "unacknowledged")
 
 FiguresSource = Callable[[], ControlPlaneFigures | None]
 """The control plane's current figures; None while it does not lead (nothing to say)."""
@@ -77,8 +81,23 @@ class OperatorMetrics:
         # Filled by the autoscaler; registered here so the name exists from the start.
         self.at_max_replicas = _gauge(m.REGION_AT_MAX_REPLICAS, self.registry)
         self.scalings = _counter(m.AUTOSCALER_SCALINGS, self.registry)
-        self._figures = _FiguresCollector()
+        self._figures = _FiguresCollector(self._regions_seen)
         self.registry.register(self._figures)
+        self._known_regions: set[str] = set()
+
+    def _regions_seen(self, regions: Iterable[str]) -> None:
+        """Start each Region's event counters at 0 (a counter that first appears at 1 shows
+        no increase in `rate()` or `increase()`, so the first failover would go unseen)."""
+        for region in set(regions) - self._known_regions:
+            self._known_regions.add(region)
+            self._placements.labels(region)
+            self._placement_duration.labels(region)
+            for reason in LOSS_REASONS:
+                self._failovers.labels(region, reason)
+            for reason in (*LOSS_REASONS, REBALANCE):
+                self._rooms_moved.labels(region, reason)
+            for outcome in REPORT_OUTCOMES:
+                self._reports.labels(region, outcome)
 
     def set_leader(self, leading: bool) -> None:
         self._leader.set(1 if leading else 0)
@@ -105,11 +124,11 @@ class OperatorMetrics:
         if rooms:
             self._rooms_moved.labels(region, reason).inc(rooms)
 
-    def rooms_moved(self, region: str, reason: str, rooms: int = 1) -> None:
+    def rooms_moved(self, region: str, reason: str = REBALANCE, rooms: int = 1) -> None:
         self._rooms_moved.labels(region, reason).inc(rooms)
 
     def report_received(self, region: str, accepted: bool) -> None:
-        self._reports.labels(region, "accepted" if accepted else "unacknowledged").inc()
+        self._reports.labels(region, REPORT_OUTCOMES[0 if accepted else 1]).inc()
 
     def report_refused(self, reason: str) -> None:
         self._reports_refused.labels(reason).inc()
@@ -124,8 +143,9 @@ class OperatorMetrics:
 
 
 class _FiguresCollector(Collector):
-    def __init__(self) -> None:
+    def __init__(self, regions_seen: Callable[[Iterable[str]], None]) -> None:
         self.source: FiguresSource = lambda: None
+        self._regions_seen = regions_seen
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -135,6 +155,7 @@ class _FiguresCollector(Collector):
             return
         if figures is None:
             return
+        self._regions_seen(figures.regions)
         per_region: list[tuple[m.MetricSpec, Callable[..., float]]] = [
             (m.REGION_CAPACITY, lambda r: r.figures.capacity),
             (m.REGION_RESERVED, lambda r: r.figures.reserved),

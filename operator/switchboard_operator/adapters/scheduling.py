@@ -599,7 +599,7 @@ class Scheduler:
         for move in moves:
             source = self.picture.incarnation(move.source.pod, move.source.pod_uid)
             region = source.region if source is not None else ""
-            self.metrics.rooms_moved(region, "rebalance")
+            self.metrics.rooms_moved(region)
             self.metrics.placed(region, None)
             measured = source.measured.get(move.room) if source is not None else None
             if measured is not None and measured.empty_since_seconds is not None:
