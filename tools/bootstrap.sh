@@ -6,8 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# prometheus: Debian's Prometheus 2.42 and promtool, scraping the local cluster in tests.
-APT_PACKAGES=(coturn iproute2 util-linux chromium chromium-driver curl openssl prometheus)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -35,3 +33,4 @@ fi
 .venv/bin/switchboard-local build >/dev/null
 .venv/bin/python -c 'from switchboard_dev.helm import helm_binary; helm_binary()'
 .venv/bin/python -c 'from switchboard_dev.monitoring_crds import crd_dir; crd_dir()'
+.venv/bin/python -c 'from switchboard_dev.prometheus import prometheus_binary; prometheus_binary()'

@@ -11,6 +11,7 @@ Prometheus scraping a running Switchboard, and that each series has those labels
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -31,6 +32,13 @@ UID = "switchboard-overview"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 RATE = "$__rate_interval"
 REGION = 'region=~"$region"'
+CONSTANT_FALLBACK = re.compile(r"\bor\b[^()]*\bvector\s*\(|\bvector\s*\(\s*[0-9]|\babsent\s*\(")
+"""`or vector(0)`, a bare `vector(1)`, `absent(...)`: a panel that shows a constant when its
+metric is missing hides exactly what it should reveal."""
+
+
+def hides_missing_data(expr: str) -> bool:
+    return bool(CONSTANT_FALLBACK.search(expr))
 
 
 @dataclass(frozen=True)
@@ -358,6 +366,9 @@ def panels() -> list[PanelSpec]:
 
 
 def _panel(spec: PanelSpec) -> timeseries.Panel | stat.Panel:
+    for query in spec.queries:
+        if hides_missing_data(query.expr):
+            raise ValueError(f"{spec.title}: {query.expr!r} hides missing data behind a constant")
     builder = stat.Panel() if spec.kind == "stat" else timeseries.Panel()
     builder = (
         builder.title(spec.title)

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from switchboard_api import metrics as m
 from switchboard_api.version import SWITCHBOARD_VERSION
 from switchboard_sfu.media import MediaCounters
+from switchboard_sfu.outbox import SLOW_CONSUMER
 from switchboard_sfu.refusals import RefusalCode
 
 
@@ -123,6 +124,8 @@ class SfuMetrics:
         for code in RefusalCode:
             self.joins_refused.labels(str(code))
         self.participants_dropped = counter(m.SFU_PARTICIPANTS_DROPPED, self.registry)
+        # Dashboards and alerts watch this one from the first scrape.
+        self.participants_dropped.labels(SLOW_CONSUMER)
         self.migrations_requested = counter(m.SFU_MIGRATE_MESSAGES, self.registry)
 
     def register_pod(self, gauges: Callable[[], PodGauges], counters: MediaCounters) -> None:

@@ -32,6 +32,7 @@ def local_images(bin_dir: Path | None = None) -> dict[str, Any]:
         return {"entrypoint": [str(scripts / script)], "keepVisible": keep}
 
     return {
+        "switchboard/operator": own("switchboard-operator"),
         "switchboard/sfu": own("switchboard-sfu"),
         "switchboard/testapp": own("switchboard-testapp"),
         "coturn/coturn": [TURNSERVER],

@@ -37,6 +37,8 @@ METRICS_PATH = "/metrics"
 LOSS_REASONS = tuple(reason.value for reason in LossReason)
 REBALANCE = "Rebalance"
 REPORT_OUTCOMES = ("accepted", "unacknowledged")
+REFUSAL_REASONS = ("missing_token", "too_large", "invalid_report", "forbidden", "starting")
+RECONCILED_KINDS = ("Region", "Room")
 
 FiguresSource = Callable[[], ControlPlaneFigures | None]
 """The control plane's current figures; None while it does not lead (nothing to say)."""
@@ -76,6 +78,11 @@ class OperatorMetrics:
         self._rooms_moved = _counter(m.ROOMS_MOVED, self.registry)
         self._reports = _counter(m.CAPACITY_REPORTS, self.registry)
         self._reports_refused = _counter(m.CAPACITY_REPORTS_REFUSED, self.registry)
+        for reason in REFUSAL_REASONS:
+            self._reports_refused.labels(reason)
+        for kind in RECONCILED_KINDS:
+            self._reconciles.labels(kind)
+            self._reconcile_errors.labels(kind)
         self._joins = _counter(m.JOIN_REQUESTS, self.registry)
         self._join_duration = _histogram(m.JOIN_REQUEST_DURATION, self.registry)
         # Filled by the autoscaler; registered here so the name exists from the start.
