@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# prometheus: Debian's promtool checks and unit-tests the alerting rules (the server the tests
+# run is built from tools/prometheus: Debian's lacks Kubernetes service discovery).
+APT_PACKAGES=(coturn iproute2 util-linux chromium chromium-driver curl openssl prometheus)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

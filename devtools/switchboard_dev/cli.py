@@ -1,8 +1,8 @@
 """`switchboard-dev up`: Switchboard on the embedded local cluster, with the examples applied
 and the demo page served.
 
-It prints `kubectl get regions,rooms -A`, the pods, the demo page's and the join API's
-addresses, a demo API key and a join command, writes them to `<workdir>/env`, then keeps
+It prints `kubectl get regions,rooms -A`, the pods, the demo page's, the join API's and
+Prometheus' addresses, a demo API key and a join command, writes them to `<workdir>/env`, then keeps
 running until Ctrl-C (or exits at once with --exit-when-ready).
 """
 
@@ -34,6 +34,8 @@ def _up(args: argparse.Namespace) -> int:
         stack.start_node_agent({region: [f"{region}-a"] for region in regions})
         objects = stack.apply_examples()
         stack.wait_for_examples(objects)
+        if args.prometheus:
+            stack.start_prometheus()
         summary = stack.start_demo()
         plane = stack.plane
         print(
@@ -78,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "directory, removed on exit)",
     )
     up.add_argument("--exit-when-ready", action="store_true", help="stop once the examples are up")
+    up.add_argument(
+        "--no-prometheus",
+        dest="prometheus",
+        action="store_false",
+        help="do not run Prometheus beside the cluster",
+    )
     up.set_defaults(run=_up)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from switchboard_api.resources import REGION, ROOM
 from switchboard_dev.demo.apikey import install_demo_key
 from switchboard_dev.demo.server import DemoServer
+from switchboard_dev.helm import helm_binary
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import (
     OPERATOR_USER,
@@ -25,7 +27,8 @@ from switchboard_dev.operator_process import (
     grant_operator_rbac,
     local_operator_env,
 )
-from switchboard_dev.paths import CRDS_DIR, EXAMPLES_DIR
+from switchboard_dev.paths import CHART_DIR, CRDS_DIR, EXAMPLES_DIR
+from switchboard_dev.prometheus import PrometheusProcess, grant_discovery
 from switchboard_dev.summary import UpSummary
 from switchboard_localcluster.controlplane import ControlPlane, free_port
 from switchboard_localcluster.nodeagent.presets import (
@@ -38,7 +41,7 @@ from switchboard_localcluster.processes import wait_until
 log = logging.getLogger(__name__)
 AGENT_ADDRESSES = "127.30.0.0/16"
 """Loopback addresses the demo's node agent gives its pods."""
-STATE_DIRS = ("cluster", "node-agent", "operator")
+STATE_DIRS = ("cluster", "node-agent", "operator", "prometheus")
 """What a stack keeps in its work directory; a new stack starts without the last one's."""
 
 
@@ -111,6 +114,7 @@ class LocalStack:
         self.operator: OperatorProcess | None = None
         self.node_agent: NodeAgentProcess | None = None
         self.demo: DemoServer | None = None
+        self.prometheus: PrometheusProcess | None = None
 
     @property
     def join_api_url(self) -> str:
@@ -177,6 +181,21 @@ class LocalStack:
                 self.wait_for_examples(regions, ready_timeout)
         return objects
 
+    def start_prometheus(self) -> PrometheusProcess:
+        """Prometheus scraping the cluster through the chart's monitors, with its alerts.
+        The operator runs outside the cluster here (a process, not the chart's pods), so only
+        the SFU and TURN pods are targets."""
+        docs = render_chart(
+            "--set",
+            "monitoring.podMonitors.enabled=true",
+            "--set",
+            "monitoring.rules.enabled=true",
+        )
+        self.prometheus = PrometheusProcess(
+            self.workdir / "prometheus", grant_discovery(self.plane), docs
+        ).start()
+        return self.prometheus
+
     def start_demo(self) -> UpSummary:
         """The demo key and the demo page's server; what the user needs to reach them all."""
         key = install_demo_key(self.plane)
@@ -188,6 +207,7 @@ class LocalStack:
             join_api_url=self.join_api_url,
             demo_api_key=key,
             demo_page_url=self.demo.url,
+            prometheus_url=self.prometheus.url if self.prometheus is not None else None,
         )
 
     def _observed(self, obj: dict) -> bool:
@@ -226,6 +246,8 @@ class LocalStack:
         return (self._live(obj).get("status") or {}).get("phase")
 
     def stop(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
         if self.demo is not None:
             self.demo.stop()
         if self.operator is not None:
@@ -252,6 +274,25 @@ class LocalStack:
         tb: TracebackType | None,
     ) -> None:
         self.cleanup()
+
+
+def render_chart(*args: str) -> list[dict]:
+    """`helm template` of the chart in the operator's namespace, parsed."""
+    out = subprocess.run(
+        [
+            str(helm_binary()),
+            "template",
+            "switchboard",
+            str(CHART_DIR),
+            "-n",
+            "switchboard-system",
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def _ref(obj: dict) -> str:
