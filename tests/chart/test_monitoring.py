@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_render import NAMESPACE, kinds, one, render
+from chart_render import kinds, one, render
 
 from switchboard_api import ports
 from switchboard_api.region import Region
@@ -161,10 +161,11 @@ def test_monitors_and_rules_are_accepted_by_the_prometheus_operator_crds(monitor
         control_plane.kubectl(
             "wait", "--for=condition=Established", f"crd/{name}.monitoring.coreos.com"
         )
-    if control_plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode:
-        control_plane.create_namespace(NAMESPACE)
+    namespace = control_plane.create_namespace("chart-monitoring-check")
     objects = [
-        d for d in monitored if d["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule")
+        {**d, "metadata": {**d["metadata"], "namespace": namespace}}
+        for d in monitored
+        if d["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule")
     ]
     assert len(objects) == 4
     result = control_plane.kubectl(
@@ -173,5 +174,5 @@ def test_monitors_and_rules_are_accepted_by_the_prometheus_operator_crds(monitor
     assert result.returncode == 0, result.stderr
     for obj in objects:
         control_plane.kubectl(
-            "delete", obj["kind"].lower(), obj["metadata"]["name"], "-n", NAMESPACE
+            "delete", obj["kind"].lower(), obj["metadata"]["name"], "-n", namespace
         )
