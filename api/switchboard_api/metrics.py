@@ -1,6 +1,7 @@
 """Every Prometheus metric Switchboard exports: name, type, labels and meaning, in one place.
 
-The operator and the SFU build their instruments from these specs, the dashboard and the
+The operator and the SFU build their instruments from these specs (`counter`, `gauge`,
+`histogram`), the dashboard and the
 alerting rules name them from here, and `docs/metrics.md` is this table. Names follow the
 Prometheus conventions: base units (`_seconds`, `_bytes`), `_total` on counters, `_ratio`
 for 0..1 fractions, `_info` for constant build facts.
@@ -17,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class MetricType(StrEnum):
@@ -42,6 +45,21 @@ class MetricSpec:
         if self.type is MetricType.COUNTER:
             return self.name.removesuffix("_total")
         return self.name
+
+
+def counter(spec: MetricSpec, registry: CollectorRegistry) -> Counter:
+    assert spec.type is MetricType.COUNTER, spec.name
+    return Counter(spec.family, spec.help, spec.labels, registry=registry)
+
+
+def gauge(spec: MetricSpec, registry: CollectorRegistry) -> Gauge:
+    assert spec.type is MetricType.GAUGE, spec.name
+    return Gauge(spec.family, spec.help, spec.labels, registry=registry)
+
+
+def histogram(spec: MetricSpec, registry: CollectorRegistry) -> Histogram:
+    assert spec.type is MetricType.HISTOGRAM, spec.name
+    return Histogram(spec.family, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
 
 
 def _counter(name: str, help: str, *labels: str) -> MetricSpec:

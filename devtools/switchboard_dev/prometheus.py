@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,8 +25,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from switchboard_dev.paths import REPO_ROOT
-from switchboard_localcluster.binaries import cache_root
+from switchboard_dev.gotools import cached
 from switchboard_localcluster.controlplane import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
 
@@ -51,24 +49,12 @@ DISCOVERY_ROLE: dict[str, Any] = {
     ],
 }
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
-MODULE_DIR = REPO_ROOT / "tools" / "prometheus"
 MODULE = "github.com/prometheus/prometheus"
 
 
-def pinned_version() -> str:
-    pattern = rf"^require {re.escape(MODULE)} (v\S+)$"
-    match = re.search(pattern, (MODULE_DIR / "go.mod").read_text(), re.MULTILINE)
-    if not match:
-        raise RuntimeError(f"no {MODULE} requirement in {MODULE_DIR / 'go.mod'}")
-    return match.group(1)
-
-
 def prometheus_binary(build: bool = True) -> Path:
-    """The pinned Prometheus server (built once per pin; the build needs the Go proxy)."""
-    out = cache_root() / "prometheus" / pinned_version()
-    if build:
-        subprocess.run(["bash", str(MODULE_DIR / "build.sh"), str(out)], check=True)
-    return out / "prometheus"
+    """The pinned Prometheus server (built once per pin from `tools/prometheus`)."""
+    return cached("prometheus", MODULE, "build.sh", run=build) / "prometheus"
 
 
 class Cluster(Protocol):

@@ -21,8 +21,9 @@ import kopf
 
 from switchboard_operator import logs
 from switchboard_operator.adapters import kube
+from switchboard_operator.adapters.httpserver import HttpServer
 from switchboard_operator.adapters.leadership import LeaderElector, LeadershipLost
-from switchboard_operator.adapters.metrics import MetricsServer, OperatorMetrics
+from switchboard_operator.adapters.metrics import OperatorMetrics, metrics_app
 from switchboard_operator.config import OperatorConfig
 
 log = logging.getLogger("switchboard_operator")
@@ -47,7 +48,7 @@ async def run(liveness: str | None) -> int:
     metrics = OperatorMetrics()
     server = None
     if config.metrics_port is not None:
-        server = MetricsServer(metrics, config.listen_host, config.metrics_port)
+        server = HttpServer(metrics_app(metrics), config.listen_host, config.metrics_port)
         await server.start()
     try:
         await elector.acquire()

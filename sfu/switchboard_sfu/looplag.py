@@ -8,7 +8,6 @@ import time
 from prometheus_client import CollectorRegistry
 
 from switchboard_api import metrics as m
-from switchboard_sfu.metrics import histogram
 
 PROBE_INTERVAL_SECONDS = 0.25
 
@@ -17,7 +16,7 @@ class LoopLagMonitor:
     """Samples the event loop's scheduling delay and exports it as a histogram."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._histogram = histogram(m.SFU_EVENT_LOOP_LAG, registry)
+        self._histogram = m.histogram(m.SFU_EVENT_LOOP_LAG, registry)
 
     async def run(self) -> None:
         while True:

@@ -6,14 +6,7 @@ Names, types and labels come from `switchboard_api.metrics`, the project's one r
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -96,21 +89,6 @@ def _labelled_counter(spec: m.MetricSpec, values: dict[str, float]) -> CounterMe
     return family
 
 
-def counter(spec: m.MetricSpec, registry: CollectorRegistry) -> Counter:
-    assert spec.type is m.MetricType.COUNTER
-    return Counter(spec.family, spec.help, spec.labels, registry=registry)
-
-
-def gauge(spec: m.MetricSpec, registry: CollectorRegistry) -> Gauge:
-    assert spec.type is m.MetricType.GAUGE
-    return Gauge(spec.family, spec.help, spec.labels, registry=registry)
-
-
-def histogram(spec: m.MetricSpec, registry: CollectorRegistry) -> Histogram:
-    assert spec.type is m.MetricType.HISTOGRAM
-    return Histogram(spec.family, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
-
-
 class SfuMetrics:
     """The SFU's registry and the event counters the service increments directly."""
 
@@ -118,15 +96,15 @@ class SfuMetrics:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        gauge(m.BUILD_INFO, self.registry).labels(m.COMPONENT_SFU, SWITCHBOARD_VERSION).set(1)
-        self.joins = counter(m.SFU_JOINS, self.registry)
-        self.joins_refused = counter(m.SFU_JOINS_REFUSED, self.registry)
+        m.gauge(m.BUILD_INFO, self.registry).labels(m.COMPONENT_SFU, SWITCHBOARD_VERSION).set(1)
+        self.joins = m.counter(m.SFU_JOINS, self.registry)
+        self.joins_refused = m.counter(m.SFU_JOINS_REFUSED, self.registry)
         for code in RefusalCode:
             self.joins_refused.labels(str(code))
-        self.participants_dropped = counter(m.SFU_PARTICIPANTS_DROPPED, self.registry)
+        self.participants_dropped = m.counter(m.SFU_PARTICIPANTS_DROPPED, self.registry)
         # Dashboards and alerts watch this one from the first scrape.
         self.participants_dropped.labels(SLOW_CONSUMER)
-        self.migrations_requested = counter(m.SFU_MIGRATE_MESSAGES, self.registry)
+        self.migrations_requested = m.counter(m.SFU_MIGRATE_MESSAGES, self.registry)
 
     def register_pod(self, gauges: Callable[[], PodGauges], counters: MediaCounters) -> None:
         self.registry.register(SfuCollector(gauges, counters))

@@ -16,7 +16,6 @@ from prometheus_client import CollectorRegistry
 
 from switchboard_api import metrics as m
 from switchboard_api.contract import CapacityReport, ReportResponse
-from switchboard_sfu.metrics import counter, gauge
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +50,11 @@ class CapacityReporter:
         self._sequence = 0
         # Counting from start: a pod that never reaches its control plane fences too.
         self.last_acknowledged_at = time.monotonic()
-        self._reports = counter(m.SFU_CAPACITY_REPORTS, registry)
+        self._reports = m.counter(m.SFU_CAPACITY_REPORTS, registry)
         for outcome in ("acknowledged", "rejected", "failed"):
             self._reports.labels(outcome)
         # A timestamp, not an age (Prometheus practice): `time() - x` is the age.
-        self._last_ack = gauge(m.SFU_CAPACITY_REPORT_LAST_ACK, registry)
+        self._last_ack = m.gauge(m.SFU_CAPACITY_REPORT_LAST_ACK, registry)
         self._last_ack.set_to_current_time()
 
     @property

@@ -4,12 +4,10 @@ it does not describe."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 from chart_render import NAMESPACE, kinds, one, pod_spec, render
 
+from fixtures.helm import run_helm
 from switchboard_dev.helm import helm_binary
 from switchboard_dev.paths import CHART_DIR
 from switchboard_operator.config import OperatorConfig
@@ -109,20 +107,15 @@ def test_crds_install_and_keep(defaults, helm):
     assert "CustomResourceDefinition" not in kinds(render(helm, "--set", "crds.install=false"))
 
 
-def helm_install(helm: str, cluster, *args: str, check: bool = False):
+def helm_install(cluster, *args: str, check: bool = False):
     """`helm install` against the local cluster (with --dry-run=server, nothing stays)."""
-    return subprocess.run(
-        [helm, "install", "sb", str(CHART_DIR), "-n", NAMESPACE, *args],
-        check=check,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
-    )
+    install = ["install", "sb", str(CHART_DIR), "-n", NAMESPACE, *args]
+    return run_helm(cluster.kubeconfig, *install, check=check)
 
 
 @pytest.mark.cluster
-def test_notes_say_how_to_join_make_a_key_and_which_ports_to_open(helm, control_plane):
-    out = helm_install(helm, control_plane, "--dry-run=server", check=True).stdout
+def test_notes_say_how_to_join_make_a_key_and_which_ports_to_open(control_plane):
+    out = helm_install(control_plane, "--dry-run=server", check=True).stdout
     notes = out[out.index("NOTES:") :]
     assert f"http://switchboard-operator.{NAMESPACE}.svc:8080" in notes
     assert "switchboard.dev/api-key=true" in notes
@@ -140,10 +133,8 @@ def test_notes_say_how_to_join_make_a_key_and_which_ports_to_open(helm, control_
     ids=["wrong-type", "unknown-key", "bad-duration"],
 )
 @pytest.mark.cluster
-def test_helm_install_refuses_values_the_schema_does_not_describe(
-    helm, control_plane, args, message
-):
-    result = helm_install(helm, control_plane, *args)
+def test_helm_install_refuses_values_the_schema_does_not_describe(control_plane, args, message):
+    result = helm_install(control_plane, *args)
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
     assert message in result.stderr

@@ -6,16 +6,14 @@ replaces cluster-wide CRDs that the other tests share."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from switchboard_dev.helm import helm_binary
+from fixtures.helm import run_helm
 from switchboard_dev.paths import CHART_DIR
 from switchboard_localcluster.controlplane import ControlPlane
 
@@ -51,15 +49,7 @@ def older_chart(directory: Path) -> Path:
 
 
 def helm(plane: ControlPlane, *args: str) -> str:
-    result = subprocess.run(
-        [str(helm_binary()), *args, "-n", NAMESPACE],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return run_helm(plane.kubeconfig, *args, "-n", NAMESPACE).stdout
 
 
 def room_spec_fields(plane: ControlPlane) -> set[str]:

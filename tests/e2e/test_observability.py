@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,10 +25,10 @@ import aiohttp
 import pytest
 import yaml
 
+from fixtures.helm import run_helm
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
 from fixtures.waiting import wait_for, wait_for_async
 from switchboard_dev import dashboard
-from switchboard_dev.helm import helm_binary
 from switchboard_dev.monitoring_crds import crd_files
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.paths import CHART_DIR
@@ -49,6 +47,7 @@ MEDIA_NS = "obs-media"
 ROOMS_NS = "obs-rooms"
 REGION = "obs-eu"
 SCRAPE = "2s"
+OPERATOR_PODS = "app.kubernetes.io/component=operator"
 API_KEY = secrets.token_hex(16)
 
 VALUES = {
@@ -83,30 +82,12 @@ class Observed:
     chart: list[dict]
 
     def operator_ip(self) -> str:
-        pods = self.plane.kubectl(
-            "get",
-            "pods",
-            "-n",
-            NAMESPACE,
-            "-l",
-            "app.kubernetes.io/component=operator",
-            "-o",
-            "json",
-        )
-        (pod,) = json.loads(pods.stdout)["items"]
+        (pod,) = _pods(self.plane, NAMESPACE, OPERATOR_PODS)
         return str(pod["status"]["podIP"])
 
 
 def _helm(plane: ControlPlane, *args: str) -> str:
-    result = subprocess.run(
-        [str(helm_binary()), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return run_helm(plane.kubeconfig, *args).stdout
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +119,11 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
             evaluation_interval=SCRAPE,
         ).start()
         observed = Observed(plane, agent, prometheus, chart)
-        wait_for(lambda: _operator_ready(plane), 120, "the operator pod Ready (leading)")
+        wait_for(
+            lambda: any(_ready(p) for p in _pods(plane, NAMESPACE, OPERATOR_PODS)),
+            120,
+            "the operator pod Ready (leading)",
+        )
         yield observed
     finally:
         if prometheus is not None:
@@ -146,26 +131,6 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         if agent is not None:
             agent.stop()
         plane.stop()
-
-
-def _operator_ready(plane: ControlPlane) -> bool:
-    pods = json.loads(
-        plane.kubectl(
-            "get",
-            "pods",
-            "-n",
-            NAMESPACE,
-            "-l",
-            "app.kubernetes.io/component=operator",
-            "-o",
-            "json",
-        ).stdout
-    )["items"]
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for pod in pods
-        for c in pod.get("status", {}).get("conditions") or []
-    )
 
 
 def _region() -> dict:
@@ -319,7 +284,7 @@ def test_prometheus_scrapes_the_operator_and_every_sfu_pod_through_the_monitors(
 def test_every_dashboard_panel_returns_series_with_the_labels_it_shows(observed, traffic):
     prometheus = observed.prometheus
     sfus = {p["metadata"]["name"] for p in sfu_pods(observed.plane)}
-    operator_pod = _pods(observed.plane, NAMESPACE, "app.kubernetes.io/component=operator")[0]
+    (operator_pod,) = _pods(observed.plane, NAMESPACE, OPERATOR_PODS)
     expected = {"region": {REGION}, "pod": sfus | {operator_pod["metadata"]["name"]}}
     checked = []
     for panel in dashboard.panels():

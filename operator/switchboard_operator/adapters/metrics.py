@@ -9,16 +9,12 @@ so a scrape costs no API call and the figures never drift from the state they de
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -44,21 +40,6 @@ FiguresSource = Callable[[], ControlPlaneFigures | None]
 """The control plane's current figures; None while it does not lead (nothing to say)."""
 
 
-def _counter(spec: m.MetricSpec, registry: CollectorRegistry) -> Counter:
-    assert spec.type is m.MetricType.COUNTER
-    return Counter(spec.family, spec.help, spec.labels, registry=registry)
-
-
-def _gauge(spec: m.MetricSpec, registry: CollectorRegistry) -> Gauge:
-    assert spec.type is m.MetricType.GAUGE
-    return Gauge(spec.family, spec.help, spec.labels, registry=registry)
-
-
-def _histogram(spec: m.MetricSpec, registry: CollectorRegistry) -> Histogram:
-    assert spec.type is m.MetricType.HISTOGRAM
-    return Histogram(spec.family, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
-
-
 class OperatorMetrics:
     """One per process: the registry, its instruments, and the figures collector."""
 
@@ -66,28 +47,30 @@ class OperatorMetrics:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        _gauge(m.BUILD_INFO, self.registry).labels(m.COMPONENT_OPERATOR, SWITCHBOARD_VERSION).set(1)
-        self._leader = _gauge(m.LEADER, self.registry)
+        m.gauge(m.BUILD_INFO, self.registry).labels(m.COMPONENT_OPERATOR, SWITCHBOARD_VERSION).set(
+            1
+        )
+        self._leader = m.gauge(m.LEADER, self.registry)
         self._leader.set(0)
-        self._reconciles = _counter(m.RECONCILES, self.registry)
-        self._reconcile_errors = _counter(m.RECONCILE_ERRORS, self.registry)
-        self._reconcile_duration = _histogram(m.RECONCILE_DURATION, self.registry)
-        self._placements = _counter(m.ROOM_PLACEMENTS, self.registry)
-        self._placement_duration = _histogram(m.ROOM_PLACEMENT_DURATION, self.registry)
-        self._failovers = _counter(m.FAILOVERS, self.registry)
-        self._rooms_moved = _counter(m.ROOMS_MOVED, self.registry)
-        self._reports = _counter(m.CAPACITY_REPORTS, self.registry)
-        self._reports_refused = _counter(m.CAPACITY_REPORTS_REFUSED, self.registry)
+        self._reconciles = m.counter(m.RECONCILES, self.registry)
+        self._reconcile_errors = m.counter(m.RECONCILE_ERRORS, self.registry)
+        self._reconcile_duration = m.histogram(m.RECONCILE_DURATION, self.registry)
+        self._placements = m.counter(m.ROOM_PLACEMENTS, self.registry)
+        self._placement_duration = m.histogram(m.ROOM_PLACEMENT_DURATION, self.registry)
+        self._failovers = m.counter(m.FAILOVERS, self.registry)
+        self._rooms_moved = m.counter(m.ROOMS_MOVED, self.registry)
+        self._reports = m.counter(m.CAPACITY_REPORTS, self.registry)
+        self._reports_refused = m.counter(m.CAPACITY_REPORTS_REFUSED, self.registry)
         for reason in REFUSAL_REASONS:
             self._reports_refused.labels(reason)
         for kind in RECONCILED_KINDS:
             self._reconciles.labels(kind)
             self._reconcile_errors.labels(kind)
-        self._joins = _counter(m.JOIN_REQUESTS, self.registry)
-        self._join_duration = _histogram(m.JOIN_REQUEST_DURATION, self.registry)
+        self._joins = m.counter(m.JOIN_REQUESTS, self.registry)
+        self._join_duration = m.histogram(m.JOIN_REQUEST_DURATION, self.registry)
         # Filled by the autoscaler; registered here so the name exists from the start.
-        self.at_max_replicas = _gauge(m.REGION_AT_MAX_REPLICAS, self.registry)
-        self.scalings = _counter(m.AUTOSCALER_SCALINGS, self.registry)
+        self.at_max_replicas = m.gauge(m.REGION_AT_MAX_REPLICAS, self.registry)
+        self.scalings = m.counter(m.AUTOSCALER_SCALINGS, self.registry)
         self._figures = _FiguresCollector(self._regions_seen)
         self.registry.register(self._figures)
         self._known_regions: set[str] = set()
@@ -191,30 +174,15 @@ class _FiguresCollector(Collector):
         yield rooms
 
 
-class MetricsServer:
-    """The internal listener: `/metrics` on the operator's internal port, on every replica
-    (a standby says it stands by), started before leader election."""
+def metrics_app(metrics: OperatorMetrics) -> web.Application:
+    """The internal listener's app: `/metrics` and nothing else. Served on every replica
+    (a standby says it stands by), from before leader election."""
 
-    def __init__(self, metrics: OperatorMetrics, host: str, port: int) -> None:
-        async def serve(_: web.Request) -> web.Response:
-            response = web.Response(body=metrics.exposition())
-            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-            return response
+    async def serve(_: web.Request) -> web.Response:
+        response = web.Response(body=metrics.exposition())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
 
-        app = web.Application()
-        app.router.add_get(METRICS_PATH, serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._host = host
-        self._port = port
-
-    async def start(self) -> None:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
-        log.info("metrics listening host=%s port=%s", self._host, self._port)
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-
-def elapsed(started: float) -> float:
-    return time.monotonic() - started
+    app = web.Application()
+    app.router.add_get(METRICS_PATH, serve)
+    return app
