@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -11,7 +13,21 @@ import kopf
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In-cluster ServiceAccount first, else $KUBECONFIG (no client library needed)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return _in_cluster(kopf.login_with_service_account(**kwargs)) or kopf.login_with_kubeconfig(
+        **kwargs
+    )
+
+
+def _in_cluster(info: kopf.ConnectionInfo | None) -> kopf.ConnectionInfo | None:
+    """The API server at KUBERNETES_SERVICE_HOST/PORT, as client-go's in-cluster config and
+    the operator's own client use it: kopf names https://kubernetes.default.svc, which needs
+    cluster DNS (a pod with another DNS policy, or a cluster without DNS, cannot resolve it)."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT")
+    if info is None or not host or not port:
+        return info
+    authority = f"[{host}]" if ":" in host else host
+    return dataclasses.replace(info, server=f"https://{authority}:{port}")
 
 
 @kopf.on.startup()
