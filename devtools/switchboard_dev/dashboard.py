@@ -74,10 +74,8 @@ def _by_region(spec: m.MetricSpec, legend: str, agg: str = "sum") -> Query:
 
 
 def _quantile(q: float, spec: m.MetricSpec, by: str, legend: str, selector: str = "") -> Query:
-    expr = (
-        f"histogram_quantile({q}, sum by ({by}, le) "
-        f"(rate({spec.name}_bucket{{{selector}}}[{RATE}])))"
-    )
+    series = f"{spec.name}_bucket" + (f"{{{selector}}}" if selector else "")
+    expr = f"histogram_quantile({q}, sum by ({by}, le) (rate({series}[{RATE}])))"
     return _q(expr, legend)
 
 
