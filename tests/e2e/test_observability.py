@@ -255,8 +255,10 @@ LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def concrete(expr: str) -> str:
-    """A panel query as Grafana would send it: every Region, a 5-minute rate window."""
-    return expr.replace("$region", ".*").replace("$__rate_interval", "5m")
+    """A panel query as Grafana sends it for the last quarter of an hour: every Region, and a
+    rate window that spans the module's traffic (joins and placements happen at its start;
+    on a loaded machine the panels are reached minutes later)."""
+    return expr.replace("$region", ".*").replace("$__rate_interval", "15m")
 
 
 def test_prometheus_scrapes_the_operator_and_every_sfu_pod_through_the_monitors(observed, traffic):
@@ -295,14 +297,19 @@ def test_every_dashboard_panel_returns_series_with_the_labels_it_shows(observed,
             assert not dashboard.hides_missing_data(query.expr), query.expr
             labels = LEGEND_LABEL.findall(query.legend)
 
-            def answered(query=query, labels=labels) -> list[dict] | None:
-                series = prometheus.query(concrete(query.expr))
+            last: list[list[dict]] = [[]]
+
+            def answered(query=query, labels=labels, last=last) -> list[dict] | None:
+                series = last[0] = prometheus.query(concrete(query.expr))
                 numbers = [s for s in series if s["value"][1] not in ("NaN", "+Inf", "-Inf")]
                 if not numbers or not all(all(s["metric"].get(k) for k in labels) for s in series):
                     return None
                 return series
 
-            series = wait_for(answered, 90, f"{panel.title}: {query.expr}")
+            try:
+                series = wait_for(answered, 90, f"{panel.title}: {query.expr}")
+            except AssertionError as error:
+                raise AssertionError(f"{error}; Prometheus answered {last[0]}") from None
             for sample in series:
                 for label in labels:
                     if label in expected:

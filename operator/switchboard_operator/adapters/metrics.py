@@ -66,6 +66,7 @@ class OperatorMetrics:
         for kind in RECONCILED_KINDS:
             self._reconciles.labels(kind)
             self._reconcile_errors.labels(kind)
+            self._reconcile_duration.labels(kind)
         self._joins = m.counter(m.JOIN_REQUESTS, self.registry)
         self._join_duration = m.histogram(m.JOIN_REQUEST_DURATION, self.registry)
         # Filled by the autoscaler; registered here so the name exists from the start.
@@ -122,6 +123,13 @@ class OperatorMetrics:
 
     def report_refused(self, reason: str) -> None:
         self._reports_refused.labels(reason).inc()
+
+    def expect_join_statuses(self, statuses: Iterable[int]) -> None:
+        """Start the join API's series for every status it can answer at 0 (an answer first
+        counted at 1 shows no increase, so early joins would vanish from rates)."""
+        for status in statuses:
+            self._joins.labels(str(status))
+            self._join_duration.labels(str(status))
 
     def join_answered(self, status: int, seconds: float) -> None:
         code = str(status)

@@ -14,5 +14,7 @@ async def test_join_api_answers_are_counted_by_status_code(join_api):
 
     assert answered("200") == 1
     assert answered("401") == 2
+    # Every status the API can answer starts at 0, so its first answers show in rates.
+    assert answered("503") == 0
     latency = "switchboard_join_request_duration_seconds_count"
     assert registry.get_sample_value(latency, {"code": "401"}) == 2

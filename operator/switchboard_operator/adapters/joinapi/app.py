@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Final
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from switchboard_api.contract import JOIN_API_PREFIX, JOIN_PATH_TEMPLATE
 from switchboard_operator.adapters.joinapi.apikeys import ApiKeyStore
-from switchboard_operator.adapters.joinapi.codes import ErrorCode
+from switchboard_operator.adapters.joinapi.codes import ERROR_STATUSES, ErrorCode
 from switchboard_operator.adapters.joinapi.errors import error_response
 from switchboard_operator.adapters.joinapi.handler import Clock, JoinApiSettings, JoinHandler
 from switchboard_operator.adapters.joinapi.port import RoomPlacements
@@ -94,6 +95,9 @@ def join_api_app(
     )
     middlewares = [json_errors]
     if metrics is not None:
+        metrics.expect_join_statuses(
+            {HTTPStatus.OK, *(s for statuses in ERROR_STATUSES.values() for s in statuses)}
+        )
         middlewares.insert(0, counted(metrics, monotonic_clock))
     app = web.Application(middlewares=middlewares)
     app.router.add_post(JOIN_ROUTE, handler.join)
