@@ -27,14 +27,13 @@ from switchboard_dev.demo.server import DemoServer
 from switchboard_dev.images import agent_image_stores, process_runtime_selected
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import (
-    OPERATOR_NAMESPACE,
     OPERATOR_USER,
     KubectlRunner,
     OperatorProcess,
     grant_operator_rbac,
     local_operator_env,
 )
-from switchboard_dev.paths import CHART_DIR, CRDS_DIR, EXAMPLES_DIR
+from switchboard_dev.paths import CRDS_DIR, EXAMPLES_DIR
 from switchboard_dev.prometheus import PrometheusProcess, grant_discovery
 from switchboard_dev.summary import UpSummary
 from switchboard_localcluster.controlplane import ControlPlane, free_port
@@ -217,7 +216,7 @@ class LocalStack:
         flags = ["monitoring.podMonitors.enabled=true", "monitoring.rules.enabled=true"]
         if self.operator is None:
             flags.append("monitoring.podMonitors.includeOperator=true")
-        docs = render_chart(self.plane.kubeconfig, *(f"--set={flag}" for flag in flags))
+        docs = chart_install.render(self.plane.kubeconfig, *(f"--set={flag}" for flag in flags))
         self.prometheus = PrometheusProcess(
             self.workdir / "prometheus", grant_discovery(self.plane), docs
         ).start()
@@ -301,20 +300,6 @@ class LocalStack:
         tb: TracebackType | None,
     ) -> None:
         self.cleanup()
-
-
-def render_chart(kubeconfig: Path, *args: str) -> list[dict]:
-    """`helm template` of the chart as `helm install` would install it, parsed."""
-    out = chart_install.helm(
-        kubeconfig,
-        "template",
-        chart_install.RELEASE,
-        str(CHART_DIR),
-        "--namespace",
-        OPERATOR_NAMESPACE,
-        *args,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def _ref(obj: dict) -> str:

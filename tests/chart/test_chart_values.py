@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from chart_render import NAMESPACE, kinds, one, pod_spec, render
 
-from fixtures.helm import run_helm
+from switchboard_dev.chart_install import helm as run_helm
 from switchboard_dev.helm import helm_binary
 from switchboard_dev.paths import CHART_DIR
 from switchboard_operator.config import OperatorConfig
@@ -133,8 +133,10 @@ def test_notes_say_how_to_join_make_a_key_and_which_ports_to_open(control_plane)
         (["--set", "replicas=two"], "at '/replicas': got string, want integer"),
         (["--set", "replica=2"], "additional properties 'replica' not allowed"),
         (["--set", "monitoring.rules.unschedulableFor=five"], "/monitoring/rules/unschedulableFor"),
+        (["--set", "image.digest.sfu=latest"], "/image/digest/sfu"),
+        (["--set", "image.digests.sfu=sha256:0"], "additional properties 'digests' not allowed"),
     ],
-    ids=["wrong-type", "unknown-key", "bad-duration"],
+    ids=["wrong-type", "unknown-key", "bad-duration", "bad-digest", "unknown-image-key"],
 )
 @pytest.mark.cluster
 def test_helm_install_refuses_values_the_schema_does_not_describe(control_plane, args, message):

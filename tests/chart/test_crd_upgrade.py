@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fixtures.helm import run_helm
+from switchboard_dev.chart_install import helm as run_helm
 from switchboard_dev.paths import CHART_DIR
 from switchboard_localcluster.controlplane import ControlPlane
 

@@ -25,13 +25,13 @@ import aiohttp
 import pytest
 import yaml
 
-from fixtures.helm import run_helm
+from fixtures.nodeagent import TEST_BACKOFF
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
 from fixtures.waiting import wait_for, wait_for_async
-from switchboard_dev import dashboard
+from switchboard_dev import chart_install, dashboard
+from switchboard_dev.images import require_built
 from switchboard_dev.monitoring_crds import crd_files
 from switchboard_dev.node_agent_process import NodeAgentProcess
-from switchboard_dev.paths import CHART_DIR
 from switchboard_dev.prometheus import PrometheusProcess, grant_discovery
 from switchboard_localcluster.controlplane import ControlPlane
 from switchboard_localcluster.nodeagent.presets import (
@@ -52,13 +52,6 @@ API_KEY = secrets.token_hex(16)
 
 VALUES = {
     "replicas": 1,
-    "joinApi": {"publicURL": "http://$(POD_IP):8080"},
-    "env": {
-        # Pods share this machine's loopback network: the operator binds its own pod address,
-        # and SFU pods report to it there (there is no cluster DNS to resolve the Service).
-        "SWITCHBOARD_LISTEN_HOST": "$(POD_IP)",
-        "SWITCHBOARD_REPORT_URL": "http://$(POD_IP):8080/v1/capacity/reports",
-    },
     "monitoring": {
         "serviceMonitor": {"enabled": True, "interval": SCRAPE},
         # Endpoints refuse loopback addresses, so the operator is scraped as a pod here.
@@ -81,17 +74,15 @@ class Observed:
     prometheus: PrometheusProcess
     chart: list[dict]
 
-    def operator_ip(self) -> str:
-        (pod,) = _pods(self.plane, NAMESPACE, OPERATOR_PODS)
-        return str(pod["status"]["podIP"])
-
-
-def _helm(plane: ControlPlane, *args: str) -> str:
-    return run_helm(plane.kubeconfig, *args).stdout
+    def operator_url(self) -> str:
+        url = chart_install.operator_url(self.plane)
+        assert url is not None, "the operator Service selects no leader"
+        return url
 
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
+    images = require_built()
     work = tmp_path_factory.mktemp("observability")
     plane = ControlPlane(workdir=work / "cluster")
     plane.start()
@@ -103,15 +94,15 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
             work / "node-agent" / "state",
             {REGION: [f"{REGION}-a"], "control": ["control-a"]},
             pod_address_range="127.60.0.0/16",
-            restartBackoff={"initialSeconds": 0.5, "maxSeconds": 4},
+            image_stores=images.stores,
+            restartBackoff=TEST_BACKOFF,
         )
         kubeconfig = plane.issue_kubeconfig(NODE_AGENT_USER, NODE_AGENT_GROUPS)
         agent = NodeAgentProcess(plane, work / "node-agent", config, kubeconfig).start()
         values = work / "values.yaml"
         values.write_text(yaml.safe_dump(VALUES))
-        install = ["sb", str(CHART_DIR), "-n", NAMESPACE, "-f", str(values)]
-        _helm(plane, "install", *install, "--create-namespace")
-        chart = [d for d in yaml.safe_load_all(_helm(plane, "template", *install)) if d]
+        chart_install.install(plane.kubeconfig, namespace=NAMESPACE, extra=["-f", str(values)])
+        chart = chart_install.render(plane.kubeconfig, "-f", str(values), namespace=NAMESPACE)
         prometheus = PrometheusProcess(
             work / "prometheus",
             grant_discovery(plane),
@@ -120,9 +111,9 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         ).start()
         observed = Observed(plane, agent, prometheus, chart)
         wait_for(
-            lambda: any(_ready(p) for p in _pods(plane, NAMESPACE, OPERATOR_PODS)),
+            lambda: chart_install.operator_url(plane) is not None,
             120,
-            "the operator pod Ready (leading)",
+            "the operator Service to select its leader",
         )
         yield observed
     finally:
@@ -196,7 +187,7 @@ def traffic(observed: Observed) -> Iterator[dict[str, dict]]:
     for obj in (_region(), _api_key()):
         plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
     wait_for(lambda: len(sfu_pods(plane)) == 2, 180, "two Ready SFU pods")
-    base = f"http://{observed.operator_ip()}:8080"
+    base = observed.operator_url()
     loop = asyncio.new_event_loop()
     clients: list[SignallingClient] = []
     joined: dict[str, dict] = {}
