@@ -112,14 +112,16 @@ def test_crds_install_and_keep(defaults, helm):
 
 
 def helm_install(cluster, *args: str, check: bool = False):
-    """`helm install` against the local cluster (with --dry-run=server, nothing stays)."""
+    """`helm install` against the local cluster (with --dry-run, nothing stays)."""
     install = ["install", "sb", str(CHART_DIR), "-n", NAMESPACE, *args]
     return run_helm(cluster.kubeconfig, *install, check=check)
 
 
 @pytest.mark.cluster
 def test_notes_say_how_to_join_make_a_key_and_which_ports_to_open(control_plane):
-    out = helm_install(control_plane, "--dry-run=server", check=True).stdout
+    # The suite's cluster may hold the CRDs and the operator's RBAC, applied without helm by
+    # other tests: a dry run that would adopt them (it changes nothing).
+    out = helm_install(control_plane, "--dry-run=server", "--take-ownership", check=True).stdout
     notes = out[out.index("NOTES:") :]
     assert f"http://switchboard-operator.{NAMESPACE}.svc:8080" in notes
     assert "switchboard.dev/api-key=true" in notes

@@ -11,7 +11,6 @@ from fixtures.cluster import get_json as get
 from fixtures.scrape import scrape
 from fixtures.waiting import wait_for
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OperatorProcess
-from switchboard_localcluster.controlplane import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 
@@ -61,9 +60,8 @@ def test_standby_takes_over_when_the_leader_dies(operator, node_agent, crds_inst
     leader = holder(cluster)
     assert leader
 
-    # Its own metrics port: every replica serves metrics, and both run on this host.
-    env = {**operator.env, "SWITCHBOARD_METRICS_PORT": str(free_port())}
-    standby = OperatorProcess(operator.kubeconfig, tmp_path, name="standby", env=env)
+    # Its own health and metrics ports (every start picks them): both run on this host.
+    standby = OperatorProcess(operator.kubeconfig, tmp_path, name="standby", env=operator.env)
     standby.start(wait=False)
     try:
         wait_for(lambda: "standing by" in standby.log_tail(200), 60, "the standby to stand by")
