@@ -63,7 +63,7 @@ class UpSummary:
                     "Prometheus",
                     "SWITCHBOARD_PROMETHEUS_URL",
                     self.prometheus_url,
-                    "SFU and TURN pods through the chart's monitors, with its alerts",
+                    "the operator, SFU and TURN pods through the chart's monitors, with its alerts",
                 )
             )
         return settings

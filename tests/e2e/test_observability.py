@@ -27,7 +27,7 @@ import yaml
 
 from fixtures.nodeagent import TEST_BACKOFF
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
-from fixtures.waiting import wait_for, wait_for_async
+from fixtures.waiting import eventually, wait_for
 from switchboard_dev import chart_install, dashboard
 from switchboard_dev.images import require_built
 from switchboard_dev.monitoring_crds import crd_files
@@ -218,7 +218,7 @@ def traffic(observed: Observed) -> Iterator[dict[str, dict]]:
                     c.frames >= 5 for c in subscriber.received.values()
                 )
 
-            await wait_for_async(decoded, 60, f"media flowing in {room}")
+            await eventually(decoded, 60, f"media flowing in {room}")
 
     # The clients run on their own loop in a thread, so media keeps flowing while the
     # (synchronous) tests query Prometheus.

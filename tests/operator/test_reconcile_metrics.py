@@ -8,10 +8,9 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from fixtures.operator_cache import cluster_cache
+from fixtures.operator_cache import cluster_cache, region_body
 from fixtures.placement_builders import add_pod, key
 from fixtures.waiting import eventually
-from switchboard_api.region import Region
 from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.kit.workqueue import WorkQueue
 from switchboard_operator.logic.capacity import CapacityPicture
@@ -22,19 +21,6 @@ from switchboard_operator.reconcilers.rooms import RoomReconciler
 
 KEY = "team/standup"
 WAITED = 3.0
-
-
-def region() -> Region:
-    return Region.model_validate(
-        {
-            "metadata": {"name": "eu"},
-            "spec": {
-                "namespace": "media",
-                "location": {"latitude": 52.4, "longitude": 4.9},
-                "sfu": {"capacityPerPod": 100},
-            },
-        }
-    )
 
 
 async def test_every_pass_of_a_work_queue_is_counted_by_kind_failures_too():
@@ -85,7 +71,7 @@ async def test_a_rooms_first_placement_is_counted_with_its_wait_since_creation(m
     picture = CapacityPicture()
     add_pod(picture, "sfu-0", now=time.time())
     metrics = OperatorMetrics()
-    cache = cluster_cache(regions=[region().to_wire()], rooms={KEY: body})
+    cache = cluster_cache(regions=[region_body()], rooms={KEY: body})
     reconciler = RoomReconciler(None, cache, picture, Waiters(), metrics)
 
     async def patch_room_status(_api, _namespace, _name, _patch):
@@ -120,7 +106,7 @@ async def test_failover_counts_the_pod_it_takes_rooms_off_and_the_rooms_moved():
     metrics = OperatorMetrics()
     failover = FailoverReconciler(
         None,
-        cluster_cache(regions=[region().to_wire()]),
+        cluster_cache(regions=[region_body()]),
         picture,
         trigger_room=lambda _room: None,
         room_writes_idle=asyncio.sleep,
