@@ -101,6 +101,22 @@ class ClusterCache:
         self._parsed_regions = parsed
         return regions
 
+    def region_bodies(self) -> dict[str, Body]:
+        """Every Region's body as watched (not being deleted), by name."""
+        return {
+            name: body
+            for name, store in self._index(REGION_BODIES).items()
+            for body in store
+            if not body["metadata"].get("deletionTimestamp")
+        }
+
+    def room_bodies(self) -> Iterator[Body]:
+        """Every Room's body as watched."""
+        for key in self.rooms:
+            body = self.rooms.get(key)
+            if body is not None:
+                yield body
+
     def region_body(self, name: str) -> Body | None:
         return self._first(REGION_BODIES, name)
 

@@ -20,6 +20,7 @@ from fixtures.operator_cache import cluster_cache
 from fixtures.placement_builders import POD_NAMESPACE, report, usage
 from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
 from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.metrics import OperatorMetrics
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
 from switchboard_operator.reportapi import receiver as reports
 from switchboard_operator.reportapi.receiver import MAX_REPORT_BYTES, ReportReceiver
@@ -73,6 +74,7 @@ class Receiver:
     restored: asyncio.Event
     """What the Room reconciler sets once the first list of Rooms is in and their
     placements are restored."""
+    metrics: OperatorMetrics
 
     async def raw(self, head: str, body: bytes = b"") -> tuple[int, bytes]:
         """Send request `head` and `body` as they are, then read the answer without
@@ -108,11 +110,12 @@ async def receiver() -> AsyncIterator[Receiver]:
         ready=restored.is_set,
     )
     app = web.Application()
-    app.router.add_post("/report", ReportReceiver(jwks, feed).handle)  # type: ignore[arg-type]
+    metrics = OperatorMetrics()
+    app.router.add_post("/report", ReportReceiver(jwks, feed, metrics).handle)  # type: ignore[arg-type]
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield Receiver(server, jwks, restored)
+        yield Receiver(server, jwks, restored, metrics)
     finally:
         await server.close()
 
@@ -141,6 +144,12 @@ async def test_reports_are_refused_until_placements_are_restored(receiver) -> No
     status, answer = await receiver.raw(request, body)
     assert status == 200
     assert b'"acknowledged":true' in answer.replace(b" ", b"")
+
+    registry = receiver.metrics.registry
+    refused = {"reason": "starting"}
+    assert registry.get_sample_value("switchboard_capacity_reports_refused_total", refused) == 1
+    accepted = {"region": capacity_report().region, "outcome": "accepted"}
+    assert registry.get_sample_value("switchboard_capacity_reports_total", accepted) == 1
 
 
 async def test_a_caller_without_a_valid_token_is_refused_before_its_body_is_read(

@@ -22,6 +22,7 @@ from switchboard_operator.logic.reportauth import (
     check_reporter,
     verify_report_token,
 )
+from switchboard_operator.metrics import OperatorMetrics
 from switchboard_operator.reportapi.jwks import JwksCache
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class _Refused(Exception):
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
+        self.code = code
         self.response = web.json_response(
             {"error": {"code": code, "message": message}}, status=status
         )
@@ -68,9 +70,12 @@ async def read_bounded(request: web.Request, limit: int) -> bytes:
 
 
 class ReportReceiver:
-    def __init__(self, jwks: JwksCache, sink: ReportSink) -> None:
+    def __init__(
+        self, jwks: JwksCache, sink: ReportSink, metrics: OperatorMetrics | None = None
+    ) -> None:
         self._jwks = jwks
         self._sink = sink
+        self._metrics = metrics or OperatorMetrics()
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -81,8 +86,10 @@ class ReportReceiver:
                 # (start-up and a leader change take far less than the failover timeout).
                 raise _Refused(503, "starting", "the control plane is restoring room placements")
         except _Refused as refusal:
+            self._metrics.report_refused(refusal.code)
             return refusal.response
         response = self._sink.on_report(report, time.time())
+        self._metrics.report_received(report.region, response.acknowledged)
         return web.Response(
             body=response.model_dump_json(by_alias=True), content_type="application/json"
         )

@@ -34,6 +34,7 @@ from switchboard_operator.logic.region_status import (
 from switchboard_operator.logic.sfu_pod_plan import SfuPodMemory
 from switchboard_operator.logic.timestamps import format_time
 from switchboard_operator.logic.turn_rotation import TurnAccess
+from switchboard_operator.metrics import OperatorMetrics
 from switchboard_operator.reconcilers.regions.workloads import RegionPass, pod_view
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class RegionReconciler:
         join_keys: JoinKeys,
         propagation_seconds: float,
         ready: Callable[[], bool],
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self._api = api
         self._cache = cache
@@ -62,7 +64,8 @@ class RegionReconciler:
         self._context = context
         self._join_keys = join_keys
         self._propagation_seconds = propagation_seconds
-        self._queue = WorkQueue(self.reconcile, "regions")
+        metrics = metrics or OperatorMetrics()
+        self._queue = WorkQueue(self.reconcile, "regions", observe=metrics.reconciles("Region"))
         self._degraded: dict[str, str] = {}
         self._turn_access: dict[str, TurnAccess] = {}
         self._sfu_pods: dict[str, SfuPodMemory] = {}
