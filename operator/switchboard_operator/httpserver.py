@@ -12,6 +12,8 @@ import contextlib
 import logging
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from switchboard_api.contract import JOIN_API_PREFIX, REPORT_PATH
 from switchboard_operator.reportapi.receiver import ReportReceiver
@@ -20,13 +22,28 @@ from switchboard_tls import ReloadingCertificate
 log = logging.getLogger(__name__)
 
 
-def build_app(reports: ReportReceiver, join_api: web.Application | None = None) -> web.Application:
+def build_app(
+    reports: ReportReceiver,
+    join_api: web.Application | None = None,
+    metrics: CollectorRegistry | None = None,
+) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app.router.add_post(REPORT_PATH, reports.handle)
     app.router.add_get("/healthz", _healthz)
+    if metrics is not None:
+        app.router.add_get("/metrics", _metrics_handler(metrics))
     if join_api is not None:
         app.add_subapp(JOIN_API_PREFIX, join_api)
     return app
+
+
+def _metrics_handler(registry: CollectorRegistry) -> Handler:
+    async def serve(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    return serve
 
 
 async def _healthz(_: web.Request) -> web.Response:

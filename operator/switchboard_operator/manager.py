@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 from kubernetes_asyncio import client
+from prometheus_client import CollectorRegistry
 
 from switchboard_operator import watches
 from switchboard_operator.cache import ROOMS, ClusterCache
@@ -41,6 +43,7 @@ from switchboard_operator.kit.informer import Informer
 from switchboard_operator.kit.leader_label import LeaderLabel
 from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.kit.waiters import Waiters
+from switchboard_operator.kube import events
 from switchboard_operator.kube import owners as ownership
 from switchboard_operator.kube.client import load_client
 from switchboard_operator.logic.capacity import CapacityPicture
@@ -48,6 +51,7 @@ from switchboard_operator.logic.jointokens import JoinKeys
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
+from switchboard_operator.logic.sfu_trust import SfuPodLedger
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
 from switchboard_operator.reconcilers.failover import FailoverReconciler
 from switchboard_operator.reconcilers.live_status import LiveStatusReconciler
@@ -56,6 +60,7 @@ from switchboard_operator.reconcilers.regions import RegionReconciler
 from switchboard_operator.reconcilers.rooms import RoomReconciler
 from switchboard_operator.reportapi.jwks import JwksCache
 from switchboard_operator.reportapi.receiver import ReportReceiver
+from switchboard_operator.reportapi.refusals import ReportRefusals
 from switchboard_tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
@@ -165,7 +170,7 @@ class Operator:
     ) -> None:
         picture = CapacityPicture()
         rooms_informer = Informer(api, ROOMS)
-        self.cache = cache = ClusterCache(rooms_informer)
+        self.cache = cache = ClusterCache(rooms_informer, SfuPodLedger())
         answers: Waiters[RoomAnswer] = Waiters()
         self.rooms = rooms = RoomReconciler(api, cache, picture, answers)
         rooms_informer.subscribe(on_change=rooms.room_changed, on_synced=rooms.restore)
@@ -224,9 +229,13 @@ class Operator:
             join_keys=join_keys,
         )
         tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
+        self.metrics = CollectorRegistry()
+        self.refusals = ReportRefusals(self.metrics, functools.partial(events.post, api))
         self.http = HttpServer(
             build_app(
-                ReportReceiver(self.jwks, feed), join_api_app(placements, store, limiter=limiter)
+                ReportReceiver(self.jwks, feed, self.refusals),
+                join_api_app(placements, store, limiter=limiter),
+                self.metrics,
             ),
             config.listen_host,
             config.listen_port,
@@ -264,6 +273,7 @@ class Operator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
+        await self.refusals.stop()
         await self.api_keys.stop()
         for part in (self.rebalance, self.live_status, self.failover, self.rooms, self.regions):
             await part.stop()

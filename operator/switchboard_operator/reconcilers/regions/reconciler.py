@@ -34,7 +34,11 @@ from switchboard_operator.logic.region_status import (
 from switchboard_operator.logic.sfu_pod_plan import SfuPodMemory
 from switchboard_operator.logic.timestamps import format_time
 from switchboard_operator.logic.turn_rotation import TurnAccess
-from switchboard_operator.reconcilers.regions.workloads import RegionPass, pod_view
+from switchboard_operator.reconcilers.regions.workloads import (
+    RegionPass,
+    pod_view,
+    sfu_pod_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +195,7 @@ class RegionReconciler:
             turn_uris=turn_uris,
             problem=problem,
             totals=self._loads.get(name),
+            sfu_pods=sfu_pod_records(self._cache, name, time.time()),
         )
 
     async def _write_status(self, body: Mapping[str, Any], observation: RegionObservation) -> None:
