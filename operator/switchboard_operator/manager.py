@@ -47,6 +47,7 @@ from switchboard_operator.kube import events
 from switchboard_operator.kube import owners as ownership
 from switchboard_operator.kube.client import load_client
 from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.jointokens import JoinKeys
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
@@ -169,6 +170,7 @@ class Operator:
         self, api: client.ApiClient, config: OperatorConfig, *, join_keys: JoinKeys
     ) -> None:
         picture = CapacityPicture()
+        ring = JoinKeyRing(join_keys)
         rooms_informer = Informer(api, ROOMS)
         self.cache = cache = ClusterCache(rooms_informer, SfuPodLedger())
         answers: Waiters[RoomAnswer] = Waiters()
@@ -189,7 +191,7 @@ class Operator:
                 turn_image_prometheus=config.turn_image_prometheus,
                 control_plane_namespace=config.namespace,
             ),
-            join_keys=join_keys,
+            join_keys=ring,
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
         )
@@ -215,6 +217,9 @@ class Operator:
             ready=restored,
         )
 
+        self.signing_keys = signing_keys.SigningKeyWatch(
+            api, config.namespace, ring, changed=self.regions.trigger_all
+        )
         self.jwks = JwksCache(api)
         store, limiter = SecretApiKeyStore(), RateLimiter()
         self.api_keys = ApiKeyWatch(api, config.namespace, store, limiter)
@@ -226,7 +231,7 @@ class Operator:
             trigger_room=rooms.trigger,
             restored=rooms.restored,
             turn_access=self.regions.turn_access,
-            join_keys=join_keys,
+            join_keys=ring,
         )
         tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
         self.metrics = CollectorRegistry()
@@ -263,6 +268,7 @@ class Operator:
         self.failover.start()
         self.live_status.start()
         self.rebalance.start()
+        self.signing_keys.start()
         await self.jwks.refresh(force=True)
         await self.api_keys.start()
         await self.http.start()
@@ -275,6 +281,7 @@ class Operator:
         await self.http.stop()
         await self.refusals.stop()
         await self.api_keys.stop()
+        await self.signing_keys.stop()
         for part in (self.rebalance, self.live_status, self.failover, self.rooms, self.regions):
             await part.stop()
 

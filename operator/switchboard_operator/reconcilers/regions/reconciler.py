@@ -23,7 +23,7 @@ from switchboard_operator.kube import bodies, events
 from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.capacity import CapacityPicture
-from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.observation import status_patch
 from switchboard_operator.logic.region_status import (
     Problem,
@@ -56,7 +56,7 @@ class RegionReconciler:
         picture: CapacityPicture,
         *,
         context: manifests.OperatorContext,
-        join_keys: JoinKeys,
+        join_keys: JoinKeyRing,
         propagation_seconds: float,
         ready: Callable[[], bool],
     ) -> None:
@@ -85,6 +85,11 @@ class RegionReconciler:
 
     def trigger(self, name: str) -> None:
         self._queue.trigger(name)
+
+    def trigger_all(self) -> None:
+        """Every Region, e.g. when the join-token keys they publish change."""
+        for name in self._cache.regions():
+            self._queue.trigger(name)
 
     def turn_access(self, region: str) -> TurnAccess | None:
         """TURN URIs and the minting secret of a Region, for the join API (never logged)."""

@@ -22,7 +22,7 @@ from switchboard_operator.kube import bodies, events, objects
 from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.drift import drifted_paths, is_subset
-from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.notices import Notice
 from switchboard_operator.logic.region_status import Problem
 from switchboard_operator.logic.sfu_pod_plan import (
@@ -58,7 +58,7 @@ class RegionPass:
         region: Region,
         *,
         context: manifests.OperatorContext,
-        join_keys: JoinKeys,
+        join_keys: JoinKeyRing,
         hosts_rooms: HostsRooms,
         propagation_seconds: float,
         sfu_pods: SfuPodMemory,
@@ -211,6 +211,12 @@ class RegionPass:
         return result.secrets, new_rotated_at
 
     async def _publish_join_keys(self) -> None:
+        """The join-token public keys SFU pods verify with: the signing Secret's, and a
+        removed key's until every token it signed has expired (logic/join_key_ring.py)."""
+        now = time.time()
+        withdrawal = self.join_keys.next_withdrawal(now)
+        if withdrawal is not None:
+            self.requeue = min(self.requeue, max(withdrawal - now, 0.0) + 0.1)
         name = self.context.join_public_keys_configmap
         desired = {
             "apiVersion": "v1",
@@ -220,10 +226,15 @@ class RegionPass:
                 "namespace": self.namespace,
                 "labels": {**MANAGED, keys.REGION: self.name},
             },
-            "data": self.join_keys.public_pems(),
+            "data": self.join_keys.public_pems(now),
         }
         observed = await objects.get(self.api, "ConfigMap", name, self.namespace)
-        if observed is None or not is_subset(desired, observed):
+        # The data must be equal, not only contain ours: a withdrawn key must go.
+        if (
+            observed is None
+            or not is_subset(desired, observed)
+            or observed.get("data") != desired["data"]
+        ):
             await objects.apply(self.api, desired)
 
     def _turn_uris(self) -> list[str]:

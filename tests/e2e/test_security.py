@@ -1,23 +1,38 @@
-"""End to end: a pod is an SFU pod of a Region only if the operator created it.
+"""End to end, the security review's findings on a real cluster.
 
-Rogue pods copy a real SFU pod's labels, ownerReferences, ServiceAccount and whole spec,
-one in the Region's own namespace and one in another; both run the real SFU, are Ready and
+Finding 1, a pod is an SFU pod of a Region only if the operator created it: rogue pods
+copy a real SFU pod's labels, ownerReferences, ServiceAccount and whole spec, one in the
+Region's own namespace and one in another; both run the real SFU, are Ready and
 report with a valid projected token of the capacity audience bound to themselves. The
 operator refuses their reports, places no room on them, does not count them, and records
 it: a Warning Event on each pod (and on the Region) and a refusal metric.
+
+Finding 5, join-token keys rotate without a restart: a key added to the signing Secret
+signs a pod's tokens once the pod holds it, a removed key keeps verifying the tokens it
+signed until they expire, and a removed key that signed nothing stops verifying at once.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import time
 import urllib.request
 
+import aiohttp
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fixtures.cluster import apply, is_ready, ready_pods, remove
+from fixtures.cluster import api_key_secret, apply, is_ready, ready_pods, remove
 from fixtures.cluster import get_json as get
-from fixtures.waiting import wait_for
+from fixtures.sfu_clients import SignallingClient
+from fixtures.waiting import eventually, wait_for
+from switchboard_api.contract import JoinGrants, JoinKeySecrets
+from switchboard_dev.operator_process import OPERATOR_NAMESPACE
+from switchboard_operator.logic.jointokens import issue_join_token
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 
@@ -26,6 +41,7 @@ MEDIA_NS = "e2e-trust-media"
 OTHER_NS = "e2e-trust-elsewhere"
 ROOMS_NS = "e2e-trust-rooms"
 ROOMS = 6
+API_KEY = "e2e-trust-key-0123456789abcdef"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
@@ -192,3 +208,119 @@ def test_pods_the_operator_did_not_create_get_no_rooms_and_are_recorded(
     # And keeps refusing: the refusals go on while the rogues keep reporting.
     counted = refused_untrusted(operator)
     wait_for(lambda: refused_untrusted(operator) > counted, 30, "further refusals counted")
+
+
+# Finding 5: join-token key rotation.
+
+NEW_KID = "29991231-rotated"
+"""Newer than the operator's own key (kids sort by their date)."""
+UNUSED_KID = "10000101-unused"
+"""Older than both: it never signs, so removing it withdraws it at once."""
+
+
+def private_pem_b64(key: Ed25519PrivateKey) -> str:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return base64.b64encode(pem).decode()
+
+
+def patch_signing_secret(cluster, data: dict[str, str | None]) -> None:
+    cluster.kubectl(
+        "patch",
+        "secret",
+        JoinKeySecrets.SIGNING_SECRET,
+        "-n",
+        OPERATOR_NAMESPACE,
+        "--type=merge",
+        "-p",
+        json.dumps({"data": {f"{kid}.pem": value for kid, value in data.items()}}),
+    )
+
+
+async def join(operator, room: str, identity: str) -> dict:
+    url = f"{operator.http_url}/v1/namespaces/{ROOMS_NS}/rooms/{room}/join"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url,
+            json={"identity": identity, "create": True},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        ) as response,
+    ):
+        body = await response.json()
+        assert response.status == 200, body
+        return body
+
+
+async def sfu_answer(joined: dict, token: str) -> str:
+    """What the SFU answers a join with `token`: `joined`, or the refusal's code."""
+    url = joined["url"].replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws"
+    client = SignallingClient(url)
+    try:
+        reply = await client.connect(token)
+    finally:
+        await client.close()
+    return reply["type"] if reply["type"] == "joined" else reply["error"]
+
+
+def kid_of(token: str) -> str:
+    return jwt.get_unverified_header(token)["kid"]
+
+
+async def test_join_keys_rotate_without_a_restart(crds_installed, operator, real_pod):
+    cluster = crds_installed
+    apply(cluster, api_key_secret("e2e-trust-api-key", OPERATOR_NAMESPACE, API_KEY, ROOMS_NS))
+    room = "rotation"
+    before = await eventually(
+        lambda: join(operator, room, "alice"), 60, "a join before the rotation"
+    )
+    old_kid = kid_of(before["token"])
+    assert old_kid < NEW_KID
+
+    # A new key: it signs this pod's tokens once the pod reports holding it.
+    patch_signing_secret(cluster, {NEW_KID: private_pem_b64(Ed25519PrivateKey.generate())})
+
+    async def signed_with_new_key() -> dict | None:
+        joined = await join(operator, room, "bob")
+        return joined if kid_of(joined["token"]) == NEW_KID else None
+
+    after = await eventually(signed_with_new_key, 90, "a token signed with the new key")
+    for joined in (before, after):
+        assert await sfu_answer(joined, joined["token"]) == "joined"
+
+    # A key that never signed a token: published at once, and withdrawn at once when it
+    # is removed; the SFU then refuses what it signs.
+    unused = Ed25519PrivateKey.generate()
+    patch_signing_secret(cluster, {UNUSED_KID: private_pem_b64(unused)})
+    forged = issue_join_token(
+        identity="carol",
+        room=f"{ROOMS_NS}/{room}",
+        pod=after["pod"],
+        pod_uid=after["podUID"],
+        grants=JoinGrants(),
+        key=unused,
+        kid=UNUSED_KID,
+        now_unix=time.time(),
+    ).token
+    await eventually(
+        lambda: sfu_answer(after, forged),
+        90,
+        "the added key to verify at the SFU",
+        until=lambda answer: answer == "joined",
+    )
+    # The old key (which signed `before`, still valid) and the unused one are removed.
+    patch_signing_secret(cluster, {UNUSED_KID: None, old_kid: None})
+    await eventually(
+        lambda: sfu_answer(after, forged),
+        90,
+        "a token of the removed key to be refused",
+        until=lambda answer: answer == "unknown-key",
+    )
+    # Throughout: tokens signed before and after the rotation are accepted, the old key
+    # kept until the tokens it signed expire; new tokens use the new key.
+    assert await sfu_answer(before, before["token"]) == "joined"
+    assert await sfu_answer(after, after["token"]) == "joined"
+    assert kid_of((await join(operator, room, "dave"))["token"]) == NEW_KID
