@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # podman + runc run the images (crun refuses this cgroup layout); mmdebstrap builds their
-# Debian bases without a registry; skopeo copies images to registries.
+# Debian bases without a registry; skopeo copies images to registries; libnss3-tools'
+# certutil makes Chromium trust the tests' certificate authority.
 APT_PACKAGES=(coturn iproute2 util-linux chromium chromium-driver curl openssl
-  podman buildah runc conmon mmdebstrap uidmap fuse-overlayfs skopeo)
+  podman buildah runc conmon mmdebstrap uidmap fuse-overlayfs skopeo libnss3-tools)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
