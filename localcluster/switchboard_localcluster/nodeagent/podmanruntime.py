@@ -98,6 +98,12 @@ def _user(security: SecuritySettings, image: PodmanImage) -> list[str]:
     return [f"--user={user}"]
 
 
+def _ulimits() -> list[str]:
+    """The agent's own hard limit of open files (podman's default exceeds it here)."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return [f"--ulimit=nofile={nofile}:{nofile}", f"--ulimit=nproc={NPROC_LIMIT}:{NPROC_LIMIT}"]
+
+
 def create_arguments(
     image: PodmanImage,
     plan: ContainerPlan,
@@ -108,7 +114,6 @@ def create_arguments(
     """`podman create` arguments for one start of a container (no values of env vars);
     `pid_holder`: the container whose process namespace it joins."""
     security = plan.security
-    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     args = [
         "create",
         f"--name={name}",
@@ -117,8 +122,7 @@ def create_arguments(
         "--no-hosts",
         "--log-driver=none",
         f"--hostname={plan.hostname}",
-        f"--ulimit=nofile={nofile}:{nofile}",
-        f"--ulimit=nproc={NPROC_LIMIT}:{NPROC_LIMIT}",
+        *_ulimits(),
         *_user(security, image),
         *(f"--group-add={group}" for group in security.supplemental_groups),
         *capabilities(security),
@@ -301,6 +305,7 @@ class PodmanRuntime:
                 "--network=host",
                 "--no-hosts",
                 "--log-driver=none",
+                *_ulimits(),
                 f"--user={user}",
                 "--cap-drop=ALL",
                 "--security-opt=no-new-privileges",
@@ -337,6 +342,7 @@ class PodmanRuntime:
         remove_tree(self.cgroup_root)
 
 
-def _last_line(stderr: bytes) -> str:
-    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+def _last_line(stderr: bytes | str) -> str:
+    text = stderr if isinstance(stderr, str) else stderr.decode(errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
