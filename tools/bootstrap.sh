@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # podman + runc run the images (crun refuses this cgroup layout); mmdebstrap builds their
 # Debian bases without a registry; skopeo copies images to registries. prometheus: Debian's
 # promtool checks and unit-tests the alerting rules (the server the tests run is built from
-# tools/prometheus: Debian's lacks Kubernetes service discovery).
+# tools/prometheus: Debian's lacks Kubernetes service discovery). libnss3-tools' certutil
+# makes Chromium trust the tests' certificate authority.
 APT_PACKAGES=(coturn iproute2 util-linux chromium chromium-driver curl openssl
-  podman buildah runc conmon mmdebstrap uidmap fuse-overlayfs skopeo prometheus)
+  podman buildah runc conmon mmdebstrap uidmap fuse-overlayfs skopeo prometheus libnss3-tools)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

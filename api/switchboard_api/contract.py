@@ -239,6 +239,14 @@ class LeasePeer(PeerEndpoint):
     pod_uid: str = Field(alias="podUID", min_length=1, description="The peer pod's UID.")
 
 
+MAX_JOIN_KEYS: Final = 16
+"""Join-token keys a pod may hold at once (a rotation needs two or three)."""
+JoinKeyId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+]
+"""A join-token key id: a file name in the keys directory (`<kid>.pub`)."""
+
+
 class CapacityReport(CamelModel):
     """The SFU's periodic report of its capacity and load (POSTed to SWITCHBOARD_REPORT_URL)."""
 
@@ -290,6 +298,14 @@ class CapacityReport(CamelModel):
         default=None,
         description="Where this pod answers lease checks; absent from pods that do not "
         "(older versions, or no pod IP).",
+    )
+    join_key_ids: list[JoinKeyId] | None = Field(
+        default=None,
+        alias="joinKeyIds",
+        max_length=MAX_JOIN_KEYS,
+        description="The `kid`s of the join-token public keys this pod holds now: the "
+        "control plane signs a token for this pod only with a key listed here. Absent "
+        "from older pods (then it signs with its newest key).",
     )
 
 

@@ -163,7 +163,8 @@ CAPACITY_REPORTS: Final = _counter(
 CAPACITY_REPORTS_REFUSED: Final = _counter(
     "switchboard_capacity_reports_refused_total",
     "Capacity reports refused before they reached the capacity picture, by reason "
-    "(missing_token, unauthenticated, forbidden, invalid_report, too_large, starting).",
+    "(missing_token, unauthenticated, forbidden, untrusted_pod, invalid_report, too_large, "
+    "starting).",
     REASON,
 )
 CAPACITY_REPORTS_LATE: Final = _gauge(

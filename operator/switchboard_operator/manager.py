@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -42,14 +43,17 @@ from switchboard_operator.kit.informer import Informer
 from switchboard_operator.kit.leader_label import LeaderLabel
 from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.kit.waiters import Waiters
+from switchboard_operator.kube import events
 from switchboard_operator.kube import owners as ownership
 from switchboard_operator.kube.client import load_client
 from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.jointokens import JoinKeys
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
 from switchboard_operator.logic.region_figures import ControlPlaneFigures, control_plane_figures
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
+from switchboard_operator.logic.sfu_trust import SfuPodLedger
 from switchboard_operator.metrics import OperatorMetrics, metrics_app
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
 from switchboard_operator.reconcilers.failover import FailoverReconciler
@@ -59,6 +63,7 @@ from switchboard_operator.reconcilers.regions import RegionReconciler
 from switchboard_operator.reconcilers.rooms import RoomReconciler
 from switchboard_operator.reportapi.jwks import JwksCache
 from switchboard_operator.reportapi.receiver import ReportReceiver
+from switchboard_operator.reportapi.refusals import ReportRefusals
 from switchboard_tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
@@ -186,8 +191,9 @@ class Operator:
     ) -> None:
         picture = CapacityPicture()
         metrics = metrics or OperatorMetrics()
+        ring = JoinKeyRing(join_keys)
         rooms_informer = Informer(api, ROOMS)
-        self.cache = cache = ClusterCache(rooms_informer)
+        self.cache = cache = ClusterCache(rooms_informer, SfuPodLedger())
         answers: Waiters[RoomAnswer] = Waiters()
         self.rooms = rooms = RoomReconciler(api, cache, picture, answers, metrics)
         rooms_informer.subscribe(on_change=rooms.room_changed, on_synced=rooms.restore)
@@ -207,7 +213,7 @@ class Operator:
                 turn_image_prometheus=config.turn_image_prometheus,
                 control_plane_namespace=config.namespace,
             ),
-            join_keys=join_keys,
+            join_keys=ring,
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
             metrics=metrics,
@@ -235,6 +241,9 @@ class Operator:
             ready=restored,
         )
 
+        self.signing_keys = signing_keys.SigningKeyWatch(
+            api, config.namespace, ring, changed=self.regions.trigger_all
+        )
         self.jwks = JwksCache(api)
         store, limiter = SecretApiKeyStore(), RateLimiter()
         self.api_keys = ApiKeyWatch(api, config.namespace, store, limiter)
@@ -246,12 +255,13 @@ class Operator:
             trigger_room=rooms.trigger,
             restored=rooms.restored,
             turn_access=self.regions.turn_access,
-            join_keys=join_keys,
+            join_keys=ring,
         )
         tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
+        self.refusals = ReportRefusals(metrics, functools.partial(events.post, api))
         self.http = HttpServer(
             build_app(
-                ReportReceiver(self.jwks, feed, metrics),
+                ReportReceiver(self.jwks, feed, self.refusals, metrics),
                 join_api_app(placements, store, limiter=limiter, metrics=metrics),
             ),
             config.listen_host,
@@ -284,6 +294,7 @@ class Operator:
         self.failover.start()
         self.live_status.start()
         self.rebalance.start()
+        self.signing_keys.start()
         await self.jwks.refresh(force=True)
         await self.api_keys.start()
         await self.http.start()
@@ -294,7 +305,9 @@ class Operator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
+        await self.refusals.stop()
         await self.api_keys.stop()
+        await self.signing_keys.stop()
         for part in (self.rebalance, self.live_status, self.failover, self.rooms, self.regions):
             await part.stop()
 

@@ -45,6 +45,7 @@ REFUSAL_REASONS = (
     "too_large",
     "invalid_report",
     "forbidden",
+    "untrusted_pod",
     "starting",
 )
 SCALING_DIRECTIONS = ("up", "down")

@@ -24,6 +24,7 @@ from switchboard_operator.logic.reportauth import (
 )
 from switchboard_operator.metrics import OperatorMetrics
 from switchboard_operator.reportapi.jwks import JwksCache
+from switchboard_operator.reportapi.refusals import UNTRUSTED, ReportRefusals
 
 log = logging.getLogger(__name__)
 MAX_REPORT_BYTES: Final = 1 << 20
@@ -36,6 +37,11 @@ class ReportSink(Protocol):
     def ready(self) -> bool:
         """Whether placements are known: before that, an answer would be from an empty
         picture and tell the SFU to drop every room it serves."""
+        ...
+
+    def trusts(self, identity: ReporterIdentity, report: CapacityReport) -> bool:
+        """Whether the authenticated pod is an SFU pod the operator created for the
+        report's Region."""
         ...
 
     def on_report(self, report: CapacityReport, now: float) -> ReportResponse: ...
@@ -71,11 +77,16 @@ async def read_bounded(request: web.Request, limit: int) -> bytes:
 
 class ReportReceiver:
     def __init__(
-        self, jwks: JwksCache, sink: ReportSink, metrics: OperatorMetrics | None = None
+        self,
+        jwks: JwksCache,
+        sink: ReportSink,
+        refusals: ReportRefusals,
+        metrics: OperatorMetrics,
     ) -> None:
         self._jwks = jwks
         self._sink = sink
-        self._metrics = metrics or OperatorMetrics()
+        self._refusals = refusals
+        self._metrics = metrics
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -86,7 +97,7 @@ class ReportReceiver:
                 # (start-up and a leader change take far less than the failover timeout).
                 raise _Refused(503, "starting", "the control plane is restoring room placements")
         except _Refused as refusal:
-            self._metrics.report_refused(refusal.code)
+            self._refusals.refused(refusal.code)
             return refusal.response
         response = self._sink.on_report(report, time.time())
         self._metrics.report_received(report.region, response.acknowledged)
@@ -137,6 +148,24 @@ class ReportReceiver:
                 error,
             )
             raise _Refused(403, "forbidden", str(error)) from None
+        if not self._sink.trusts(identity, report):
+            # A real pod with a real token, but not one the operator created: labels,
+            # ownerReferences and a ServiceAccount can be copied, a recorded UID cannot.
+            message = (
+                f"pod {identity.namespace}/{identity.pod_name} (uid {identity.pod_uid}) is "
+                f"not an SFU pod the operator created for Region {report.region!r}"
+            )
+            log.warning(
+                "capacity report refused pod=%s/%s uid=%s region=%s reason=untrusted pod",
+                identity.namespace,
+                identity.pod_name,
+                identity.pod_uid,
+                report.region,
+            )
+            self._refusals.untrusted(
+                identity, f"Capacity report refused: this {message}. It gets no rooms."
+            )
+            raise _Refused(403, UNTRUSTED, message)
         return report
 
     async def _verify(self, token: str) -> ReporterIdentity:
