@@ -11,7 +11,7 @@ at something again, the manager hands it that one callback.
     failover                  cache, picture                picture; Room reconciler
     live status               cache, picture                Pod labels; Room reconciler
     rebalance                 cache, picture                picture; Room reconciler
-    (autoscaler)              cache, picture                SFU pods, cordons
+    autoscaler                cache, picture (demand)       desired counts; Region reconciler
     API keys, HTTP server     reports, joins                picture (capacity feed); Rooms
     kopf, Room informer       the API server                cache; every reconciler's queue
 """
@@ -43,11 +43,13 @@ from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.kube import owners as ownership
 from switchboard_operator.kube.client import load_client
+from switchboard_operator.logic.autoscaling import ScalingDecision
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.jointokens import JoinKeys
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
+from switchboard_operator.reconcilers.autoscaler import Autoscaler
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
 from switchboard_operator.reconcilers.failover import FailoverReconciler
 from switchboard_operator.reconcilers.live_status import LiveStatusReconciler
@@ -187,7 +189,13 @@ class Operator:
             join_keys=join_keys,
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
+            scaling=self._scaling,
         )
+        self.autoscaler = autoscaler = Autoscaler(
+            api, cache, picture, region_changed=self.regions.trigger, ready=restored
+        )
+        # Every change of a Region's demand or capacity is looked at (no fixed poll).
+        picture.subscribe(autoscaler.demand_changed)
         self.failover = failover = FailoverReconciler(
             api,
             cache,
@@ -234,12 +242,19 @@ class Operator:
         )
         self.registry = watches.registry(
             cache,
-            region_changed=self.regions.trigger,
+            region_changed=self._region_changed,
             sfu_pod_changed=feed.on_pod,
             namespace_changed=rooms.retry_pending,
         )
         self._rooms_informer = rooms_informer
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _scaling(self, name: str) -> ScalingDecision | None:
+        return self.autoscaler.target(name)
+
+    def _region_changed(self, name: str) -> None:
+        self.regions.trigger(name)
+        self.autoscaler.demand_changed(name)
 
     @classmethod
     async def build(
@@ -250,6 +265,7 @@ class Operator:
 
     async def start(self) -> None:
         self.regions.start()
+        self.autoscaler.start()
         self.rooms.start()
         self.failover.start()
         self.live_status.start()
@@ -265,7 +281,14 @@ class Operator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
         await self.api_keys.stop()
-        for part in (self.rebalance, self.live_status, self.failover, self.rooms, self.regions):
+        for part in (
+            self.rebalance,
+            self.live_status,
+            self.failover,
+            self.rooms,
+            self.autoscaler,
+            self.regions,
+        ):
             await part.stop()
 
     async def _follow_rooms(self) -> None:
