@@ -26,9 +26,7 @@ def test_scale_down_cordons_the_emptiest_then_newest_and_never_drains():
     ]
     assert plan_sfu_pods(pods, 2, "new") == PodActions(cordon=["new-empty"])
     assert plan_sfu_pods(pods, 1, "new") == PodActions(cordon=["new-empty", "old-empty"])
-    assert plan_sfu_pods(pods, 0, "new") == PodActions(
-        cordon=["busy", "new-empty", "old-empty"]
-    )
+    assert plan_sfu_pods(pods, 0, "new") == PodActions(cordon=["busy", "new-empty", "old-empty"])
 
 
 def test_a_cordoned_pod_is_deleted_once_empty_and_not_replaced():
