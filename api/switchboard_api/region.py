@@ -120,9 +120,11 @@ class SfuAutoscaling(CamelModel):
         default=defaults.SFU_DRAIN_GRACE_SECONDS,
         ge=0,
         le=86400,
-        description="For a drain a user asks for (the pod annotation "
-        "switchboard.dev/drain=true) and for pod deletion: how long the pod's rooms have to "
-        "migrate or end before the pod is deleted regardless. The autoscaler never drains.",
+        description="Only for drains a user asks for (the pod annotation "
+        "switchboard.dev/drain=true) and pod deletion: how long a draining SFU, after telling "
+        "its participants to migrate, waits for them to leave before it disconnects them and "
+        "exits; the pods' terminationGracePeriodSeconds is this plus 30 s. The autoscaler "
+        "never drains: it deletes only pods that hold no room.",
     )
 
 
