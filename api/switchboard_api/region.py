@@ -202,7 +202,7 @@ class SfuSpec(CelValidated):
     )
     autoscaling: SfuAutoscaling = Field(
         default_factory=SfuAutoscaling,
-        description="When the autoscaler adds SFU pods and when it drains them.",
+        description="When the autoscaler adds SFU pods and when it removes them.",
     )
     rebalance: SfuRebalance = Field(
         default_factory=SfuRebalance,
