@@ -180,7 +180,7 @@ async def test_helm_install_runs_every_pod_from_its_image_and_media_flows(instal
     operators = setup.pods(OPERATOR_NAMESPACE, "app.kubernetes.io/component=operator")
     assert len(operators) == 2
     assert all(image_ids(p) == {built["operator"]} for p in operators)
-    url = wait_for(setup.operator_url, TIMEOUT, "the operator Service to select the leader")
+    url = await eventually(setup.operator_url, TIMEOUT, "the operator Service to select the leader")
     assert url.startswith("http://127.60.")
 
     setup.plane.kubectl("create", "namespace", MEDIA_NS)
@@ -190,7 +190,9 @@ async def test_helm_install_runs_every_pod_from_its_image_and_media_flows(instal
     setup.plane.kubectl("create", "namespace", ROOMS_NS)
     setup.apply(api_key_secret())
     setup.apply(region())
-    wait_for(lambda: condition(setup, "region", REGION, "Ready") == "True", TIMEOUT, "Region Ready")
+    await eventually(
+        lambda: condition(setup, "region", REGION, "Ready") == "True", TIMEOUT, "Region Ready"
+    )
     [sfu] = setup.pods(MEDIA_NS, "app.kubernetes.io/component=sfu")
     assert image_ids(sfu) == {built["sfu"]}
     [turn] = setup.pods(MEDIA_NS, "app.kubernetes.io/component=turn")
