@@ -29,7 +29,7 @@ from switchboard_operator.logic.autoscaling import (
     ScalingSpec,
     decide,
 )
-from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.logic.capacity import CapacityPicture, reports_fresh
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Autoscaler:
             self._memory.get(name, ScalingMemory()),
             now,
             current=self._serving(name),
-            reports_fresh=self._picture.reports_fresh(name, now),
+            reports_fresh=reports_fresh(self._picture, name, now),
         )
         self._memory[name] = decision.memory
         self._decisions[name] = decision

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from switchboard_api.contract import CapacityReport
+from switchboard_operator.logic.capacity.demand import DemandElsewhere
 from switchboard_operator.logic.capacity.model import (
     FIT_TOLERANCE,
     CapacityModel,
@@ -52,8 +53,7 @@ class CapacityPicture:
         self._failed_at: dict[str, float] = {}
         self._displaced: dict[str, Displacement] = {}
         self._empty_since: dict[str, float] = {}
-        self._wants: dict[str, tuple[str, float]] = {}
-        self._spilled: dict[str, str] = {}
+        self._elsewhere = DemandElsewhere()
         self._listeners: list[Callable[[str], None]] = []
 
     def subscribe(self, listener: Callable[[str], None]) -> None:
@@ -180,40 +180,18 @@ class CapacityPicture:
         )
 
     def region_demand(self, region: str) -> float:
-        """Units the region must serve: what the rooms placed on its current pods count,
-        plus the reservation of every room that waits for it or is Unschedulable with it
-        as its own region, plus that of rooms placed farther away only because it was full
-        (they do not move back; new rooms stay home once capacity exists)."""
+        """Units the region must serve: what the rooms on its current pods count, plus the
+        reservation of every room that waits for it or is Unschedulable with it as its
+        own region, plus that of rooms placed farther away only because it was full (they
+        do not move back; new rooms stay home once capacity exists)."""
         placed = math.fsum(p.reserved for p in self.region_pods(region))
-        waiting = math.fsum(units for home, units in self._wants.values() if home == region)
-        spilled = 0.0
-        for room, home in self._spilled.items():
-            where = self.placement_of(room)
-            if home == region and where is not None:
-                spilled += where.reservation
-        return placed + waiting + spilled
-
-    def reports_fresh(self, region: str, now: float) -> bool:
-        """Whether every Ready pod of the region that is still running reported within the
-        freshness window: load known for all of them, so capacity may be taken away."""
-        fresh_after = now - self.model.report_freshness_seconds
-        return all(
-            p.reported_at is not None and p.reported_at >= fresh_after
-            for p in self.region_pods(region)
-            if p.ready and not p.failed and p.retired is None
-        )
+        return placed + self._elsewhere.units(region)
 
     def want(self, room: str, region: str | None, reservation: float) -> None:
         """`room` is on no pod and waits for (or could not be placed in) `region`, its own:
         its reservation counts towards that region's demand. None: it wants no region."""
-        previous = self._wants.pop(room, None)
-        if region is not None:
-            self._wants[room] = (region, reservation)
-        if previous != self._wants.get(room):
-            if previous is not None:
-                self._changed(previous[0])
-            if region is not None:
-                self._changed(region)
+        for changed in self._elsewhere.want(room, region, reservation):
+            self._changed(changed)
 
     def cordon(self, key: str) -> bool:
         """Take no new room on the current incarnation of pod `key` from now on, in the
@@ -224,11 +202,6 @@ class CapacityPicture:
             return True
         state.cordon()
         return not state.rooms
-
-    def wanted_region(self, room: str) -> str | None:
-        """The region `room` waits for (see `want`)."""
-        wanted = self._wants.get(room)
-        return None if wanted is None else wanted[0]
 
     def copy(self) -> CapacityPicture:
         """An independent copy, for what-if decisions (rebalance suggestions)."""
@@ -243,8 +216,7 @@ class CapacityPicture:
         clone._failed_at = dict(self._failed_at)
         clone._displaced = dict(self._displaced)
         clone._empty_since = dict(self._empty_since)
-        clone._wants = dict(self._wants)
-        clone._spilled = dict(self._spilled)
+        clone._elsewhere = self._elsewhere.copy()
         return clone
 
     # What the Pod watch and the reports say.
@@ -350,7 +322,7 @@ class CapacityPicture:
         state.add_room(placed, self.model, now)
         self._room_pods[room] = state
         if home is not None and home != state.region:
-            self._spilled[room] = home
+            self._elsewhere.spill(room, home, reservation)
             self._changed(home)
         self._changed(state.region)
         return placed
@@ -377,7 +349,7 @@ class CapacityPicture:
     # Bookkeeping.
 
     def _take_off(self, room: str) -> PlacedRoom | None:
-        home = self._spilled.pop(room, None)
+        home = self._elsewhere.placed_elsewhere_no_more(room)
         if home is not None:
             self._changed(home)
         state = self._room_pods.pop(room, None)
