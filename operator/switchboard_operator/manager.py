@@ -11,7 +11,7 @@ at something again, the manager hands it that one callback.
     failover                  cache, picture                picture; Room reconciler
     live status               cache, picture                Pod labels; Room reconciler
     rebalance                 cache, picture                picture; Room reconciler
-    (autoscaler)              cache, picture                SFU pods, cordons
+    autoscaler                cache, picture (demand)       desired counts; Region reconciler
     API keys, HTTP server     reports, joins                picture (capacity feed); Rooms
     kopf, Room informer       the API server                cache; every reconciler's queue
 """
@@ -46,6 +46,7 @@ from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.kube import events
 from switchboard_operator.kube import owners as ownership
 from switchboard_operator.kube.client import load_client
+from switchboard_operator.logic.autoscaling import ScalingDecision
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.jointokens import JoinKeys
@@ -55,6 +56,7 @@ from switchboard_operator.logic.region_figures import ControlPlaneFigures, contr
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
 from switchboard_operator.logic.sfu_trust import SfuPodLedger
 from switchboard_operator.metrics import OperatorMetrics, metrics_app
+from switchboard_operator.reconcilers.autoscaler import Autoscaler
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
 from switchboard_operator.reconcilers.failover import FailoverReconciler
 from switchboard_operator.reconcilers.live_status import LiveStatusReconciler
@@ -217,7 +219,18 @@ class Operator:
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
             metrics=metrics,
+            scaling=self._scaling,
         )
+        self.autoscaler = autoscaler = Autoscaler(
+            api,
+            cache,
+            picture,
+            region_changed=self.regions.trigger,
+            ready=restored,
+            metrics=metrics,
+        )
+        # Every change of a Region's demand or capacity is looked at (no fixed poll).
+        picture.subscribe(autoscaler.demand_changed)
         self.failover = failover = FailoverReconciler(
             api,
             cache,
@@ -270,12 +283,19 @@ class Operator:
         )
         self.registry = watches.registry(
             cache,
-            region_changed=self.regions.trigger,
+            region_changed=self._region_changed,
             sfu_pod_changed=feed.on_pod,
             namespace_changed=rooms.retry_pending,
         )
         self._rooms_informer = rooms_informer
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _scaling(self, name: str) -> ScalingDecision | None:
+        return self.autoscaler.target(name)
+
+    def _region_changed(self, name: str) -> None:
+        self.regions.trigger(name)
+        self.autoscaler.demand_changed(name)
 
     @classmethod
     async def build(
@@ -290,6 +310,7 @@ class Operator:
 
     async def start(self) -> None:
         self.regions.start()
+        self.autoscaler.start()
         self.rooms.start()
         self.failover.start()
         self.live_status.start()
@@ -308,7 +329,14 @@ class Operator:
         await self.refusals.stop()
         await self.api_keys.stop()
         await self.signing_keys.stop()
-        for part in (self.rebalance, self.live_status, self.failover, self.rooms, self.regions):
+        for part in (
+            self.rebalance,
+            self.live_status,
+            self.failover,
+            self.rooms,
+            self.autoscaler,
+            self.regions,
+        ):
             await part.stop()
 
     async def _follow_rooms(self) -> None:

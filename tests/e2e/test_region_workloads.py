@@ -73,7 +73,12 @@ def test_region_becomes_ready_with_pods_on_its_own_node(node_agent, crds_install
 
     status = get(cluster, "region", "eu-west")["status"]
     recorded = status["sfu"].pop("pods")
-    assert status["sfu"] == {"desiredReplicas": 2, "readyReplicas": 2, "drainingReplicas": 0}
+    assert status["sfu"] == {
+        "desiredReplicas": 2,
+        "currentReplicas": 2,
+        "readyReplicas": 2,
+        "drainingReplicas": 0,
+    }
     # The pods it trusts are the ones it created, by UID.
     running = pods(cluster, NAMESPACE, "sfu")
     assert sorted((p["name"], p["uid"]) for p in recorded) == sorted(

@@ -78,6 +78,7 @@ class CapacityFeed:
                 draining=draining,
                 drain_deadline=parse_time(annotations.get(keys.DRAIN_DEADLINE)),
                 failed=failed,
+                cordoned=bool(annotations.get(keys.CORDONED)),
             ),
             time.time(),
         )

@@ -26,7 +26,7 @@ from switchboard_operator.kube import events, objects
 from switchboard_operator.kube.client import delete_room, patch_room_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.capacity import CapacityPicture
-from switchboard_operator.logic.placement import Placement
+from switchboard_operator.logic.placement import Placement, Unschedulable, Waiting
 from switchboard_operator.logic.room_lifecycle import (
     NOTHING_REMEMBERED,
     RoomAnswer,
@@ -173,8 +173,14 @@ class RoomReconciler:
                 pod_uid=assign.pod_uid,
                 now=time.time(),
                 placed_at=assign.placed_at,
+                home=assign.home,
             )
         placement = decision.placement
+        # A room on no pod counts towards the demand of the region it needs.
+        if isinstance(placement, Waiting):
+            self._picture.want(key, placement.region, placement.reservation)
+        elif isinstance(placement, Unschedulable):
+            self._picture.want(key, placement.home, placement.reservation)
         if isinstance(placement, Placement):
             log.info("room placed room=%s pod=%s region=%s", key, placement.pod, placement.region)
             # Its first placement (no pod recorded yet) is the wait a user saw at creation.

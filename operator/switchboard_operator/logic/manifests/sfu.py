@@ -135,6 +135,8 @@ def _template(
         "containers": [_container(region, ctx, turn_uris, host_network)],
         "volumes": _volumes(region, ctx),
     }
+    if sfu.priority_class_name:
+        spec["priorityClassName"] = sfu.priority_class_name
     if host_network:
         spec["hostNetwork"] = True
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
