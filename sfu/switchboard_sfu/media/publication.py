@@ -253,8 +253,16 @@ class Publication:
                 wait, self._send_keyframe_request, layer
             )
 
-    def subscriber_bitrate_changed(self) -> None:
-        """Re-send the bitrate bound at once when it dropped noticeably (congestion)."""
+    def subscriber_bitrate_changed(self, bitrate_bps: int | None = None) -> None:
+        """Re-send the bitrate bound at once when it dropped noticeably (congestion).
+
+        `bitrate_bps`: the one subscriber's new REMB that changed. After every change the
+        bound is either at least 90 % of the last one sent or being re-sent, so a REMB at or
+        above that mark cannot have brought it below: the O(subscribers) bound is not worked
+        out again (every subscriber reports about once a second)."""
+        last = self._last_bitrate_bound
+        if bitrate_bps is not None and last is not None and bitrate_bps >= 0.9 * last:
+            return
         bound = self.bitrate_bound()
         if self._last_bitrate_bound is None or bound < 0.9 * self._last_bitrate_bound:
             self._spawn(self._send_bitrate_bound())
