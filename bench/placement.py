@@ -27,12 +27,8 @@ from switchboard_operator.logic.capacity import (
     CapacityModel,
     CapacityPicture,
     PodObservation,
-    apply_pod,
-    apply_report,
-    assign,
     lost_pods,
     pod_key,
-    remove_pod,
 )
 from switchboard_operator.logic.placement import (
     Placement,
@@ -123,8 +119,8 @@ def _report(name: str, region: str, capacity: float) -> CapacityReport:
 
 
 def _add_pod(picture: CapacityPicture, name: str, region: str, capacity: float) -> None:
-    apply_pod(picture, PodObservation(NAMESPACE, name, f"uid-{name}", region, ready=True), NOW)
-    apply_report(picture, _report(name, region, capacity), NOW)
+    picture.apply_pod(PodObservation(NAMESPACE, name, f"uid-{name}", region, ready=True), NOW)
+    picture.apply_report(_report(name, region, capacity), NOW)
 
 
 def _picture(layout: Layout, pods: int, capacity: float) -> CapacityPicture:
@@ -207,15 +203,14 @@ def _failover(args, capacity: float, search: PodSearch) -> tuple[float, int, int
     lost_rooms = _requests(1000, False, rng)
     lost_key = pod_key(NAMESPACE, "sfu-lost")
     for request in lost_rooms:
-        assign(
-            picture,
+        picture.assign(
             f"lost-{request.room}",
             request.reservation,
             pod=lost_key,
             pod_uid="uid-lost",
             now=NOW,
         )
-    remove_pod(picture, lost_key, "uid-lost")
+    picture.remove_pod(lost_key, "uid-lost")
     requests = {f"lost-{r.room}": RoomRequest(f"lost-{r.room}", r.reservation) for r in lost_rooms}
     [lost] = lost_pods(picture, NOW, 6.0)
     started = time.perf_counter()

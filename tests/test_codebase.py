@@ -46,3 +46,16 @@ def test_no_package_shadows_the_standard_library():
     ]
     assert shadowing == []
     assert Path(operator.__file__).parent != REPO_ROOT / "operator"
+
+
+OPERATOR_MODULE_MAX_LINES = 400
+"""Past this, a module of the operator does more than one job: split it by concern."""
+
+
+def test_no_operator_module_is_over_400_lines():
+    too_long = {
+        str(path.relative_to(REPO_ROOT)): lines
+        for path in sorted((REPO_ROOT / "operator").rglob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > OPERATOR_MODULE_MAX_LINES
+    }
+    assert too_long == {}, f"split these by concern: {too_long}"

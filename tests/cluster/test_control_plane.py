@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from fixtures.waiting import wait_for
 from switchboard_localcluster import binaries
 from switchboard_localcluster.controlplane import ADMIN_USER, ControlPlane
-from switchboard_localcluster.processes import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -72,7 +72,7 @@ def test_audit_log_attributes_writes_to_their_user(control_plane):
     def audited_writes():
         return [w for w in audit.writes(since=mark, user=ADMIN_USER) if w.name == "audited"]
 
-    wait_until(audited_writes, 30, "the audit log to record the write")
+    wait_for(audited_writes, 30, "the audit log to record the write")
     writes = audited_writes()
     assert [(w.verb, w.resource, w.namespace, w.code) for w in writes] == [
         ("create", "configmaps", "default", 201)

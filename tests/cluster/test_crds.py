@@ -14,6 +14,7 @@ import yaml
 from kubernetes.client import ApiClient, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
+from fixtures.waiting import wait_for
 from switchboard_api.invalid_cases import InvalidCase, invalid_cases
 from switchboard_api.region import Region, RegionSpec
 from switchboard_api.resources import GROUP, REGION, ROOM, VERSION
@@ -129,14 +130,21 @@ def _table(output: str) -> list[list[str]]:
 
 def test_kubectl_get_shows_the_printer_columns(crds_installed, api, region_and_room):
     region, namespace, room = region_and_room
-    api.patch_namespaced_custom_object_status(
-        GROUP,
-        VERSION,
-        namespace,
-        ROOM.plural,
-        room,
-        {"status": {"phase": "Running", "region": region, "pod": "sfu-0", "participants": 3}},
-    )
+    max_participants = str(_first_example("Room")["spec"]["maxParticipants"])
+    # A Closed room's status is the one an operator running in this session never writes
+    # (it writes only the closing it decided itself): patched until kubectl shows it, as
+    # an operator's first pass over the new Room may land after the first patch.
+    status = {"phase": "Closed", "region": region, "pod": "sfu-0", "participants": 3}
+
+    def rooms_shown() -> list[list[str]] | None:
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, ROOM.plural, room, {"status": status}
+        )
+        rooms = _table(crds_installed.kubectl("get", "rooms", "-A").stdout)
+        row = next(r for r in rooms if r[:2] == [namespace, room])
+        return rooms if row[2:7] == ["Closed", region, "sfu-0", "3", max_participants] else None
+
+    rooms = wait_for(rooms_shown, 30, "the patched status in kubectl's columns")
 
     regions = _table(crds_installed.kubectl("get", "regions").stdout)
     assert regions[0] == [
@@ -154,12 +162,8 @@ def test_kubectl_get_shows_the_printer_columns(crds_installed, api, region_and_r
     location = _first_example("Region")["spec"]["location"]
     assert row[1:3] == [str(location["latitude"]), str(location["longitude"])]
 
-    rooms = _table(crds_installed.kubectl("get", "rooms", "-A").stdout)
     header = ["NAMESPACE", "NAME", "PHASE", "REGION", "POD", "PARTICIPANTS", "MAX", "AGE"]
     assert rooms[0] == header
-    row = next(r for r in rooms if r[:2] == [namespace, room])
-    max_participants = str(_first_example("Room")["spec"]["maxParticipants"])
-    assert row[2:7] == ["Running", region, "sfu-0", "3", max_participants]
 
     both = crds_installed.kubectl("get", "switchboard", "-A").stdout
     assert f"region.{GROUP}/{region}" in both

@@ -16,7 +16,7 @@ from kubernetes_asyncio import client, config
 
 from fixtures.cluster import Cluster
 from switchboard_dev.faults import FaultProxy, ProxyMode
-from switchboard_operator.adapters.leadership import LeaderElector, LeadershipLost
+from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.logic.leader_election import LeaderTiming
 
 pytestmark = pytest.mark.cluster

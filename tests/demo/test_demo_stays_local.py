@@ -18,9 +18,9 @@ from switchboard_dev.demo.apikey import DEMO_KEY_SECRET
 from switchboard_dev.demo.server import DEMO_JOIN_PATH
 from switchboard_dev.helm import helm_binary
 from switchboard_dev.paths import CHART_DIR
-from switchboard_operator.adapters.httpserver import build_app
-from switchboard_operator.adapters.joinapi import SecretApiKeyStore, join_api_app
-from switchboard_operator.adapters.reports import ReportReceiver
+from switchboard_operator.httpserver import build_app
+from switchboard_operator.joinapi import SecretApiKeyStore, join_api_app
+from switchboard_operator.reportapi.receiver import ReportReceiver
 
 SHIPPED_PACKAGES = (switchboard_operator, switchboard_api, switchboard_turn, switchboard_tls)
 """What the operator's image carries of this repository."""

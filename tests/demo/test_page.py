@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from fixtures.chromium import FRAME_JS
 from fixtures.devtools import Chromium, Tab
-from fixtures.waiting import wait_for_async
+from fixtures.waiting import eventually
 from switchboard_dev.demo.apikey import DEMO_NAMESPACE
 
 pytestmark = [
@@ -118,7 +118,7 @@ async def sees(tab: Tab, name: str, deadline: float = SEE_DEADLINE_SECONDS) -> d
         return good[0] if good else None
 
     try:
-        return await wait_for_async(seen, deadline, f"{tab.name} to see {name}", interval=0.5)
+        return await eventually(seen, deadline, f"{tab.name} to see {name}", interval=0.5)
     except AssertionError as error:
         raise AssertionError(
             f"{error}\ntiles: {await tab.evaluate(TILES_JS)}\n"
@@ -132,7 +132,7 @@ async def connected_pod(tab: Tab, other_than: str | None = None) -> str:
         ok = now["state"] == "connected" and now["pod"] and now["pod"] != other_than
         return now["pod"] if ok else None
 
-    return await wait_for_async(placed, MIGRATE_DEADLINE_SECONDS, f"{tab.name} connected")
+    return await eventually(placed, MIGRATE_DEADLINE_SECONDS, f"{tab.name} connected")
 
 
 def room_status(make_up, name: str) -> dict:

@@ -20,7 +20,7 @@ from fixtures.images import retagged_store
 from fixtures.nodeagent import TEST_BACKOFF
 from fixtures.sfu_clients import FrameCounter, post_offer, recvonly_offer, sendonly_offer
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
-from fixtures.waiting import wait_for, wait_for_async
+from fixtures.waiting import eventually, wait_for
 from switchboard_dev import chart_install
 from switchboard_dev.images import BuiltImages, project_version, require_built
 from switchboard_dev.node_agent_process import NodeAgentProcess
@@ -180,7 +180,7 @@ async def test_helm_install_runs_every_pod_from_its_image_and_media_flows(instal
     operators = setup.pods(OPERATOR_NAMESPACE, "app.kubernetes.io/component=operator")
     assert len(operators) == 2
     assert all(image_ids(p) == {built["operator"]} for p in operators)
-    url = wait_for(setup.operator_url, TIMEOUT, "the operator Service to select the leader")
+    url = await eventually(setup.operator_url, TIMEOUT, "the operator Service to select the leader")
     assert url.startswith("http://127.60.")
 
     setup.plane.kubectl("create", "namespace", MEDIA_NS)
@@ -190,7 +190,9 @@ async def test_helm_install_runs_every_pod_from_its_image_and_media_flows(instal
     setup.plane.kubectl("create", "namespace", ROOMS_NS)
     setup.apply(api_key_secret())
     setup.apply(region())
-    wait_for(lambda: condition(setup, "region", REGION, "Ready") == "True", TIMEOUT, "Region Ready")
+    await eventually(
+        lambda: condition(setup, "region", REGION, "Ready") == "True", TIMEOUT, "Region Ready"
+    )
     [sfu] = setup.pods(MEDIA_NS, "app.kubernetes.io/component=sfu")
     assert image_ids(sfu) == {built["sfu"]}
     [turn] = setup.pods(MEDIA_NS, "app.kubernetes.io/component=turn")
@@ -218,7 +220,7 @@ async def test_helm_install_runs_every_pod_from_its_image_and_media_flows(instal
         async def decoded() -> bool:
             return bool(counters) and counters[0].frames >= 5
 
-        await wait_for_async(decoded, 90, "the WHEP viewer to decode the WHIP publisher's video")
+        await eventually(decoded, 90, "the WHEP viewer to decode the WHIP publisher's video")
     finally:
         for counter in counters:
             counter.stop()

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fixtures.cluster import apply
+from fixtures.cluster import apply, is_ready
 from fixtures.cluster import get_json as get
 from fixtures.waiting import wait_for
 
@@ -51,11 +51,6 @@ def live_sfu_pods(cluster, namespace: str) -> list[dict]:
         if not p["metadata"].get("deletionTimestamp")
         and (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
     ]
-
-
-def is_ready(pod: dict) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def restricted(cluster, namespace: str) -> None:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Iterator
 
 import kubernetes
 import pytest
 
+from fixtures.audit import audit_marker
+from fixtures.cluster import condition, is_ready
 from fixtures.cluster import get_json as get
+from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
 from fixtures.waiting import wait_for
 from switchboard_dev.operator_process import OPERATOR_USER
 
@@ -36,16 +40,6 @@ def region(name: str, namespace: str, latitude: float, **sfu) -> dict:
     }
 
 
-def condition(obj: dict, type_: str) -> dict:
-    return next(
-        (c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {}
-    )
-
-
-def ready(cluster, name: str) -> bool:
-    return condition(get(cluster, "region", name), "Ready").get("status") == "True"
-
-
 def pods(cluster, namespace: str, component: str) -> list[dict]:
     items = get(cluster, "pods", "-n", namespace, "-l", f"app.kubernetes.io/component={component}")[
         "items"
@@ -59,14 +53,23 @@ def media_namespace(crds_installed):
     return NAMESPACE
 
 
-def test_region_becomes_ready_with_pods_on_its_own_node(
-    operator, node_agent, crds_installed, media_namespace
-):
+@pytest.fixture(scope="module")
+def eu_west(operator, node_agent, crds_installed, media_namespace) -> Iterator[float]:
+    """The module's Region, applied once (whichever of its tests runs first) and removed
+    after the module; yields when it was applied."""
     cluster = crds_installed
-    started = time.monotonic()
+    applied = time.monotonic()
     cluster.kubectl("apply", "-f", "-", input=json.dumps(region("eu-west", NAMESPACE, 53.3)))
-    wait_for(lambda: ready(cluster, "eu-west"), 120, "Region eu-west Ready=True")
-    print(f"apply -> Ready: {time.monotonic() - started:.1f}s")
+    try:
+        yield applied
+    finally:
+        cluster.kubectl("delete", "region", "eu-west", "--ignore-not-found", "--wait=false")
+
+
+def test_region_becomes_ready_with_pods_on_its_own_node(node_agent, crds_installed, eu_west):
+    cluster = crds_installed
+    wait_for(lambda: is_ready(get(cluster, "region", "eu-west")), 120, "Region eu-west Ready=True")
+    print(f"apply -> Ready: {time.monotonic() - eu_west:.1f}s")
 
     status = get(cluster, "region", "eu-west")["status"]
     assert status["sfu"] == {"desiredReplicas": 2, "readyReplicas": 2, "drainingReplicas": 0}
@@ -79,10 +82,10 @@ def test_region_becomes_ready_with_pods_on_its_own_node(
         assert pod["status"]["phase"] == "Running"
 
 
-def test_idle_region_costs_no_writes(operator, node_agent, crds_installed, media_namespace):
+def test_idle_region_costs_no_writes(crds_installed, eu_west):
     cluster = crds_installed
     audit = cluster.require_local("reads the audit log").audit_log
-    wait_for(lambda: ready(cluster, "eu-west"), 120, "Region eu-west Ready=True")
+    wait_for(lambda: is_ready(get(cluster, "region", "eu-west")), 120, "Region eu-west Ready=True")
     # Settled: both pods have reported, so the Region shows their full capacity.
     wait_for(
         lambda: get(cluster, "region", "eu-west")["status"].get("capacity") == 200,
@@ -92,32 +95,44 @@ def test_idle_region_costs_no_writes(operator, node_agent, crds_installed, media
     mark = audit.mark()
     # A metadata-only change makes the operator reconcile the Region once more.
     cluster.kubectl("label", "region", "eu-west", f"touched={int(time.time())}", "--overwrite")
-    first = time.monotonic()
-    # Reports keep arriving meanwhile (every second): they must cost nothing either.
-    wait_for(lambda: time.monotonic() - first > 5, 10, "five seconds of reports")
+    # Reports keep arriving meanwhile (every second): they must cost nothing either. Wait
+    # until the operator has acknowledged several more of each pod's (across more than one
+    # pass of the Region's load check), and the audit log shows every write made meanwhile.
+    sfu_pods = pods(cluster, NAMESPACE, "sfu")
+    acknowledged = [sfu_metric(p, SFU_REPORTS_ACKNOWLEDGED) for p in sfu_pods]
+    wait_for(
+        lambda: all(
+            sfu_metric(p, SFU_REPORTS_ACKNOWLEDGED) >= before + 5
+            for p, before in zip(sfu_pods, acknowledged, strict=True)
+        ),
+        30,
+        "five more reports of each pod acknowledged",
+    )
+    wait_for(audit_marker(cluster, NAMESPACE), 30, "the audit log to catch up")
     # Lease renewals are leader election's heartbeat, not reconciliation.
     writes = [w for w in audit.writes(since=mark, user=OPERATOR_USER) if w.resource != "leases"]
     assert writes == [], [(w.verb, w.resource, w.name) for w in writes]
 
 
-def test_two_regions_land_on_their_own_nodes(operator, node_agent, crds_installed, media_namespace):
+def test_two_regions_land_on_their_own_nodes(operator, node_agent, crds_installed, cleanup):
     cluster = crds_installed
     cluster.create_namespace("e2e-us", {"pod-security.kubernetes.io/enforce": "restricted"})
+    cleanup("namespace", "e2e-us")
+    cleanup("region", "us-east")
     spec = region("us-east", "e2e-us", 39.0, minReplicas=1)
     spec["spec"]["turn"]["enabled"] = False
     cluster.kubectl("apply", "-f", "-", input=json.dumps(spec))
-    wait_for(lambda: ready(cluster, "us-east"), 120, "Region us-east Ready=True")
+    wait_for(lambda: is_ready(get(cluster, "region", "us-east")), 120, "Region us-east Ready=True")
     us_nodes = {n for n in node_agent.node_names if n.startswith("us-east")}
     assert {p["spec"]["nodeName"] for p in pods(cluster, "e2e-us", "sfu")} <= us_nodes
     assert pods(cluster, "e2e-us", "turn") == []
 
 
-def test_room_is_placed_and_its_pod_cannot_be_evicted(
-    operator, node_agent, crds_installed, media_namespace
-):
+def test_room_is_placed_and_its_pod_cannot_be_evicted(crds_installed, eu_west, cleanup):
     cluster = crds_installed
-    wait_for(lambda: ready(cluster, "eu-west"), 120, "Region eu-west Ready=True")
+    wait_for(lambda: is_ready(get(cluster, "region", "eu-west")), 120, "Region eu-west Ready=True")
     cluster.create_namespace("e2e-rooms")
+    cleanup("namespace", "e2e-rooms")
     room = {
         "apiVersion": "switchboard.dev/v1alpha1",
         "kind": "Room",
@@ -169,7 +184,9 @@ def test_region_ready_latency(operator, node_agent, crds_installed):
         spec["spec"]["turn"]["enabled"] = False
         started = time.monotonic()
         cluster.kubectl("apply", "-f", "-", input=json.dumps(spec))
-        wait_for(lambda name=name: ready(cluster, name), 120, f"Region {name} Ready")
+        wait_for(
+            lambda name=name: is_ready(get(cluster, "region", name)), 120, f"Region {name} Ready"
+        )
         samples.append(time.monotonic() - started)
         cluster.kubectl("delete", "region", name, "--wait=false")
     print(

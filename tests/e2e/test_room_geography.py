@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fixtures.cluster import apply
+from fixtures.cluster import apply, is_ready, remove
 from fixtures.cluster import get_json as get
 from fixtures.waiting import wait_for
 
@@ -74,11 +74,6 @@ def region_observed(cluster, name: str) -> bool:
     return (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
 
 
-def region_ready(cluster, name: str) -> bool:
-    conditions = (get(cluster, "region", name).get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
 @pytest.fixture(scope="module")
 def regions(operator, node_agent, crds_installed):
     cluster = crds_installed
@@ -89,10 +84,14 @@ def regions(operator, node_agent, crds_installed):
     apply(cluster, region("geo-syd", "e2e-geo-syd", SYDNEY, "eu-west", capacity=3.5))
     apply(cluster, region("geo-tyo", "e2e-geo-tyo", TOKYO, "us-east", capacity=100))
     for name in ("geo-syd", "geo-tyo"):
-        wait_for(lambda name=name: region_ready(cluster, name), 120, f"{name} Ready")
-    yield cluster
-    for name in ("geo-syd", "geo-tyo"):
-        cluster.kubectl("delete", "region", name, "--wait=false")
+        wait_for(lambda name=name: is_ready(get(cluster, "region", name)), 120, f"{name} Ready")
+    try:
+        yield cluster
+    finally:
+        # Rooms first: these are unpinned, and a later module's Region would take them.
+        remove(cluster, "namespace", ROOMS_NS)
+        for name in ("geo-syd", "geo-tyo"):
+            remove(cluster, "region", name)
 
 
 def test_rooms_go_to_the_nearest_region_and_pinned_rooms_stay(regions):
@@ -132,7 +131,7 @@ def test_a_room_waits_for_its_nearest_region_while_its_sfu_pods_start(regions, n
     started = time.monotonic()
     agent = node_agents.start({LATE_NODE_REGION: [f"{LATE_NODE_REGION}-a"]}, name="late")
     try:
-        wait_for(lambda: region_ready(cluster, "geo-akl"), 90, "geo-akl Ready")
+        wait_for(lambda: is_ready(get(cluster, "region", "geo-akl")), 90, "geo-akl Ready")
         ready_after = time.monotonic() - started
         wait_for(lambda: placed_region(cluster, "wellington"), 30, "wellington placed")
         print(

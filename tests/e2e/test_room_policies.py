@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from fixtures.cluster import apply
+from fixtures.cluster import apply, ready_pods
 from fixtures.cluster import get_json as get
 from fixtures.sfu_metrics import sfu_room_count
 from fixtures.waiting import wait_for
@@ -17,22 +17,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 REGION, MEDIA_NS, ROOMS_NS = "spread-eu", "e2e-spread-media", "e2e-spread-rooms"
 
 
-def ready_pods(cluster, namespace: str = MEDIA_NS) -> list[dict]:
-    items = get(cluster, "pods", "-n", namespace, "-l", "app.kubernetes.io/component=sfu")["items"]
-    return [
-        p
-        for p in items
-        if any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in (p.get("status") or {}).get("conditions") or []
-        )
-    ]
-
-
-def test_least_loaded_spreads_rooms_evenly(operator, node_agent, crds_installed):
+def test_least_loaded_spreads_rooms_evenly(operator, node_agent, crds_installed, cleanup):
     cluster = crds_installed
     cluster.create_namespace(MEDIA_NS, {"pod-security.kubernetes.io/enforce": "restricted"})
     cluster.create_namespace(ROOMS_NS)
+    cleanup("region", REGION)
+    cleanup("namespace", ROOMS_NS)
     apply(
         cluster,
         {
@@ -53,7 +43,7 @@ def test_least_loaded_spreads_rooms_evenly(operator, node_agent, crds_installed)
             },
         },
     )
-    wait_for(lambda: len(ready_pods(cluster)) == 3, 120, "three ready SFU pods")
+    wait_for(lambda: len(ready_pods(cluster, MEDIA_NS)) == 3, 120, "three ready SFU pods")
     for i in range(6):
         apply(
             cluster,
@@ -78,22 +68,23 @@ def test_least_loaded_spreads_rooms_evenly(operator, node_agent, crds_installed)
     wait_for(placed, 60, "six rooms Scheduled")
     # Each pod learns its rooms from the report responses: two each.
     wait_for(
-        lambda: sorted(sfu_room_count(p) for p in ready_pods(cluster)) == [2, 2, 2],
+        lambda: sorted(sfu_room_count(p) for p in ready_pods(cluster, MEDIA_NS)) == [2, 2, 2],
         30,
         "every SFU pod serving two rooms",
     )
-    cluster.kubectl("delete", "namespace", ROOMS_NS, "--wait=false")
-    cluster.kubectl("delete", "region", REGION, "--wait=false")
 
 
 def test_a_region_admits_only_the_namespaces_its_selector_names(
-    operator, node_agent, crds_installed
+    operator, node_agent, crds_installed, cleanup
 ):
     cluster = crds_installed
     media, allowed, other = "e2e-tenant-media", "e2e-tenant-a", "e2e-tenant-b"
     cluster.create_namespace(media, {"pod-security.kubernetes.io/enforce": "restricted"})
     cluster.create_namespace(allowed, {"switchboard.dev/tenant": "a"})
     cluster.create_namespace(other)
+    cleanup("region", "tenant-eu")
+    cleanup("namespace", allowed)
+    cleanup("namespace", other)
     apply(
         cluster,
         {
@@ -128,10 +119,9 @@ def test_a_region_admits_only_the_namespaces_its_selector_names(
     wait_for(lambda: status(other).get("phase") == "Unschedulable", 60, "the other refused")
     scheduled = next(c for c in status(other)["conditions"] if c["type"] == "Scheduled")
     assert scheduled["reason"] == "NamespaceNotAdmitted"
-    cluster.kubectl("delete", "region", "tenant-eu", "--wait=false")
 
 
-def test_rebalance_moves_empty_rooms_off_a_hot_pod(operator, node_agent, crds_installed):
+def test_rebalance_moves_empty_rooms_off_a_hot_pod(operator, node_agent, crds_installed, cleanup):
     """Packed piles five empty rooms (1.3 units each) onto one 10-unit pod. Once they are
     past the reservation hold they count 0.8 x 1.3 each, 52 % of the pod: above the 40 %
     threshold, so empty rooms move to the other pod until the hot one is at most 40 %
@@ -140,6 +130,8 @@ def test_rebalance_moves_empty_rooms_off_a_hot_pod(operator, node_agent, crds_in
     region, media, rooms_ns = "rebalance-eu", "e2e-rebalance-media", "e2e-rebalance-rooms"
     cluster.create_namespace(media, {"pod-security.kubernetes.io/enforce": "restricted"})
     cluster.create_namespace(rooms_ns)
+    cleanup("region", region)
+    cleanup("namespace", rooms_ns)
     apply(
         cluster,
         {
@@ -212,5 +204,3 @@ def test_rebalance_moves_empty_rooms_off_a_hot_pod(operator, node_agent, crds_in
     moved_rooms = {name for name, pod in after.items() if pod != hot}
     assert {e["involvedObject"]["name"] for e in events["items"]} == moved_rooms
     assert all(e["type"] == "Normal" for e in events["items"])
-    cluster.kubectl("delete", "namespace", rooms_ns, "--wait=false")
-    cluster.kubectl("delete", "region", region, "--wait=false")

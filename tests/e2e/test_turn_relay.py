@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.cluster import Cluster
+from fixtures.cluster import Cluster, is_ready, ready_pods
 from fixtures.cluster import get_json as get
 from fixtures.nodeagent import NodeAgent, NodeAgents
 from fixtures.turn_clients import (
@@ -28,10 +28,9 @@ from fixtures.turn_clients import (
     permission_error,
     turn_allocation,
 )
-from fixtures.waiting import wait_for, wait_for_async
+from fixtures.waiting import eventually, wait_for
 from switchboard_api import labels
 from switchboard_api.region import Region
-from switchboard_operator.adapters.region_controller import ROTATION_STARTED_AT
 from switchboard_operator.logic.manifests import turn_secret_name, turn_secrets_from_secret
 from switchboard_operator.logic.manifests.keys import TURN_SECRET_ROTATED_AT
 from switchboard_operator.logic.manifests.turn import (
@@ -40,6 +39,7 @@ from switchboard_operator.logic.manifests.turn import (
     SYNC_CONTAINER,
 )
 from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION
+from switchboard_operator.reconcilers.regions.workloads import ROTATION_STARTED_AT
 from switchboard_turn.coturn import TurnSecrets
 from switchboard_turn.credentials import TurnCredential, mint_turn_credential
 
@@ -76,15 +76,8 @@ def region_manifest() -> dict[str, Any]:
     }
 
 
-def is_ready(obj: dict[str, Any]) -> bool:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
 def ready_pod(cluster: Cluster, component: str) -> dict[str, Any] | None:
-    selector = f"{labels.APP_COMPONENT}={component}"
-    items = get(cluster, "pods", "-n", NAMESPACE, "-l", selector)["items"]
-    ready = [p for p in items if not p["metadata"].get("deletionTimestamp") and is_ready(p)]
+    ready = ready_pods(cluster, NAMESPACE, component)
     return ready[0] if len(ready) == 1 else None
 
 
@@ -231,7 +224,7 @@ async def test_rotation_phase_one_keeps_relays_and_accepts_the_next_secret(
             served = (secret["metadata"].get("annotations") or {}).get(ROTATION_STARTED_AT)
             return secret if served == request else None
 
-        secret = await wait_for_async(accepting_phase, ROTATION_TIMEOUT, "rotation phase one")
+        secret = await eventually(accepting_phase, ROTATION_TIMEOUT, "rotation phase one")
         phase_one_seconds = time.monotonic() - requested_at
         during = turn_secrets_from_secret(secret)
         assert during == TurnSecrets(minted=before.minted, next=during.next)
@@ -251,7 +244,7 @@ async def test_rotation_phase_one_keeps_relays_and_accepts_the_next_secret(
         async def next_secret_accepted() -> bool:
             return await allocation_error(turn_region.turn, upcoming) is None
 
-        await wait_for_async(
+        await eventually(
             next_secret_accepted, ROTATION_TIMEOUT, "coturn accepting the next secret", interval=0.5
         )
         accepted_seconds = time.monotonic() - requested_at

@@ -22,9 +22,9 @@ from fixtures.fault_stack import (
     FaultStack,
     Observation,
     StreamingRoom,
+    eventually,
     off_loop,
     reopen_broken,
-    wait_for_async,
 )
 from switchboard_dev.faults import CpuHog, ProxyMode
 
@@ -176,7 +176,7 @@ async def test_leader_frozen(stack, rooms) -> None:
     async def stepped_down() -> bool:
         return leader.restarts > restarts
 
-    await wait_for_async(stepped_down, SETTLE_SECONDS, "the thawed leader to step down")
+    await eventually(stepped_down, SETTLE_SECONDS, "the thawed leader to step down")
     await settle(observation, "leader-frozen-20s")
 
 
@@ -213,7 +213,7 @@ async def report_path_cut(
         return all(placed.get(room) not in (*cut, "") for room in moving)
 
     try:
-        await wait_for_async(moved, SETTLE_SECONDS, f"the rooms of {cut} to move", interval=0.25)
+        await eventually(moved, SETTLE_SECONDS, f"the rooms of {cut} to move", interval=0.25)
         moved_after = time.monotonic() - started
     finally:
         for pod in cut:

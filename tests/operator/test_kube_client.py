@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard_operator.adapters import kube
+from switchboard_operator.kube import client as kube
 
 KUBECONFIG = """\
 apiVersion: v1

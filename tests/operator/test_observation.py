@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from fixtures.waiting import wait_for
 from switchboard_dev.operator_process import OPERATOR_USER
-from switchboard_localcluster.processes import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -50,17 +50,18 @@ def _room(name: str, namespace: str, max_participants: int = 10) -> dict:
     }
 
 
-def test_region_gets_observed_generation_and_conditions(operator, crds_installed):
+def test_region_gets_observed_generation_and_conditions(operator, crds_installed, cleanup):
     cluster = crds_installed
+    cleanup("region", "observed-eu")
     _apply(cluster, _region("observed-eu", 52.4))
-    wait_until(lambda: _observed(_get(cluster, "region", "observed-eu")), 30, "region observed")
+    wait_for(lambda: _observed(_get(cluster, "region", "observed-eu")), 30, "region observed")
     region = _get(cluster, "region", "observed-eu")
     for type_ in ("Ready", "Progressing", "Degraded"):
         assert _condition(region, type_)["observedGeneration"] == region["metadata"]["generation"]
 
     # A spec change is a new generation, and the operator catches up with it.
     _apply(cluster, _region("observed-eu", 50.1))
-    wait_until(
+    wait_for(
         lambda: (
             (r := _get(cluster, "region", "observed-eu"))["metadata"]["generation"] == 2
             and _observed(r)
@@ -70,13 +71,16 @@ def test_region_gets_observed_generation_and_conditions(operator, crds_installed
     )
 
 
-def test_room_pinned_to_a_missing_region_is_unschedulable_with_a_reason(operator, crds_installed):
+def test_room_pinned_to_a_missing_region_is_unschedulable_with_a_reason(
+    operator, crds_installed, cleanup
+):
     cluster = crds_installed
     cluster.create_namespace("observe-rooms")
+    cleanup("namespace", "observe-rooms")
     standup = _room("standup", "observe-rooms")
     standup["spec"]["region"] = "nowhere"
     _apply(cluster, standup)
-    wait_until(
+    wait_for(
         lambda: _observed(_get(cluster, "room", "standup", "observe-rooms")), 30, "room observed"
     )
     room = _get(cluster, "room", "standup", "observe-rooms")
@@ -87,16 +91,16 @@ def test_room_pinned_to_a_missing_region_is_unschedulable_with_a_reason(operator
     assert room["status"]["message"]
 
 
-def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed):
+def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed, cleanup):
     cluster = crds_installed
     audit = cluster.require_local("reads the audit log").audit_log
     cluster.create_namespace("observe-idle")
+    cleanup("region", "idle-eu")
+    cleanup("namespace", "observe-idle")
     _apply(cluster, _region("idle-eu", 48.8))
     _apply(cluster, _room("idle", "observe-idle"))
-    wait_until(lambda: _observed(_get(cluster, "region", "idle-eu")), 30, "region observed")
-    wait_until(
-        lambda: _observed(_get(cluster, "room", "idle", "observe-idle")), 30, "room observed"
-    )
+    wait_for(lambda: _observed(_get(cluster, "region", "idle-eu")), 30, "region observed")
+    wait_for(lambda: _observed(_get(cluster, "room", "idle", "observe-idle")), 30, "room observed")
 
     mark = audit.mark()
     # Events that change nothing the operator owns: metadata-only edits.
@@ -104,7 +108,7 @@ def test_operator_writes_nothing_while_nothing_changes(operator, crds_installed)
     cluster.kubectl("annotate", "room", "idle", "-n", "observe-idle", "touched=yes")
     # A sentinel created afterwards: once it is observed, the touches were seen too.
     _apply(cluster, _room("sentinel", "observe-idle"))
-    wait_until(
+    wait_for(
         lambda: _observed(_get(cluster, "room", "sentinel", "observe-idle")),
         30,
         "sentinel observed",

@@ -1,27 +1,25 @@
-"""The rebalance pass of the scheduler: only Regions that opt in move rooms, each move is
-queued for its Room's status write and announced with a Normal `Rebalanced` Event, and a
-Region's moves per minute are capped."""
+"""The rebalance reconciler: only Regions that opt in move rooms, each move is queued for
+its Room's status write (which the Room reconciler makes once) and announced with a Normal
+`Rebalanced` Event, and a Region's moves per minute are capped."""
 
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import pytest
 
+from fixtures.operator_cache import cluster_cache
 from fixtures.placement_builders import report, usage
 from switchboard_api.region import Region
-from switchboard_operator.adapters import rebalancing, scheduling
-from switchboard_operator.adapters.rebalancing import Rebalancer
-from switchboard_operator.adapters.scheduling import Scheduler
+from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.logic.capacity import (
     CapacityPicture,
     PodObservation,
-    RoomMeasurement,
-    apply_pod,
-    apply_report,
-    assign,
 )
+from switchboard_operator.reconcilers import rebalance as rebalance_module
+from switchboard_operator.reconcilers import rooms as rooms_module
+from switchboard_operator.reconcilers.rebalance import RebalanceReconciler
+from switchboard_operator.reconcilers.rooms import RoomReconciler
 
 NAMESPACE = "media"
 EMPTY_ROOMS = ("rooms/a", "rooms/b", "rooms/c")
@@ -63,10 +61,10 @@ def hot_picture(now: float) -> CapacityPicture:
     picture = CapacityPicture()
     for pod in ("sfu-0", "sfu-1"):
         observed = PodObservation(NAMESPACE, pod, f"uid-{pod}", "eu", ready=True)
-        apply_pod(picture, observed, now - MATURE)
+        picture.apply_pod(observed, now - MATURE)
     for room in (*EMPTY_ROOMS, BUSY_ROOM):
         size = 50.0 if room == BUSY_ROOM else 15.0
-        assign(picture, room, size, pod=f"{NAMESPACE}/sfu-0", pod_uid="uid-sfu-0", now=now - MATURE)
+        picture.assign(room, size, pod=f"{NAMESPACE}/sfu-0", pod_uid="uid-sfu-0", now=now - MATURE)
     report_all(picture, now, sequence=1)
     return picture
 
@@ -93,7 +91,7 @@ def report_all(picture: CapacityPicture, now: float, sequence: int) -> None:
             participants=sum(u.participants for u in usages),
             rooms=tuple(usages),
         )
-        assert apply_report(picture, sfu, now).accepted
+        assert picture.apply_report(sfu, now).accepted
 
 
 def pods_of(picture: CapacityPicture) -> dict[str, str]:
@@ -108,30 +106,45 @@ def posted(monkeypatch) -> list[tuple[str, str, str, str]]:
     async def post(_api, body, type_, reason, message):
         events.append((body["metadata"]["name"], type_, reason, message))
 
-    monkeypatch.setattr(rebalancing.events, "post", post)
+    monkeypatch.setattr(rebalance_module.events, "post", post)
     return events
+
+
+def rebalancer(
+    picture: CapacityPicture, regions: list[Region], bodies: dict[str, dict]
+) -> tuple[RebalanceReconciler, list[str]]:
+    """A rebalance reconciler over `regions` and the Rooms `bodies`, and the rooms it asks
+    the Room reconciler to look at."""
+    triggered: list[str] = []
+    cache = cluster_cache(regions=[r.to_wire() for r in regions], rooms=bodies)
+    reconciler = RebalanceReconciler(
+        None, cache, picture, trigger_room=triggered.append, ready=lambda: True
+    )
+    return reconciler, triggered
+
+
+def rooms() -> dict[str, dict]:
+    return {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
 
 
 async def test_a_region_that_does_not_opt_in_moves_nothing(posted):
     picture = hot_picture(time.time())
-    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
-    triggered: list[str] = []
-    moves = await Rebalancer().run(None, picture, {"eu": region()}, bodies.get, triggered.append)
-    assert moves == [] and triggered == [] and posted == []
+    reconciler, triggered = rebalancer(picture, [region()], rooms())
+    await reconciler.run()
+    assert triggered == [] and posted == []
     assert set(pods_of(picture).values()) == {"sfu-0"}
 
 
 async def test_empty_rooms_leave_the_hot_pod_with_a_status_write_and_an_event_each(posted):
     picture = hot_picture(time.time())
-    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
-    triggered: list[str] = []
-    regions = {"eu": region({"enabled": True, "hotThreshold": 0.6})}
-    moves = await Rebalancer().run(None, picture, regions, bodies.get, triggered.append)
+    reconciler, triggered = rebalancer(
+        picture, [region({"enabled": True, "hotThreshold": 0.6})], rooms()
+    )
+    await reconciler.run()
     # 86 → 74 → 62 → 50 %: every empty room moves; the busy room never does.
     assert sorted(triggered) == sorted(EMPTY_ROOMS)
     assert pods_of(picture) == {BUSY_ROOM: "sfu-0"} | {room: "sfu-1" for room in EMPTY_ROOMS}
     assert picture.pod(f"{NAMESPACE}/sfu-1").utilization <= 0.6
-    assert len(moves) == 3
     assert sorted(name for name, *_ in posted) == ["a", "b", "c"]
     assert all(type_ == "Normal" and reason == "Rebalanced" for _, type_, reason, _ in posted)
     assert "Moved from SFU pod sfu-0 to sfu-1" in posted[0][3]
@@ -140,49 +153,44 @@ async def test_empty_rooms_leave_the_hot_pod_with_a_status_write_and_an_event_ea
 
 def test_the_threshold_defaults_to_the_high_water_mark():
     now = time.time()
-    picture = hot_picture(now)
-    regions = {"eu": region({"enabled": True})}
-    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    eu = region({"enabled": True})
+    reconciler, _ = rebalancer(hot_picture(now), [eu], rooms())
     # 86 % is above the 80 % mark: one empty room is enough to cool the pod.
-    assert len(Rebalancer().apply(picture, regions, bodies.get, now)) == 1
+    assert len(reconciler.apply({"eu": eu}, now)) == 1
 
 
 def test_moves_per_minute_are_capped_per_region():
     now = time.time()
     picture = hot_picture(now)
-    regions = {"eu": region({"enabled": True, "hotThreshold": 0.6, "maxMovesPerMinute": 2})}
-    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
-    rebalancer = Rebalancer()
-    assert len(rebalancer.apply(picture, regions, bodies.get, now)) == 2
-    assert rebalancer.apply(picture, regions, bodies.get, now + 30) == []
+    eu = region({"enabled": True, "hotThreshold": 0.6, "maxMovesPerMinute": 2})
+    reconciler, _ = rebalancer(picture, [eu], rooms())
+    assert len(reconciler.apply({"eu": eu}, now)) == 2
+    assert reconciler.apply({"eu": eu}, now + 30) == []
     # A minute later the last empty room may move (sfu-0 has kept reporting).
     report_all(picture, now + 60, sequence=2)
-    assert len(rebalancer.apply(picture, regions, bodies.get, now + 60)) == 1
+    assert len(reconciler.apply({"eu": eu}, now + 60)) == 1
 
 
 def test_a_room_being_deleted_is_left_to_its_reconcile():
     now = time.time()
-    picture = hot_picture(now)
-    regions = {"eu": region({"enabled": True, "hotThreshold": 0.6})}
-    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
+    eu = region({"enabled": True, "hotThreshold": 0.6})
+    bodies = rooms()
     bodies["rooms/a"] = room_body("rooms/a", deletionTimestamp="2025-01-01T00:00:00Z")
     del bodies["rooms/b"]
-    moves = Rebalancer().apply(picture, regions, bodies.get, now)
-    assert [m.room for m in moves] == ["rooms/c"]
+    reconciler, _ = rebalancer(hot_picture(now), [eu], bodies)
+    assert [m.room for m in reconciler.apply({"eu": eu}, now)] == ["rooms/c"]
 
 
 async def test_the_room_reconcile_writes_each_moved_rooms_new_pod_once(posted, monkeypatch):
     now = time.time()
     eu = region({"enabled": True, "hotThreshold": 0.6})
-    bodies = {room: room_body(room) for room in (*EMPTY_ROOMS, BUSY_ROOM)}
-    scheduler = Scheduler(api=None, picture=hot_picture(now))
-    # The Room informer's read side: Room bodies by key.
-    scheduler.rooms = SimpleNamespace(get=bodies.get)
-    scheduler.indexes = {
-        "namespace_labels": {},
-        "region_bodies": {"eu": [eu.to_wire()]},
-        "region_sfu_pods": {},
-    }
+    bodies = rooms()
+    picture = hot_picture(now)
+    cache = cluster_cache(regions=[eu.to_wire()], rooms=bodies)
+    room_reconciler = RoomReconciler(None, cache, picture, Waiters())
+    reconciler = RebalanceReconciler(
+        None, cache, picture, trigger_room=lambda _key: None, ready=lambda: True
+    )
     patches: dict[str, list[dict]] = {}
 
     async def patch_room_status(_api, namespace, name, patch):
@@ -195,37 +203,17 @@ async def test_the_room_reconcile_writes_each_moved_rooms_new_pod_once(posted, m
             if value is None:
                 del status[field]
 
-    monkeypatch.setattr(scheduling.kube, "patch_room_status", patch_room_status)
+    monkeypatch.setattr(rooms_module, "patch_room_status", patch_room_status)
     for key in bodies:
-        await scheduler.reconcile_room(key)
+        await room_reconciler.reconcile(key)
     assert {body["status"]["pod"] for body in bodies.values()} == {"sfu-0"}
     patches.clear()
 
-    await scheduler.rebalance()
+    await reconciler.run()
     for key in bodies:
-        await scheduler.reconcile_room(key)
+        await room_reconciler.reconcile(key)
     assert sorted(patches) == sorted(EMPTY_ROOMS)
     assert all(len(written) == 1 for written in patches.values())
     assert {written[0]["pod"] for written in patches.values()} == {"sfu-1"}
     assert bodies[BUSY_ROOM]["status"]["pod"] == "sfu-0"
     assert len(posted) == 3
-
-
-async def test_a_moved_room_keeps_the_time_it_has_been_empty(posted):
-    """The SFU a room moves to counts its emptiness from the move: the control plane
-    carries the earlier empty time over, so rebalancing never postpones a room's closing."""
-    now = time.time()
-    scheduler = Scheduler(api=None, picture=hot_picture(now))
-    scheduler.rooms = SimpleNamespace(get={r: room_body(r) for r in EMPTY_ROOMS}.get)
-    scheduler.indexes = {
-        "region_bodies": {"eu": [region({"enabled": True, "hotThreshold": 0.6}).to_wire()]}
-    }
-    await scheduler.rebalance()
-    moved = sorted(room for room, pod in pods_of(scheduler.picture).items() if pod == "sfu-1")
-    assert moved
-
-    fresh = RoomMeasurement(cost=0.0, participants=0, empty_since_seconds=1.0)
-    assert scheduler._empty_for(moved[0], fresh) >= MATURE  # empty since before the move
-    joined = RoomMeasurement(cost=1.0, participants=1, empty_since_seconds=None)
-    assert scheduler._empty_for(moved[0], joined) is None  # someone joined: the carry ends
-    assert scheduler._empty_for(moved[0], fresh) == 1.0

@@ -10,12 +10,12 @@ from kubernetes_asyncio import config as kconfig
 
 from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
 from switchboard_dev.operator_process import OPERATOR_USER, grant_operator_rbac
-from switchboard_operator.adapters.jwks import JwksCache
 from switchboard_operator.logic.reportauth import (
     ReportAuthError,
     check_reporter,
     verify_report_token,
 )
+from switchboard_operator.reportapi.jwks import JwksCache
 
 pytestmark = pytest.mark.cluster
 

@@ -16,11 +16,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fixtures.operator_cache import cluster_cache
 from fixtures.placement_builders import POD_NAMESPACE, report, usage
 from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
-from switchboard_operator.adapters import reports
-from switchboard_operator.adapters.reports import MAX_REPORT_BYTES, ReportReceiver
-from switchboard_operator.adapters.scheduling import Scheduler
+from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
+from switchboard_operator.reportapi import receiver as reports
+from switchboard_operator.reportapi.receiver import MAX_REPORT_BYTES, ReportReceiver
 
 ISSUER = "https://kubernetes.default.svc"
 KID = "sa-key-1"
@@ -68,7 +70,9 @@ class StaticJwks:
 class Receiver:
     server: TestServer
     jwks: StaticJwks
-    scheduler: Scheduler
+    restored: asyncio.Event
+    """What the Room reconciler sets once the first list of Rooms is in and their
+    placements are restored."""
 
     async def raw(self, head: str, body: bytes = b"") -> tuple[int, bytes]:
         """Send request `head` and `body` as they are, then read the answer without
@@ -95,13 +99,20 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     jwks = StaticJwks()
-    scheduler = Scheduler(api=None)
+    restored = asyncio.Event()
+    feed = CapacityFeed(
+        cluster_cache(),
+        CapacityPicture(),
+        capacity_appeared=lambda: None,
+        pod_lost=lambda: None,
+        ready=restored.is_set,
+    )
     app = web.Application()
-    app.router.add_post("/report", ReportReceiver(jwks, scheduler).handle)  # type: ignore[arg-type]
+    app.router.add_post("/report", ReportReceiver(jwks, feed).handle)  # type: ignore[arg-type]
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield Receiver(server, jwks, scheduler)
+        yield Receiver(server, jwks, restored)
     finally:
         await server.close()
 
@@ -126,7 +137,7 @@ async def test_reports_are_refused_until_placements_are_restored(receiver) -> No
     assert status == 503
     assert b'"starting"' in answer
 
-    receiver.scheduler._restored.set()  # what the first list of Rooms and the restore end with
+    receiver.restored.set()
     status, answer = await receiver.raw(request, body)
     assert status == 200
     assert b'"acknowledged":true' in answer.replace(b" ", b"")
@@ -173,7 +184,7 @@ async def test_a_report_over_the_size_cap_is_refused_before_it_is_read(receiver)
 
 
 async def test_a_token_cannot_report_for_another_pod(receiver) -> None:
-    receiver.scheduler._restored.set()
+    receiver.restored.set()
     body = capacity_report().model_dump_json(by_alias=True).encode()
     other = receiver.jwks.token("sfu-1", "uid-sfu-1")
     status, answer = await receiver.raw(head(other, Content_Length=str(len(body))), body)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.tls import TestCa, mount_tls_secret, serial_of, served_serial
-from fixtures.waiting import wait_for_async
+from fixtures.waiting import eventually
 from switchboard_tls import CertificateFiles, ReloadingCertificate, TlsConfigError
 
 NAME = "sfu-0.sfu.example.test"
@@ -79,7 +79,7 @@ async def test_the_watch_picks_up_a_renewal_by_itself(ca, server, tmp_path):
         async def serves_renewed() -> bool:
             return await served_serial("127.0.0.1", server.port, ca, NAME) == serial_of(renewed)
 
-        await wait_for_async(serves_renewed, 10, "the renewed certificate to be served")
+        await eventually(serves_renewed, 10, "the renewed certificate to be served")
     finally:
         watch.cancel()
 

@@ -10,13 +10,13 @@ import socket
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from fixtures.waiting import wait_for
 from switchboard_api.contract import SfuMounts
 from switchboard_turn.coturn import (
     DEFAULT_DENIED_PEER_CIDRS,
@@ -229,12 +229,8 @@ def _free_port(kind: int) -> int:
         return probe.getsockname()[1]
 
 
-def _wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def _wait(condition, what: str) -> None:
+    wait_for(condition, DEADLINE_SECONDS, what, interval=0.05)
 
 
 def _accepts_tcp(port: int) -> bool:
@@ -319,8 +315,8 @@ def turn(tmp_path) -> Iterator[Turn]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_until(lambda: _accepts_tcp(port) or server.poll() is not None, "turnserver")
-        _wait_until(lambda: _udp_bound(peer_port), "the echo peer")
+        _wait(lambda: _accepts_tcp(port) or server.poll() is not None, "turnserver")
+        _wait(lambda: _udp_bound(peer_port), "the echo peer")
         assert server.poll() is None, (tmp_path / "turnserver.log").read_text()
         yield Turn(port=port, peer_port=peer_port, userdb=userdb, workdir=tmp_path)
     finally:
@@ -375,7 +371,7 @@ def test_real_coturn_rotates_live_and_keeps_an_existing_relay_flowing(turn):
     live = turn.client(OLD, messages=1_000_000)
     output = _Output(live)
     try:
-        _wait_until(lambda: output.received() > 0, "data through the long-lived relay")
+        _wait(lambda: output.received() > 0, "data through the long-lived relay")
 
         accepting = TurnSecrets(minted=OLD).begin_rotation(NEW)
         _write_userdb(turn.userdb, accepting)
@@ -391,7 +387,7 @@ def test_real_coturn_rotates_live_and_keeps_an_existing_relay_flowing(turn):
         assert turn.relay(NEW)[0] == 0
 
         after_rotation = output.received()
-        _wait_until(
+        _wait(
             lambda: output.received() > after_rotation or live.poll() is not None,
             "more data through the long-lived relay",
         )

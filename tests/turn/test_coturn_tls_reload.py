@@ -19,7 +19,7 @@ from aioice import stun
 from aioice.turn import TurnClientTcpProtocol
 
 from fixtures.tls import TestCa, mount_tls_secret, serial_of, served_serial
-from fixtures.waiting import wait_for, wait_for_async
+from fixtures.waiting import eventually, wait_for
 from switchboard_turn.coturn import (
     MINTED_SECRET_KEY,
     SECRET_SYNC_COMMAND,
@@ -133,7 +133,7 @@ async def test_a_renewed_certificate_reaches_coturn_and_allocations_survive(tls_
         async def renewed_served() -> bool:
             return await served_serial("127.0.0.1", tls_port, ca, HOST) == serial_of(renewed)
 
-        await wait_for_async(renewed_served, 30, "coturn to serve the renewed certificate")
+        await eventually(renewed_served, 30, "coturn to serve the renewed certificate")
         assert server.poll() is None and server.pid == pid
         # The allocation made under the old certificate is still live on its connection.
         refresh = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)

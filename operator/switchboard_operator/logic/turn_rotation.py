@@ -10,7 +10,7 @@ Live relays keep working throughout: coturn checks a credential only on allocati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from switchboard_turn.coturn import SecretPhase, TurnSecrets
 
@@ -70,3 +70,16 @@ def step(
         phase_started_at=None,
         event="TURN secret rotation finished: the previous secret is retired",
     )
+
+
+@dataclass(frozen=True)
+class TurnAccess:
+    """A Region's TURN servers and what credentials for them are minted with (the join
+    API hands clients credentials for them)."""
+
+    uris: tuple[str, ...]
+    """`turn:`/`turns:` URIs of the region's TURN service."""
+    secret: bytes = field(repr=False)
+    """The shared secret credentials are currently minted with (never logged)."""
+    credential_ttl_seconds: int
+    """Lifetime of minted credentials (the Region's TURN credential TTL)."""

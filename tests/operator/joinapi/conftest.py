@@ -20,7 +20,7 @@ from joinapi_fakes import (
     eu_turn,
 )
 
-from switchboard_operator.adapters.joinapi import (
+from switchboard_operator.joinapi import (
     JOIN_API_PREFIX,
     JoinApiSettings,
     SecretApiKeyStore,

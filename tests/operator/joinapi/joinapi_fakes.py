@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from switchboard_api.contract import room_key
 from switchboard_api.geo import GeoLocation
-from switchboard_operator.adapters.joinapi import (
+from switchboard_operator.joinapi import (
     NamespaceNotFound,
     PlacedRoomInfo,
     PlacementTimeout,
@@ -19,7 +19,7 @@ from switchboard_operator.adapters.joinapi import (
     RoomUnschedulable,
     TurnAccess,
 )
-from switchboard_operator.adapters.joinkeys import JoinKeys
+from switchboard_operator.logic.jointokens import JoinKeys
 
 SIGNING_KID = "20260102-0badcafe"
 OLD_KID = "20250101-00000001"

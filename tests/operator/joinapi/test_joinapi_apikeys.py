@@ -9,7 +9,7 @@ import logging
 import pytest
 from joinapi_fakes import api_key_secret
 
-from switchboard_operator.adapters.joinapi.apikeys import DEFAULT_RATE, SecretApiKeyStore
+from switchboard_operator.joinapi.apikeys import DEFAULT_RATE, SecretApiKeyStore
 from switchboard_operator.logic.ratelimit import Rate
 
 KEY = "k3y-value-0123456789abcdef"

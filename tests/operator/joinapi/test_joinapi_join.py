@@ -22,7 +22,7 @@ from joinapi_fakes import (
 from switchboard_api.contract import JoinTokenClaims
 from switchboard_api.defaults import JOIN_TOKEN_TTL_SECONDS
 from switchboard_api.geo import GeoLocation
-from switchboard_operator.adapters.joinapi.models import JoinResponse
+from switchboard_operator.joinapi.models import JoinResponse
 from switchboard_sfu.jointokens import JoinKeyring, JoinTokenVerifier, PodIdentity
 from switchboard_sfu.refusals import JoinRefused, RefusalCode
 from switchboard_turn.credentials import USERNAME_SEPARATOR, turn_password
@@ -156,7 +156,7 @@ async def test_a_key_for_every_namespace_joins_anywhere(join_api):
 
 
 async def test_logs_name_the_room_identity_and_key_but_never_secrets(join_api, caplog):
-    caplog.set_level(logging.INFO, logger="switchboard_operator.adapters.joinapi")
+    caplog.set_level(logging.INFO, logger="switchboard_operator.joinapi")
     joined = await (await join_api.join(body={"identity": "dora"})).json()
     await join_api.join(key="not-a-key-at-all-0123456789")
 

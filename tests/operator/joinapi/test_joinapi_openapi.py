@@ -8,9 +8,9 @@ import yaml
 from joinapi_fakes import placed_room
 
 from switchboard_api.contract import JOIN_PATH_TEMPLATE
-from switchboard_operator.adapters.joinapi import openapi
-from switchboard_operator.adapters.joinapi.codes import ERROR_STATUSES, ErrorCode
-from switchboard_operator.adapters.joinapi.models import JoinRequest
+from switchboard_operator.joinapi import openapi
+from switchboard_operator.joinapi.codes import ERROR_STATUSES, ErrorCode
+from switchboard_operator.joinapi.models import JoinRequest
 
 
 def _committed() -> dict:
@@ -19,8 +19,7 @@ def _committed() -> dict:
 
 def test_the_committed_spec_is_what_the_models_generate():
     assert openapi.main(["--check"]) == 0, (
-        "docs/join-api.openapi.yaml is stale: run "
-        "`python -m switchboard_operator.adapters.joinapi.openapi`"
+        "docs/join-api.openapi.yaml is stale: run `python -m switchboard_operator.joinapi.openapi`"
     )
 
 

@@ -8,9 +8,9 @@ import json
 import pytest
 from joinapi_fakes import OPS_KEY, SLOW_KEY, TEAM_KEY, VIEWER_KEY
 
-from switchboard_operator.adapters.joinapi import RoomUnschedulable
-from switchboard_operator.adapters.joinapi import handler as join_handler
-from switchboard_operator.adapters.joinapi.models import ErrorBody
+from switchboard_operator.joinapi import RoomUnschedulable
+from switchboard_operator.joinapi import handler as join_handler
+from switchboard_operator.joinapi.models import ErrorBody
 from switchboard_operator.logic.placement import UnschedulableReason
 
 

@@ -12,12 +12,12 @@ import pytest
 from joinapi_fakes import TEAM_KEY, FakePlacements, api_key_secret
 
 from fixtures.tls import TestCa, mount_tls_secret, serial_of, served_serial
-from fixtures.waiting import wait_for_async
+from fixtures.waiting import eventually
 from switchboard_localcluster.controlplane import free_port
-from switchboard_operator.adapters.httpserver import HttpServer, build_app
-from switchboard_operator.adapters.joinapi import SecretApiKeyStore, join_api_app
-from switchboard_operator.adapters.reports import ReportReceiver
 from switchboard_operator.config import OperatorConfig, OperatorConfigError
+from switchboard_operator.httpserver import HttpServer, build_app
+from switchboard_operator.joinapi import SecretApiKeyStore, join_api_app
+from switchboard_operator.reportapi.receiver import ReportReceiver
 from switchboard_tls import CertificateFiles, ReloadingCertificate
 
 HOST = "switchboard.example.test"
@@ -72,7 +72,7 @@ async def test_joins_are_served_over_https_with_a_renewable_certificate(ca, http
     async def renewed_served() -> bool:
         return await served_serial("127.0.0.1", port, ca, HOST) == serial_of(renewed)
 
-    await wait_for_async(renewed_served, 10, "the renewed certificate on new connections")
+    await eventually(renewed_served, 10, "the renewed certificate on new connections")
 
 
 def test_tls_files_are_configured_together_and_make_the_report_url_https():

@@ -9,15 +9,8 @@ from switchboard_operator.logic.capacity import (
     CapacityModel,
     CapacityPicture,
     LossReason,
-    apply_pod,
-    apply_report,
-    assign,
-    free_capacity,
     lost_pods,
-    region_totals,
-    remove_pod,
     rooms_to_move,
-    unassign,
 )
 
 TIMEOUT = 6.0
@@ -33,7 +26,7 @@ def _picture() -> CapacityPicture:
 def _place(picture: CapacityPicture, room: str, pod: str, reservation: float = 10.0, now=NOW):
     state = picture.pod(key(pod))
     assert state is not None
-    return assign(picture, room, reservation, pod=key(pod), pod_uid=state.uid, now=now)
+    return picture.assign(room, reservation, pod=key(pod), pod_uid=state.uid, now=now)
 
 
 # Which pods take new rooms.
@@ -53,15 +46,15 @@ def test_a_pod_whose_report_is_older_than_the_freshness_window_takes_no_rooms():
 
 def test_a_pod_that_never_reported_takes_no_rooms():
     picture = _picture()
-    apply_pod(picture, observe("sfu-0"), NOW)
+    picture.apply_pod(observe("sfu-0"), NOW)
     assert not picture.takes_rooms(picture.pod(key("sfu-0")), NOW)
 
 
 def test_a_pod_seen_only_through_reports_takes_no_rooms_until_the_watch_says_ready():
     picture = _picture()
-    apply_report(picture, report("sfu-0"), NOW)
+    picture.apply_report(report("sfu-0"), NOW)
     assert not picture.takes_rooms(picture.pod(key("sfu-0")), NOW)
-    apply_pod(picture, observe("sfu-0"), NOW)
+    picture.apply_pod(observe("sfu-0"), NOW)
     assert picture.takes_rooms(picture.pod(key("sfu-0")), NOW)
 
 
@@ -77,8 +70,8 @@ def test_a_pod_seen_only_through_reports_takes_no_rooms_until_the_watch_says_rea
 )
 def test_unready_draining_or_fenced_pods_take_no_rooms(observation, sfu_report):
     picture = _picture()
-    apply_pod(picture, observation, NOW)
-    apply_report(picture, sfu_report, NOW)
+    picture.apply_pod(observation, NOW)
+    picture.apply_report(sfu_report, NOW)
     assert not picture.takes_rooms(picture.pod(key("sfu-0")), NOW)
 
 
@@ -90,8 +83,8 @@ def test_a_pod_turning_not_ready_keeps_its_rooms():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
-    apply_pod(picture, observe("sfu-0", ready=False), NOW + 1)
-    apply_report(picture, report("sfu-0", sequence=1), NOW + 1)
+    picture.apply_pod(observe("sfu-0", ready=False), NOW + 1)
+    picture.apply_report(report("sfu-0", sequence=1), NOW + 1)
     assert lost_pods(picture, NOW + 1, TIMEOUT) == []
     assert rooms_to_move(picture, NOW + 1, TIMEOUT) == []
     assert picture.placement_of("team/standup").pod == key("sfu-0")
@@ -120,10 +113,10 @@ def test_a_deleted_pod_is_lost_at_once_and_its_late_reports_are_refused():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
-    lost = remove_pod(picture, key("sfu-0"), "uid-sfu-0")
+    lost = picture.remove_pod(key("sfu-0"), "uid-sfu-0")
     assert lost is not None and lost.reason == LossReason.POD_DELETED
     assert [p.reason for p in lost_pods(picture, NOW, TIMEOUT)] == [LossReason.POD_DELETED]
-    late = apply_report(picture, report("sfu-0", sequence=1), NOW + 1)
+    late = picture.apply_report(report("sfu-0", sequence=1), NOW + 1)
     assert not late.accepted
     assert picture.pod(key("sfu-0")) is None
 
@@ -132,7 +125,7 @@ def test_a_new_incarnation_reporting_loses_the_old_one_and_starts_empty():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
-    outcome = apply_report(picture, report("sfu-0", uid="uid-2"), NOW + 1)
+    outcome = picture.apply_report(report("sfu-0", uid="uid-2"), NOW + 1)
     assert outcome.accepted and outcome.new_incarnation
     [lost] = lost_pods(picture, NOW + 1, TIMEOUT)
     assert (lost.uid, lost.reason, lost.rooms) == (
@@ -142,14 +135,14 @@ def test_a_new_incarnation_reporting_loses_the_old_one_and_starts_empty():
     )
     current = picture.pod(key("sfu-0"))
     assert current.uid == "uid-2" and current.rooms == {}
-    assert not apply_report(picture, report("sfu-0", sequence=5), NOW + 2).accepted
+    assert not picture.apply_report(report("sfu-0", sequence=5), NOW + 2).accepted
 
 
 def test_a_new_incarnation_seen_by_the_pod_watch_loses_the_old_one():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
-    apply_pod(picture, observe("sfu-0", uid="uid-2"), NOW + 1)
+    picture.apply_pod(observe("sfu-0", uid="uid-2"), NOW + 1)
     assert [p.reason for p in lost_pods(picture, NOW + 1, TIMEOUT)] == [LossReason.NEW_INCARNATION]
 
 
@@ -158,7 +151,7 @@ def test_a_pod_reporting_fenced_with_rooms_is_lost():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
-    apply_report(picture, report("sfu-0", sequence=1, fenced=True), NOW + 1)
+    picture.apply_report(report("sfu-0", sequence=1, fenced=True), NOW + 1)
     assert [p.reason for p in lost_pods(picture, NOW + 1, TIMEOUT)] == [LossReason.FENCED]
 
 
@@ -166,8 +159,8 @@ def test_a_retired_incarnation_is_forgotten_once_its_rooms_have_moved():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
-    remove_pod(picture, key("sfu-0"))
-    unassign(picture, "team/standup")
+    picture.remove_pod(key("sfu-0"))
+    picture.release("team/standup")
     assert list(picture.incarnations()) == []
     assert lost_pods(picture, NOW, TIMEOUT) == []
 
@@ -176,10 +169,10 @@ def test_rooms_of_a_draining_pod_move_only_after_its_drain_deadline():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
-    apply_pod(picture, observe("sfu-0", draining=True, drain_deadline=NOW + 60), NOW + 1)
-    apply_report(picture, report("sfu-0", sequence=1, draining=True), NOW + 59)
+    picture.apply_pod(observe("sfu-0", draining=True, drain_deadline=NOW + 60), NOW + 1)
+    picture.apply_report(report("sfu-0", sequence=1, draining=True), NOW + 59)
     assert rooms_to_move(picture, NOW + 59, TIMEOUT) == []
-    apply_report(picture, report("sfu-0", sequence=2, draining=True), NOW + 60)
+    picture.apply_report(report("sfu-0", sequence=2, draining=True), NOW + 60)
     [move] = rooms_to_move(picture, NOW + 60, TIMEOUT)
     assert (move.room, move.reason) == ("team/standup", LossReason.DRAIN_DEADLINE)
     assert lost_pods(picture, NOW + 60, TIMEOUT) == []
@@ -200,8 +193,8 @@ def test_rooms_to_move_lists_largest_rooms_of_each_pod_first():
 def test_an_older_report_is_refused_and_changes_nothing():
     picture = _picture()
     add_pod(picture, "sfu-0")
-    apply_report(picture, report("sfu-0", sequence=5, load=10.0), NOW + 1)
-    outcome = apply_report(picture, report("sfu-0", sequence=4, load=90.0), NOW + 2)
+    picture.apply_report(report("sfu-0", sequence=5, load=10.0), NOW + 1)
+    outcome = picture.apply_report(report("sfu-0", sequence=4, load=90.0), NOW + 2)
     assert not outcome.accepted
     state = picture.pod(key("sfu-0"))
     assert (state.load, state.reported_at) == (10.0, NOW + 1)
@@ -211,11 +204,11 @@ def test_a_restarted_sfu_process_in_the_same_pod_is_heard_again():
     # Same Pod UID, new process: its sequence starts at 0 again with a later sentAt.
     picture = _picture()
     add_pod(picture, "sfu-0")
-    apply_report(picture, report("sfu-0", sequence=7), NOW + 1)
+    picture.apply_report(report("sfu-0", sequence=7), NOW + 1)
     restarted = report("sfu-0", sequence=0).model_copy(
         update={"sent_at": report("sfu-0", sequence=8).sent_at}
     )
-    assert apply_report(picture, restarted, NOW + 2).accepted
+    assert picture.apply_report(restarted, NOW + 2).accepted
 
 
 # Load: reservations, measurements and free capacity.
@@ -226,17 +219,16 @@ def test_free_capacity_is_capacity_minus_reservations():
     add_pod(picture, "sfu-0", capacity=100.0)
     _place(picture, "a/one", "sfu-0", 20.0)
     _place(picture, "a/two", "sfu-0", 15.0)
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(65.0)
-    unassign(picture, "a/one")
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(85.0)
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(65.0)
+    picture.release("a/one")
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(85.0)
 
 
 def test_measured_load_of_rooms_the_picture_does_not_know_still_counts():
     picture = _picture()
     add_pod(picture, "sfu-0", capacity=100.0)
     _place(picture, "a/known", "sfu-0", 20.0)
-    apply_report(
-        picture,
+    picture.apply_report(
         report(
             "sfu-0",
             sequence=1,
@@ -246,7 +238,7 @@ def test_measured_load_of_rooms_the_picture_does_not_know_still_counts():
         NOW + 1,
     )
     # a/known is young (counts its reservation of 20); a/unknown's 30 is baseline.
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(100.0 - 20.0 - 30.0)
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(100.0 - 20.0 - 30.0)
 
 
 def test_a_mature_room_releases_part_of_its_unused_reservation():
@@ -254,34 +246,31 @@ def test_a_mature_room_releases_part_of_its_unused_reservation():
     add_pod(picture, "sfu-0", capacity=100.0)
     _place(picture, "a/quiet", "sfu-0", 20.0)
     later = NOW + HOLD
-    apply_report(
-        picture,
+    picture.apply_report(
         report("sfu-0", sequence=1, load=4.0, rooms=(usage("a/quiet", load=4.0),)),
         later,
     )
     counted = 4.0 + MODEL.retained_fraction * 16.0
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(100.0 - counted)
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(100.0 - counted)
 
 
 def test_a_measured_room_that_is_unassigned_stops_counting():
     picture = _picture()
     add_pod(picture, "sfu-0", capacity=100.0)
     _place(picture, "a/room", "sfu-0", 20.0)
-    apply_report(
-        picture,
+    picture.apply_report(
         report("sfu-0", sequence=1, load=10.0, rooms=(usage("a/room", load=10.0),)),
         NOW + 1,
     )
-    unassign(picture, "a/room")
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(100.0)
+    picture.release("a/room")
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(100.0)
 
 
 def test_a_report_names_rooms_the_pod_holds_but_should_not():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "a/kept", "sfu-0")
-    outcome = apply_report(
-        picture,
+    outcome = picture.apply_report(
         report("sfu-0", sequence=1, rooms=(usage("a/kept"), usage("a/closed"))),
         NOW + 1,
     )
@@ -290,10 +279,10 @@ def test_a_report_names_rooms_the_pod_holds_but_should_not():
 
 def test_capacity_freed_when_a_pod_starts_taking_rooms_or_its_load_drops():
     picture = _picture()
-    apply_pod(picture, observe("sfu-0"), NOW)
-    assert apply_report(picture, report("sfu-0", load=50.0), NOW).capacity_freed
-    assert not apply_report(picture, report("sfu-0", sequence=1, load=60.0), NOW + 1).capacity_freed
-    assert apply_report(picture, report("sfu-0", sequence=2, load=20.0), NOW + 2).capacity_freed
+    picture.apply_pod(observe("sfu-0"), NOW)
+    assert picture.apply_report(report("sfu-0", load=50.0), NOW).capacity_freed
+    assert not picture.apply_report(report("sfu-0", sequence=1, load=60.0), NOW + 1).capacity_freed
+    assert picture.apply_report(report("sfu-0", sequence=2, load=20.0), NOW + 2).capacity_freed
 
 
 # Rebuilding after an operator restart.
@@ -301,24 +290,24 @@ def test_capacity_freed_when_a_pod_starts_taking_rooms_or_its_load_drops():
 
 def test_restored_rooms_stay_when_their_pod_reports_with_the_same_uid():
     picture = _picture()
-    assign(picture, "a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+    picture.assign("a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
     add_pod(picture, "sfu-0", now=NOW + 1)
     assert lost_pods(picture, NOW + 1, TIMEOUT) == []
     assert [p.room for p in picture.rooms_on(key("sfu-0"))] == ["a/room"]
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(90.0)
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(90.0)
 
 
 def test_restored_rooms_of_a_replaced_pod_are_lost():
     picture = _picture()
     add_pod(picture, "sfu-0", uid="uid-new")
-    assign(picture, "a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-old", now=NOW)
+    picture.assign("a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-old", now=NOW)
     [lost] = lost_pods(picture, NOW, TIMEOUT)
     assert (lost.uid, lost.reason) == ("uid-old", LossReason.NEW_INCARNATION)
 
 
 def test_restored_rooms_of_a_pod_that_never_reports_are_lost_after_the_timeout():
     picture = _picture()
-    assign(picture, "a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+    picture.assign("a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
     assert lost_pods(picture, NOW + TIMEOUT, TIMEOUT) == []
     assert [p.reason for p in lost_pods(picture, NOW + TIMEOUT + 1, TIMEOUT)] == [
         LossReason.REPORTS_MISSING
@@ -335,7 +324,7 @@ def test_region_totals_sum_the_region_pods():
     add_pod(picture, "sfu-2", ready=False)
     add_pod(picture, "sfu-9", region="us")
     _place(picture, "a/room", "sfu-1", 5.0)
-    totals = region_totals(picture, "eu", NOW)
+    totals = picture.region_totals("eu", NOW)
     assert (totals.pods, totals.open_pods, totals.rooms) == (3, 2, 1)
     assert totals.capacity == pytest.approx(150.0)
     assert totals.used == pytest.approx(15.0)
@@ -348,16 +337,16 @@ def test_a_copy_is_independent_of_the_original():
     clone = picture.copy()
     _place(clone, "a/room", "sfu-0")
     assert picture.placement_of("a/room") is None
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(100.0)
-    assert free_capacity(clone, key("sfu-0")) == pytest.approx(90.0)
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(100.0)
+    assert clone.free_capacity(key("sfu-0")) == pytest.approx(90.0)
 
 
 def test_a_pod_emptied_and_refilled_counts_only_its_new_rooms():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "a/one", "sfu-0", 30.0)
-    unassign(picture, "a/one")
+    picture.release("a/one")
     _place(picture, "a/two", "sfu-0", 10.0)
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(90.0)
-    apply_report(picture, report("sfu-0", sequence=1), NOW + 1)
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(90.0)
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(90.0)
+    picture.apply_report(report("sfu-0", sequence=1), NOW + 1)
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(90.0)

@@ -9,7 +9,7 @@ import pytest
 
 from fixtures.placement_builders import NOW, add_pod, key, region, request
 from switchboard_api.region import PlacementPolicy
-from switchboard_operator.logic.capacity import CapacityPicture, free_capacity
+from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.placement import (
     Placement,
     PlacementSettings,
@@ -158,7 +158,7 @@ def test_a_batch_never_gives_the_last_slot_twice(settings):
     # Each pod holds two rooms of 40 (80 = the mark); the fifth room has nowhere to go.
     assert Counter(type(d) for d in decisions) == {Placement: 4, Unschedulable: 1}
     for pod in ("sfu-0", "sfu-1"):
-        assert free_capacity(picture, key(pod)) == pytest.approx(20.0)
+        assert picture.free_capacity(key(pod)) == pytest.approx(20.0)
 
 
 def test_a_batch_keeps_rooms_that_are_already_placed_where_they_are():
@@ -175,4 +175,4 @@ def test_place_alone_reserves_nothing():
     _pods(picture, 1)
     place(request("a/r", 10.0), [LEAST_LOADED], picture, NOW)
     assert picture.placement_of("a/r") is None
-    assert free_capacity(picture, key("sfu-0")) == pytest.approx(100.0)
+    assert picture.free_capacity(key("sfu-0")) == pytest.approx(100.0)

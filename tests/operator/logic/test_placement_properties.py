@@ -20,9 +20,6 @@ from switchboard_operator.logic.capacity import (
     FIT_TOLERANCE,
     CapacityModel,
     CapacityPicture,
-    apply_pod,
-    apply_report,
-    assign,
     pod_key,
 )
 from switchboard_operator.logic.placement import (
@@ -86,8 +83,7 @@ class Scenario:
 
 
 def _add(picture: CapacityPicture, pod: Pod, seen_at: float) -> None:
-    apply_pod(
-        picture,
+    picture.apply_pod(
         observe(
             pod.name,
             region=pod.region,
@@ -98,8 +94,7 @@ def _add(picture: CapacityPicture, pod: Pod, seen_at: float) -> None:
     )
     if pod.condition != "never-reported":
         sent = NOW - 30 if pod.condition == "stale" else NOW
-        apply_report(
-            picture,
+        picture.apply_report(
             report(
                 pod.name,
                 region=pod.region,
@@ -112,7 +107,7 @@ def _add(picture: CapacityPicture, pod: Pod, seen_at: float) -> None:
         )
     uid = f"uid-{pod.name}"
     for i, reservation in enumerate(pod.reservations):
-        assign(picture, f"old/{pod.name}-{i}", reservation, pod=pod.key, pod_uid=uid, now=NOW)
+        picture.assign(f"old/{pod.name}-{i}", reservation, pod=pod.key, pod_uid=uid, now=NOW)
 
 
 locations = st.builds(

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 from fixtures.placement_builders import NOW, add_pod, key, region, report, usage
 from switchboard_api.region import PlacementPolicy
-from switchboard_operator.logic.capacity import (
-    CapacityModel,
-    CapacityPicture,
-    apply_report,
-    assign,
-)
+from switchboard_operator.logic.capacity import CapacityModel, CapacityPicture
 from switchboard_operator.logic.placement import MoveLimiter, apply_moves, rebalance
 from switchboard_operator.logic.placement.rebalance import MOVE_WINDOW_SECONDS
 
@@ -24,15 +19,15 @@ def _hot_pod_with_empty_rooms(now: float) -> CapacityPicture:
     add_pod(picture, "sfu-0")
     add_pod(picture, "sfu-1")
     for room, size in [("a/busy", 40.0), ("a/live", 30.0), ("a/idle", 12.0), ("a/unused", 8.0)]:
-        assign(picture, room, size, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+        picture.assign(room, size, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
     rooms = (
         usage("a/busy", participants=8, load=40.0),
         usage("a/live", participants=6, load=30.0),
         usage("a/idle", empty_since=30.0),
         usage("a/unused"),
     )
-    apply_report(picture, report("sfu-0", sequence=1, load=70.0, rooms=rooms), now)
-    apply_report(picture, report("sfu-1", sequence=1), now)
+    picture.apply_report(report("sfu-0", sequence=1, load=70.0, rooms=rooms), now)
+    picture.apply_report(report("sfu-1", sequence=1), now)
     return picture
 
 
@@ -62,7 +57,7 @@ def test_rebalance_leaves_young_rooms_alone():
 def test_rebalance_never_makes_the_target_hot():
     now = NOW + HOLD
     picture = _hot_pod_with_empty_rooms(now)
-    apply_report(picture, report("sfu-1", sequence=2, load=75.0), now)
+    picture.apply_report(report("sfu-1", sequence=2, load=75.0), now)
     assert rebalance(picture, [EU], now) == []
 
 
@@ -70,8 +65,7 @@ def test_applied_rebalance_moves_keep_every_pod_within_its_mark():
     now = NOW + HOLD
     picture = _hot_pod_with_empty_rooms(now)
     for move in rebalance(picture, [EU], now):
-        assign(
-            picture,
+        picture.assign(
             move.room,
             move.source.reservation,
             pod=move.target.pod,
@@ -80,6 +74,27 @@ def test_applied_rebalance_moves_keep_every_pod_within_its_mark():
         )
     for pod in picture.pods():
         assert pod.utilization <= 0.8 + 1e-9
+
+
+def test_a_moved_room_keeps_the_time_it_has_been_empty_until_someone_joins():
+    """Its new SFU counts emptiness from the move: the picture carries the earlier time
+    over, so rebalancing never postpones a room's closing."""
+    now = NOW + HOLD
+    picture = _hot_pod_with_empty_rooms(now)
+    [move] = rebalance(picture, [EU], now)
+    assert move.room == "a/idle"  # reported empty for 30 s
+    apply_moves(picture, [move], now)
+    assert picture.empty_since("a/idle") == now - 30.0
+    assert picture.empty_since("a/unused") is None  # not moved
+
+    # The new pod reports it still empty (counting from the move): the carry stays.
+    moved = usage("a/idle", empty_since=2.0)
+    picture.apply_report(report("sfu-1", sequence=2, rooms=(moved,)), now + 2)
+    assert picture.empty_since("a/idle") == now - 30.0
+    # Someone joins: the carry ends.
+    joined = usage("a/idle", participants=1, load=1.0)
+    picture.apply_report(report("sfu-1", sequence=3, participants=1, rooms=(joined,)), now + 4)
+    assert picture.empty_since("a/idle") is None
 
 
 def test_occupied_rooms_never_move_however_hot_the_pod():
@@ -100,7 +115,7 @@ def test_a_packed_region_sheds_onto_pods_that_stay_below_the_threshold():
     threshold: the large room goes to the idle pod, the small one to the fuller pod."""
     now = NOW + HOLD
     picture = _hot_pod_with_empty_rooms(now)
-    apply_report(picture, report("sfu-1", sequence=2, load=40.0), now)
+    picture.apply_report(report("sfu-1", sequence=2, load=40.0), now)
     add_pod(picture, "sfu-2", now=now)
     packed = region("eu", policy=PlacementPolicy.PACKED)
     moves = rebalance(picture, [packed], now, threshold=0.5)
@@ -121,9 +136,9 @@ def test_a_moved_room_cannot_move_again_before_the_reservation_hold_ends():
     moves = rebalance(picture, [EU], now)
     apply_moves(picture, moves, now)
     moved = usage("a/idle")
-    apply_report(picture, report("sfu-1", sequence=2, load=90.0, rooms=(moved,)), now + 1)
+    picture.apply_report(report("sfu-1", sequence=2, load=90.0, rooms=(moved,)), now + 1)
     assert rebalance(picture, [EU], now + 1) == []
-    apply_report(picture, report("sfu-1", sequence=3, load=90.0, rooms=(moved,)), now + HOLD)
+    picture.apply_report(report("sfu-1", sequence=3, load=90.0, rooms=(moved,)), now + HOLD)
     add_pod(picture, "sfu-2", now=now + HOLD)
     moves = rebalance(picture, [EU], now + HOLD)
     assert [(m.room, m.target.pod_name) for m in moves] == [("a/idle", "sfu-2")]

@@ -19,7 +19,7 @@ from fixtures.placement_builders import (
 )
 from switchboard_api.geo import GeoLocation
 from switchboard_api.kube_types import LabelSelector, LabelSelectorRequirement, SelectorOperator
-from switchboard_operator.logic.capacity import CapacityPicture, apply_pod
+from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.placement import (
     Placement,
     Unschedulable,
@@ -116,7 +116,7 @@ def test_a_full_nearest_region_spills_to_the_next_nearest():
 
 def test_a_region_with_no_pod_taking_rooms_is_skipped():
     picture = _picture()
-    apply_pod(picture, observe("eu-0", region="eu", ready=False), NOW)
+    picture.apply_pod(observe("eu-0", region="eu", ready=False), NOW)
     assert _region_of(place(request("a/r", location=AMSTERDAM), REGIONS, picture, NOW)) == "us"
 
 

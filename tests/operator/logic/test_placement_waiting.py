@@ -23,9 +23,6 @@ from fixtures.placement_builders import (
 from switchboard_operator.logic.capacity import (
     CapacityModel,
     CapacityPicture,
-    apply_pod,
-    apply_report,
-    assign,
     lost_pods,
 )
 from switchboard_operator.logic.placement import (
@@ -51,7 +48,7 @@ def _us_with_room(picture: CapacityPicture) -> None:
 
 def _starting_pod(picture: CapacityPicture, name: str = "eu-0", *, seen_at: float = NOW) -> None:
     """An EU pod the Pod watch has seen, not Ready yet and without a report."""
-    apply_pod(picture, observe(name, region="eu", ready=False), seen_at)
+    picture.apply_pod(observe(name, region="eu", ready=False), seen_at)
 
 
 def _waits_for(decision, region_name: str) -> Waiting:
@@ -79,7 +76,7 @@ def test_a_room_waits_for_its_nearest_region_while_its_pods_start():
 def test_a_ready_pod_that_has_not_reported_yet_is_still_starting():
     picture = CapacityPicture()
     _us_with_room(picture)
-    apply_pod(picture, observe("eu-0", region="eu", ready=True), NOW)
+    picture.apply_pod(observe("eu-0", region="eu", ready=True), NOW)
     _waits_for(place(request("a/r", location=NEAR_EU), [EU, US], picture, NOW + 1), "eu")
 
 
@@ -141,7 +138,7 @@ def test_pods_that_do_not_come_up_within_the_startup_grace_are_not_waited_for():
     _us_with_room(picture)
     _starting_pod(picture)
     later = NOW + GRACE + 1
-    apply_report(picture, report("us-0", region="us", sequence=1), later)
+    picture.apply_report(report("us-0", region="us", sequence=1), later)
     _placed_in(place(request("a/r", location=NEAR_EU), [EU, US], picture, later), "us")
     pinned = place(request("a/p", region="eu"), [EU, US], picture, later)
     assert isinstance(pinned, Unschedulable)
@@ -159,11 +156,11 @@ def test_a_region_whose_pod_failed_is_not_waited_for_even_while_a_replacement_st
     """A crash loop keeps creating young pods: one failure within the grace ends the wait."""
     picture = CapacityPicture()
     _us_with_room(picture)
-    apply_pod(picture, replace(observe("eu-0", region="eu", ready=False), failed=True), NOW)
+    picture.apply_pod(replace(observe("eu-0", region="eu", ready=False), failed=True), NOW)
     _starting_pod(picture, "eu-1", seen_at=NOW + 2)
     _placed_in(place(request("a/r", location=NEAR_EU), [EU, US], picture, NOW + 3), "us")
     # Once the failure is older than the grace, a new pod is waited for again.
-    apply_report(picture, report("us-0", region="us", sequence=1), NOW + GRACE + 3)
+    picture.apply_report(report("us-0", region="us", sequence=1), NOW + GRACE + 3)
     _starting_pod(picture, "eu-2", seen_at=NOW + GRACE + 2)
     _waits_for(place(request("a/r", location=NEAR_EU), [EU, US], picture, NOW + GRACE + 3), "eu")
 
@@ -171,19 +168,19 @@ def test_a_region_whose_pod_failed_is_not_waited_for_even_while_a_replacement_st
 def test_draining_fenced_or_once_open_pods_are_not_starting():
     picture = CapacityPicture()
     _us_with_room(picture)
-    apply_pod(picture, observe("eu-0", region="eu", ready=False, draining=True), NOW)
-    apply_pod(picture, observe("eu-1", region="eu", ready=True), NOW)
-    apply_report(picture, report("eu-1", region="eu", fenced=True), NOW)
+    picture.apply_pod(observe("eu-0", region="eu", ready=False, draining=True), NOW)
+    picture.apply_pod(observe("eu-1", region="eu", ready=True), NOW)
+    picture.apply_report(report("eu-1", region="eu", fenced=True), NOW)
     # Took rooms, then turned not-Ready (overloaded): it is not coming up, it is busy.
     add_pod(picture, "eu-2", region="eu")
-    apply_pod(picture, observe("eu-2", region="eu", ready=False), NOW + 1)
+    picture.apply_pod(observe("eu-2", region="eu", ready=False), NOW + 1)
     _placed_in(place(request("a/r", location=NEAR_EU), [EU, US], picture, NOW + 1), "us")
 
 
 def test_a_room_waits_for_no_other_region_than_its_own_while_some_region_has_room():
     picture = CapacityPicture()
     add_pod(picture, "eu-0", region="eu", load=90.0)  # Nearest, full, not starting.
-    apply_pod(picture, observe("us-0", region="us", ready=False), NOW)  # Starting.
+    picture.apply_pod(observe("us-0", region="us", ready=False), NOW)  # Starting.
     asia = region("asia", TOKYO)  # Farther than the US.
     add_pod(picture, "asia-0", region="asia")
     _placed_in(place(request("a/r", location=NEAR_EU), [EU, US, asia], picture, NOW + 1), "asia")
@@ -192,7 +189,7 @@ def test_a_room_waits_for_no_other_region_than_its_own_while_some_region_has_roo
 def test_with_no_room_anywhere_a_room_waits_for_a_starting_region_rather_than_failing():
     picture = CapacityPicture()
     add_pod(picture, "eu-0", region="eu", load=90.0)
-    apply_pod(picture, observe("us-0", region="us", ready=False), NOW)
+    picture.apply_pod(observe("us-0", region="us", ready=False), NOW)
     decision = place(request("a/r"), [EU, US], picture, NOW + 1)
     assert _waits_for(decision, "us").message == "waiting for SFU pods of Region 'us' to start"
 
@@ -220,10 +217,10 @@ def test_rooms_moving_off_a_lost_pod_never_wait_for_starting_pods():
     picture = CapacityPicture()
     _us_with_room(picture)
     add_pod(picture, "eu-0", region="eu")
-    assign(picture, "a/r", 10.0, pod=key("eu-0"), pod_uid="uid-eu-0", now=NOW)
+    picture.assign("a/r", 10.0, pod=key("eu-0"), pod_uid="uid-eu-0", now=NOW)
     _starting_pod(picture, "eu-1", seen_at=NOW + 5)
     later = NOW + 11
-    apply_report(picture, report("us-0", region="us", sequence=1), later)
+    picture.apply_report(report("us-0", region="us", sequence=1), later)
     [lost] = lost_pods(picture, later, 10.0)
     requests = {"a/r": request("a/r", location=NEAR_EU)}
     [moved] = replace_rooms_of(picture, lost, requests, [EU, US], later)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.sfu_harness import wait_for
+from fixtures.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ async def rendered(pages, page_id: str, min_frames: int = 10) -> dict:
         return None
 
     try:
-        return await wait_for(check, BROWSER_DEADLINE_SECONDS, f"{page_id} to render frames")
+        return await eventually(check, BROWSER_DEADLINE_SECONDS, f"{page_id} to render frames")
     except AssertionError as error:
         latest = (pages.of(page_id, "render") or [None])[-1]
         raise AssertionError(f"{error}; latest render report: {latest}") from None
@@ -36,7 +36,7 @@ async def rendered(pages, page_id: str, min_frames: int = 10) -> dict:
 
 async def test_camera_over_websocket_signalling(pages, open_page) -> None:
     publisher = open_page("cam", role="publish", transport="ws")
-    await wait_for(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "publish")
+    await eventually(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "publish")
     viewer = open_page("viewer", role="subscribe", transport="ws")
 
     frame = await rendered(pages, viewer)
@@ -48,7 +48,7 @@ async def test_camera_over_websocket_signalling(pages, open_page) -> None:
 
 async def test_camera_over_whip_and_whep(pages, open_page) -> None:
     publisher = open_page("whip-cam", role="publish", transport="whip")
-    await wait_for(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "WHIP")
+    await eventually(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "WHIP")
     viewer = open_page("whep-viewer", role="subscribe", transport="whep")
 
     frame = await rendered(pages, viewer)
@@ -66,7 +66,7 @@ async def test_end_to_end_encrypted_frames_pass_through(pages, open_page, transp
     publisher = open_page(
         "e2ee-cam", role="publish", transport=transport, source="pattern", e2ee=key
     )
-    await wait_for(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "publish")
+    await eventually(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "publish")
     viewer = open_page(
         "e2ee-viewer",
         role="subscribe",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from test_browser_media import BROWSER_DEADLINE_SECONDS, rendered
 
-from fixtures.sfu_harness import wait_for
+from fixtures.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +33,14 @@ async def decoding(pages, page_id: str, size: tuple[int, int], what: str) -> dic
         return None
 
     try:
-        return await wait_for(check, BROWSER_DEADLINE_SECONDS, what)
+        return await eventually(check, BROWSER_DEADLINE_SECONDS, what)
     except AssertionError as error:
         raise AssertionError(f"{error}; latest: {latest(pages, page_id, 'render')}") from None
 
 
 async def publish_simulcast(pages, open_page, transport: str = "ws") -> str:
     publisher = open_page("cam", role="publish", transport=transport, simulcast="1")
-    await wait_for(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "publish")
+    await eventually(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "publish")
     return publisher
 
 
@@ -83,9 +83,9 @@ async def test_a_viewers_layer_request_is_honoured_and_others_are_paused(pages, 
             and all(s[rid]["bytesSent"] == sent[0][rid]["bytesSent"] for s in sent for rid in "hf")
         )
 
-    await wait_for(paused, BROWSER_DEADLINE_SECONDS, "h and f to be paused")
+    await eventually(paused, BROWSER_DEADLINE_SECONDS, "h and f to be paused")
     before = latest(pages, publisher, "outbound")["layers"]
-    after = await wait_for(
+    after = await eventually(
         lambda: (
             (sent := latest(pages, publisher, "outbound")["layers"])["q"]["bytesSent"]
             > before["q"]["bytesSent"] + 20_000
@@ -111,7 +111,7 @@ async def test_lifting_a_request_switches_up_without_decode_errors(pages, open_p
     await decoding(pages, viewer, QUARTER, "the requested 320x180 layer")
     # Past the start (the decoder's first frames), so the switch alone is measured.
     started = latest(pages, viewer, "render")["framesDecoded"]
-    low = await wait_for(
+    low = await eventually(
         lambda: (r := latest(pages, viewer, "render"))["framesDecoded"] >= started + 30 and r,
         BROWSER_DEADLINE_SECONDS,
         "frames of the low layer",
@@ -121,7 +121,7 @@ async def test_lifting_a_request_switches_up_without_decode_errors(pages, open_p
     pages.command(viewer, {"type": "setVideoLayer", "trackId": track_id})
     high = await decoding(pages, viewer, FULL, "the switch up to 1280x720")
     # Then let it run on the new layer for a while.
-    final = await wait_for(
+    final = await eventually(
         lambda: (
             (r := latest(pages, viewer, "render"))["framesDecoded"] >= high["framesDecoded"] + 30
             and r

@@ -11,8 +11,6 @@ import contextlib
 import json
 import os
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,25 +37,6 @@ TESTS = Path(__file__).resolve().parents[2]
 PREFERRED_CODECS = ["video/VP8", "video/H264", "audio/opus"]
 # Deadlines only catch hangs: a slow machine must never fail a test.
 DEADLINE_S = 60.0
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]],
-    done: Callable[[Any], bool],
-    *,
-    what: str,
-    deadline_s: float = DEADLINE_S,
-    interval: float = 0.1,
-) -> Any:
-    """Re-run `probe` until `done(result)`; fail with the last result after `deadline_s`."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = await probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last: {str(result)[:2000]}")
-        await asyncio.sleep(interval)
 
 
 class Peer:

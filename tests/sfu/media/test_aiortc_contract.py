@@ -19,9 +19,10 @@ from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap
-from media_harness import LOOPBACK, eventually
+from media_harness import DEADLINE_S, LOOPBACK
 from pylibsrtp import _binding
 
+from fixtures.waiting import eventually
 from switchboard_sfu.media import IceSettings, aiortc_adapter, create_peer_connection
 
 
@@ -258,7 +259,7 @@ async def test_a_tapped_receiver_hands_over_rtp_and_stops_its_decoder():
         async def packets() -> int:
             return listener.packets
 
-        await eventually(packets, lambda n: n >= 10, what="tapped packets")
+        await eventually(packets, DEADLINE_S, "tapped packets", until=lambda n: n >= 10)
         assert listener.parameters is not None
         assert receivers[0]._RTCRtpReceiver__decoder_thread is None
     finally:

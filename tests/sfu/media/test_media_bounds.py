@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import signal
 
-from media_harness import eventually, rss_bytes
+from media_harness import DEADLINE_S, rss_bytes
+
+from fixtures.waiting import eventually
 
 
 async def test_unread_and_frozen_subscribers_leave_sfu_memory_bounded(room, peers):
@@ -20,7 +22,9 @@ async def test_unread_and_frozen_subscribers_leave_sfu_memory_bounded(room, peer
     await room.join("idle", idle)
     frozen = await peers("frozen", "--role", "subscriber")
     await room.join("frozen", frozen)
-    await eventually(frozen.report, lambda r: r["frames"]["video"] > 0, what="media to flow")
+    await eventually(
+        frozen.report, DEADLINE_S, "media to flow", until=lambda r: r["frames"]["video"] > 0
+    )
     os.kill(frozen.pid, signal.SIGSTOP)
     try:
         counters = room.counters
@@ -29,10 +33,14 @@ async def test_unread_and_frozen_subscribers_leave_sfu_memory_bounded(room, peer
             return counters.rtp_packets_received
 
         warm = counters.rtp_packets_received
-        await eventually(packets_received, lambda n: n > warm + 300, what="warm-up traffic")
+        await eventually(
+            packets_received, DEADLINE_S, "warm-up traffic", until=lambda n: n > warm + 300
+        )
         before, start = rss_bytes(), counters.rtp_packets_received
         frames_before = (await publisher.report())["sent"]["video"]
-        await eventually(packets_received, lambda n: n > start + 3000, what="sustained traffic")
+        await eventually(
+            packets_received, DEADLINE_S, "sustained traffic", until=lambda n: n > start + 3000
+        )
         frames = len((await publisher.report())["sent"]["video"]) - len(frames_before)
         growth = rss_bytes() - before
     finally:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import signal
 
-from media_harness import RoomUnderTest, eventually, rss_bytes
+from media_harness import DEADLINE_S, RoomUnderTest, rss_bytes
 
+from fixtures.waiting import eventually
 from switchboard_sfu.media import DropReason, ForwardingSettings
 
 DATA_ONLY = ("--role", "subscriber", "--video", "none", "--no-audio")
@@ -19,8 +20,9 @@ async def test_messages_reach_every_other_participant_reliably_and_unreliably(ro
         await room.join(name, members[name])
     await eventually(
         lambda: _channel_count(room, members),
-        lambda count: count == 6,
-        what="every participant's two channels to open at the SFU",
+        DEADLINE_S,
+        "every participant's two channels to open at the SFU",
+        until=lambda count: count == 6,
     )
 
     await members["alice"].send({"cmd": "send_data", "label": "reliable", "count": 200})
@@ -29,10 +31,11 @@ async def test_messages_reach_every_other_participant_reliably_and_unreliably(ro
     for name in ("bob", "carol"):
         report = await eventually(
             members[name].report,
-            lambda r: (
+            DEADLINE_S,
+            f"{name} to receive alice's messages",
+            until=lambda r: (
                 len(r["message_indexes"]["reliable"]) == 200 and r["message_indexes"]["unreliable"]
             ),
-            what=f"{name} to receive alice's messages",
         )
         assert report["message_indexes"]["reliable"] == list(range(200)), "reliable: in order"
         unreliable = report["message_indexes"]["unreliable"]
@@ -50,7 +53,10 @@ async def test_a_stalled_data_channel_gets_its_participant_dropped_with_bounded_
             members[name] = await peers(name, *DATA_ONLY, "--data", "reliable")
             await room.join(name, members[name])
         await eventually(
-            lambda: _channel_count(room, members), lambda count: count == 3, what="channels"
+            lambda: _channel_count(room, members),
+            DEADLINE_S,
+            "channels",
+            until=lambda count: count == 3,
         )
         channel_to_bob = room.media.data_channels("bob")["reliable"]
         rss_before = rss_bytes()
@@ -69,8 +75,11 @@ async def test_a_stalled_data_channel_gets_its_participant_dropped_with_bounded_
                 peak = max(peak, channel_to_bob.bufferedAmount)
                 report = await eventually(
                     members["carol"].report,
-                    lambda r, sent=sent: len(r["message_indexes"]["reliable"]) == sent * burst,
-                    what="carol to receive the burst",
+                    DEADLINE_S,
+                    "carol to receive the burst",
+                    until=lambda r, sent=sent: (
+                        len(r["message_indexes"]["reliable"]) == sent * burst
+                    ),
                 )
         finally:
             os.kill(members["bob"].pid, signal.SIGCONT)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 
-from media_harness import RoomUnderTest, eventually
+from media_harness import DEADLINE_S, RoomUnderTest
 from test_media_forwarding import positions_in
 
+from fixtures.waiting import eventually
 from switchboard_sfu.media import ForwardingSettings
 
 
@@ -17,12 +18,16 @@ async def test_late_joiner_gets_a_keyframe_requested_and_decodes_from_it(room, p
     early = await peers("early", "--role", "subscriber", "--no-audio")
     await room.join("early", early)
     # Let the stream run past its first keyframe: the late joiner must need a new one.
-    await eventually(early.report, lambda r: r["frames"]["video"] >= 60, what="early frames")
+    await eventually(
+        early.report, DEADLINE_S, "early frames", until=lambda r: r["frames"]["video"] >= 60
+    )
     requests_before = len((await publisher.report())["keyframe_requests"])
 
     late = await peers("late", "--role", "subscriber", "--no-audio")
     await room.join("late", late)
-    report = await eventually(late.report, lambda r: r["frames"]["video"] >= 10, what="late frames")
+    report = await eventually(
+        late.report, DEADLINE_S, "late frames", until=lambda r: r["frames"]["video"] >= 10
+    )
     requests = (await publisher.report())["keyframe_requests"]
 
     assert len(requests) > requests_before, "the publisher was not asked for a keyframe"
@@ -46,8 +51,11 @@ async def test_a_nacked_packet_is_retransmitted_unchanged(room, peers):
 
     report = await eventually(
         lossy.report,
-        lambda r: r["dropped"] and any(x["seq"] == r["dropped"]["seq"] for x in r["repaired"]),
-        what="the dropped packet to be retransmitted",
+        DEADLINE_S,
+        "the dropped packet to be retransmitted",
+        until=lambda r: (
+            r["dropped"] and any(x["seq"] == r["dropped"]["seq"] for x in r["repaired"])
+        ),
     )
     dropped = report["dropped"]
     repairs = [x for x in report["repaired"] if x["seq"] == dropped["seq"]]
@@ -66,7 +74,7 @@ async def test_sender_reports_carry_the_publishers_clock(room, peers):
         kinds = [r["kind"] for r in report["received_reports"]]
         return kinds.count("video") >= 2 and kinds.count("audio") >= 2
 
-    received = await eventually(subscriber.report, has_reports, what="sender reports")
+    received = await eventually(subscriber.report, DEADLINE_S, "sender reports", until=has_reports)
     sent = await publisher.report()
     clock_rates = {"audio": 48000, "video": 90000}
     for kind, clock_rate in clock_rates.items():
@@ -95,8 +103,9 @@ async def test_publisher_bitrate_is_bound_by_the_slowest_subscriber(peers):
         joined = time.monotonic()
         report = await eventually(
             publisher.report,
-            lambda r: any(b <= 150_000 for b in r["rembs"]),
-            what="the slow subscriber's bound to reach the publisher",
+            DEADLINE_S,
+            "the slow subscriber's bound to reach the publisher",
+            until=lambda r: any(b <= 150_000 for b in r["rembs"]),
         )
         assert max(report["rembs"]) <= 2_000_000, "the configured cap was exceeded"
         print(f"\nREMB bound reached the publisher within {time.monotonic() - joined:.1f} s")
@@ -113,7 +122,10 @@ async def test_end_to_end_encrypted_payloads_pass_through(room, peers):
 
     # Only a subscriber holding the key can decode: frames prove the payload was untouched.
     report = await eventually(
-        subscriber.report, lambda r: r["frames"]["video"] >= 30, what="decrypted frames"
+        subscriber.report,
+        DEADLINE_S,
+        "decrypted frames",
+        until=lambda r: r["frames"]["video"] >= 30,
     )
     sent = (await publisher.report())["sent"]["video"]
     positions = positions_in(sent, report["received"]["video"], "encrypted video")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from media_harness import RoomUnderTest, eventually
+from media_harness import DEADLINE_S, RoomUnderTest
 
+from fixtures.waiting import eventually
 from switchboard_sfu.media import ForwardingSettings
 
 
@@ -61,8 +62,11 @@ async def test_payloads_arrive_bit_identical_at_every_subscriber(forwarding_room
         reports.append(
             await eventually(
                 peer.report,
-                lambda r: len(r["received"]["video"]) >= 90 and len(r["received"]["audio"]) >= 50,
-                what=f"{peer.name} to receive media",
+                DEADLINE_S,
+                f"{peer.name} to receive media",
+                until=lambda r: (
+                    len(r["received"]["video"]) >= 90 and len(r["received"]["audio"]) >= 50
+                ),
             )
         )
     sent = (await publisher.report())["sent"]
@@ -101,8 +105,9 @@ async def test_sfu_offers_a_new_publication_pinned_to_the_publishers_codec(room,
 
     report = await eventually(
         subscriber.report,
-        lambda r: r["frames"]["video"] >= 10 and r["frames"]["audio"] >= 10,
-        what="renegotiated media to decode",
+        DEADLINE_S,
+        "renegotiated media to decode",
+        until=lambda r: r["frames"]["video"] >= 10 and r["frames"]["audio"] >= 10,
     )
     sent = (await publisher.report())["sent"]
     for kind in ("video", "audio"):

@@ -9,8 +9,9 @@ import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import VideoStreamTrack
-from media_harness import LOOPBACK, eventually
+from media_harness import DEADLINE_S, LOOPBACK
 
+from fixtures.waiting import eventually
 from switchboard_sfu.media import (
     DropReason,
     IceSettings,
@@ -63,7 +64,9 @@ async def test_two_peers_on_distinct_loopback_addresses_connect():
         async def states() -> tuple[str, str]:
             return offerer.connectionState, answerer.connectionState
 
-        await eventually(states, lambda s: s == ("connected", "connected"), what="connection")
+        await eventually(
+            states, DEADLINE_S, "connection", until=lambda s: s == ("connected", "connected")
+        )
     finally:
         await offerer.close()
         await answerer.close()
@@ -94,7 +97,9 @@ async def _connect_watched(
     async def states() -> tuple[str, str]:
         return sfu.connectionState, peer.connectionState
 
-    await eventually(states, lambda s: s == ("connected", "connected"), what="connection")
+    await eventually(
+        states, DEADLINE_S, "connection", until=lambda s: s == ("connected", "connected")
+    )
     return sfu, peer, ended
 
 
@@ -109,7 +114,7 @@ async def test_a_peer_that_stops_answering_loses_consent(quick_consent):
         async def reported() -> list[DropReason]:
             return ended
 
-        await eventually(reported, bool, what="the connection to end")
+        await eventually(reported, DEADLINE_S, "the connection to end")
         assert ended == [DropReason.CONSENT_EXPIRED]
         assert sfu.connectionState == "closed"
     finally:
@@ -126,7 +131,7 @@ async def test_a_peer_that_closes_its_connection_is_reported_once(quick_consent)
         async def reported() -> list[DropReason]:
             return ended
 
-        await eventually(reported, bool, what="the connection to end")
+        await eventually(reported, DEADLINE_S, "the connection to end")
     finally:
         await sfu.close()
     assert ended == [DropReason.PEER_CLOSED]

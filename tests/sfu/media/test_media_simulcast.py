@@ -7,7 +7,9 @@ import itertools
 from collections import defaultdict
 
 import pytest
-from media_harness import eventually
+from media_harness import DEADLINE_S
+
+from fixtures.waiting import eventually
 
 PUBLISHER = ("--role", "publisher", "--simulcast", "--no-audio")
 PUBLISHER += ("--width", "640", "--height", "360", "--fps", "15")
@@ -60,8 +62,9 @@ async def test_each_layer_arrives_bit_identical(room, peers, video):
     reports = {
         rid: await eventually(
             peer.report,
-            lambda r: len(r["received"]["video"]) >= 60 and r["frames"]["video"] >= 10,
-            what=f"{peer.name} to receive and decode its layer",
+            DEADLINE_S,
+            f"{peer.name} to receive and decode its layer",
+            until=lambda r: len(r["received"]["video"]) >= 60 and r["frames"]["video"] >= 10,
         )
         for rid, peer in subscribers.items()
     }
@@ -96,22 +99,24 @@ async def test_a_subscriber_with_little_bandwidth_gets_a_lower_layer_until_it_li
             for s in (roomy_subscription, narrow_subscription)
         )
 
-    await eventually(layers, lambda x: x == ("f", "q"), what="roomy on f, narrow on q")
+    await eventually(layers, DEADLINE_S, "roomy on f, narrow on q", until=lambda x: x == ("f", "q"))
     # Held back by its estimate alone, narrow is probed: padding lets an estimate grow.
     before = await eventually(
         narrow.report,
-        lambda r: r["frames"]["video"] >= 20 and r["padding_bytes"] > 0,
-        what="narrow to decode frames and be probed",
+        DEADLINE_S,
+        "narrow to decode frames and be probed",
+        until=lambda r: r["frames"]["video"] >= 20 and r["padding_bytes"] > 0,
     )
     assert narrow_subscription.layer.rid == "q" and room.counters.padding_packets_sent > 0
 
     await narrow.send({"cmd": "remb_limit", "bps": 0})
     await narrow.expect("remb_limit")
-    await eventually(layers, lambda x: x[1] != "q", what="narrow to switch up", deadline_s=90)
+    await eventually(layers, 90, "narrow to switch up", until=lambda x: x[1] != "q")
     after = await eventually(
         narrow.report,
-        lambda r: r["frames"]["video"] >= before["frames"]["video"] + 30,
-        what="narrow to decode the higher layer",
+        DEADLINE_S,
+        "narrow to decode the higher layer",
+        until=lambda r: r["frames"]["video"] >= before["frames"]["video"] + 30,
     )
     sent_layers = (await publisher.report())["sent_layers"]
 
@@ -147,13 +152,17 @@ async def test_layers_nobody_receives_are_not_forwarded_and_are_paused(room, pee
         room.subscriptions[name][0].request_layer(max_height=100)
         viewers.append(peer)
     for peer in viewers:
-        await eventually(peer.report, lambda r: r["frames"]["video"] >= 20, what="frames")
+        await eventually(
+            peer.report, DEADLINE_S, "frames", until=lambda r: r["frames"]["video"] >= 20
+        )
 
     # The publisher would be told it may stop the layers nobody needs.
     async def latest_needed() -> tuple[str, ...] | None:
         return needed[-1] if needed else None
 
-    await eventually(latest_needed, lambda rids: rids == ("q",), what="only q to be needed")
+    await eventually(
+        latest_needed, DEADLINE_S, "only q to be needed", until=lambda rids: rids == ("q",)
+    )
 
     await publisher.send({"cmd": "stop_media"})
     sent_layers = (await publisher.expect("stopped"))["sent_layers"]
@@ -164,8 +173,9 @@ async def test_layers_nobody_receives_are_not_forwarded_and_are_paused(room, pee
 
     await eventually(
         delivered,
-        lambda total: total == room.counters.rtp_packets_sent,
-        what="every forwarded packet to arrive",
+        DEADLINE_S,
+        "every forwarded packet to arrive",
+        until=lambda total: total == room.counters.rtp_packets_sent,
     )
     for peer in viewers:
         owners = layer_of(sent_layers, (await peer.report())["received"]["video"])

@@ -3,13 +3,13 @@ token, describe the pod and its rooms, and carry the control plane's commands ba
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import statistics
 
 from fixtures.sfu_clients import SignallingClient
-from fixtures.sfu_harness import JOIN_API_URL, wait_for
-from switchboard_api.contract import CapacityReport, RoomAssignment
+from fixtures.sfu_harness import JOIN_API_URL, SFU_WAIT_SECONDS, processes_with
+from fixtures.waiting import eventually
+from switchboard_api.contract import CapacityReport, RoomAssignment, SfuEnv
 
 INTERVAL = 0.5  # SWITCHBOARD_REPORT_INTERVAL_SECONDS in the harness
 
@@ -18,7 +18,7 @@ async def test_reports_arrive_on_the_interval_and_stop_when_killed(
     start_sfu, receiver, pod
 ) -> None:
     sfu = await start_sfu(report_url=receiver.url)
-    await wait_for(lambda: len(receiver.reports) >= 6, what="six reports")
+    await eventually(lambda: len(receiver.reports) >= 6, SFU_WAIT_SECONDS, "six reports")
 
     arrivals = [arrived for arrived, _, _ in receiver.reports]
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
@@ -40,21 +40,20 @@ async def test_reports_arrive_on_the_interval_and_stop_when_killed(
     assert {auth for _, _, auth in receiver.reports} == {"Bearer report-token-1"}
 
     sfu.stop()
-    seen = len(receiver.reports)
-    # Observing an absence needs a window: four intervals with nothing new.
-    await asyncio.sleep(4 * INTERVAL)
-    assert len(receiver.reports) == seen
+    # Nothing that carries the pod's identity is left to report: no helper outlives the SFU.
+    assert processes_with(f"{SfuEnv.POD_UID.value}={pod.uid}") == []
 
 
 async def test_token_file_is_read_fresh_for_every_report(start_sfu, receiver) -> None:
     sfu = await start_sfu(report_url=receiver.url)
-    await wait_for(lambda: receiver.reports, what="a first report")
+    await eventually(lambda: receiver.reports, SFU_WAIT_SECONDS, "a first report")
 
     (sfu.workdir / "report-token").write_text("rotated-token-2\n")
 
-    await wait_for(
+    await eventually(
         lambda: receiver.reports[-1][2] == "Bearer rotated-token-2",
-        what="a report with the rotated token",
+        SFU_WAIT_SECONDS,
+        "a report with the rotated token",
     )
 
 
@@ -70,36 +69,40 @@ async def test_reports_describe_rooms_and_emptiness(start_sfu, receiver, token) 
         return {room["room"]: room for room in latest.get("rooms", [])}
 
     # Assigned rooms exist before anyone joins, and are reported empty.
-    await wait_for(lambda: set(rooms()) == {"default/standup", "default/planned"}, what="rooms")
+    await eventually(
+        lambda: set(rooms()) == {"default/standup", "default/planned"}, SFU_WAIT_SECONDS, "rooms"
+    )
     assert rooms()["default/planned"]["emptySinceSeconds"] >= 0
 
     client = SignallingClient(sfu.ws_url)
     try:
         await client.connect(token(room="default/standup"))
-        await wait_for(
+        await eventually(
             lambda: (
                 rooms()["default/standup"]["participants"] == 1
                 and "emptySinceSeconds" not in rooms()["default/standup"]
             ),
-            what="a report with the participant",
+            SFU_WAIT_SECONDS,
+            "a report with the participant",
         )
         assert receiver.latest()["participants"] == 1
     finally:
         await client.close()
 
-    await wait_for(
+    await eventually(
         lambda: (
             rooms()["default/standup"]["participants"] == 0
             and rooms()["default/standup"].get("emptySinceSeconds") is not None
         ),
-        what="the room reported empty again",
+        SFU_WAIT_SECONDS,
+        "the room reported empty again",
     )
 
 
 async def test_close_command_disconnects_with_migrate_closing(start_sfu, receiver, token) -> None:
     receiver.assignments = [RoomAssignment(room="default/standup", max_participants=5)]
     sfu = await start_sfu(report_url=receiver.url)
-    await wait_for(lambda: len(receiver.reports) >= 2, what="assignments applied")
+    await eventually(lambda: len(receiver.reports) >= 2, SFU_WAIT_SECONDS, "assignments applied")
     client = SignallingClient(sfu.ws_url)
     try:
         await client.connect(token(room="default/standup"))
@@ -107,23 +110,24 @@ async def test_close_command_disconnects_with_migrate_closing(start_sfu, receive
         receiver.close = ["default/standup"]
         migrate = await client.next_of("migrate")
         notice = await client.next_of("disconnected")
-        await wait_for(client.closed.is_set, what="the socket to close")
+        await eventually(client.closed.is_set, SFU_WAIT_SECONDS, "the socket to close")
     finally:
         await client.close()
 
     # The room is over: there is nothing to rejoin.
     assert migrate == {"type": "migrate", "room": "default/standup", "reason": "closing"}
     assert notice["reason"] == "closing"
-    await wait_for(
+    await eventually(
         lambda: "default/standup" not in {r["room"] for r in receiver.latest()["rooms"]},
-        what="the closed room to leave the reports",
+        SFU_WAIT_SECONDS,
+        "the closed room to leave the reports",
     )
 
 
 async def test_unassigned_room_is_moved_away(start_sfu, receiver, token) -> None:
     receiver.assignments = [RoomAssignment(room="default/standup", max_participants=5)]
     sfu = await start_sfu(report_url=receiver.url)
-    await wait_for(lambda: len(receiver.reports) >= 2, what="assignments applied")
+    await eventually(lambda: len(receiver.reports) >= 2, SFU_WAIT_SECONDS, "assignments applied")
     client = SignallingClient(sfu.ws_url)
     late = SignallingClient(sfu.ws_url)
     try:

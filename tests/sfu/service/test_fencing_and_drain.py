@@ -8,7 +8,8 @@ from __future__ import annotations
 import signal
 
 from fixtures.sfu_clients import SignallingClient, post_offer, sendonly_offer
-from fixtures.sfu_harness import JOIN_API_URL, wait_for
+from fixtures.sfu_harness import JOIN_API_URL, SFU_WAIT_SECONDS
+from fixtures.waiting import eventually
 from switchboard_api.contract import RoomAssignment, SfuEnv
 
 ROOM = "default/standup"
@@ -24,20 +25,24 @@ async def test_unacknowledged_reports_fence_the_pod(start_sfu, receiver, token) 
     receiver.failover_timeout_seconds = 2.0
     receiver.assignments = [RoomAssignment(room=ROOM, max_participants=5)]
     sfu = await start_sfu(report_url=receiver.url)
-    await wait_for(lambda: len(receiver.reports) >= 2, what="acknowledged reports")
+    await eventually(lambda: len(receiver.reports) >= 2, SFU_WAIT_SECONDS, "acknowledged reports")
     client, refused_client, later = (SignallingClient(sfu.ws_url) for _ in range(3))
     try:
         assert (await client.connect(token(room=ROOM, identity="a")))["type"] == "joined"
 
         receiver.acknowledge = False
         migrate = await client.next_of("migrate")
-        await wait_for(client.closed.is_set, what="the fenced SFU to disconnect")
+        await eventually(client.closed.is_set, SFU_WAIT_SECONDS, "the fenced SFU to disconnect")
         refused = await refused_client.connect(token(room=ROOM, identity="b"))
-        await wait_for(lambda: receiver.latest()["fenced"], what="a report saying fenced")
+        await eventually(
+            lambda: receiver.latest()["fenced"], SFU_WAIT_SECONDS, "a report saying fenced"
+        )
         assert await readiness(sfu) == 503
 
         receiver.acknowledge = True
-        await wait_for(lambda: not receiver.latest()["fenced"], what="fencing to lift")
+        await eventually(
+            lambda: not receiver.latest()["fenced"], SFU_WAIT_SECONDS, "fencing to lift"
+        )
         admitted = await later.connect(token(room=ROOM, identity="c"))
     finally:
         for c in (client, refused_client, later):
@@ -52,13 +57,13 @@ async def test_unacknowledged_reports_fence_the_pod(start_sfu, receiver, token) 
 async def test_unreachable_control_plane_fences_too(start_sfu, receiver, token) -> None:
     receiver.failover_timeout_seconds = 1.5
     sfu = await start_sfu(report_url=receiver.url)
-    await wait_for(lambda: receiver.reports, what="a first report")
+    await eventually(lambda: receiver.reports, SFU_WAIT_SECONDS, "a first report")
     receiver.status = 503
 
     async def fenced() -> bool:
         return (await sfu.metrics())["switchboard_sfu_fenced"] == 1
 
-    await wait_for(fenced, what="the SFU to fence itself")
+    await eventually(fenced, SFU_WAIT_SECONDS, "the SFU to fence itself")
     client = SignallingClient(sfu.ws_url)
     try:
         refused = await client.connect(token(room=ROOM))
@@ -80,7 +85,9 @@ async def test_sigterm_drains_then_exits_when_the_room_empties(start_sfu, token)
         assert sfu.exited() is None  # still serving its room
 
         await client.send({"type": "leave"})
-        await wait_for(lambda: sfu.exited() is not None, what="the drained SFU to exit")
+        await eventually(
+            lambda: sfu.exited() is not None, SFU_WAIT_SECONDS, "the drained SFU to exit"
+        )
     finally:
         await client.close()
         await newcomer.close()
@@ -98,7 +105,9 @@ async def test_drain_grace_period_ends_remaining_sessions(start_sfu, token) -> N
         sfu.signal(signal.SIGTERM)
         await client.next_of("migrate")
         notice = await client.next_of("disconnected")
-        await wait_for(lambda: sfu.exited() is not None, what="exit after the grace period")
+        await eventually(
+            lambda: sfu.exited() is not None, SFU_WAIT_SECONDS, "exit after the grace period"
+        )
     finally:
         await client.close()
 
@@ -109,20 +118,24 @@ async def test_drain_grace_period_ends_remaining_sessions(start_sfu, token) -> N
 async def test_drain_command_from_the_control_plane(start_sfu, receiver, token) -> None:
     receiver.assignments = [RoomAssignment(room=ROOM, max_participants=5)]
     sfu = await start_sfu(report_url=receiver.url)
-    await wait_for(lambda: len(receiver.reports) >= 2, what="assignments applied")
+    await eventually(lambda: len(receiver.reports) >= 2, SFU_WAIT_SECONDS, "assignments applied")
     client = SignallingClient(sfu.ws_url)
     try:
         await client.connect(token(room=ROOM))
         receiver.drain = True
         migrate = await client.next_of("migrate")
-        await wait_for(lambda: receiver.latest()["draining"], what="reports saying draining")
+        await eventually(
+            lambda: receiver.latest()["draining"], SFU_WAIT_SECONDS, "reports saying draining"
+        )
         assert await readiness(sfu) == 503
         assert sfu.exited() is None
     finally:
         await client.close()
 
     assert migrate == {"type": "migrate", "room": ROOM, "reason": "draining", "rejoin": REJOIN}
-    await wait_for(lambda: sfu.exited() is not None, what="exit once the room is empty")
+    await eventually(
+        lambda: sfu.exited() is not None, SFU_WAIT_SECONDS, "exit once the room is empty"
+    )
 
 
 async def test_migrate_counted_only_for_sessions_that_can_be_told(start_sfu, token) -> None:

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
-from fixtures.sfu_harness import JoinKeys, PodIdentity, SfuProcess, sign_join_token, wait_for
+from fixtures.sfu_harness import JoinKeys, PodIdentity, SfuProcess, sign_join_token
+from fixtures.waiting import eventually
 
 ROOM = "default/fuzz"
 EXAMPLES = 60
@@ -164,7 +165,7 @@ def test_after_the_fuzzing_the_sfu_holds_nothing_and_serves_a_real_client(sfu):
             metrics = await sfu.metrics()
             return metrics.get("switchboard_sfu_participants") == 0
 
-        await wait_for(released, 30, "every fuzzed session to be released")
+        await eventually(released, 30, "every fuzzed session to be released")
         before = sfu.rss_bytes()
         publisher = SignallingClient(sfu.ws_url)
         try:

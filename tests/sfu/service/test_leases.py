@@ -13,13 +13,14 @@ import pytest
 
 from fixtures.sfu_clients import SignallingClient
 from fixtures.sfu_harness import (
+    SFU_WAIT_SECONDS,
     JoinKeys,
     PodIdentity,
     ReportReceiver,
     SfuProcess,
     sign_join_token,
-    wait_for,
 )
+from fixtures.waiting import eventually
 from switchboard_api.contract import RoomAssignment
 
 LEASE_SECONDS = 2.0
@@ -48,12 +49,15 @@ async def trio(
             await sfus[name].start()
         receiver.assignments = [RoomAssignment(room=room_of(p), max_participants=5) for p in PODS]
         # Every pod has heard of both others (peers are listed from their reports).
-        await wait_for(
-            lambda: all(len(receiver.peers_of(p)) == 2 for p in PODS), what="peer endpoints"
+        await eventually(
+            lambda: all(len(receiver.peers_of(p)) == 2 for p in PODS),
+            SFU_WAIT_SECONDS,
+            "peer endpoints",
         )
-        await wait_for(
+        await eventually(
             lambda: all((receiver.latest(p) or {}).get("ackedSequence", 0) > 3 for p in PODS),
-            what="acknowledged reports listing peers",
+            SFU_WAIT_SECONDS,
+            "acknowledged reports listing peers",
         )
         yield sfus
     finally:
@@ -91,14 +95,14 @@ async def test_the_control_plane_away_for_every_pod_cuts_nothing(
 
         receiver.status = 503  # the control plane answers nobody
         for sfu in trio.values():
-            await wait_for(
+            await eventually(
                 lambda sfu=sfu: metric(sfu, SERVE_CHECKS),
-                what=f"{sfu.pod.name} to outlive its lease on its peers' word",
+                SFU_WAIT_SECONDS,
+                f"{sfu.pod.name} to outlive its lease on its peers' word",
             )
         # Several checks later, still nobody fenced and every participant is connected.
-        await wait_for(
-            lambda: at_least(trio["sfu-a"], SERVE_CHECKS, 3),
-            what="more peer checks",
+        await eventually(
+            lambda: at_least(trio["sfu-a"], SERVE_CHECKS, 3), SFU_WAIT_SECONDS, "more peer checks"
         )
         for name, sfu in trio.items():
             assert await metric(sfu, "switchboard_sfu_fenced") == 0, name
@@ -109,11 +113,12 @@ async def test_the_control_plane_away_for_every_pod_cuts_nothing(
         assert (await late.connect(token_for(join_keys, trio["sfu-a"], "late")))["type"] == "joined"
 
         receiver.status = 200
-        await wait_for(
+        await eventually(
             lambda: all(
                 (r := receiver.latest(p)) and r["ackedSequence"] >= r["sequence"] - 2 for p in PODS
             ),
-            what="acknowledgements again",
+            SFU_WAIT_SECONDS,
+            "acknowledgements again",
         )
         assert not any(c.closed.is_set() for c in clients.values())
     finally:
@@ -135,7 +140,9 @@ async def test_a_pod_cut_off_alone_fences_and_its_peers_do_not(
         receiver.unanswered = {"sfu-a"}  # only sfu-a's report path is cut
 
         migrate = await clients["sfu-a"].next_of("migrate")
-        await wait_for(clients["sfu-a"].closed.is_set, what="the fenced pod to disconnect")
+        await eventually(
+            clients["sfu-a"].closed.is_set, SFU_WAIT_SECONDS, "the fenced pod to disconnect"
+        )
         refused = SignallingClient(trio["sfu-a"].ws_url)
         try:
             answer = await refused.connect(token_for(join_keys, trio["sfu-a"], "q"))
@@ -147,12 +154,13 @@ async def test_a_pod_cut_off_alone_fences_and_its_peers_do_not(
             assert not clients[name].closed.is_set()
 
         receiver.unanswered = set()
-        await wait_for(
+        await eventually(
             lambda: (
                 (receiver.latest("sfu-a") or {}).get("fenced") is False
                 and receiver.latest("sfu-a")["ackedSequence"] > 0
             ),
-            what="the fence lifted by an acknowledgement",
+            SFU_WAIT_SECONDS,
+            "the fence lifted by an acknowledgement",
         )
     finally:
         for client in clients.values():
@@ -188,12 +196,16 @@ async def test_an_older_term_is_never_applied(
     try:
         await client.connect(token_for(join_keys, sfu, "p"))
         receiver.term = 7
-        await wait_for(lambda: receiver.latest("sfu-a")["term"] == 7, what="term 7 applied")
+        await eventually(
+            lambda: receiver.latest("sfu-a")["term"] == 7, SFU_WAIT_SECONDS, "term 7 applied"
+        )
         # A deposed leader answers with term 6 and without the room: nothing changes.
         receiver.term = 6
         receiver.assignments = [a for a in receiver.assignments if a.room != room_of("sfu-a")]
         rejected = "switchboard_sfu_capacity_reports_total{outcome=rejected}"
-        await wait_for(lambda: metric(sfu, rejected), what="term 6 responses refused")
+        await eventually(
+            lambda: metric(sfu, rejected), SFU_WAIT_SECONDS, "term 6 responses refused"
+        )
         assert receiver.latest("sfu-a")["term"] == 7
         assert not client.closed.is_set()
         # The room's participants were never told to move.

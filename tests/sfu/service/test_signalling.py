@@ -13,7 +13,8 @@ from fixtures.sfu_clients import (
     loopback_peer,
     sendonly_offer,
 )
-from fixtures.sfu_harness import wait_for
+from fixtures.sfu_harness import SFU_WAIT_SECONDS
+from fixtures.waiting import eventually
 from switchboard_api.contract import JoinGrants, RoomAssignment
 
 
@@ -29,12 +30,13 @@ async def test_published_media_reaches_a_subscriber(sfu, token) -> None:
         assert {t["trackId"] for t in bob_joined["tracks"]} == set(published)
         assert [p["identity"] for p in bob_joined["participants"]] == ["alice"]
 
-        await wait_for(
+        await eventually(
             lambda: (
                 set(bob.received) == set(published)
                 and all(counter.frames >= 5 for counter in bob.received.values())
             ),
-            what="bob to decode frames of both of alice's tracks",
+            SFU_WAIT_SECONDS,
+            "bob to decode frames of both of alice's tracks",
         )
         metrics = await sfu.metrics()
         assert metrics["switchboard_sfu_published_tracks"] == 2
@@ -65,12 +67,13 @@ async def test_late_publication_is_offered_to_auto_subscribers(sfu, token) -> No
 
         event = await bob.next_of("trackPublished")
         assert event["track"]["identity"] == "alice"
-        await wait_for(
+        await eventually(
             lambda: (
                 event["track"]["trackId"] in bob.received
                 and bob.received[event["track"]["trackId"]].frames > 0
             ),
-            what="bob to receive alice's video",
+            SFU_WAIT_SECONDS,
+            "bob to receive alice's video",
         )
     finally:
         await alice.close()
@@ -86,13 +89,16 @@ async def test_explicit_subscribe_and_unsubscribe(sfu, token) -> None:
         await bob.connect(token(identity="bob"), autoSubscribe=False)
 
         await bob.send({"type": "subscribe", "trackIds": [track_id]})
-        await wait_for(
+        await eventually(
             lambda: track_id in bob.received and bob.received[track_id].frames > 0,
-            what="bob's explicit subscription to deliver frames",
+            SFU_WAIT_SECONDS,
+            "bob's explicit subscription to deliver frames",
         )
         await bob.send({"type": "unsubscribe", "trackIds": [track_id]})
-        await wait_for(
-            lambda: _forwarded_tracks(sfu, 0.0), what="the SFU to stop forwarding to bob"
+        await eventually(
+            lambda: _forwarded_tracks(sfu, 0.0),
+            SFU_WAIT_SECONDS,
+            "the SFU to stop forwarding to bob",
         )
 
         await bob.send({"type": "subscribe", "trackIds": ["no-such-track"]})
@@ -109,7 +115,7 @@ async def test_video_layer_requests_are_checked(sfu, token) -> None:
         await alice.connect(token(identity="alice"))
         track_id = (await alice.publish(SyntheticVideo()))["tracks"][0]["trackId"]
         await bob.connect(token(identity="bob"))
-        await wait_for(lambda: track_id in bob.received, what="bob's subscription")
+        await eventually(lambda: track_id in bob.received, SFU_WAIT_SECONDS, "bob's subscription")
 
         bad = [
             ({"trackId": "no-such-track"}, "track-not-found"),
@@ -151,13 +157,14 @@ async def test_data_messages_reach_the_room(sfu, token) -> None:
         for client in (alice, bob):
             reply = await client.publish()
             assert reply["type"] == "answer"
-        await wait_for(
+        await eventually(
             lambda: alice_channel.readyState == "open" and bob_channel.readyState == "open",
-            what="both data channels to open",
+            SFU_WAIT_SECONDS,
+            "both data channels to open",
         )
 
         alice_channel.send("hello room")
-        await wait_for(lambda: received, what="bob to receive alice's message")
+        await eventually(lambda: received, SFU_WAIT_SECONDS, "bob to receive alice's message")
         assert received == ["hello room"]
     finally:
         await alice.close()
@@ -214,7 +221,9 @@ async def test_room_participant_limit(start_sfu, token, receiver) -> None:
     receiver.assignments = [RoomAssignment(room="default/small", max_participants=1)]
     sfu = await start_sfu(report_url=receiver.url)
     # The second report leaves after the first response (with the assignment) was applied.
-    await wait_for(lambda: len(receiver.reports) >= 2, what="the assignment to be applied")
+    await eventually(
+        lambda: len(receiver.reports) >= 2, SFU_WAIT_SECONDS, "the assignment to be applied"
+    )
     first, second = SignallingClient(sfu.ws_url), SignallingClient(sfu.ws_url)
     try:
         assert (await first.connect(token(room="default/small", identity="a")))["type"] == "joined"

@@ -10,7 +10,8 @@ import socket
 import struct
 
 from fixtures.sfu_clients import SignallingClient
-from fixtures.sfu_harness import LOOPBACK, wait_for
+from fixtures.sfu_harness import LOOPBACK, SFU_WAIT_SECONDS
+from fixtures.waiting import eventually
 
 METADATA = "x" * 4000
 UPDATES = 20_000
@@ -55,7 +56,7 @@ async def test_client_that_stops_reading_is_dropped_and_memory_stays_bounded(sfu
             return (await sfu.metrics())["switchboard_sfu_participants"] == 2
 
         await sender.connect(token(identity="chatty"))
-        await wait_for(both_joined, what="the stalled client to be admitted")
+        await eventually(both_joined, SFU_WAIT_SECONDS, "the stalled client to be admitted")
         baseline = sfu.rss_bytes()
 
         for _ in range(UPDATES):

@@ -12,8 +12,9 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo, post_offer, sendonly_offer
-from fixtures.sfu_harness import LOOPBACK, wait_for
+from fixtures.sfu_harness import LOOPBACK
 from fixtures.tls import TestCa, mount_tls_secret, serial_of, served_serial, trusting_connector
+from fixtures.waiting import eventually
 from switchboard_api.contract import SfuEnv
 
 POD_HOST = "sfu-0.sfu.example.test"
@@ -59,7 +60,7 @@ async def test_signalling_and_media_over_wss_verified_by_the_pods_public_name(tl
         async def decoded() -> bool:
             return any(c.frames >= 5 for c in subscriber.received.values())
 
-        await wait_for(decoded, 60, "the subscriber to decode frames relayed over WSS signalling")
+        await eventually(decoded, 60, "the subscriber to decode frames relayed over WSS signalling")
     finally:
         await publisher.close()
         await subscriber.close()
@@ -96,7 +97,7 @@ async def test_a_renewed_certificate_is_served_without_a_restart(tls_sfu, ca, to
         async def renewed_served() -> bool:
             return await served_serial(LOOPBACK, tls_sfu.port, ca, POD_HOST) == serial_of(renewed)
 
-        await wait_for(renewed_served, 20, "the renewed certificate on a new handshake")
+        await eventually(renewed_served, 20, "the renewed certificate on a new handshake")
         assert tls_sfu.exited() is None
         # The session opened under the old certificate carries on.
         mark = len(client.messages)

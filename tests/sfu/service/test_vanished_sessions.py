@@ -25,7 +25,7 @@ from fixtures.vanishing import (
     observer_joins,
     vanish,
 )
-from fixtures.waiting import wait_for_async
+from fixtures.waiting import eventually
 from switchboard_api.contract import RoomAssignment
 
 pytestmark = pytest.mark.slow
@@ -121,7 +121,7 @@ async def reported_alone(receiver: ReportReceiver, since: float) -> None:
     async def alone() -> bool:
         return any(shows_alone(report) for at, report, _ in receiver.reports if at > since)
 
-    await wait_for_async(alone, DROP_DEADLINE_SECONDS, "a report with the observer alone")
+    await eventually(alone, DROP_DEADLINE_SECONDS, "a report with the observer alone")
 
 
 @pytest.mark.parametrize("how", VANISH)

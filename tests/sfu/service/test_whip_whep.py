@@ -19,7 +19,8 @@ from fixtures.sfu_clients import (
     recvonly_offer,
     sendonly_offer,
 )
-from fixtures.sfu_harness import wait_for
+from fixtures.sfu_harness import SFU_WAIT_SECONDS
+from fixtures.waiting import eventually
 from switchboard_api.contract import JoinGrants, SfuEnv
 
 ROOM_PATH = "default/stage"
@@ -57,9 +58,10 @@ async def test_whip_publish_and_whep_play(sfu, token) -> None:
         assert re.fullmatch(r"/whip/resource/WHIP_[\w-]{20,}", whip_headers["Location"])
         await viewer.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
-        await wait_for(
+        await eventually(
             lambda: len(counters) == 2 and all(c.frames >= 5 for c in counters),
-            what="the WHEP viewer to decode audio and video",
+            SFU_WAIT_SECONDS,
+            "the WHEP viewer to decode audio and video",
         )
         metrics = await sfu.metrics()
         assert metrics["switchboard_sfu_participants"] == 2
@@ -94,7 +96,9 @@ async def test_deleting_the_publisher_ends_its_viewers(sfu, token) -> None:
             metrics = await sfu.metrics()
             return metrics["switchboard_sfu_participants"] == 0
 
-        await wait_for(room_empty, what="the viewer's session to end with its publisher")
+        await eventually(
+            room_empty, SFU_WAIT_SECONDS, "the viewer's session to end with its publisher"
+        )
     finally:
         await viewer.close()
         await publisher.close()

@@ -8,6 +8,7 @@ from switchboard_operator.logic.manifests.accounts import service_account
 from switchboard_operator.logic.manifests.context import OperatorContext
 from switchboard_operator.logic.manifests.desired import APPLY_ORDER, desired_objects
 from switchboard_operator.logic.manifests.disruption import (
+    hosts_rooms_patch,
     sfu_disruption_budget,
     turn_disruption_budget,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "OperatorContext",
     "Peer",
     "desired_objects",
+    "hosts_rooms_patch",
     "pod_template_hash",
     "selector_labels",
     "service_account",

@@ -1,6 +1,9 @@
 """PodDisruptionBudgets: evictions (node drains, autoscalers) may take an SFU pod only
 once it hosts no rooms, and TURN pods only one at a time."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from switchboard_api.region import Region
 from switchboard_operator.logic.manifests.keys import HOSTS_ROOMS, HOSTS_ROOMS_VALUE
 from switchboard_operator.logic.manifests.meta import (
@@ -53,3 +56,13 @@ def _budget(region: Region, component: Component, spec: dict[str, object]) -> Ma
         "metadata": object_meta(region, workload_name(region, component), component),
         "spec": spec,
     }
+
+
+def hosts_rooms_patch(pod: Mapping[str, Any], hosts_rooms: bool) -> dict[str, Any] | None:
+    """The merge patch that makes an SFU pod's hosts-rooms label (which its budget selects)
+    say whether it hosts rooms, or None if it already does."""
+    labels = pod["metadata"].get("labels") or {}
+    if (labels.get(HOSTS_ROOMS) == HOSTS_ROOMS_VALUE) == hosts_rooms:
+        return None
+    value = HOSTS_ROOMS_VALUE if hosts_rooms else None
+    return {"metadata": {"labels": {HOSTS_ROOMS: value}}}

@@ -23,7 +23,11 @@ from switchboard_operator.logic.manifests.meta import (
     turn_secret_name,
     workload_name,
 )
-from switchboard_operator.logic.manifests.scheduling import node_selector, one_per_node, zone_spread
+from switchboard_operator.logic.manifests.node_placement import (
+    node_selector,
+    one_per_node,
+    zone_spread,
+)
 from switchboard_operator.logic.manifests.security import (
     container_security_context,
     pod_security_context,

@@ -17,13 +17,13 @@ from switchboard_operator.logic.placement.model import (
     UnschedulableReason,
     Waiting,
 )
+from switchboard_operator.logic.placement.placing import commit, place, place_many
 from switchboard_operator.logic.placement.rebalance import (
     Move,
     MoveLimiter,
     apply_moves,
     rebalance,
 )
-from switchboard_operator.logic.placement.scheduler import commit, place, place_many
 
 __all__ = [
     "Decision",

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from switchboard_operator.logic.capacity import (
     CapacityPicture,
+    Displacement,
     LossReason,
     LostPod,
     PlacedRoom,
     RoomToMove,
-    unassign,
 )
 from switchboard_operator.logic.placement.model import (
     Decision,
@@ -21,7 +21,7 @@ from switchboard_operator.logic.placement.model import (
     PlacementSettings,
     RoomRequest,
 )
-from switchboard_operator.logic.placement.scheduler import DEFAULT_SETTINGS, commit, place
+from switchboard_operator.logic.placement.placing import DEFAULT_SETTINGS, commit, place
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,11 @@ class Replacement:
     @property
     def room(self) -> str:
         return self.previous.room
+
+    @property
+    def message(self) -> str:
+        """What the `Migrating` Event about the move says."""
+        return Displacement(self.previous, self.reason).message
 
 
 def replace_rooms(
@@ -51,16 +56,18 @@ def replace_rooms(
 
     Largest reservations go first, which packs the survivors best. A room without a
     request (its Room is gone) is only released. A room that moved since `moves` was
-    computed is left alone. Unschedulable rooms end up on no pod.
+    computed is left alone. Unschedulable rooms end up on no pod, displaced (the picture
+    remembers where they were and why until they are placed again).
     """
     replacements: list[Replacement] = []
     for move in sorted(moves, key=lambda m: (-m.placed.reservation, m.room)):
         if picture.placement_of(move.room) != move.placed:
             continue
-        unassign(picture, move.room)
         request = requests.get(move.room)
         if request is None:
+            picture.release(move.room)
             continue
+        picture.displace(move.room, move.reason)
         # A moving room has participants now: it takes capacity that is up, and never
         # waits for pods that are still starting.
         decision = place(

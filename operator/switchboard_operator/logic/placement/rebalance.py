@@ -15,15 +15,14 @@ from switchboard_operator.logic.capacity import (
     CapacityPicture,
     PlacedRoom,
     PodState,
-    assign,
 )
 from switchboard_operator.logic.placement.model import (
     Placement,
     PlacementRegion,
     PlacementSettings,
 )
+from switchboard_operator.logic.placement.placing import DEFAULT_SETTINGS
 from switchboard_operator.logic.placement.pods import choose_pod
-from switchboard_operator.logic.placement.scheduler import DEFAULT_SETTINGS
 
 MOVE_WINDOW_SECONDS: Final = 60.0
 """The window `maxMovesPerMinute` counts moves in."""
@@ -56,7 +55,7 @@ def rebalance(
     Only rooms that the pod's fresh report shows empty and that are past the reservation
     hold move: nobody is connected and no participant is likely still arriving. The
     suggestions are decided on a copy of the picture, consistent with one another; the
-    caller applies them with `assign` in one synchronous step (or not at all).
+    caller applies them with `apply_moves` in one synchronous step (or not at all).
     """
     what_if = picture.copy()
     moves: list[Move] = []
@@ -84,8 +83,7 @@ def rebalance(
                     target.used + placed.reservation > limit * target.capacity + FIT_TOLERANCE
                 ):
                     continue
-                assign(
-                    what_if,
+                what_if.assign(
                     placed.room,
                     placed.reservation,
                     pod=target.key,
@@ -110,10 +108,17 @@ def rebalance(
 
 
 def apply_moves(picture: CapacityPicture, moves: Sequence[Move], now: float) -> None:
-    """Reserve decided moves in the picture (in the same synchronous step as `rebalance`)."""
+    """Reserve decided moves in the picture (in the same synchronous step as `rebalance`).
+
+    A moved room keeps the time it has been empty: its new SFU counts from the move, so
+    the picture carries the earlier time over and moving never postpones its closing.
+    """
     for move in moves:
-        assign(
-            picture,
+        source = picture.incarnation(move.source.pod, move.source.pod_uid)
+        measured = source.measured.get(move.room) if source is not None else None
+        if measured is not None and measured.empty_since_seconds is not None:
+            picture.carry_emptiness(move.room, now - measured.empty_since_seconds)
+        picture.assign(
             move.room,
             move.source.reservation,
             pod=move.target.pod,

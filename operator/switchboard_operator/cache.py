@@ -1,0 +1,163 @@
+"""The operator's view of the cluster, shared by every reconciler: kopf's indexes (Regions,
+SFU and TURN pods, what Regions own, namespaces) and the Room informer. Reconcilers read
+it and never keep copies; nothing here writes to the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+import kopf
+import pydantic
+
+from switchboard_api.region import Region
+from switchboard_api.resources import GROUP, ROOM, VERSION
+from switchboard_api.room import Room
+from switchboard_operator.kit.informer import Resource
+
+log = logging.getLogger(__name__)
+
+ROOMS = Resource(api_version=f"{GROUP}/{VERSION}", kind=ROOM.kind, plural=ROOM.plural)
+OWNED_KINDS = (
+    "serviceaccounts",
+    "services",
+    "deployments",
+    "poddisruptionbudgets",
+    "networkpolicies",
+)
+"""What a Region produces besides pods (kopf indexes them by Region)."""
+NAMESPACE_LABELS = "namespace_labels"
+REGION_BODIES = "region_bodies"
+REGION_SFU_PODS = "region_sfu_pods"
+REGION_TURN_PODS = "region_turn_pods"
+INDEXES = (
+    NAMESPACE_LABELS,
+    REGION_BODIES,
+    REGION_SFU_PODS,
+    REGION_TURN_PODS,
+    *(f"region_owned_{plural}" for plural in OWNED_KINDS),
+)
+"""kopf's indexes, by the ids `watches.py` registers them under."""
+PARSED_ROOMS = 4096
+"""Room versions kept parsed: a failover reads a room, then reconciles it, from one version."""
+
+Body = dict[str, Any]
+
+
+class RoomStore(Protocol):
+    """Room bodies by `<namespace>/<name>` (the Room informer)."""
+
+    def get(self, key: str) -> Body | None: ...
+
+    def __iter__(self) -> Iterator[str]: ...
+
+
+class ClusterCache:
+    def __init__(self, rooms: RoomStore) -> None:
+        self.rooms = rooms
+        self._indexes: dict[str, kopf.Index[Any, Any]] = {}
+        self._parsed_regions: dict[str, tuple[str, Region | None]] = {}
+        self._parsed_rooms: OrderedDict[tuple[str, str], Room] = OrderedDict()
+        self.indexed = asyncio.Event()
+        """Set once kopf's indexes are filled: placements need every Region, SFU pod
+        and namespace known before the first Room is read."""
+
+    def capture(self, kwargs: Mapping[str, Any]) -> None:
+        """Take kopf's indexes from a handler's kwargs. kopf calls handlers only once every
+        index is filled, so the first call is also when the indexes become readable."""
+        if not self._indexes:
+            self._indexes = {name: kwargs[name] for name in INDEXES}
+            self.indexed.set()
+
+    # Regions.
+
+    def regions(self) -> dict[str, Region]:
+        """The Regions rooms may be placed in (not being deleted), each parsed once per
+        resourceVersion; an unreadable Region is logged and left out."""
+        regions: dict[str, Region] = {}
+        parsed: dict[str, tuple[str, Region | None]] = {}
+        for name, store in self._index(REGION_BODIES).items():
+            for body in store:
+                meta = body["metadata"]
+                if meta.get("deletionTimestamp"):
+                    continue
+                version = str(meta.get("resourceVersion"))
+                cached = self._parsed_regions.get(name)
+                if cached is not None and cached[0] == version:
+                    region = cached[1]
+                else:
+                    try:
+                        region = Region.model_validate(body)
+                    except pydantic.ValidationError:
+                        log.warning("region unreadable, not placing rooms in it region=%s", name)
+                        region = None
+                parsed[name] = (version, region)
+                if region is not None:
+                    regions[name] = region
+        self._parsed_regions = parsed
+        return regions
+
+    def region_body(self, name: str) -> Body | None:
+        return self._first(REGION_BODIES, name)
+
+    def sfu_pods(self, region: str) -> list[Body]:
+        return self._values(REGION_SFU_PODS, region)
+
+    def sfu_pod(self, region: str, pod_name: str) -> Body | None:
+        return next((p for p in self.sfu_pods(region) if p["metadata"]["name"] == pod_name), None)
+
+    def pod_address(self, region: str, pod_name: str) -> str | None:
+        """An SFU pod's IP, as the Pod watch shows it (None before it has one)."""
+        pod = self.sfu_pod(region, pod_name)
+        address = ((pod or {}).get("status") or {}).get("podIP")
+        return str(address) if address else None
+
+    def turn_pods(self, region: str) -> list[Body]:
+        return self._values(REGION_TURN_PODS, region)
+
+    def owned(self, region: str) -> dict[tuple[str, str], Body]:
+        """What the Region owns besides pods, by (kind, name)."""
+        found: dict[tuple[str, str], Body] = {}
+        for plural in OWNED_KINDS:
+            for obj in self._values(f"region_owned_{plural}", region):
+                found[(obj["kind"], obj["metadata"]["name"])] = obj
+        return found
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        return self._first(NAMESPACE_LABELS, namespace) or {}
+
+    # Rooms.
+
+    def room(self, key: str) -> Body | None:
+        return self.rooms.get(key)
+
+    def room_keys(self) -> Iterator[str]:
+        return iter(self.rooms)
+
+    def read_room(self, body: Mapping[str, Any]) -> Room:
+        """The Room a body holds, parsed once per resourceVersion (pydantic's
+        ValidationError if it cannot be read)."""
+        meta = body["metadata"]
+        version = (f"{meta.get('namespace')}/{meta.get('name')}", str(meta.get("resourceVersion")))
+        room = self._parsed_rooms.get(version)
+        if room is None:
+            room = Room.model_validate(body)
+            self._parsed_rooms[version] = room
+            if len(self._parsed_rooms) > PARSED_ROOMS:
+                self._parsed_rooms.popitem(last=False)
+        return room
+
+    def _index(self, name: str) -> kopf.Index[Any, Any]:
+        return self._indexes[name]
+
+    def _values(self, index: str, key: str) -> list[Body]:
+        store = self._index(index).get(key)
+        return list(store) if store is not None else []
+
+    def _first(self, index: str, key: str) -> Any:
+        store = self._index(index).get(key)
+        return next(iter(store), None) if store is not None else None

@@ -1,0 +1,220 @@
+"""Which SFU pods to create, drain or delete: scaling and rolling updates for operator-owned pods.
+
+The operator owns SFU pods directly (no StatefulSet) so it can remove *chosen* pods: never
+one that hosts rooms without draining it first, and during an image roll one at a time,
+with one surge pod so the region never drops below its desired count of ready pods. Pods
+whose SFU crashed are replaced after a back-off; pods created but not yet shown by the
+Pod watch are not created again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from switchboard_operator.logic.backoff import Backoff
+from switchboard_operator.logic.notices import Notice
+
+
+@dataclass(frozen=True)
+class SfuPodView:
+    """What the decision needs to know about one SFU pod."""
+
+    name: str
+    template_hash: str
+    ready: bool = False
+    deleting: bool = False
+    terminated: bool = False
+    """Phase Failed or Succeeded: the SFU process ended (pods never restart it: a new
+    incarnation must be a new pod, so its rooms are known to have moved)."""
+    failed: bool = False
+    """Terminated with phase Failed: the SFU crashed or was killed. A clean exit (Succeeded,
+    e.g. after a drain or the eviction of an empty pod) is not a crash."""
+    draining: bool = False
+    hosts_rooms: bool = False
+    created: str = ""
+    """Creation timestamp (RFC 3339 sorts as text): newest pods go first on scale-down."""
+    exit_reason: str = ""
+    """How its SFU process ended, e.g. "Error, exit code 1" (terminated pods)."""
+
+
+@dataclass(frozen=True)
+class PodActions:
+    create: int = 0
+    drain: list[str] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    crashed: list[str] = field(default_factory=list)
+    """Terminated pods in `delete` whose SFU failed: each counts towards the CrashBackoff."""
+    exited: list[str] = field(default_factory=list)
+    """Terminated pods in `delete` whose SFU exited cleanly: replaced without back-off."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create or self.drain or self.delete)
+
+
+def plan_sfu_pods(
+    pods: Sequence[SfuPodView], desired: int, current_hash: str, max_surge: int = 1
+) -> PodActions:
+    live = [p for p in pods if not p.deleting and not p.terminated]
+    # A drained pod that no longer hosts rooms has finished draining; a terminated pod is
+    # removed so that a new one replaces it.
+    delete = sorted(p.name for p in live if p.draining and not p.hosts_rooms)
+    ended = [p for p in pods if p.terminated and not p.deleting]
+    delete += sorted(p.name for p in ended)
+    crashed = sorted(p.name for p in ended if p.failed)
+    exited = sorted(p.name for p in ended if not p.failed)
+    active = [p for p in live if not p.draining]
+    current = [p for p in active if p.template_hash == current_hash]
+    outdated = [p for p in active if p.template_hash != current_hash]
+    leaving = len([p for p in live if p.draining])
+
+    create = max(0, desired - len(current))
+    if outdated:
+        # Surge: never more than desired + max_surge pods that are not on their way out.
+        create = max(0, min(create, desired + max_surge - len(active)))
+    drain: list[str] = []
+
+    if outdated and not leaving:
+        ready = sum(p.ready for p in active)
+        victim = _victim(outdated)
+        # Retire one outdated pod once the others can carry the desired count alone.
+        if not victim.ready or ready - 1 >= desired:
+            (drain if victim.hosts_rooms else delete).append(victim.name)
+    elif not outdated and len(current) > desired:
+        excess = len(current) - desired
+        for victim in sorted(current, key=_scale_down_order)[:excess]:
+            (drain if victim.hosts_rooms else delete).append(victim.name)
+    return PodActions(
+        create=create, drain=drain, delete=sorted(set(delete)), crashed=crashed, exited=exited
+    )
+
+
+def _victim(pods: Sequence[SfuPodView]) -> SfuPodView:
+    return sorted(pods, key=_scale_down_order)[0]
+
+
+def _scale_down_order(pod: SfuPodView) -> tuple[bool, bool, str, str]:
+    # Not-ready before ready, empty before hosting rooms, newest first, then by name.
+    inverted_created = "".join(chr(0x10FFFF - ord(c)) for c in pod.created)
+    return (pod.ready, pod.hosts_rooms, inverted_created, pod.name)
+
+
+CRASH_BACKOFF: Final = Backoff(first_seconds=1.0, max_seconds=60.0)
+CRASH_MEMORY_SECONDS: Final = 300.0
+"""Failures further apart than this are not a crash loop: the count starts again."""
+UNOBSERVED_POD_SECONDS: Final = 300.0
+"""How long a created SFU pod the Pod watch has not shown yet stands in for itself: as
+client-go's expectations, longer than a stalled watch takes to be noticed and restarted."""
+
+
+@dataclass(frozen=True)
+class CrashBackoff:
+    """Consecutive SFU pod failures in a Region, and when a replacement may be created."""
+
+    failures: int = 0
+    last_failure: float = 0.0
+    not_before: float = 0.0
+
+    def failed(self, now: float) -> CrashBackoff:
+        failures = self.failures + 1 if now - self.last_failure < CRASH_MEMORY_SECONDS else 1
+        delay = CRASH_BACKOFF.delay(failures)
+        return CrashBackoff(failures=failures, last_failure=now, not_before=now + delay)
+
+    def waiting(self, now: float) -> float:
+        """Seconds until a replacement may be created (0: now)."""
+        return max(0.0, self.not_before - now)
+
+
+@dataclass(frozen=True)
+class SfuPodMemory:
+    """What the Region reconciler remembers about a Region's SFU pods between passes."""
+
+    crashes: CrashBackoff = field(default_factory=CrashBackoff)
+    unobserved: Mapping[str, float] = field(default_factory=dict)
+    """SFU pods created (name -> when) that the Pod watch has not shown yet. A pass that
+    runs before the watch delivers them must not create them again (what ReplicaSet's
+    controller calls expectations)."""
+
+    def created(self, name: str, now: float) -> SfuPodMemory:
+        return replace(self, unobserved={**self.unobserved, name: now})
+
+
+@dataclass(frozen=True)
+class SfuPodPlan:
+    """One pass's changes to a Region's SFU pods, and the Events that go with them."""
+
+    create: int
+    drain: list[str]
+    delete: list[str]
+    crashed: list[Notice]
+    """A Warning per pod whose SFU failed, posted before anything changes."""
+    deleted: dict[str, Notice]
+    """The Event that goes with each deletion."""
+    memory: SfuPodMemory
+    retry_after: float | None
+    """When replacements held back by the crash back-off may be created."""
+
+
+def plan_region_pods(
+    pods: Sequence[SfuPodView],
+    desired: int,
+    current_hash: str,
+    memory: SfuPodMemory,
+    now: float,
+) -> SfuPodPlan:
+    """`plan_sfu_pods`, with crashed pods replaced after a back-off and pods created but
+    not yet watched counted as there."""
+    actions = plan_sfu_pods(pods, desired, current_hash)
+    by_name = {p.name: p for p in pods}
+    backoff = memory.crashes
+    crashed = []
+    for name in actions.crashed:
+        backoff = backoff.failed(now)
+        crashed.append(
+            Notice(
+                "Warning",
+                "SfuPodFailed",
+                f"SFU pod {name} ended ({by_name[name].exit_reason}); "
+                f"replacing it in {backoff.waiting(now):.0f}s.",
+            )
+        )
+    unobserved = {
+        name: at
+        for name, at in memory.unobserved.items()
+        if name not in by_name and now - at < UNOBSERVED_POD_SECONDS
+    }
+    create = max(0, actions.create - len(unobserved))
+    retry_after = None
+    if create and backoff.waiting(now) > 0:
+        retry_after, create = backoff.waiting(now), 0
+    deleted = {}
+    for name in actions.delete:
+        if name in actions.exited:
+            # One Event, not two: a clean exit is routine (every drained pod ends so).
+            deleted[name] = Notice(
+                "Normal",
+                "SfuPodExited",
+                f"SFU pod {name} exited after draining ({by_name[name].exit_reason}); "
+                "deleted it, a new pod replaces it.",
+            )
+        else:
+            deleted[name] = Notice("Normal", "Deleted", f"Deleted SFU pod {name}.")
+    return SfuPodPlan(
+        create=create,
+        drain=list(actions.drain),
+        delete=list(actions.delete),
+        crashed=crashed,
+        deleted=deleted,
+        memory=SfuPodMemory(crashes=backoff, unobserved=unobserved),
+        retry_after=retry_after,
+    )
+
+
+def created_notice(name: str) -> Notice:
+    return Notice("Normal", "Created", f"Created SFU pod {name}.")
+
+
+def draining_notice(name: str) -> Notice:
+    return Notice("Normal", "Draining", f"Draining SFU pod {name} before removal.")

@@ -1,0 +1,288 @@
+"""The manager: builds the operator's parts and hands each exactly what it needs, starts
+them in order once this replica leads, and stops them in reverse.
+
+It is the one module that knows every part. Reconcilers never import each other: they
+share the cluster cache and the capacity picture, and where one must ask another to look
+at something again, the manager hands it that one callback.
+
+    parts (start order)       reads                         writes / tells
+    Region reconciler         cache, picture (pods' rooms)  Region workloads and status
+    Room reconciler           cache, picture                Room status; join answers
+    failover                  cache, picture                picture; Room reconciler
+    live status               cache, picture                Pod labels; Room reconciler
+    rebalance                 cache, picture                picture; Room reconciler
+    (autoscaler)              cache, picture                SFU pods, cordons
+    API keys, HTTP server     reports, joins                picture (capacity feed); Rooms
+    kopf, Room informer       the API server                cache; every reconciler's queue
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from kubernetes_asyncio import client
+
+from switchboard_operator import watches
+from switchboard_operator.cache import ROOMS, ClusterCache
+from switchboard_operator.config import OperatorConfig
+from switchboard_operator.health import HealthServer
+from switchboard_operator.httpserver import HttpServer, build_app
+from switchboard_operator.joinapi import signing_keys
+from switchboard_operator.joinapi.apikey_watch import ApiKeyWatch
+from switchboard_operator.joinapi.apikeys import SecretApiKeyStore
+from switchboard_operator.joinapi.app import join_api_app
+from switchboard_operator.joinapi.placements import ControlPlanePlacements
+from switchboard_operator.kit.informer import Informer
+from switchboard_operator.kit.leader_label import LeaderLabel
+from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
+from switchboard_operator.kit.waiters import Waiters
+from switchboard_operator.kube import owners as ownership
+from switchboard_operator.kube.client import load_client
+from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.manifests import OperatorContext
+from switchboard_operator.logic.ratelimit import RateLimiter
+from switchboard_operator.logic.room_lifecycle import RoomAnswer
+from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
+from switchboard_operator.reconcilers.failover import FailoverReconciler
+from switchboard_operator.reconcilers.live_status import LiveStatusReconciler
+from switchboard_operator.reconcilers.rebalance import RebalanceReconciler
+from switchboard_operator.reconcilers.regions import RegionReconciler
+from switchboard_operator.reconcilers.rooms import RoomReconciler
+from switchboard_operator.reportapi.jwks import JwksCache
+from switchboard_operator.reportapi.receiver import ReportReceiver
+from switchboard_tls import ReloadingCertificate
+
+log = logging.getLogger(__name__)
+
+LABEL_CLEAR_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Options:
+    identity: str
+    """This replica's name in the leader Lease."""
+    liveness: str | None = None
+    """kopf's liveness probe URL, e.g. http://0.0.0.0:8081/healthz."""
+
+
+class Manager:
+    def __init__(self, config: OperatorConfig, options: Options) -> None:
+        self._config = config
+        self._options = options
+
+    async def run(self) -> int:
+        """Wait to lead, then operate until kopf ends (0) or leadership is lost (1).
+
+        Every replica serves /healthz from start to exit (readiness is health, not
+        leadership); the leader labels its own pod, which the operator Service selects.
+        """
+        config = self._config
+        health = HealthServer(config.listen_host, config.health_port)
+        # Leadership has a connection of its own: a burst of status writes must never
+        # hold up a lease renewal.
+        leases = await load_client()
+        try:
+            await health.start()
+            owners = await ownership.owner_references(
+                leases, config.namespace, config.service_account
+            )
+            label = (
+                LeaderLabel(leases, config.namespace, config.pod_name) if config.pod_name else None
+            )
+            if label is not None:
+                # A restarted container keeps its pod, and so the label of a past term.
+                await label.clear()
+            elector = LeaderElector(
+                leases,
+                config.namespace,
+                self._options.identity,
+                owners=[_owner_reference(owner) for owner in owners],
+            )
+            await elector.acquire()
+            api = await load_client()
+            try:
+                return await self._lead(api, elector, owners, label)
+            finally:
+                await api.close()
+        finally:
+            await health.stop()
+            await leases.close()
+
+    async def _lead(
+        self,
+        api: client.ApiClient,
+        elector: LeaderElector,
+        owners: list[dict[str, Any]],
+        label: LeaderLabel | None,
+    ) -> int:
+        operator = await Operator.build(api, self._config, owners)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await operator.start()
+            kopf_task = asyncio.create_task(
+                kopf.operator(
+                    registry=operator.registry,
+                    settings=watches.settings(),
+                    clusterwide=True,
+                    standalone=True,
+                    liveness_endpoint=self._options.liveness,
+                ),
+                name="kopf",
+            )
+            holding = asyncio.create_task(elector.hold(), name="leadership")
+            tasks = [kopf_task, holding]
+            if label is not None:
+                tasks.append(asyncio.create_task(label.mark(), name="leader-label"))
+            done, _ = await asyncio.wait([kopf_task, holding], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Every write stops before the lease is released or lost.
+            await operator.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await _clear(label)
+        if holding in done:
+            if not isinstance(holding.exception(), LeadershipLost):
+                holding.result()
+            log.error("leadership lost: exiting so that a standby takes over")
+            return 1
+        await elector.release()
+        kopf_task.result()
+        return 0
+
+
+class Operator:
+    """Every part of the operator, wired. Built only by a replica that leads."""
+
+    def __init__(
+        self, api: client.ApiClient, config: OperatorConfig, *, join_keys: JoinKeys
+    ) -> None:
+        picture = CapacityPicture()
+        rooms_informer = Informer(api, ROOMS)
+        self.cache = cache = ClusterCache(rooms_informer)
+        answers: Waiters[RoomAnswer] = Waiters()
+        self.rooms = rooms = RoomReconciler(api, cache, picture, answers)
+        rooms_informer.subscribe(on_change=rooms.room_changed, on_synced=rooms.restore)
+        restored = rooms.restored.is_set
+
+        self.regions = RegionReconciler(
+            api,
+            cache,
+            picture,
+            context=OperatorContext(
+                report_url=config.report_url,
+                join_api_url=config.join_api_public_url,
+                default_sfu_image=config.sfu_image,
+                turn_image=config.turn_image,
+                image_pull_policy=config.image_pull_policy,
+                turn_image_prometheus=config.turn_image_prometheus,
+                control_plane_namespace=config.namespace,
+            ),
+            join_keys=join_keys,
+            propagation_seconds=config.turn_propagation_seconds,
+            ready=restored,
+        )
+        self.failover = failover = FailoverReconciler(
+            api,
+            cache,
+            picture,
+            trigger_room=rooms.trigger,
+            room_writes_idle=rooms.wait_idle,
+            ready=restored,
+        )
+        self.live_status = LiveStatusReconciler(
+            api, cache, picture, trigger_room=rooms.trigger, ready=restored
+        )
+        self.rebalance = RebalanceReconciler(
+            api, cache, picture, trigger_room=rooms.trigger, ready=restored
+        )
+        feed = CapacityFeed(
+            cache,
+            picture,
+            capacity_appeared=rooms.retry_pending,
+            pod_lost=failover.pod_lost,
+            ready=restored,
+        )
+
+        self.jwks = JwksCache(api)
+        store, limiter = SecretApiKeyStore(), RateLimiter()
+        self.api_keys = ApiKeyWatch(api, config.namespace, store, limiter)
+        placements = ControlPlanePlacements(
+            api,
+            cache,
+            picture,
+            answers,
+            trigger_room=rooms.trigger,
+            restored=rooms.restored,
+            turn_access=self.regions.turn_access,
+            join_keys=join_keys,
+        )
+        tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
+        self.http = HttpServer(
+            build_app(
+                ReportReceiver(self.jwks, feed), join_api_app(placements, store, limiter=limiter)
+            ),
+            config.listen_host,
+            config.listen_port,
+            tls,
+        )
+        self.registry = watches.registry(
+            cache,
+            region_changed=self.regions.trigger,
+            sfu_pod_changed=feed.on_pod,
+            namespace_changed=rooms.retry_pending,
+        )
+        self._rooms_informer = rooms_informer
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def build(
+        cls, api: client.ApiClient, config: OperatorConfig, owners: list[dict[str, Any]]
+    ) -> Operator:
+        join_keys = await signing_keys.load_or_create(api, config.namespace, owners)
+        return cls(api, config, join_keys=join_keys)
+
+    async def start(self) -> None:
+        self.regions.start()
+        self.rooms.start()
+        self.failover.start()
+        self.live_status.start()
+        self.rebalance.start()
+        await self.jwks.refresh(force=True)
+        await self.api_keys.start()
+        await self.http.start()
+        self._tasks.append(asyncio.create_task(self._follow_rooms(), name="room-informer"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http.stop()
+        await self.api_keys.stop()
+        for part in (self.rebalance, self.live_status, self.failover, self.rooms, self.regions):
+            await part.stop()
+
+    async def _follow_rooms(self) -> None:
+        """Rooms are read only once Regions, SFU pods and namespaces are all known: the
+        first list restores every placement before any room is reconciled."""
+        await self.cache.indexed.wait()
+        await self._rooms_informer.run()
+
+
+def _owner_reference(owner: dict[str, Any]) -> client.V1OwnerReference:
+    return client.V1OwnerReference(
+        api_version=owner["apiVersion"], kind=owner["kind"], name=owner["name"], uid=owner["uid"]
+    )
+
+
+async def _clear(label: LeaderLabel | None) -> None:
+    """Drop the leader label on the way out, briefly: the container's restart clears it too."""
+    if label is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(label.clear(), LABEL_CLEAR_SECONDS)

@@ -1,0 +1,99 @@
+"""The capacity feed: SFU Pod watch events and capacity reports into the capacity picture,
+and each report's answer from it. No API call per report.
+
+What it learns that others act on, it signals: a pod lost (failover runs at once) and
+capacity that may have appeared (rooms waiting for some are looked at again).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from switchboard_api import defaults
+from switchboard_api import labels as keys
+from switchboard_api.contract import CapacityReport, ReportResponse
+from switchboard_operator.cache import ClusterCache
+from switchboard_operator.kube import bodies
+from switchboard_operator.logic.capacity import CapacityPicture, PodObservation
+from switchboard_operator.logic.report_response import report_response
+from switchboard_operator.logic.timestamps import parse_time
+
+log = logging.getLogger(__name__)
+
+
+class CapacityFeed:
+    def __init__(
+        self,
+        cache: ClusterCache,
+        picture: CapacityPicture,
+        *,
+        capacity_appeared: Callable[[], None],
+        pod_lost: Callable[[], None],
+        ready: Callable[[], bool],
+        failover_timeout: float = defaults.FAILOVER_TIMEOUT_SECONDS,
+    ) -> None:
+        self._cache = cache
+        self._picture = picture
+        self._capacity_appeared = capacity_appeared
+        self._pod_lost = pod_lost
+        self._ready = ready
+        self._failover_timeout = failover_timeout
+
+    @property
+    def ready(self) -> bool:
+        """Whether placements are known: before that, an answer would be from an empty
+        picture and tell the SFU to drop every room it serves."""
+        return self._ready()
+
+    def on_pod(self, body: Mapping[str, Any], deleted: bool) -> None:
+        """An SFU Pod watch event."""
+        meta = body["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        if deleted:
+            lost = self._picture.remove_pod(key, meta.get("uid"))
+            if lost is not None and lost.rooms:
+                log.info("sfu pod deleted with rooms pod=%s rooms=%d", key, len(lost.rooms))
+                self._pod_lost()
+            return
+        annotations = meta.get("annotations") or {}
+        draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
+        ready = bodies.pod_ready(body)
+        failed = bodies.pod_failed(body)
+        self._picture.apply_pod(
+            PodObservation(
+                namespace=meta["namespace"],
+                name=meta["name"],
+                uid=meta["uid"],
+                region=(meta.get("labels") or {}).get(keys.REGION, ""),
+                ready=ready,
+                draining=draining,
+                drain_deadline=parse_time(annotations.get(keys.DRAIN_DEADLINE)),
+                failed=failed,
+            ),
+            time.time(),
+        )
+        # A failed pod ends the wait of rooms for its region: they go elsewhere now.
+        if (ready and not draining) or failed:
+            self._capacity_appeared()
+
+    def on_report(self, report: CapacityReport, now: float) -> ReportResponse:
+        """An authenticated capacity report, received at `now`."""
+        outcome = self._picture.apply_report(report, now)
+        if outcome.new_incarnation or (outcome.accepted and report.fenced):
+            self._pod_lost()
+        if outcome.capacity_freed:
+            self._capacity_appeared()
+        return report_response(
+            self._picture,
+            report,
+            outcome,
+            max_participants=self._max_participants,
+            failover_timeout=self._failover_timeout,
+        )
+
+    def _max_participants(self, room: str) -> int:
+        spec = (self._cache.room(room) or {}).get("spec") or {}
+        return int(spec.get("maxParticipants", defaults.ROOM_MAX_PARTICIPANTS))

@@ -1,0 +1,315 @@
+"""One pass over one Region: check what it references, converge every object it owns to
+the pure manifests (server-side apply of what drifted), rotate its TURN secret, publish the
+join-token public keys, and carry out the SFU pod plan. A fresh object per pass: what must
+outlive a pass goes back to the reconciler (`sfu_pods`, `turn_access`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from switchboard_api import labels as keys
+from switchboard_api.region import Region
+from switchboard_operator.cache import ClusterCache
+from switchboard_operator.kube import bodies, events, objects
+from switchboard_operator.logic import manifests
+from switchboard_operator.logic.drift import drifted_paths, is_subset
+from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.notices import Notice
+from switchboard_operator.logic.region_status import Problem
+from switchboard_operator.logic.sfu_pod_plan import (
+    SfuPodMemory,
+    SfuPodView,
+    created_notice,
+    draining_notice,
+    plan_region_pods,
+)
+from switchboard_operator.logic.timestamps import format_time, parse_time
+from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION, TurnAccess, step
+from switchboard_turn.coturn import TurnSecrets
+
+log = logging.getLogger(__name__)
+
+MANAGED = {keys.APP_MANAGED_BY: keys.MANAGED_BY_VALUE}
+ROTATION_STARTED_AT = "switchboard.dev/turn-rotation-requested"
+"""TURN Secret annotation: the rotation request value already acted upon."""
+RECHECK_SECONDS = 300.0
+"""Unwatched inputs (Secrets, the namespace, the keys ConfigMap) are re-read this often."""
+
+HostsRooms = Callable[[str, str], bool]
+"""Whether the pod `<namespace>/<name>` with that UID has rooms placed on it (the capacity
+picture, which leads the pod's hosts-rooms label)."""
+
+
+class RegionPass:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        cache: ClusterCache,
+        body: dict[str, Any],
+        region: Region,
+        *,
+        context: manifests.OperatorContext,
+        join_keys: JoinKeys,
+        hosts_rooms: HostsRooms,
+        propagation_seconds: float,
+        sfu_pods: SfuPodMemory,
+    ) -> None:
+        self.api = api
+        self.cache = cache
+        self.body = body
+        self.region = region
+        self.context = context
+        self.join_keys = join_keys
+        self.hosts_rooms = hosts_rooms
+        self.propagation_seconds = propagation_seconds
+        self.name = region.metadata.name or ""
+        self.namespace = region.spec.namespace
+        self.requeue: float = RECHECK_SECONDS
+        self.sfu_pods = sfu_pods
+        """What the reconciler remembers of the Region's SFU pods, as this pass leaves it."""
+        self.turn_converged = False
+        self.turn_access: TurnAccess | None = None
+        """With `turn_converged`: the TURN access clients get now (None: no TURN)."""
+        self._turn_secret_body: dict[str, Any] | None = None
+
+    async def run(self) -> tuple[Problem | None, list[str]]:
+        """Converge the Region; returns what stops it, if anything, and its TURN URIs."""
+        problem = await self._check_references()
+        turn_uris: list[str] = []
+        if problem is None:
+            try:
+                turn_uris = await self._converge_workloads()
+            except manifests.ManifestError as error:
+                problem = Problem(error.reason, str(error))
+        return problem, turn_uris
+
+    async def _check_references(self) -> Problem | None:
+        if await objects.get(self.api, "Namespace", self.namespace) is None:
+            return Problem(
+                "NamespaceMissing",
+                f"Namespace {self.namespace!r} (spec.namespace) does not exist; create it or "
+                "change spec.namespace.",
+            )
+        spec = self.region.spec
+        references = [("spec.sfu.tlsSecretName", spec.sfu.tls_secret_name)]
+        if spec.turn.enabled:
+            references.append(("spec.turn.tlsSecretName", spec.turn.tls_secret_name))
+        for path, tls in references:
+            if tls and await objects.get(self.api, "Secret", tls, self.namespace) is None:
+                return Problem(
+                    "TLSSecretMissing",
+                    f"Secret {self.namespace}/{tls} ({path}) does not exist; "
+                    "create a kubernetes.io/tls Secret with that name.",
+                )
+        return None
+
+    async def _converge_workloads(self) -> list[str]:
+        turn_secrets, rotated_at = await self._turn_secrets()
+        desired = manifests.desired_objects(
+            self.region,
+            self.context,
+            turn_secrets=turn_secrets,
+            turn_secret_rotated_at=rotated_at,
+        )
+        owned = self.cache.owned(self.name)
+        wanted: set[tuple[str, str]] = set()
+        for manifest in desired:
+            key = (manifest["kind"], manifest["metadata"]["name"])
+            wanted.add(key)
+            observed = owned.get(key) if manifest["kind"] != "Secret" else self._turn_secret_body
+            await self._converge(manifest, observed)
+        for (kind, obj_name), obj in owned.items():
+            if (kind, obj_name) not in wanted:
+                await objects.delete(
+                    self.api,
+                    kind,
+                    obj_name,
+                    obj["metadata"]["namespace"],
+                    uid=obj["metadata"]["uid"],
+                )
+                await self._event(
+                    Notice("Normal", "Removed", f"Deleted {kind} {obj_name}: no longer wanted.")
+                )
+        await self._publish_join_keys()
+        turn_uris = self._turn_uris()
+        self.turn_converged = True
+        if turn_secrets is not None:
+            self.turn_access = TurnAccess(
+                uris=tuple(turn_uris),
+                secret=turn_secrets.minted.encode(),
+                credential_ttl_seconds=self.region.spec.turn.credential_ttl_seconds,
+            )
+        await self._converge_sfu_pods(turn_uris)
+        return turn_uris
+
+    async def _converge(self, manifest: dict[str, Any], observed: dict[str, Any] | None) -> None:
+        kind, obj_name = manifest["kind"], manifest["metadata"]["name"]
+        where = f"{kind} {self.namespace}/{obj_name}"
+        if observed is None:
+            await objects.apply(self.api, manifest)
+            await self._event(Notice("Normal", "Created", f"Created {where}."))
+        elif not is_subset(manifest, observed):
+            paths = drifted_paths(manifest, observed)
+            await objects.apply(self.api, manifest)
+            await self._event(
+                Notice("Normal", "DriftRepaired", f"Restored {where}: {', '.join(paths)[:300]}.")
+            )
+
+    async def _turn_secrets(self) -> tuple[TurnSecrets | None, str | None]:
+        if not self.region.spec.turn.enabled:
+            return None, None
+        name = manifests.turn_secret_name(self.region)
+        existing = await objects.get(self.api, "Secret", name, self.namespace)
+        self._turn_secret_body = existing
+        if existing is None:
+            return TurnSecrets(minted=_new_secret()), None
+        current = manifests.turn_secrets_from_secret(existing)
+        annotations = existing["metadata"].get("annotations") or {}
+        rotated_at = annotations.get(manifests.TURN_SECRET_ROTATED_AT)
+        requested_value = (self.region.metadata.annotations or {}).get(ROTATE_ANNOTATION)
+        requested = bool(requested_value) and requested_value != annotations.get(
+            ROTATION_STARTED_AT
+        )
+        result = step(
+            current,
+            requested=requested,
+            new_secret=_new_secret(),
+            phase_started_at=parse_time(rotated_at),
+            now=time.time(),
+            propagation_seconds=self.propagation_seconds,
+            credential_ttl_seconds=float(self.region.spec.turn.credential_ttl_seconds),
+        )
+        if result.requeue_after is not None:
+            self.requeue = min(self.requeue, result.requeue_after)
+        if result.event:
+            await self._event(Notice("Normal", "TurnSecretRotation", result.event))
+        new_rotated_at = (
+            None if result.phase_started_at is None else format_time(result.phase_started_at)
+        )
+        if requested and result.changed and requested_value:
+            # Remember which request was served, so it is not served twice.
+            await objects.patch_merge(
+                self.api,
+                "Secret",
+                name,
+                self.namespace,
+                {"metadata": {"annotations": {ROTATION_STARTED_AT: requested_value}}},
+            )
+            existing["metadata"].setdefault("annotations", {})[ROTATION_STARTED_AT] = (
+                requested_value
+            )
+        return result.secrets, new_rotated_at
+
+    async def _publish_join_keys(self) -> None:
+        name = self.context.join_public_keys_configmap
+        desired = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {**MANAGED, keys.REGION: self.name},
+            },
+            "data": self.join_keys.public_pems(),
+        }
+        observed = await objects.get(self.api, "ConfigMap", name, self.namespace)
+        if observed is None or not is_subset(desired, observed):
+            await objects.apply(self.api, desired)
+
+    def _turn_uris(self) -> list[str]:
+        if not self.region.spec.turn.enabled:
+            return []
+        service_name = manifests.workload_name(self.region, manifests.Component.TURN)
+        service = self.cache.owned(self.name).get(("Service", service_name))
+        ingress = ((service or {}).get("status") or {}).get("loadBalancer", {}).get("ingress")
+        if ingress:
+            host = ingress[0].get("hostname") or ingress[0].get("ip")
+        else:
+            host = f"{service_name}.{self.namespace}.svc"
+        return manifests.turn_uris(self.region, host)
+
+    async def _converge_sfu_pods(self, turn_uris: list[str]) -> None:
+        current_hash = manifests.pod_template_hash(self.region, self.context, turn_uris=turn_uris)
+        pods = self.cache.sfu_pods(self.name)
+        views = [pod_view(p, self.hosts_rooms) for p in pods]
+        sfu = self.region.spec.sfu
+        desired = max(sfu.min_replicas, min(sfu.max_replicas, sfu.min_replicas))
+        now = time.time()
+        plan = plan_region_pods(views, desired, current_hash, self.sfu_pods, now)
+        self.sfu_pods = plan.memory
+        if plan.retry_after is not None:
+            self.requeue = min(self.requeue, plan.retry_after)
+        for notice in plan.crashed:
+            await self._event(notice)
+        for _ in range(plan.create):
+            pod = manifests.sfu_pod(self.region, self.context, _suffix(), turn_uris=turn_uris)
+            await objects.create(self.api, pod)
+            self.sfu_pods = self.sfu_pods.created(pod["metadata"]["name"], now)
+            await self._event(created_notice(pod["metadata"]["name"]))
+        for pod_name in plan.drain:
+            await objects.patch_merge(
+                self.api,
+                "Pod",
+                pod_name,
+                self.namespace,
+                {"metadata": {"annotations": {keys.DRAIN: "true"}}},
+            )
+            await self._event(draining_notice(pod_name))
+        uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
+        for pod_name in plan.delete:
+            await objects.delete(self.api, "Pod", pod_name, self.namespace, uid=uids[pod_name])
+            await self._event(plan.deleted[pod_name])
+
+    async def _event(self, notice: Notice) -> None:
+        log.info(
+            "region event region=%s reason=%s message=%s", self.name, notice.reason, notice.message
+        )
+        await events.post(self.api, self.body, notice.type, notice.reason, notice.message)
+
+
+def pod_view(pod: Mapping[str, Any], hosts_rooms: HostsRooms) -> SfuPodView:
+    """What the SFU pod plan needs to know about a pod, as the Pod watch shows it."""
+    meta = pod["metadata"]
+    pod_labels = meta.get("labels") or {}
+    phase = (pod.get("status") or {}).get("phase")
+    return SfuPodView(
+        name=meta["name"],
+        template_hash=pod_labels.get(manifests.POD_TEMPLATE_HASH, ""),
+        ready=bodies.pod_ready(pod),
+        deleting=bool(meta.get("deletionTimestamp")),
+        terminated=phase in ("Failed", "Succeeded"),
+        failed=bodies.pod_failed(pod),
+        draining=(meta.get("annotations") or {}).get(keys.DRAIN) == "true",
+        hosts_rooms=pod_labels.get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
+        or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
+        created=meta.get("creationTimestamp") or "",
+        exit_reason=_exit_reason(pod),
+    )
+
+
+def _exit_reason(pod: Mapping[str, Any]) -> str:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated:
+            return (
+                f"{terminated.get('reason', 'Terminated')}, exit code {terminated.get('exitCode')}"
+            )
+    status = pod.get("status") or {}
+    return status.get("reason") or (status.get("phase") or "failed").lower()
+
+
+def _suffix() -> str:
+    alphabet = manifests.SFU_POD_SUFFIX_ALPHABET
+    return "".join(secrets.choice(alphabet) for _ in range(manifests.SFU_POD_SUFFIX_LENGTH))
+
+
+def _new_secret() -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(48))

@@ -1,0 +1,51 @@
+"""A report's answer carries the pod's complete assignments with each room's participant
+limit, its drain orders, and closes only the strays that live nowhere else."""
+
+from __future__ import annotations
+
+from fixtures.placement_builders import NOW, add_pod, key, observe, report, usage
+from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.logic.report_response import report_response
+
+
+def test_the_answer_lists_every_assignment_and_closes_only_rooms_placed_nowhere():
+    picture = CapacityPicture()
+    add_pod(picture, "sfu-0")
+    add_pod(picture, "sfu-1")
+    for room, pod in (("a/one", "sfu-0"), ("a/two", "sfu-0"), ("a/moved", "sfu-1")):
+        picture.assign(room, 5.0, pod=key(pod), pod_uid=f"uid-{pod}", now=NOW)
+    sent = report(
+        "sfu-0",
+        sequence=3,
+        rooms=(usage("a/one"), usage("a/moved"), usage("a/ended")),
+    )
+    outcome = picture.apply_report(sent, NOW + 1)
+    limits = {"a/one": 4, "a/two": 10}
+    answer = report_response(
+        picture, sent, outcome, max_participants=limits.__getitem__, failover_timeout=10.0
+    ).to_wire()
+    assert answer == {
+        "version": "switchboard.dev/v1",
+        "acknowledged": True,
+        "sequence": 3,
+        "failoverTimeoutSeconds": 10.0,
+        "assignments": [
+            {"room": "a/one", "maxParticipants": 4, "closing": False},
+            {"room": "a/two", "maxParticipants": 10, "closing": False},
+        ],
+        "drain": False,
+        "close": ["a/ended"],
+        "peers": [],
+    }
+
+
+def test_a_draining_pod_is_told_so_with_its_deadline():
+    picture = CapacityPicture()
+    picture.apply_pod(observe("sfu-0", draining=True, drain_deadline=NOW + 60), NOW)
+    sent = report("sfu-0", sequence=1)
+    outcome = picture.apply_report(sent, NOW)
+    answer = report_response(
+        picture, sent, outcome, max_participants=lambda _room: 2, failover_timeout=10.0
+    ).to_wire()
+    assert answer["drain"] is True
+    assert answer["drainDeadline"] == "1970-01-12T13:47:40Z"
