@@ -379,12 +379,31 @@ class RegionSpec(CelValidated):
     )
 
 
+MAX_RECORDED_SFU_PODS = 512
+"""Bound of `status.sfu.pods`: well above any Region's SFU pods, surge pods included."""
+
+
+class SfuPodRecord(CamelModel):
+    """An SFU pod the operator created, by the UID the API server gave it."""
+
+    name: DnsSubdomain = Field(description="The pod's name, in the Region's namespace.")
+    uid: str = Field(min_length=1, max_length=64, description="The pod's `metadata.uid`.")
+
+
 class SfuStatus(CamelModel):
     """Observed state of the region's SFU pods."""
 
     desired_replicas: int = Field(default=0, ge=0, description="Pods the operator wants.")
     ready_replicas: int = Field(default=0, ge=0, description="Ready pods accepting rooms.")
     draining_replicas: int = Field(default=0, ge=0, description="Pods draining before removal.")
+    pods: list[SfuPodRecord] | None = Field(
+        default=None,
+        max_length=MAX_RECORDED_SFU_PODS,
+        description="The SFU pods the operator created, by UID. Only these pods are "
+        "trusted: their capacity reports are accepted, rooms are placed on them and they "
+        "count as the Region's pods. Labels, ownerReferences and the ServiceAccount of a "
+        "pod can be copied by anyone who may create pods; a UID cannot.",
+    )
 
 
 class TurnStatus(CamelModel):

@@ -34,6 +34,8 @@ class RegionObservation:
     turn_uris: Sequence[str]
     problem: Problem | None = None
     totals: RegionLoad | None = None
+    sfu_pods: Sequence[Mapping[str, str]] = ()
+    """The SFU pods the operator created and trusts (`logic/sfu_trust.py`)."""
     """Rooms, capacity and measured load from the SFU reports (None before any)."""
 
 
@@ -90,6 +92,7 @@ def region_status(
             "desiredReplicas": o.sfu_desired,
             "readyReplicas": o.sfu_ready,
             "drainingReplicas": o.sfu_draining,
+            "pods": [dict(p) for p in o.sfu_pods],
         },
         "turnURIs": list(o.turn_uris),
     }

@@ -51,6 +51,8 @@ class PodState:
     load: float = 0.0
     participants: int = 0
     cpu_cores: float = 0.0
+    join_key_ids: tuple[str, ...] | None = None
+    """The join-token keys the pod said it holds in its last report (None: it does not say)."""
     baseline: float = 0.0
     """Measured load not attributed to any room placed here."""
     reserved: float = 0.0
@@ -133,6 +135,7 @@ class PodState:
         self.load = report.load
         self.participants = report.participants
         self.cpu_cores = report.cpu_cores
+        self.join_key_ids = None if report.join_key_ids is None else tuple(report.join_key_ids)
         self.measured = {
             usage.room: RoomMeasurement(
                 cost=model.measured_cost(usage.load, usage.participants),

@@ -23,7 +23,7 @@ from switchboard_operator.kube import bodies, events
 from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.capacity import CapacityPicture
-from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.observation import status_patch
 from switchboard_operator.logic.region_status import (
     Problem,
@@ -34,7 +34,12 @@ from switchboard_operator.logic.region_status import (
 from switchboard_operator.logic.sfu_pod_plan import SfuPodMemory
 from switchboard_operator.logic.timestamps import format_time
 from switchboard_operator.logic.turn_rotation import TurnAccess
-from switchboard_operator.reconcilers.regions.workloads import RegionPass, pod_view
+from switchboard_operator.metrics import OperatorMetrics
+from switchboard_operator.reconcilers.regions.workloads import (
+    RegionPass,
+    pod_view,
+    sfu_pod_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +57,10 @@ class RegionReconciler:
         picture: CapacityPicture,
         *,
         context: manifests.OperatorContext,
-        join_keys: JoinKeys,
+        join_keys: JoinKeyRing,
         propagation_seconds: float,
         ready: Callable[[], bool],
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self._api = api
         self._cache = cache
@@ -62,7 +68,8 @@ class RegionReconciler:
         self._context = context
         self._join_keys = join_keys
         self._propagation_seconds = propagation_seconds
-        self._queue = WorkQueue(self.reconcile, "regions")
+        metrics = metrics or OperatorMetrics()
+        self._queue = WorkQueue(self.reconcile, "regions", observe=metrics.reconciles("Region"))
         self._degraded: dict[str, str] = {}
         self._turn_access: dict[str, TurnAccess] = {}
         self._sfu_pods: dict[str, SfuPodMemory] = {}
@@ -81,6 +88,11 @@ class RegionReconciler:
 
     def trigger(self, name: str) -> None:
         self._queue.trigger(name)
+
+    def trigger_all(self) -> None:
+        """Every Region, e.g. when the join-token keys they publish change."""
+        for name in self._cache.regions():
+            self._queue.trigger(name)
 
     def turn_access(self, region: str) -> TurnAccess | None:
         """TURN URIs and the minting secret of a Region, for the join API (never logged)."""
@@ -191,6 +203,7 @@ class RegionReconciler:
             turn_uris=turn_uris,
             problem=problem,
             totals=self._loads.get(name),
+            sfu_pods=sfu_pod_records(self._cache, name, time.time()),
         )
 
     async def _write_status(self, body: Mapping[str, Any], observation: RegionObservation) -> None:

@@ -19,9 +19,10 @@ from switchboard_api import labels as keys
 from switchboard_api.region import Region
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies, events, objects
+from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.drift import drifted_paths, is_subset
-from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.notices import Notice
 from switchboard_operator.logic.region_status import Problem
 from switchboard_operator.logic.sfu_pod_plan import (
@@ -57,7 +58,7 @@ class RegionPass:
         region: Region,
         *,
         context: manifests.OperatorContext,
-        join_keys: JoinKeys,
+        join_keys: JoinKeyRing,
         hosts_rooms: HostsRooms,
         propagation_seconds: float,
         sfu_pods: SfuPodMemory,
@@ -147,6 +148,7 @@ class RegionPass:
                 secret=turn_secrets.minted.encode(),
                 credential_ttl_seconds=self.region.spec.turn.credential_ttl_seconds,
             )
+        await self._warn_untrusted_pods()
         await self._converge_sfu_pods(turn_uris)
         return turn_uris
 
@@ -209,6 +211,12 @@ class RegionPass:
         return result.secrets, new_rotated_at
 
     async def _publish_join_keys(self) -> None:
+        """The join-token public keys SFU pods verify with: the signing Secret's, and a
+        removed key's until every token it signed has expired (logic/join_key_ring.py)."""
+        now = time.time()
+        withdrawal = self.join_keys.next_withdrawal(now)
+        if withdrawal is not None:
+            self.requeue = min(self.requeue, max(withdrawal - now, 0.0) + 0.1)
         name = self.context.join_public_keys_configmap
         desired = {
             "apiVersion": "v1",
@@ -218,10 +226,15 @@ class RegionPass:
                 "namespace": self.namespace,
                 "labels": {**MANAGED, keys.REGION: self.name},
             },
-            "data": self.join_keys.public_pems(),
+            "data": self.join_keys.public_pems(now),
         }
         observed = await objects.get(self.api, "ConfigMap", name, self.namespace)
-        if observed is None or not is_subset(desired, observed):
+        # The data must be equal, not only contain ours: a withdrawn key must go.
+        if (
+            observed is None
+            or not is_subset(desired, observed)
+            or observed.get("data") != desired["data"]
+        ):
             await objects.apply(self.api, desired)
 
     def _turn_uris(self) -> list[str]:
@@ -251,7 +264,15 @@ class RegionPass:
             await self._event(notice)
         for _ in range(plan.create):
             pod = manifests.sfu_pod(self.region, self.context, _suffix(), turn_uris=turn_uris)
-            await objects.create(self.api, pod)
+            created = await objects.create(self.api, pod)
+            if created is None:
+                continue  # the name was taken: not ours, so not trusted; next pass retries
+            # Trusted from the moment the API server names its UID, and recorded in the
+            # Region's status at once, so a restart trusts it too (logic/sfu_trust.py).
+            self.cache.sfu_ledger.created(
+                self.name, created["metadata"]["name"], created["metadata"]["uid"], now
+            )
+            await self._record_sfu_pods(now)
             self.sfu_pods = self.sfu_pods.created(pod["metadata"]["name"], now)
             await self._event(created_notice(pod["metadata"]["name"]))
         for pod_name in plan.drain:
@@ -268,11 +289,43 @@ class RegionPass:
             await objects.delete(self.api, "Pod", pod_name, self.namespace, uid=uids[pod_name])
             await self._event(plan.deleted[pod_name])
 
+    async def _record_sfu_pods(self, now: float) -> None:
+        records = sfu_pod_records(self.cache, self.name, now)
+        await patch_region_status(self.api, self.name, {"sfu": {"pods": records}})
+
+    async def _warn_untrusted_pods(self) -> None:
+        """One Warning Event per pod that carries the Region's SFU labels but was not
+        created by the operator: it is ignored, so whoever made it should learn why."""
+        for pod in self.cache.untrusted_sfu_pods(self.name):
+            meta = pod["metadata"]
+            if not self.cache.sfu_ledger.first_warning(meta["uid"]):
+                continue
+            where = f"{meta.get('namespace')}/{meta['name']}"
+            log.warning("untrusted sfu pod region=%s pod=%s uid=%s", self.name, where, meta["uid"])
+            await self._event(
+                Notice(
+                    "Warning",
+                    "UntrustedSfuPod",
+                    f"Pod {where} (uid {meta['uid']}) carries this Region's SFU labels but "
+                    "the operator did not create it: it is not counted, no rooms are placed "
+                    "on it and its capacity reports are refused. Delete it, and allow only "
+                    f"the operator to create pods in {self.namespace}.",
+                )
+            )
+
     async def _event(self, notice: Notice) -> None:
         log.info(
             "region event region=%s reason=%s message=%s", self.name, notice.reason, notice.message
         )
         await events.post(self.api, self.body, notice.type, notice.reason, notice.message)
+
+
+def sfu_pod_records(cache: ClusterCache, region: str, now: float) -> list[dict[str, str]]:
+    """The Region's `status.sfu.pods`: the SFU pods it trusts that still exist (or were
+    created too recently for the watch to show them)."""
+    return cache.sfu_ledger.records(
+        region, cache.recorded_sfu_pods(region), cache.labelled_sfu_pod_uids(region), now
+    )
 
 
 def pod_view(pod: Mapping[str, Any], hosts_rooms: HostsRooms) -> SfuPodView:
