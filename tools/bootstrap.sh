@@ -7,9 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # podman + runc run the images (crun refuses this cgroup layout); mmdebstrap builds their
-# Debian bases without a registry; skopeo copies images to registries.
+# Debian bases without a registry; skopeo copies images to registries. prometheus: Debian's
+# promtool checks and unit-tests the alerting rules (the server the tests run is built from
+# tools/prometheus: Debian's lacks Kubernetes service discovery). libnss3-tools' certutil
+# makes Chromium trust the tests' certificate authority.
 APT_PACKAGES=(coturn iproute2 util-linux chromium chromium-driver curl openssl
-  podman buildah runc conmon mmdebstrap uidmap fuse-overlayfs skopeo)
+  podman buildah runc conmon mmdebstrap uidmap fuse-overlayfs skopeo prometheus libnss3-tools)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -38,3 +41,5 @@ fi
 
 .venv/bin/switchboard-local build >/dev/null
 .venv/bin/python -c 'from switchboard_dev.helm import helm_binary; helm_binary()'
+.venv/bin/python -c 'from switchboard_dev.monitoring_crds import crd_dir; crd_dir()'
+.venv/bin/python -c 'from switchboard_dev.prometheus import prometheus_binary; prometheus_binary()'

@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, Field, NonNegativeFloat, NonNegativeInt, Pos
 
 from switchboard_api._camel import CamelModel
 from switchboard_api.kube_types import DNS_LABEL, DNS_LABEL_MAX_LENGTH
-from switchboard_api.ports import SFU_PEER_PORT, SFU_SIGNALLING_PORT
+from switchboard_api.ports import SFU_METRICS_PORT, SFU_PEER_PORT, SFU_SIGNALLING_PORT
 from switchboard_api.resources import GROUP
 
 CONTRACT_VERSION: Final = f"{GROUP}/v1"
@@ -85,6 +85,7 @@ class SfuEnv(StrEnum):
     ANNOUNCE_ADDRESS = "SWITCHBOARD_ANNOUNCE_ADDRESS"
     LISTEN_HOST = "SWITCHBOARD_LISTEN_HOST"
     SIGNALLING_PORT = "SWITCHBOARD_SIGNALLING_PORT"
+    METRICS_PORT = "SWITCHBOARD_METRICS_PORT"
     CAPACITY = "SWITCHBOARD_CAPACITY"
     REPORT_URL = "SWITCHBOARD_REPORT_URL"
     REPORT_INTERVAL_SECONDS = "SWITCHBOARD_REPORT_INTERVAL_SECONDS"
@@ -109,8 +110,10 @@ SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
     SfuEnv.ANNOUNCE_ADDRESS: "The only host address offered in ICE candidates: the pod IP, "
     "or the node IP with HostNetwork exposure.",
     SfuEnv.LISTEN_HOST: "Address the HTTP server binds.",
-    SfuEnv.SIGNALLING_PORT: "HTTP port: signalling, WHIP/WHEP, probes and /metrics "
+    SfuEnv.SIGNALLING_PORT: "Public HTTP port: signalling, WHIP/WHEP and probes "
     f"(default {SFU_SIGNALLING_PORT}).",
+    SfuEnv.METRICS_PORT: "Internal HTTP port serving only Prometheus `/metrics` "
+    f"(default {SFU_METRICS_PORT}); `0` turns the listener off.",
     SfuEnv.CAPACITY: "Capacity units the pod offers (the Region's sfu.capacityPerPod).",
     SfuEnv.REPORT_URL: f"Where capacity reports are POSTed; its path is `{REPORT_PATH}`.",
     SfuEnv.REPORT_INTERVAL_SECONDS: "Seconds between reports, at most "
@@ -236,6 +239,14 @@ class LeasePeer(PeerEndpoint):
     pod_uid: str = Field(alias="podUID", min_length=1, description="The peer pod's UID.")
 
 
+MAX_JOIN_KEYS: Final = 16
+"""Join-token keys a pod may hold at once (a rotation needs two or three)."""
+JoinKeyId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+]
+"""A join-token key id: a file name in the keys directory (`<kid>.pub`)."""
+
+
 class CapacityReport(CamelModel):
     """The SFU's periodic report of its capacity and load (POSTed to SWITCHBOARD_REPORT_URL)."""
 
@@ -287,6 +298,14 @@ class CapacityReport(CamelModel):
         default=None,
         description="Where this pod answers lease checks; absent from pods that do not "
         "(older versions, or no pod IP).",
+    )
+    join_key_ids: list[JoinKeyId] | None = Field(
+        default=None,
+        alias="joinKeyIds",
+        max_length=MAX_JOIN_KEYS,
+        description="The `kid`s of the join-token public keys this pod holds now: the "
+        "control plane signs a token for this pod only with a key listed here. Absent "
+        "from older pods (then it signs with its newest key).",
     )
 
 

@@ -44,3 +44,12 @@ COMPONENT_OPERATOR: Final = "operator"
 TOPOLOGY_REGION: Final = "topology.kubernetes.io/region"
 TOPOLOGY_ZONE: Final = "topology.kubernetes.io/zone"
 POD_SECURITY_ENFORCE: Final = "pod-security.kubernetes.io/enforce"
+
+CORDONED: Final = f"{GROUP}/cordoned"
+"""Annotation on an SFU pod the autoscaler is removing: RFC 3339 time it was cordoned. A
+cordoned pod takes no new rooms; its rooms stay until they end (nobody is moved), and
+the pod is deleted once it holds none. Unlike a drain, it is lifted if the pod is needed."""
+
+# Keys node autoscalers read: an SFU pod that hosts rooms must not be evicted by them.
+CLUSTER_AUTOSCALER_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+KARPENTER_DO_NOT_DISRUPT: Final = "karpenter.sh/do-not-disrupt"

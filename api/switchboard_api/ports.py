@@ -3,14 +3,23 @@
 from typing import Final
 
 SFU_SIGNALLING_PORT: Final = 7880
-"""SFU HTTP port: WebSocket signalling, WHIP/WHEP, /healthz, /readyz and /metrics."""
+"""SFU public HTTP port: WebSocket signalling, WHIP/WHEP, /healthz and /readyz."""
+
+SFU_METRICS_PORT: Final = 9880
+"""SFU internal port: Prometheus /metrics only, never exposed to clients."""
 
 SFU_PEER_PORT: Final = 7881
 """SFU internal port: lease checks between the SFU pods of a Region (docs/contract.md,
 "Leases"). Reached only from the Region's other SFU pods."""
 
 CONTROL_PLANE_HTTP_PORT: Final = 8080
-"""Operator HTTP port: capacity report receiver and join API."""
+"""Operator public HTTP port: the join API (and, until the internal listener takes them
+over, the capacity report receiver)."""
+
+OPERATOR_INTERNAL_PORT: Final = 8443
+"""Operator internal port: Prometheus /metrics (every replica, leader or standby) and the
+home of the capacity report receiver once the public and internal listeners are split.
+Reached only from inside the cluster."""
 
 OPERATOR_HEALTH_PORT: Final = 8081
 """Operator liveness endpoint (kopf's health probe)."""
@@ -29,3 +38,7 @@ TURN_RELAY_PORT_MAX: Final = 65535
 
 TURN_PROMETHEUS_PORT: Final = 9641
 """coturn's built-in Prometheus exporter port."""
+
+METRICS_PORT_NAME: Final = "metrics"
+"""The container-port name every Switchboard metrics endpoint carries; the chart's
+ServiceMonitor and PodMonitors select it."""

@@ -1,10 +1,11 @@
 """The Region custom resource: where a media region's SFU and TURN workloads run, and how."""
 
 import ipaddress
+import re
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from switchboard_api import defaults, ports
 from switchboard_api._camel import CamelModel
@@ -40,6 +41,8 @@ class RegionConditionType(StrEnum):
     """Workloads are being created, scaled or rolled out."""
     DEGRADED = "Degraded"
     """Something needs attention: e.g. fewer ready pods than desired, or invalid TLS secret."""
+    AT_MAX_REPLICAS = "AtMaxReplicas"
+    """Demand needs more SFU pods than `maxReplicas` allows: rooms may wait or spill."""
 
 
 class PlacementPolicy(StrEnum):
@@ -56,32 +59,72 @@ class MediaExposure(StrEnum):
     HOST_NETWORK = "HostNetwork"
 
 
+BUFFER_PATTERN = r"^(100|[1-9]?[0-9])%$"
+"""A percentage buffer: `0%` to `100%`."""
+
+
+def _check_buffer(value: int | str) -> int | str:
+    if isinstance(value, int):
+        if not 0 <= value <= 1000:
+            raise ValueError("a buffer of pods must be between 0 and 1000")
+    elif not re.fullmatch(BUFFER_PATTERN, value):
+        raise ValueError('a buffer must be a count of pods (2) or a percentage ("25%")')
+    return value
+
+
+Buffer = Annotated[
+    int | str,
+    AfterValidator(_check_buffer),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": BUFFER_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+"""Spare SFU pods: a count (`2`) or a percentage of the pods demand needs (`"25%"`)."""
+
+
 class SfuAutoscaling(CamelModel):
     """Autoscaling targets for the region's SFU pods."""
 
     enabled: bool = Field(
         default=True,
-        description="Scale SFU pods between minReplicas and maxReplicas to follow demand.",
+        description="Scale SFU pods between minReplicas and maxReplicas to follow demand "
+        "(room reservations). false: keep minReplicas pods.",
+    )
+    buffer: Buffer | None = Field(
+        default=None,
+        description="Spare SFU pods kept above what demand needs (at least minReplicas), "
+        "ready for a spike: a count such as 1, or a percentage of that count such as "
+        '"25%" (rounded up). The total stays within maxReplicas. Unset: 0.',
     )
     target_utilization: float = Field(
         default=defaults.SFU_TARGET_UTILIZATION,
         gt=0,
         le=1,
-        description="Fraction of the region's total SFU capacity that room reservations should "
-        "fill: more pods are added above it, drained pods are removed well below it.",
+        description="Fraction of the region's SFU capacity that room reservations should "
+        "fill: the autoscaler runs the fewest pods that keep reservations at or below it "
+        "(plus the buffer).",
     )
     scale_down_stabilization_seconds: int = Field(
         default=defaults.SFU_SCALE_DOWN_STABILIZATION_SECONDS,
         ge=0,
         le=86400,
-        description="Demand must stay low for this long before a pod is drained.",
+        description="Demand must stay low for this long before the autoscaler removes a pod: "
+        "it then cordons the emptiest pods (no new rooms, nobody is moved) and deletes each "
+        "once its last room has ended.",
     )
     drain_grace_seconds: int = Field(
         default=defaults.SFU_DRAIN_GRACE_SECONDS,
         ge=0,
         le=86400,
-        description="How long a draining pod waits for its rooms to migrate or end before it "
-        "is deleted.",
+        description="Only for drains a user asks for (the pod annotation "
+        "switchboard.dev/drain=true) and pod deletion: how long a draining SFU, after telling "
+        "its participants to migrate, waits for them to leave before it disconnects them and "
+        "exits; the pods' terminationGracePeriodSeconds is this plus 30 s. The autoscaler "
+        "never drains: it deletes only pods that hold no room.",
     )
 
 
@@ -159,11 +202,16 @@ class SfuSpec(CelValidated):
     )
     autoscaling: SfuAutoscaling = Field(
         default_factory=SfuAutoscaling,
-        description="When the autoscaler adds SFU pods and when it drains them.",
+        description="When the autoscaler adds SFU pods and when it removes them.",
     )
     rebalance: SfuRebalance = Field(
         default_factory=SfuRebalance,
         description="Optional: hot pods shed rooms that are still empty to cooler pods.",
+    )
+    priority_class_name: DnsSubdomain | None = Field(
+        default=None,
+        description="PriorityClass of the SFU pods, e.g. one that keeps them from being "
+        "preempted by batch work. Unset: the cluster default.",
     )
     media_exposure: MediaExposure = Field(
         default=MediaExposure.POD_IP,
@@ -379,12 +427,45 @@ class RegionSpec(CelValidated):
     )
 
 
+MAX_RECORDED_SFU_PODS = 512
+"""Bound of `status.sfu.pods`: well above any Region's SFU pods, surge pods included."""
+
+
+class SfuPodRecord(CamelModel):
+    """An SFU pod the operator created, by the UID the API server gave it."""
+
+    name: DnsSubdomain = Field(description="The pod's name, in the Region's namespace.")
+    uid: str = Field(min_length=1, max_length=64, description="The pod's `metadata.uid`.")
+
+
 class SfuStatus(CamelModel):
     """Observed state of the region's SFU pods."""
 
     desired_replicas: int = Field(default=0, ge=0, description="Pods the operator wants.")
+    current_replicas: int = Field(
+        default=0, ge=0, description="Pods that exist and are not on their way out."
+    )
     ready_replicas: int = Field(default=0, ge=0, description="Ready pods accepting rooms.")
-    draining_replicas: int = Field(default=0, ge=0, description="Pods draining before removal.")
+    draining_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Pods being removed: cordoned by the autoscaler until their rooms end, "
+        "or drained.",
+    )
+    last_scale_time: str | None = Field(
+        default=None, description="When the autoscaler last changed desiredReplicas."
+    )
+    last_scale_reason: str | None = Field(
+        default=None, description="Why the autoscaler last changed desiredReplicas."
+    )
+    pods: list[SfuPodRecord] | None = Field(
+        default=None,
+        max_length=MAX_RECORDED_SFU_PODS,
+        description="The SFU pods the operator created, by UID. Only these pods are "
+        "trusted: their capacity reports are accepted, rooms are placed on them and they "
+        "count as the Region's pods. Labels, ownerReferences and the ServiceAccount of a "
+        "pod can be copied by anyone who may create pods; a UID cannot.",
+    )
 
 
 class TurnStatus(CamelModel):

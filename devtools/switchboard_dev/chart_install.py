@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
 from switchboard_dev.helm import helm_binary
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE
 from switchboard_dev.paths import CHART_DIR
@@ -64,6 +66,17 @@ def install(
         *set_flags(values or {}),
         *extra,
     )
+
+
+def render(
+    kubeconfig: Path, *args: str, namespace: str = OPERATOR_NAMESPACE
+) -> list[dict[str, Any]]:
+    """`helm template` of the chart as `install` installs it (same release and namespace;
+    `args` as its values), parsed: what a Prometheus Operator would read from the cluster."""
+    out = helm(
+        kubeconfig, "template", RELEASE, str(CHART_DIR), "--namespace", namespace, *args
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def uninstall(kubeconfig: Path, namespace: str = OPERATOR_NAMESPACE) -> None:

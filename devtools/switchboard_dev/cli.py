@@ -1,8 +1,8 @@
 """`switchboard-dev up`: Switchboard on the embedded local cluster, with the examples applied
 and the demo page served.
 
-It prints `kubectl get regions,rooms -A`, the pods, the demo page's and the join API's
-addresses, a demo API key and a join command, writes them to `<workdir>/env`, then keeps
+It prints `kubectl get regions,rooms -A`, the pods, the demo page's, the join API's and
+Prometheus' addresses, a demo API key and a join command, writes them to `<workdir>/env`, then keeps
 running until Ctrl-C (or exits at once with --exit-when-ready).
 """
 
@@ -36,6 +36,8 @@ def _up(args: argparse.Namespace) -> int:
         stack.install_switchboard()
         objects = stack.apply_examples()
         stack.wait_for_examples(objects)
+        if args.prometheus:
+            stack.start_prometheus()
         summary = stack.start_demo()
         plane = stack.plane
         print(
@@ -83,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "directory, removed on exit)",
     )
     up.add_argument("--exit-when-ready", action="store_true", help="stop once the examples are up")
+    up.add_argument(
+        "--no-prometheus",
+        dest="prometheus",
+        action="store_false",
+        help="do not run Prometheus beside the cluster",
+    )
     up.set_defaults(run=_up)
     commands.add_parser(
         "images", help="build the container images (cached) and print their sizes (see --help)"

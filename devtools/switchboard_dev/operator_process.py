@@ -124,6 +124,12 @@ class OperatorProcess:
         return f"http://{host}:{self.env['SWITCHBOARD_LISTEN_PORT']}"
 
     @property
+    def metrics_url(self) -> str:
+        """The internal listener's /metrics (served by every replica)."""
+        host = self.env.get("SWITCHBOARD_LISTEN_HOST", "127.0.0.1")
+        return f"http://{host}:{self.env['SWITCHBOARD_METRICS_PORT']}/metrics"
+
+    @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
@@ -134,6 +140,7 @@ class OperatorProcess:
         # Every replica serves /healthz (readiness); several processes share this host, and
         # a replica's env may be copied from another's: a port of its own at every start.
         self.env["SWITCHBOARD_HEALTH_PORT"] = str(free_port())
+        self.env["SWITCHBOARD_METRICS_PORT"] = str(free_port())  # likewise, every replica
         executable = shutil.which("switchboard-operator")
         argv = [executable] if executable else [sys.executable, "-m", "switchboard_operator"]
         proc = self._proc = Supervised(

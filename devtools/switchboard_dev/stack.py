@@ -34,6 +34,7 @@ from switchboard_dev.operator_process import (
     local_operator_env,
 )
 from switchboard_dev.paths import CRDS_DIR, EXAMPLES_DIR
+from switchboard_dev.prometheus import PrometheusProcess, grant_discovery
 from switchboard_dev.summary import UpSummary
 from switchboard_localcluster.controlplane import ControlPlane, free_port
 from switchboard_localcluster.nodeagent.presets import (
@@ -46,7 +47,7 @@ from switchboard_localcluster.processes import wait_until
 log = logging.getLogger(__name__)
 AGENT_ADDRESSES = "127.30.0.0/16"
 """Loopback addresses the demo's node agent gives its pods."""
-STATE_DIRS = ("cluster", "node-agent", "operator")
+STATE_DIRS = ("cluster", "node-agent", "operator", "prometheus")
 """What a stack keeps in its work directory; a new stack starts without the last one's."""
 
 
@@ -119,6 +120,7 @@ class LocalStack:
         self.operator: OperatorProcess | None = None
         self.node_agent: NodeAgentProcess | None = None
         self.demo: DemoServer | None = None
+        self.prometheus: PrometheusProcess | None = None
 
     @property
     def join_api_url(self) -> str:
@@ -206,6 +208,20 @@ class LocalStack:
                 self.wait_for_examples(regions, ready_timeout)
         return objects
 
+    def start_prometheus(self) -> PrometheusProcess:
+        """Prometheus scraping the cluster through the chart's monitors, with its alerts: the
+        SFU and TURN pods, and the operator's pods when the chart runs it (the process
+        runtime's operator is no pod). Endpoints refuse loopback addresses, so the operator
+        is scraped through its PodMonitor here, not its ServiceMonitor."""
+        flags = ["monitoring.podMonitors.enabled=true", "monitoring.rules.enabled=true"]
+        if self.operator is None:
+            flags.append("monitoring.podMonitors.includeOperator=true")
+        docs = chart_install.render(self.plane.kubeconfig, *(f"--set={flag}" for flag in flags))
+        self.prometheus = PrometheusProcess(
+            self.workdir / "prometheus", grant_discovery(self.plane), docs
+        ).start()
+        return self.prometheus
+
     def start_demo(self) -> UpSummary:
         """The demo key and the demo page's server; what the user needs to reach them all."""
         key = install_demo_key(self.plane)
@@ -217,6 +233,7 @@ class LocalStack:
             join_api_url=self.join_api_url,
             demo_api_key=key,
             demo_page_url=self.demo.url,
+            prometheus_url=self.prometheus.url if self.prometheus is not None else None,
         )
 
     def _observed(self, obj: dict) -> bool:
@@ -255,6 +272,8 @@ class LocalStack:
         return (self._live(obj).get("status") or {}).get("phase")
 
     def stop(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
         if self.demo is not None:
             self.demo.stop()
         if self.operator is not None:

@@ -34,15 +34,15 @@ class UpSummary:
     join_api_url: str
     demo_api_key: str
     demo_page_url: str
+    prometheus_url: str | None = None
 
     @property
     def env_path(self) -> Path:
         return self.workdir / "env"
 
     def settings(self) -> list[Setting]:
-        """Everything printed and exported. Another endpoint `up` runs (a Prometheus URL,
-        say) is one more entry here."""
-        return [
+        """Everything printed and exported. Another endpoint `up` runs is one more entry."""
+        settings = [
             Setting(
                 "Demo page",
                 "SWITCHBOARD_DEMO_PAGE_URL",
@@ -57,6 +57,16 @@ class UpSummary:
                 f"joins and creates rooms in namespace {DEMO_NAMESPACE} only",
             ),
         ]
+        if self.prometheus_url is not None:
+            settings.append(
+                Setting(
+                    "Prometheus",
+                    "SWITCHBOARD_PROMETHEUS_URL",
+                    self.prometheus_url,
+                    "the operator, SFU and TURN pods through the chart's monitors, with its alerts",
+                )
+            )
+        return settings
 
     def curl_join(self) -> str:
         """A join API call that works as printed: the demo key, room `hello` of the demo

@@ -2,7 +2,8 @@
 
 Several replicas may run: they elect a leader with a Lease, and only the leader runs the
 reconcilers and the control-plane HTTP server. A leader that cannot renew its lease exits
-(its Pod is restarted and stands by).
+(its Pod is restarted and stands by). Every replica serves its health and its metrics on
+internal ports, so a standby is seen standing by.
 """
 
 from __future__ import annotations

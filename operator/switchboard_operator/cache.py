@@ -18,6 +18,7 @@ from switchboard_api.region import Region
 from switchboard_api.resources import GROUP, ROOM, VERSION
 from switchboard_api.room import Room
 from switchboard_operator.kit.informer import Resource
+from switchboard_operator.logic.sfu_trust import SfuPodLedger, recorded_pods
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,11 @@ class RoomStore(Protocol):
 
 
 class ClusterCache:
-    def __init__(self, rooms: RoomStore) -> None:
+    def __init__(self, rooms: RoomStore, sfu_ledger: SfuPodLedger) -> None:
         self.rooms = rooms
+        self.sfu_ledger = sfu_ledger
+        """The SFU pods this process created and the Regions' statuses have not recorded yet."""
+        self._recorded: dict[str, tuple[str, dict[str, str]]] = {}
         self._indexes: dict[str, kopf.Index[Any, Any]] = {}
         self._parsed_regions: dict[str, tuple[str, Region | None]] = {}
         self._parsed_rooms: OrderedDict[tuple[str, str], Room] = OrderedDict()
@@ -101,11 +105,70 @@ class ClusterCache:
         self._parsed_regions = parsed
         return regions
 
+    def region_bodies(self) -> dict[str, Body]:
+        """Every Region's body as watched (not being deleted), by name."""
+        return {
+            name: body
+            for name, store in self._index(REGION_BODIES).items()
+            for body in store
+            if not body["metadata"].get("deletionTimestamp")
+        }
+
+    def room_bodies(self) -> Iterator[Body]:
+        """Every Room's body as watched."""
+        for key in self.rooms:
+            body = self.rooms.get(key)
+            if body is not None:
+                yield body
+
     def region_body(self, name: str) -> Body | None:
         return self._first(REGION_BODIES, name)
 
     def sfu_pods(self, region: str) -> list[Body]:
-        return self._values(REGION_SFU_PODS, region)
+        """The Region's SFU pods: those the operator created (by UID, `logic/sfu_trust.py`),
+        in the Region's namespace. A pod that merely carries the labels is not one."""
+        return [p for p in self._values(REGION_SFU_PODS, region) if self._trusted(region, p)]
+
+    def untrusted_sfu_pods(self, region: str) -> list[Body]:
+        """Pods labelled as the Region's SFU pods that the operator did not create."""
+        return [p for p in self._values(REGION_SFU_PODS, region) if not self._trusted(region, p)]
+
+    def labelled_sfu_pod_uids(self, region: str) -> set[str]:
+        """UIDs of every pod in the Region's namespace labelled as its SFU pod."""
+        namespace = self._region_namespace(region)
+        return {
+            p["metadata"]["uid"]
+            for p in self._values(REGION_SFU_PODS, region)
+            if p["metadata"].get("namespace") == namespace
+        }
+
+    def recorded_sfu_pods(self, region: str) -> dict[str, str]:
+        """The Region's `status.sfu.pods` as {uid: name}, parsed once per resourceVersion."""
+        body = self.region_body(region)
+        if body is None:
+            return {}
+        version = str(body["metadata"].get("resourceVersion"))
+        cached = self._recorded.get(region)
+        if cached is None or cached[0] != version:
+            cached = (version, recorded_pods(body))
+            self._recorded[region] = cached
+        return cached[1]
+
+    def trusts_sfu_pod(self, region: str, namespace: str, uid: str) -> bool:
+        """Whether the pod `uid` in `namespace` is an SFU pod the operator created for
+        `region`."""
+        if not region or namespace != self._region_namespace(region):
+            return False
+        return uid in self.recorded_sfu_pods(region) or uid in self.sfu_ledger.created_uids(region)
+
+    def _trusted(self, region: str, pod: Body) -> bool:
+        meta = pod["metadata"]
+        return self.trusts_sfu_pod(region, str(meta.get("namespace")), str(meta.get("uid")))
+
+    def _region_namespace(self, region: str) -> str | None:
+        spec = (self.region_body(region) or {}).get("spec") or {}
+        namespace = spec.get("namespace")
+        return str(namespace) if namespace else None
 
     def sfu_pod(self, region: str, pod_name: str) -> Body | None:
         return next((p for p in self.sfu_pods(region) if p["metadata"]["name"] == pod_name), None)

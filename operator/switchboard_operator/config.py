@@ -39,6 +39,8 @@ class OperatorConfig:
     service_account: str | None
     """The operator's ServiceAccount (the chart's): it owns what the operator creates in
     its namespace, so an uninstall removes it. None outside a cluster."""
+    metrics_port: int | None
+    """The internal port serving /metrics on `listen_host` (every replica); None: off."""
     pod_name: str | None
     """This replica's pod (POD_NAME): the leader labels it. None outside a cluster."""
     sfu_image: str
@@ -72,6 +74,8 @@ class OperatorConfig:
             listen_host=env.get("SWITCHBOARD_LISTEN_HOST", "0.0.0.0"),
             listen_port=port,
             health_port=int(env.get("SWITCHBOARD_HEALTH_PORT", ports.OPERATOR_HEALTH_PORT)),
+            metrics_port=int(env.get("SWITCHBOARD_METRICS_PORT", ports.OPERATOR_INTERNAL_PORT))
+            or None,
             pod_name=env.get("POD_NAME") or None,
             service_account=env.get("SWITCHBOARD_SERVICE_ACCOUNT") or None,
             sfu_image=env.get("SWITCHBOARD_SFU_IMAGE", ""),

@@ -56,7 +56,7 @@ class HttpServer:
         if self._tls is not None:
             self._watch = asyncio.ensure_future(self._tls.watch())
         log.info(
-            "control-plane http listening host=%s port=%s tls=%s",
+            "http listening host=%s port=%s tls=%s",
             self._host,
             self._port,
             "off" if self._tls is None else "on",

@@ -11,7 +11,7 @@ at something again, the manager hands it that one callback.
     failover                  cache, picture                picture; Room reconciler
     live status               cache, picture                Pod labels; Room reconciler
     rebalance                 cache, picture                picture; Room reconciler
-    (autoscaler)              cache, picture                SFU pods, cordons
+    autoscaler                cache, picture (demand)       desired counts; Region reconciler
     API keys, HTTP server     reports, joins                picture (capacity feed); Rooms
     kopf, Room informer       the API server                cache; every reconciler's queue
 """
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,13 +43,20 @@ from switchboard_operator.kit.informer import Informer
 from switchboard_operator.kit.leader_label import LeaderLabel
 from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.kit.waiters import Waiters
+from switchboard_operator.kube import events
 from switchboard_operator.kube import owners as ownership
 from switchboard_operator.kube.client import load_client
+from switchboard_operator.logic.autoscaling import ScalingDecision
 from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.jointokens import JoinKeys
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
+from switchboard_operator.logic.region_figures import ControlPlaneFigures, control_plane_figures
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
+from switchboard_operator.logic.sfu_trust import SfuPodLedger
+from switchboard_operator.metrics import OperatorMetrics, metrics_app
+from switchboard_operator.reconcilers.autoscaler import Autoscaler
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
 from switchboard_operator.reconcilers.failover import FailoverReconciler
 from switchboard_operator.reconcilers.live_status import LiveStatusReconciler
@@ -56,6 +65,7 @@ from switchboard_operator.reconcilers.regions import RegionReconciler
 from switchboard_operator.reconcilers.rooms import RoomReconciler
 from switchboard_operator.reportapi.jwks import JwksCache
 from switchboard_operator.reportapi.receiver import ReportReceiver
+from switchboard_operator.reportapi.refusals import ReportRefusals
 from switchboard_tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
@@ -80,15 +90,22 @@ class Manager:
         """Wait to lead, then operate until kopf ends (0) or leadership is lost (1).
 
         Every replica serves /healthz from start to exit (readiness is health, not
-        leadership); the leader labels its own pod, which the operator Service selects.
+        leadership), and its metrics on the internal port (a standby says it stands by);
+        the leader labels its own pod, which the operator Service selects.
         """
         config = self._config
+        metrics = OperatorMetrics()
         health = HealthServer(config.listen_host, config.health_port)
+        exporter = None
+        if config.metrics_port is not None:
+            exporter = HttpServer(metrics_app(metrics), config.listen_host, config.metrics_port)
         # Leadership has a connection of its own: a burst of status writes must never
         # hold up a lease renewal.
         leases = await load_client()
         try:
             await health.start()
+            if exporter is not None:
+                await exporter.start()
             owners = await ownership.owner_references(
                 leases, config.namespace, config.service_account
             )
@@ -106,11 +123,16 @@ class Manager:
             )
             await elector.acquire()
             api = await load_client()
+            metrics.set_leader(True)
             try:
-                return await self._lead(api, elector, owners, label)
+                return await self._lead(api, elector, owners, label, metrics)
             finally:
+                metrics.watch_figures(lambda: None)  # the figures were the leader's
+                metrics.set_leader(False)
                 await api.close()
         finally:
+            if exporter is not None:
+                await exporter.stop()
             await health.stop()
             await leases.close()
 
@@ -120,8 +142,9 @@ class Manager:
         elector: LeaderElector,
         owners: list[dict[str, Any]],
         label: LeaderLabel | None,
+        metrics: OperatorMetrics,
     ) -> int:
-        operator = await Operator.build(api, self._config, owners)
+        operator = await Operator.build(api, self._config, owners, metrics)
         tasks: list[asyncio.Task[None]] = []
         try:
             await operator.start()
@@ -161,15 +184,23 @@ class Operator:
     """Every part of the operator, wired. Built only by a replica that leads."""
 
     def __init__(
-        self, api: client.ApiClient, config: OperatorConfig, *, join_keys: JoinKeys
+        self,
+        api: client.ApiClient,
+        config: OperatorConfig,
+        *,
+        join_keys: JoinKeys,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         picture = CapacityPicture()
+        metrics = metrics or OperatorMetrics()
+        ring = JoinKeyRing(join_keys)
         rooms_informer = Informer(api, ROOMS)
-        self.cache = cache = ClusterCache(rooms_informer)
+        self.cache = cache = ClusterCache(rooms_informer, SfuPodLedger())
         answers: Waiters[RoomAnswer] = Waiters()
-        self.rooms = rooms = RoomReconciler(api, cache, picture, answers)
+        self.rooms = rooms = RoomReconciler(api, cache, picture, answers, metrics)
         rooms_informer.subscribe(on_change=rooms.room_changed, on_synced=rooms.restore)
         restored = rooms.restored.is_set
+        metrics.watch_figures(lambda: _figures(cache, picture) if restored() else None)
 
         self.regions = RegionReconciler(
             api,
@@ -184,10 +215,22 @@ class Operator:
                 turn_image_prometheus=config.turn_image_prometheus,
                 control_plane_namespace=config.namespace,
             ),
-            join_keys=join_keys,
+            join_keys=ring,
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
+            metrics=metrics,
+            scaling=self._scaling,
         )
+        self.autoscaler = autoscaler = Autoscaler(
+            api,
+            cache,
+            picture,
+            region_changed=self.regions.trigger,
+            ready=restored,
+            metrics=metrics,
+        )
+        # Every change of a Region's demand or capacity is looked at (no fixed poll).
+        picture.subscribe(autoscaler.demand_changed)
         self.failover = failover = FailoverReconciler(
             api,
             cache,
@@ -195,12 +238,13 @@ class Operator:
             trigger_room=rooms.trigger,
             room_writes_idle=rooms.wait_idle,
             ready=restored,
+            metrics=metrics,
         )
         self.live_status = LiveStatusReconciler(
             api, cache, picture, trigger_room=rooms.trigger, ready=restored
         )
         self.rebalance = RebalanceReconciler(
-            api, cache, picture, trigger_room=rooms.trigger, ready=restored
+            api, cache, picture, trigger_room=rooms.trigger, ready=restored, metrics=metrics
         )
         feed = CapacityFeed(
             cache,
@@ -210,6 +254,9 @@ class Operator:
             ready=restored,
         )
 
+        self.signing_keys = signing_keys.SigningKeyWatch(
+            api, config.namespace, ring, changed=self.regions.trigger_all
+        )
         self.jwks = JwksCache(api)
         store, limiter = SecretApiKeyStore(), RateLimiter()
         self.api_keys = ApiKeyWatch(api, config.namespace, store, limiter)
@@ -221,12 +268,14 @@ class Operator:
             trigger_room=rooms.trigger,
             restored=rooms.restored,
             turn_access=self.regions.turn_access,
-            join_keys=join_keys,
+            join_keys=ring,
         )
         tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
+        self.refusals = ReportRefusals(metrics, functools.partial(events.post, api))
         self.http = HttpServer(
             build_app(
-                ReportReceiver(self.jwks, feed), join_api_app(placements, store, limiter=limiter)
+                ReportReceiver(self.jwks, feed, self.refusals, metrics),
+                join_api_app(placements, store, limiter=limiter, metrics=metrics),
             ),
             config.listen_host,
             config.listen_port,
@@ -234,26 +283,39 @@ class Operator:
         )
         self.registry = watches.registry(
             cache,
-            region_changed=self.regions.trigger,
+            region_changed=self._region_changed,
             sfu_pod_changed=feed.on_pod,
             namespace_changed=rooms.retry_pending,
         )
         self._rooms_informer = rooms_informer
         self._tasks: list[asyncio.Task[None]] = []
 
+    def _scaling(self, name: str) -> ScalingDecision | None:
+        return self.autoscaler.target(name)
+
+    def _region_changed(self, name: str) -> None:
+        self.regions.trigger(name)
+        self.autoscaler.demand_changed(name)
+
     @classmethod
     async def build(
-        cls, api: client.ApiClient, config: OperatorConfig, owners: list[dict[str, Any]]
+        cls,
+        api: client.ApiClient,
+        config: OperatorConfig,
+        owners: list[dict[str, Any]],
+        metrics: OperatorMetrics,
     ) -> Operator:
         join_keys = await signing_keys.load_or_create(api, config.namespace, owners)
-        return cls(api, config, join_keys=join_keys)
+        return cls(api, config, join_keys=join_keys, metrics=metrics)
 
     async def start(self) -> None:
         self.regions.start()
+        self.autoscaler.start()
         self.rooms.start()
         self.failover.start()
         self.live_status.start()
         self.rebalance.start()
+        self.signing_keys.start()
         await self.jwks.refresh(force=True)
         await self.api_keys.start()
         await self.http.start()
@@ -264,8 +326,17 @@ class Operator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
+        await self.refusals.stop()
         await self.api_keys.stop()
-        for part in (self.rebalance, self.live_status, self.failover, self.rooms, self.regions):
+        await self.signing_keys.stop()
+        for part in (
+            self.rebalance,
+            self.live_status,
+            self.failover,
+            self.rooms,
+            self.autoscaler,
+            self.regions,
+        ):
             await part.stop()
 
     async def _follow_rooms(self) -> None:
@@ -273,6 +344,14 @@ class Operator:
         first list restores every placement before any room is reconciled."""
         await self.cache.indexed.wait()
         await self._rooms_informer.run()
+
+
+def _figures(cache: ClusterCache, picture: CapacityPicture) -> ControlPlaneFigures:
+    """What the metrics say of the control plane at a scrape: from the cache and the
+    picture, no API call."""
+    regions = cache.region_bodies()
+    pods = {name: cache.sfu_pods(name) for name in regions}
+    return control_plane_figures(regions, pods, cache.room_bodies(), picture, time.time())
 
 
 def _owner_reference(owner: dict[str, Any]) -> client.V1OwnerReference:

@@ -12,7 +12,7 @@ import sys
 from aiohttp import web
 
 from switchboard_api.contract import SFU_ENV_MEANING, SfuEnv
-from switchboard_sfu.app import build_app
+from switchboard_sfu.app import build_app, build_metrics_app
 from switchboard_sfu.config import ConfigError, SfuConfig
 from switchboard_sfu.looplag import LoopLagMonitor
 from switchboard_sfu.peers import PeerChecker, peer_app
@@ -58,6 +58,13 @@ async def serve(config: SfuConfig) -> None:
         await web.TCPSite(peer_runner, config.listen_host, config.peer_port).start()
         runners.append(peer_runner)
         peer = service.peer_key.endpoint(config.pod_ip, config.peer_port)
+    if config.metrics_port is not None:
+        metrics_runner = web.AppRunner(
+            build_metrics_app(service.metrics.registry), handle_signals=False, access_log=None
+        )
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, config.listen_host, config.metrics_port).start()
+        runners.append(metrics_runner)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.start_drain, signal.Signals(signum).name)
@@ -84,13 +91,15 @@ async def serve(config: SfuConfig) -> None:
         )
         tasks.append(asyncio.ensure_future(reporter.run()))
     log.info(
-        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s announce=%s reports=%s peer=%s",
+        "sfu serving pod=%s uid=%s region=%s listen=%s:%d tls=%s metrics=%s announce=%s "
+        "reports=%s peer=%s",
         config.pod_name,
         config.pod_uid,
         config.region,
         config.listen_host,
         config.signalling_port,
         "off" if tls is None else "on",
+        config.metrics_port or "off",
         config.announce_address,
         "on" if config.report_url else "off",
         peer.url if peer else "off",

@@ -1,9 +1,10 @@
-"""The SFU's HTTP surface on its one port: signalling WebSocket, WHIP/WHEP, probes and
-metrics, wired to one SfuService.
+"""The SFU's HTTP surfaces, wired to one SfuService: the public port (signalling WebSocket,
+WHIP/WHEP, probes) and the internal metrics port (Prometheus `/metrics` only), so what
+clients can reach never exposes the pod's internals.
 """
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from switchboard_sfu import appkeys, whip
 from switchboard_sfu.cors import cors_middleware
@@ -26,11 +27,20 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if lifecycle.ready else 503)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[appkeys.SERVICE].metrics.registry
-    response = web.Response(body=generate_latest(registry))
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
+METRICS_PATH = "/metrics"
+
+
+def build_metrics_app(registry: CollectorRegistry) -> web.Application:
+    """The internal listener: Prometheus text exposition of `registry`, nothing else."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    app = web.Application()
+    app.router.add_get(METRICS_PATH, metrics)
+    return app
 
 
 def build_app(service: SfuService) -> web.Application:
@@ -41,7 +51,6 @@ def build_app(service: SfuService) -> web.Application:
     app[appkeys.SERVICE] = service
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
     app.router.add_get(SIGNALLING_PATH, handle_signalling)
     whip.add_routes(app)
     return app

@@ -4,11 +4,12 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlsplit
 
 from switchboard_api import defaults
 from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, SfuEnv
-from switchboard_api.ports import SFU_PEER_PORT, SFU_SIGNALLING_PORT
+from switchboard_api.ports import SFU_METRICS_PORT, SFU_PEER_PORT, SFU_SIGNALLING_PORT
 from switchboard_tls import CertificateFiles
 
 
@@ -32,6 +33,8 @@ class SfuConfig:
     signalling_port: int = SFU_SIGNALLING_PORT
     peer_port: int = SFU_PEER_PORT
     """Where the pod answers its peers' lease checks (with reports and a pod IP only)."""
+    metrics_port: int | None = SFU_METRICS_PORT
+    """Internal /metrics listener on `listen_host`; None: no listener."""
     capacity: float = defaults.SFU_CAPACITY_PER_POD
     report_url: str | None = None
     """None runs the SFU stand-alone: no reports, no fencing (local development)."""
@@ -66,6 +69,7 @@ class SfuConfig:
             listen_host=reader.optional(SfuEnv.LISTEN_HOST) or cls.listen_host,
             signalling_port=reader.port(SfuEnv.SIGNALLING_PORT, SFU_SIGNALLING_PORT),
             peer_port=reader.port(SfuEnv.PEER_PORT, SFU_PEER_PORT),
+            metrics_port=reader.port(SfuEnv.METRICS_PORT, SFU_METRICS_PORT, allow_off=True),
             capacity=reader.positive_float(SfuEnv.CAPACITY, defaults.SFU_CAPACITY_PER_POD),
             report_url=reader.optional(SfuEnv.REPORT_URL),
             report_interval_seconds=reader.positive_float(
@@ -94,6 +98,11 @@ class SfuConfig:
             raise ConfigError(
                 f"{SfuEnv.PEER_PORT} and {SfuEnv.SIGNALLING_PORT} must differ, "
                 f"both are {config.peer_port}"
+            )
+        if config.metrics_port in (config.signalling_port, config.peer_port):
+            raise ConfigError(
+                f"{SfuEnv.METRICS_PORT} must differ from {SfuEnv.SIGNALLING_PORT} and "
+                f"{SfuEnv.PEER_PORT}, got {config.metrics_port}"
             )
         if config.turn_uris and config.turn_secret_file is None:
             raise ConfigError(f"{SfuEnv.TURN_URIS} is set but {SfuEnv.TURN_SECRET_FILE} is not")
@@ -172,8 +181,15 @@ class _EnvReader:
             raise ConfigError(f"{name} must not be negative, got {number}")
         return number
 
-    def port(self, name: SfuEnv, default: int) -> int:
+    @overload
+    def port(self, name: SfuEnv, default: int) -> int: ...
+    @overload
+    def port(self, name: SfuEnv, default: int, *, allow_off: bool) -> int | None: ...
+    def port(self, name: SfuEnv, default: int, *, allow_off: bool = False) -> int | None:
+        """A TCP port number; with `allow_off`, `0` means no listener (None)."""
         number = self._number(name, default)
+        if allow_off and number == 0:
+            return None
         if not number.is_integer() or not 0 < number < 65536:
             raise ConfigError(f"{name} must be a TCP port number, got {number}")
         return int(number)

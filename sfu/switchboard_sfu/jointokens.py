@@ -40,7 +40,9 @@ class JoinKeyring:
     """Ed25519 public keys by `kid`, loaded from `<kid>.pub` files in a directory.
 
     The directory is a mounted ConfigMap that the kubelet updates in place when keys
-    rotate, so an unknown `kid` triggers one re-read before the token is refused.
+    rotate, so an unknown `kid` triggers one re-read before the token is refused, and
+    every capacity report re-reads it (`refresh`): a key removed from the ConfigMap stops
+    verifying tokens, and the report tells the control plane which keys this pod holds.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -63,8 +65,18 @@ class JoinKeyring:
                 log.warning("join key is not Ed25519 kid=%s type=%s", kid, type(key).__name__)
                 continue
             keys[kid] = key
+        if keys.keys() != self._keys.keys() or not self._keys:
+            log.info("join keys loaded dir=%s kids=%s", self._directory, ",".join(keys) or "-")
         self._keys = keys
-        log.info("join keys loaded dir=%s kids=%s", self._directory, ",".join(keys) or "-")
+
+    def refresh(self) -> None:
+        """Re-read the directory if it was not read within the reload interval."""
+        if time.monotonic() - self._loaded_at >= KEY_RELOAD_INTERVAL_SECONDS:
+            self.reload()
+
+    def kids(self) -> list[str]:
+        """The key ids held now, sorted."""
+        return sorted(self._keys)
 
     def get(self, kid: str) -> Ed25519PublicKey | None:
         key = self._keys.get(kid)

@@ -5,7 +5,9 @@ overloaded SFU process (every packet is forwarded on this loop).
 import asyncio
 import time
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
+
+from switchboard_api import metrics as m
 
 PROBE_INTERVAL_SECONDS = 0.25
 
@@ -14,12 +16,7 @@ class LoopLagMonitor:
     """Samples the event loop's scheduling delay and exports it as a histogram."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._histogram = Histogram(
-            "switchboard_sfu_event_loop_lag_seconds",
-            "How late event-loop probes ran beyond their scheduled time.",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-            registry=registry,
-        )
+        self._histogram = m.histogram(m.SFU_EVENT_LOOP_LAG, registry)
 
     async def run(self) -> None:
         while True:

@@ -1,23 +1,20 @@
 """Prometheus metrics of the SFU: gauges of what the pod holds, counters of what it
 forwarded (read from the media core's plain counters at scrape time) and admission events.
+Names, types and labels come from `switchboard_api.metrics`, the project's one registry.
 """
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from switchboard_api import metrics as m
+from switchboard_api.version import SWITCHBOARD_VERSION
 from switchboard_sfu.media import MediaCounters
+from switchboard_sfu.outbox import SLOW_CONSUMER
 from switchboard_sfu.refusals import RefusalCode
-
-PREFIX = "switchboard_sfu"
 
 
 @dataclass(frozen=True)
@@ -43,88 +40,55 @@ class SfuCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         pod = self._gauges()
-        yield _gauge("rooms", "Rooms on this pod.", pod.rooms)
-        yield _gauge("participants", "Connected participants.", pod.participants)
-        yield _gauge("published_tracks", "Tracks received from publishers.", pod.published_tracks)
-        yield _gauge("forwarded_tracks", "Tracks sent to subscribers.", pod.forwarded_tracks)
-        yield _gauge("load_units", "Measured load in capacity units.", pod.load_units)
-        yield _gauge("capacity_units", "Capacity units this pod offers.", pod.capacity_units)
+        yield _gauge(m.SFU_ROOMS, pod.rooms)
+        yield _gauge(m.SFU_PARTICIPANTS, pod.participants)
+        yield _gauge(m.SFU_PUBLISHED_TRACKS, pod.published_tracks)
+        yield _gauge(m.SFU_FORWARDED_TRACKS, pod.forwarded_tracks)
+        yield _gauge(m.SFU_LOAD, pod.load_units)
+        yield _gauge(m.SFU_CAPACITY, pod.capacity_units)
         ratio = pod.load_units / pod.capacity_units if pod.capacity_units else 0.0
-        yield _gauge("load_ratio", "Measured load over configured capacity.", ratio)
-        yield _gauge("draining", "1 while the pod drains.", float(pod.draining))
-        yield _gauge("fenced", "1 while the pod is fenced (no control plane).", float(pod.fenced))
+        yield _gauge(m.SFU_LOAD_RATIO, ratio)
+        yield _gauge(m.SFU_DRAINING, float(pod.draining))
+        yield _gauge(m.SFU_FENCED, float(pod.fenced))
 
         c = self._counters
-        yield _counter("rtp_received_packets", "RTP packets received.", c.rtp_packets_received)
-        yield _counter(
-            "rtp_received_payload_bytes",
-            "RTP payload bytes received.",
-            c.rtp_payload_bytes_received,
+        yield _counter(m.SFU_RTP_RECEIVED_PACKETS, c.rtp_packets_received)
+        yield _counter(m.SFU_RTP_RECEIVED_BYTES, c.rtp_payload_bytes_received)
+        yield _counter(m.SFU_RTP_SENT_PACKETS, c.rtp_packets_sent)
+        yield _counter(m.SFU_RTP_SENT_BYTES, c.rtp_payload_bytes_sent)
+        yield _labelled_counter(
+            m.SFU_RTP_LOST_PACKETS,
+            {"upstream": c.rtp_packets_lost_upstream, "downstream": c.rtp_packets_lost_downstream},
         )
-        yield _counter("rtp_sent_packets", "RTP packets forwarded.", c.rtp_packets_sent)
-        yield _counter(
-            "rtp_sent_payload_bytes", "RTP payload bytes forwarded.", c.rtp_payload_bytes_sent
+        yield _counter(m.SFU_NACKS_RECEIVED, c.nacks_received)
+        yield _counter(m.SFU_RTP_RETRANSMITTED_PACKETS, c.retransmissions_sent)
+        yield _counter(m.SFU_RTP_RETRANSMISSIONS_MISSED, c.retransmissions_missed)
+        yield _labelled_counter(
+            m.SFU_KEYFRAME_REQUESTS_RECEIVED, {"pli": c.plis_received, "fir": c.firs_received}
         )
-        lost = CounterMetricFamily(
-            f"{PREFIX}_rtp_lost_packets",
-            "RTP packets lost: upstream (publisher to SFU) or reported by subscribers.",
-            labels=["direction"],
-        )
-        lost.add_metric(["upstream"], c.rtp_packets_lost_upstream)
-        lost.add_metric(["downstream"], c.rtp_packets_lost_downstream)
-        yield lost
-        yield _counter(
-            "nacks_received", "NACK feedback messages from subscribers.", c.nacks_received
-        )
-        yield _counter(
-            "rtp_retransmitted_packets", "Packets resent for NACKs.", c.retransmissions_sent
-        )
-        yield _counter(
-            "rtp_retransmissions_missed",
-            "NACKed packets no longer in the retransmission history.",
-            c.retransmissions_missed,
-        )
-        keyframes = CounterMetricFamily(
-            f"{PREFIX}_keyframe_requests_received",
-            "Keyframe requests from subscribers, by type.",
-            labels=["type"],
-        )
-        keyframes.add_metric(["pli"], c.plis_received)
-        keyframes.add_metric(["fir"], c.firs_received)
-        yield keyframes
-        yield _counter(
-            "keyframe_requests_sent",
-            "Keyframe requests sent to publishers (after throttling).",
-            c.keyframe_requests_sent,
-        )
-        yield _counter(
-            "layer_switches",
-            "Simulcast layer changes completed for subscribers.",
-            c.layer_switches,
-        )
-        yield _counter(
-            "padding_packets_sent",
-            "Padding packets sent to probe subscribers' bandwidth for a higher layer.",
-            c.padding_packets_sent,
-        )
-        yield _counter(
-            "data_received_messages", "Data-channel messages received.", c.data_messages_received
-        )
-        yield _counter("data_sent_messages", "Data-channel messages sent.", c.data_messages_sent)
-        yield _counter("data_sent_bytes", "Data-channel bytes sent.", c.data_bytes_sent)
-        yield _counter(
-            "forwarding_cpu_seconds",
-            "Event-loop time spent forwarding packets (never suspends, so it is CPU time).",
-            c.forwarding_seconds,
-        )
+        yield _counter(m.SFU_KEYFRAME_REQUESTS_SENT, c.keyframe_requests_sent)
+        yield _counter(m.SFU_LAYER_SWITCHES, c.layer_switches)
+        yield _counter(m.SFU_PADDING_PACKETS_SENT, c.padding_packets_sent)
+        yield _counter(m.SFU_DATA_RECEIVED_MESSAGES, c.data_messages_received)
+        yield _counter(m.SFU_DATA_SENT_MESSAGES, c.data_messages_sent)
+        yield _counter(m.SFU_DATA_SENT_BYTES, c.data_bytes_sent)
+        yield _counter(m.SFU_FORWARDING_CPU, c.forwarding_seconds)
 
 
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=value)
+def _gauge(spec: m.MetricSpec, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(spec.family, spec.help, value=value)
 
 
-def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
-    return CounterMetricFamily(f"{PREFIX}_{name}", documentation, value=value)
+def _counter(spec: m.MetricSpec, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(spec.family, spec.help, value=value)
+
+
+def _labelled_counter(spec: m.MetricSpec, values: dict[str, float]) -> CounterMetricFamily:
+    (label,) = spec.labels
+    family = CounterMetricFamily(spec.family, spec.help, labels=[label])
+    for value, number in values.items():
+        family.add_metric([value], number)
+    return family
 
 
 class SfuMetrics:
@@ -134,32 +98,15 @@ class SfuMetrics:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        self.joins = Counter(
-            f"{PREFIX}_joins",
-            "Admitted joins, by transport (signalling, whip, whep).",
-            ["transport"],
-            registry=self.registry,
-        )
-        self.joins_refused = Counter(
-            f"{PREFIX}_joins_refused",
-            "Refused joins, by refusal code.",
-            ["code"],
-            registry=self.registry,
-        )
+        m.gauge(m.BUILD_INFO, self.registry).labels(m.COMPONENT_SFU, SWITCHBOARD_VERSION).set(1)
+        self.joins = m.counter(m.SFU_JOINS, self.registry)
+        self.joins_refused = m.counter(m.SFU_JOINS_REFUSED, self.registry)
         for code in RefusalCode:
             self.joins_refused.labels(str(code))
-        self.participants_dropped = Counter(
-            f"{PREFIX}_participants_dropped",
-            "Participants disconnected by the SFU, by reason.",
-            ["reason"],
-            registry=self.registry,
-        )
-        self.migrations_requested = Counter(
-            f"{PREFIX}_migrate_messages_sent",
-            "migrate messages sent to participants, by reason.",
-            ["reason"],
-            registry=self.registry,
-        )
+        self.participants_dropped = m.counter(m.SFU_PARTICIPANTS_DROPPED, self.registry)
+        # Dashboards and alerts watch this one from the first scrape.
+        self.participants_dropped.labels(SLOW_CONSUMER)
+        self.migrations_requested = m.counter(m.SFU_MIGRATE_MESSAGES, self.registry)
 
     def register_pod(self, gauges: Callable[[], PodGauges], counters: MediaCounters) -> None:
         self.registry.register(SfuCollector(gauges, counters))

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import aiohttp
 import pydantic
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
+from switchboard_api import metrics as m
 from switchboard_api.contract import (
     PEER_CHECK_INTERVAL_SECONDS,
     CapacityReport,
@@ -72,27 +73,16 @@ class CapacityReporter:
         self._source = source_address
         self._sequence = 0
         self._holding_over = False
-        self._reports = Counter(
-            "switchboard_sfu_capacity_reports",
-            "Capacity reports sent, by outcome (acknowledged, rejected, failed).",
-            ["outcome"],
-            registry=registry,
-        )
+        self._reports = m.counter(m.SFU_CAPACITY_REPORTS, registry)
         for outcome in ("acknowledged", "rejected", "failed"):
             self._reports.labels(outcome)
-        self._checks = Counter(
-            "switchboard_sfu_peer_checks",
-            "Peer checks after the lease ended, by verdict (serve, fence).",
-            ["verdict"],
-            registry=registry,
-        )
+        self._checks = m.counter(m.SFU_PEER_CHECKS, registry)
         for verdict in Verdict:
             self._checks.labels(str(verdict))
-        Gauge(
-            "switchboard_sfu_capacity_report_ack_age_seconds",
-            "Seconds since the control plane last acknowledged a capacity report.",
-            registry=registry,
-        ).set_function(lambda: self.lease.unacknowledged_for(time.monotonic()))
+        # A timestamp, not an age (Prometheus practice): `time() - x` is the age. Counting
+        # from start: a pod that never reaches its control plane shows it too.
+        self._last_ack = m.gauge(m.SFU_CAPACITY_REPORT_LAST_ACK, registry)
+        self._last_ack.set_to_current_time()
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._interval)
@@ -156,6 +146,7 @@ class CapacityReporter:
             return
         self._reports.labels("acknowledged").inc()
         self.lease.apply(response, sequence, sent_at, time.monotonic())
+        self._last_ack.set_to_current_time()
         if self._holding_over:
             log.info("lease renewed: the control plane is back term=%s", response.term)
             self._holding_over = False

@@ -70,8 +70,9 @@ class SfuService:
             default_max_participants=config.default_max_participants,
             managed=config.report_url is not None,
         )
+        self.join_keys = JoinKeyring(config.join_keys_dir)
         self.verifier = JoinTokenVerifier(
-            JoinKeyring(config.join_keys_dir), PodIdentity(config.pod_name, config.pod_uid)
+            self.join_keys, PodIdentity(config.pod_name, config.pod_uid)
         )
         self.ice_servers = IceServerProvider(
             config.turn_uris, config.turn_secret_file, config.turn_credential_ttl_seconds
@@ -352,6 +353,7 @@ class SfuService:
     # Reporting.
 
     def build_report(self, sequence: int, sent_at: datetime) -> CapacityReport:
+        self.join_keys.refresh()
         sample = self.load.sample()
         rooms = self.registry.usage(self.load.room_usage)
         return CapacityReport(
@@ -372,6 +374,7 @@ class SfuService:
             bitrate_in_bps=sample.bitrate_in_bps,
             bitrate_out_bps=sample.bitrate_out_bps,
             rooms=rooms,
+            join_key_ids=self.join_keys.kids(),
         )
 
     def pod_gauges(self) -> PodGauges:

@@ -6,12 +6,11 @@ import subprocess
 
 import pytest
 import yaml
+from chart_render import NAMESPACE, render
 
 from switchboard_dev.helm import helm_binary
 from switchboard_dev.paths import CHART_DIR, OPERATOR_CLUSTER_ROLE
 from switchboard_operator.config import OperatorConfig
-
-NAMESPACE = "chart-install-check"
 
 
 @pytest.fixture(scope="module")
@@ -19,19 +18,9 @@ def helm():
     return str(helm_binary(build=True))
 
 
-def render(helm: str, *args: str) -> list[dict]:
-    out = subprocess.run(
-        [helm, "template", "sb", str(CHART_DIR), "--namespace", NAMESPACE, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
 @pytest.fixture(scope="module")
 def rendered(helm):
-    return render(helm, "--include-crds")
+    return render(helm)
 
 
 def operator_env(docs: list[dict]) -> dict[str, str]:
@@ -90,7 +79,7 @@ def test_images_are_named_in_one_place_with_registry_tag_and_digest(helm):
 def test_join_api_public_url_defaults_to_the_operator_service(rendered):
     env = operator_env(rendered)
     service = next(d for d in rendered if d["kind"] == "Service")
-    (port,) = service["spec"]["ports"]
+    port = next(p for p in service["spec"]["ports"] if p["name"] == "http")
     expected = f"http://{service['metadata']['name']}.{NAMESPACE}.svc:{port['port']}"
     assert env["SWITCHBOARD_JOIN_API_PUBLIC_URL"] == expected
     # The operator derives the same URL when the variable is absent.

@@ -51,7 +51,7 @@ def test_helm_template_renders_no_demo_route():
 def test_the_operators_http_server_has_no_demo_route():
     unused = None
     join_api = join_api_app(unused, SecretApiKeyStore())  # type: ignore[arg-type]
-    app = build_app(ReportReceiver(unused, unused), join_api)  # type: ignore[arg-type]
+    app = build_app(ReportReceiver(unused, unused, unused, unused), join_api)  # type: ignore[arg-type]
 
     routes = paths(app)
 

@@ -10,6 +10,7 @@ import json
 import re
 import signal
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -77,6 +78,10 @@ def test_make_up_prints_the_cluster_the_addresses_a_key_and_a_join_command(make_
     assert printed(out, "Demo page") == env["SWITCHBOARD_DEMO_PAGE_URL"]
     assert printed(out, "Join API") == env["SWITCHBOARD_JOIN_API_URL"]
     assert printed(out, "Demo API key") == env["SWITCHBOARD_DEMO_API_KEY"]
+    prometheus = printed(out, "Prometheus")
+    assert prometheus == env["SWITCHBOARD_PROMETHEUS_URL"]
+    with urllib.request.urlopen(f"{prometheus}/-/ready", timeout=10) as ready:
+        assert ready.status == 200
     assert env["KUBECONFIG"].startswith(str(ENV_FILE.parent))
     assert f". {ENV_FILE}" in out
 

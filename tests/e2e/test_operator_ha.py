@@ -8,6 +8,7 @@ import pytest
 
 from fixtures.cluster import apply
 from fixtures.cluster import get_json as get
+from fixtures.scrape import scrape
 from fixtures.waiting import wait_for
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OperatorProcess
 
@@ -59,11 +60,15 @@ def test_standby_takes_over_when_the_leader_dies(operator, node_agent, crds_inst
     leader = holder(cluster)
     assert leader
 
+    # Its own health and metrics ports (every start picks them): both run on this host.
     standby = OperatorProcess(operator.kubeconfig, tmp_path, name="standby", env=operator.env)
     standby.start(wait=False)
     try:
         wait_for(lambda: "standing by" in standby.log_tail(200), 60, "the standby to stand by")
         assert holder(cluster) == leader
+        # Both replicas say which one leads.
+        assert scrape(operator.metrics_url)["switchboard_operator_leader"] == 1
+        assert scrape(standby.metrics_url)["switchboard_operator_leader"] == 0
 
         killed = time.monotonic()
         operator.kill()
@@ -71,6 +76,7 @@ def test_standby_takes_over_when_the_leader_dies(operator, node_agent, crds_inst
         wait_for(lambda: scheduled(cluster, "after"), 120, "placement by the new leader")
         print(f"leader killed -> next room placed by the standby: {time.monotonic() - killed:.1f}s")
         assert holder(cluster) not in ("", leader)
+        assert scrape(standby.metrics_url)["switchboard_operator_leader"] == 1
         # The first room kept its pod through the takeover.
         before = get(cluster, "room", "before", "-n", ROOMS_NS)["status"]
         assert before["phase"] == "Scheduled", before

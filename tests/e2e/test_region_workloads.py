@@ -72,7 +72,18 @@ def test_region_becomes_ready_with_pods_on_its_own_node(node_agent, crds_install
     print(f"apply -> Ready: {time.monotonic() - eu_west:.1f}s")
 
     status = get(cluster, "region", "eu-west")["status"]
-    assert status["sfu"] == {"desiredReplicas": 2, "readyReplicas": 2, "drainingReplicas": 0}
+    recorded = status["sfu"].pop("pods")
+    assert status["sfu"] == {
+        "desiredReplicas": 2,
+        "currentReplicas": 2,
+        "readyReplicas": 2,
+        "drainingReplicas": 0,
+    }
+    # The pods it trusts are the ones it created, by UID.
+    running = pods(cluster, NAMESPACE, "sfu")
+    assert sorted((p["name"], p["uid"]) for p in recorded) == sorted(
+        (p["metadata"]["name"], p["metadata"]["uid"]) for p in running
+    )
     assert status["turn"]["readyReplicas"] == 1
     assert any(uri.startswith("turn:") for uri in status["turnURIs"])
     assert condition(get(cluster, "region", "eu-west"), "Degraded")["status"] == "False"

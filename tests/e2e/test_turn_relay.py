@@ -1,6 +1,8 @@
 """End to end: a Region's coturn pod relays for credentials minted from the Region's secret,
-refuses wrong credentials and peers outside `allowedPeerCIDRs`, and keeps relays flowing
-while its shared secret is rotated.
+refuses wrong credentials and peers outside `allowedPeerCIDRs`, keeps relays flowing
+while its shared secret is rotated, and serves a renewed `turns:` certificate without a
+restart (the sidecar signals coturn through the pod's shared process namespace, which the
+node agent's container runtime provides as a kubelet's pause container does).
 
 Real control plane and operator; the node agent runs Debian's `turnserver` and the secret
 sync sidecar as the pod; the clients are aiortc peers forced to `iceTransportPolicy=relay`.
@@ -9,6 +11,7 @@ sync sidecar as the pod; the clients are aiortc peers forced to `iceTransportPol
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ import pytest
 from fixtures.cluster import Cluster, is_ready, ready_pods
 from fixtures.cluster import get_json as get
 from fixtures.nodeagent import NodeAgent, NodeAgents
+from fixtures.tls import TestCa, serial_of, served_serial
 from fixtures.turn_clients import (
     RelayedChannel,
     TurnServer,
@@ -31,10 +35,12 @@ from fixtures.turn_clients import (
 from fixtures.waiting import eventually, wait_for
 from switchboard_api import labels
 from switchboard_api.region import Region
+from switchboard_localcluster.pki import KeyPair
 from switchboard_operator.logic.manifests import turn_secret_name, turn_secrets_from_secret
 from switchboard_operator.logic.manifests.keys import TURN_SECRET_ROTATED_AT
 from switchboard_operator.logic.manifests.turn import (
     COTURN_CONTAINER,
+    LISTENER_TLS,
     LISTENER_UDP,
     SYNC_CONTAINER,
 )
@@ -59,6 +65,22 @@ FORBIDDEN = 403
 # networks, carrier-grade NAT and the cloud metadata address.
 REFUSED_PEERS = ["10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254"]
 DISCARD_PORT = 9
+TLS_SECRET = "turn-lab-tls"
+TURN_HOST = "turn.turn-lab.example.test"
+"""The TURN Service's public name, which its certificate names."""
+
+
+def tls_secret(pair: KeyPair) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": TLS_SECRET, "namespace": NAMESPACE},
+        "data": {
+            "tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
+            "tls.key": base64.b64encode(pair.key.read_bytes()).decode(),
+        },
+    }
 
 
 def region_manifest() -> dict[str, Any]:
@@ -71,7 +93,12 @@ def region_manifest() -> dict[str, Any]:
             "topologyRegion": TOPOLOGY_REGION,
             "location": {"latitude": -33.9, "longitude": 151.2},
             "sfu": {"minReplicas": 1, "maxReplicas": 1, "capacityPerPod": 100},
-            "turn": {"enabled": True, "replicas": 1, "allowedPeerCIDRs": ["127.0.0.0/8"]},
+            "turn": {
+                "enabled": True,
+                "replicas": 1,
+                "allowedPeerCIDRs": ["127.0.0.0/8"],
+                "tlsSecretName": TLS_SECRET,
+            },
         },
     }
 
@@ -97,6 +124,9 @@ class LiveRegion:
     sfu_pod_ip: str
     secret_name: str
     credential_ttl_seconds: int
+    ca: TestCa
+    served: KeyPair
+    """The certificate the TLS Secret held when the Region became Ready."""
 
     def secret(self) -> dict[str, Any]:
         return get(self.cluster, "secret", self.secret_name, "-n", NAMESPACE)
@@ -125,9 +155,14 @@ def turn_node(node_agents: NodeAgents) -> Iterator[NodeAgent]:
 
 
 @pytest.fixture(scope="module")
-def turn_region(operator, crds_installed: Cluster, turn_node: NodeAgent) -> Iterator[LiveRegion]:
+def turn_region(
+    operator, crds_installed: Cluster, turn_node: NodeAgent, tmp_path_factory
+) -> Iterator[LiveRegion]:
     cluster = crds_installed
     cluster.create_namespace(NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
+    ca = TestCa(tmp_path_factory.mktemp("turn-ca"))
+    served = ca.issue(TURN_HOST)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(tls_secret(served)))
     manifest = region_manifest()
     started = time.monotonic()
     cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
@@ -148,6 +183,8 @@ def turn_region(operator, crds_installed: Cluster, turn_node: NodeAgent) -> Iter
         sfu_pod_ip=sfu_pod["status"]["podIP"],
         secret_name=turn_secret_name(region),
         credential_ttl_seconds=region.spec.turn.credential_ttl_seconds,
+        ca=ca,
+        served=served,
     )
     cluster.kubectl("delete", "region", REGION, "--wait=false")
     wait_for(
@@ -277,3 +314,36 @@ async def test_rotation_phase_one_keeps_relays_and_accepts_the_next_secret(
     assert logged, "no TURN pod logs to check"
     for value in during.accepted:
         assert value not in logged, "a TURN shared secret appears in the TURN pod's logs"
+
+
+async def test_a_renewed_turn_certificate_is_served_without_a_restart(turn_region: LiveRegion):
+    cluster, ca = turn_region.cluster, turn_region.ca
+    pod = await asyncio.to_thread(get, cluster, "pod", turn_region.turn_pod, "-n", NAMESPACE)
+    port = container_port(pod, COTURN_CONTAINER, LISTENER_TLS)
+    host = turn_region.turn.host
+
+    async def serial() -> int:
+        return await served_serial(host, port, ca, TURN_HOST)
+
+    assert await eventually(serial, 30, "coturn's turns: listener") == serial_of(turn_region.served)
+
+    def coturn_status(body: dict[str, Any]) -> tuple[str, int]:
+        status = next(
+            s for s in body["status"]["containerStatuses"] if s["name"] == COTURN_CONTAINER
+        )
+        return status["containerID"], status["restartCount"]
+
+    before = coturn_status(pod)
+    renewed = ca.issue(TURN_HOST)
+    await asyncio.to_thread(
+        cluster.kubectl, "apply", "-f", "-", input=json.dumps(tls_secret(renewed))
+    )
+    await eventually(
+        serial,
+        ROTATION_TIMEOUT,
+        "coturn to serve the renewed certificate",
+        until=lambda served: served == serial_of(renewed),
+    )
+    # The same coturn process serves it: no container restarted, no pod replaced.
+    after = await asyncio.to_thread(get, cluster, "pod", turn_region.turn_pod, "-n", NAMESPACE)
+    assert coturn_status(after) == before

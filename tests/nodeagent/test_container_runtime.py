@@ -286,3 +286,53 @@ def test_service_names_resolve_to_ready_pods_inside_containers(core, namespace, 
     status = wait_for(lambda: finished(core, namespace, "resolver"), TIMEOUT, "resolver to end")
     assert status.phase == "Succeeded", agent.container_log(namespace, "resolver", "main")
     assert agent.container_log(namespace, "resolver", "main").split() == [ip] * 4
+
+
+SIGNALLED = """
+import json, os, signal, time
+got = []
+signal.signal(signal.SIGUSR2, lambda *_: got.append(True))
+with open("/shared/pid.tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename("/shared/pid.tmp", "/shared/pid")
+while not got:
+    time.sleep(0.05)
+print(json.dumps({"signalled": True, "pid": os.getpid()}), flush=True)
+"""
+SIGNALLER = """
+import os, signal, time
+while not os.path.exists("/shared/pid"):
+    time.sleep(0.05)
+os.kill(int(open("/shared/pid").read()), signal.SIGUSR2)
+"""
+
+
+def test_containers_of_a_pod_sharing_its_process_namespace_can_signal_each_other(
+    core, namespace, agent
+):
+    """As coturn's certificate reload needs: a sidecar signals its neighbour by the PID in
+    its pidfile, which names the same process only in one shared namespace."""
+    shared = [{"name": "shared", "mountPath": "/shared"}]
+    context = restricted_context()
+    manifest = pod(
+        "shared-pids",
+        {**python(SIGNALLED), "securityContext": context, "volumeMounts": shared},
+        restartPolicy="Never",
+        shareProcessNamespace=True,
+        securityContext={"runAsUser": NONROOT, "runAsGroup": NONROOT, "fsGroup": NONROOT},
+        volumes=[{"name": "shared", "emptyDir": {}}],
+    )
+    manifest["spec"]["containers"].append(
+        {
+            "name": "signaller",
+            "image": SFU_IMAGE,
+            **python(SIGNALLER),
+            "securityContext": context,
+            "volumeMounts": shared,
+        }
+    )
+    core.create_namespaced_pod(namespace, manifest)
+    status = wait_for(lambda: finished(core, namespace, "shared-pids"), TIMEOUT, "both to finish")
+    assert status.phase == "Succeeded", status
+    seen = report(agent, namespace, "shared-pids")
+    assert seen["signalled"] and seen["pid"] != 1  # PID 1 is the pod's namespace holder

@@ -1,7 +1,7 @@
 """The capacity report receiver: it authenticates before it reads a body, reads at most
-MAX_REPORT_BYTES, and refuses reports while placements are not yet restored (start-up, a
+MAX_REPORT_BYTES, refuses reports while placements are not yet restored (start-up, a
 new leader), since an answer from an empty picture would tell every SFU to end every room
-it serves."""
+it serves, and refuses every report from a pod the operator did not create."""
 
 from __future__ import annotations
 
@@ -18,11 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from fixtures.operator_cache import cluster_cache
 from fixtures.placement_builders import POD_NAMESPACE, report, usage
+from fixtures.waiting import eventually
 from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
 from switchboard_operator.logic.capacity import CapacityPicture
+from switchboard_operator.metrics import OperatorMetrics
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
 from switchboard_operator.reportapi import receiver as reports
 from switchboard_operator.reportapi.receiver import MAX_REPORT_BYTES, ReportReceiver
+from switchboard_operator.reportapi.refusals import ReportRefusals
 
 ISSUER = "https://kubernetes.default.svc"
 KID = "sa-key-1"
@@ -66,6 +69,22 @@ class StaticJwks:
         return jwt.encode(claims, key or self.key, algorithm="ES256", headers={"kid": KID})
 
 
+REGION = "eu"
+ROGUE_UID = "uid-sfu-rogue"
+
+
+def sfu_pod(name: str, uid: str) -> dict:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": POD_NAMESPACE,
+            "uid": uid,
+            "labels": {"switchboard.dev/region": REGION},
+        },
+        "status": {"phase": "Running"},
+    }
+
+
 @dataclass
 class Receiver:
     server: TestServer
@@ -73,6 +92,16 @@ class Receiver:
     restored: asyncio.Event
     """What the Room reconciler sets once the first list of Rooms is in and their
     placements are restored."""
+    metrics: OperatorMetrics
+    events: list[tuple[dict, str, str, str]]
+    picture: CapacityPicture
+
+    def refused(self, reason: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "switchboard_capacity_reports_refused_total", {"reason": reason}
+        )
+        assert value is not None
+        return value
 
     async def raw(self, head: str, body: bytes = b"") -> tuple[int, bytes]:
         """Send request `head` and `body` as they are, then read the answer without
@@ -100,21 +129,35 @@ class Receiver:
 async def receiver() -> AsyncIterator[Receiver]:
     jwks = StaticJwks()
     restored = asyncio.Event()
+    picture = CapacityPicture()
+    # sfu-0 is a pod the operator created; sfu-rogue copies its labels (and, in a
+    # cluster, its ownerReferences and ServiceAccount) but not its recorded UID.
+    regions = [{"metadata": {"name": REGION}, "spec": {"namespace": POD_NAMESPACE}}]
+    pods = {REGION: [sfu_pod("sfu-0", "uid-sfu-0"), sfu_pod("sfu-rogue", ROGUE_UID)]}
     feed = CapacityFeed(
-        cluster_cache(),
-        CapacityPicture(),
+        cluster_cache(regions=regions, sfu_pods=pods, untrusted=[ROGUE_UID]),
+        picture,
         capacity_appeared=lambda: None,
         pod_lost=lambda: None,
         ready=restored.is_set,
     )
+    metrics = OperatorMetrics()
+    events: list[tuple[dict, str, str, str]] = []
+
+    async def post_event(obj, type_: str, reason: str, message: str) -> None:
+        events.append((dict(obj), type_, reason, message))
+
+    refusals = ReportRefusals(metrics, post_event)
     app = web.Application()
-    app.router.add_post("/report", ReportReceiver(jwks, feed).handle)  # type: ignore[arg-type]
+    receiver = ReportReceiver(jwks, feed, refusals, metrics)  # type: ignore[arg-type]
+    app.router.add_post("/report", receiver.handle)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield Receiver(server, jwks, restored)
+        yield Receiver(server, jwks, restored, metrics, events, picture)
     finally:
         await server.close()
+        await refusals.stop()
 
 
 def head(token: str | None, **headers: str) -> str:
@@ -141,6 +184,12 @@ async def test_reports_are_refused_until_placements_are_restored(receiver) -> No
     status, answer = await receiver.raw(request, body)
     assert status == 200
     assert b'"acknowledged":true' in answer.replace(b" ", b"")
+
+    registry = receiver.metrics.registry
+    refused = {"reason": "starting"}
+    assert registry.get_sample_value("switchboard_capacity_reports_refused_total", refused) == 1
+    accepted = {"region": capacity_report().region, "outcome": "accepted"}
+    assert registry.get_sample_value("switchboard_capacity_reports_total", accepted) == 1
 
 
 async def test_a_caller_without_a_valid_token_is_refused_before_its_body_is_read(
@@ -190,3 +239,30 @@ async def test_a_token_cannot_report_for_another_pod(receiver) -> None:
     status, answer = await receiver.raw(head(other, Content_Length=str(len(body))), body)
     assert status == 403
     assert b"cannot report for" in answer
+
+
+async def test_a_pod_the_operator_did_not_create_is_refused_and_recorded(receiver) -> None:
+    """Its token is valid and bound to it, and it carries the SFU labels: still not one of
+    the pods the operator created, so its report never reaches the capacity picture."""
+    receiver.restored.set()
+    sent = report("sfu-rogue", uid=ROGUE_UID, region=REGION, sequence=1, capacity=1000.0)
+    body = sent.model_dump_json(by_alias=True).encode()
+    token = receiver.jwks.token("sfu-rogue", ROGUE_UID)
+    for _ in range(3):
+        status, answer = await receiver.raw(head(token, Content_Length=str(len(body))), body)
+        assert status == 403
+        assert b'"untrusted_pod"' in answer
+    assert receiver.picture.pod(f"{POD_NAMESPACE}/sfu-rogue") is None
+    assert receiver.refused("untrusted_pod") == 3
+    # One Warning Event on the pod, not one per report (posted by a task of its own).
+    await eventually(lambda: receiver.events, 10, "the refusal's Event")
+    assert [(obj["metadata"]["uid"], type_, why) for obj, type_, why, _ in receiver.events] == [
+        (ROGUE_UID, "Warning", "CapacityReportRefused")
+    ]
+    # The pod the operator created reports as before.
+    trusted = capacity_report().model_dump_json(by_alias=True).encode()
+    status, _ = await receiver.raw(
+        head(own_token(receiver), Content_Length=str(len(trusted))), trusted
+    )
+    assert status == 200
+    assert receiver.refused("untrusted_pod") == 3

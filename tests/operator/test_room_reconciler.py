@@ -6,29 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fixtures.operator_cache import cluster_cache
+from fixtures.operator_cache import cluster_cache, region_body
 from fixtures.placement_builders import add_pod
 from fixtures.waiting import eventually
-from switchboard_api.region import Region
 from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.reconcilers import rooms as rooms_module
 from switchboard_operator.reconcilers.rooms import RoomReconciler
 
 KEY = "team/standup"
-
-
-def region() -> Region:
-    return Region.model_validate(
-        {
-            "metadata": {"name": "eu"},
-            "spec": {
-                "namespace": "media",
-                "location": {"latitude": 52.4, "longitude": 4.9},
-                "sfu": {"capacityPerPod": 100},
-            },
-        }
-    )
 
 
 async def test_the_echo_of_its_own_status_write_is_not_reconciled_again(monkeypatch):
@@ -42,7 +28,7 @@ async def test_the_echo_of_its_own_status_write_is_not_reconciled_again(monkeypa
     picture = CapacityPicture()
     add_pod(picture, "sfu-0", now=time.time())  # the reconciler reads the real clock
     reconciler = RoomReconciler(
-        None, cluster_cache(regions=[region().to_wire()], rooms=bodies), picture, Waiters()
+        None, cluster_cache(regions=[region_body()], rooms=bodies), picture, Waiters()
     )
     passes: list[str] = []
     writes: list[dict] = []

@@ -1,9 +1,36 @@
+{{/* The chart's name (nameOverride replaces it). */}}
+{{- define "switchboard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The operator's namespaced objects (Deployment, Service, ServiceAccount, ...).
+Switchboard runs once per cluster (the operator reconciles every Region), so the default
+carries no release name; cluster-scoped RBAC keeps the fixed name switchboard-operator. */}}
+{{- define "switchboard.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-operator" (include "switchboard.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "switchboard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "switchboard.scheme" -}}
 {{ if .Values.joinApi.tls.secretName }}https{{ else }}http{{ end }}
 {{- end -}}
 
 {{- define "switchboard.serviceURL" -}}
-{{ include "switchboard.scheme" . }}://switchboard-operator.{{ .Release.Namespace }}.svc:8080
+{{ include "switchboard.scheme" . }}://{{ include "switchboard.fullname" . }}.{{ .Release.Namespace }}.svc:{{ .Values.service.port }}
+{{- end -}}
+
+{{/* Labels that pick the operator's pods: immutable once installed. */}}
+{{- define "switchboard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "switchboard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/* An image of this chart: include "switchboard.image" (list . "sfu") */}}
@@ -21,9 +48,19 @@
 {{- end -}}
 
 {{- define "switchboard.labels" -}}
-app.kubernetes.io/name: switchboard
+helm.sh/chart: {{ include "switchboard.chart" . }}
+{{ include "switchboard.selectorLabels" . }}
+app.kubernetes.io/part-of: switchboard
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* Labels of the chart's own objects that are not the operator (monitors, rules,
+dashboard): the same, without the operator component. */}}
+{{- define "switchboard.commonLabels" -}}
+helm.sh/chart: {{ include "switchboard.chart" . }}
+app.kubernetes.io/name: {{ include "switchboard.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: operator
 app.kubernetes.io/part-of: switchboard
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}

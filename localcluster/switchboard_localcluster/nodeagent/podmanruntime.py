@@ -8,6 +8,12 @@ it binds, as with the process runtime. The images come from read-only image stor
 
 Environment values (Secrets among them) reach podman through its own environment
 (`--env NAME` without a value), never on a command line.
+
+A pod with `shareProcessNamespace` gets one process namespace for all its containers, as
+a kubelet's pause container provides: a holder container (`sleep infinity` from the
+pod's first image, no capabilities, read-only) is its PID 1, and every container of the
+pod joins it (`--pid=container:`), so a sidecar can signal its neighbour by the PID in
+its pidfile. The holder outlives container restarts and goes with the pod.
 """
 
 from __future__ import annotations
@@ -92,12 +98,22 @@ def _user(security: SecuritySettings, image: PodmanImage) -> list[str]:
     return [f"--user={user}"]
 
 
-def create_arguments(
-    image: PodmanImage, plan: ContainerPlan, name: str, cgroup_parent: str | None
-) -> list[str]:
-    """`podman create` arguments for one start of a container (no values of env vars)."""
-    security = plan.security
+def _ulimits() -> list[str]:
+    """The agent's own hard limit of open files (podman's default exceeds it here)."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return [f"--ulimit=nofile={nofile}:{nofile}", f"--ulimit=nproc={NPROC_LIMIT}:{NPROC_LIMIT}"]
+
+
+def create_arguments(
+    image: PodmanImage,
+    plan: ContainerPlan,
+    name: str,
+    cgroup_parent: str | None,
+    pid_holder: str | None = None,
+) -> list[str]:
+    """`podman create` arguments for one start of a container (no values of env vars);
+    `pid_holder`: the container whose process namespace it joins."""
+    security = plan.security
     args = [
         "create",
         f"--name={name}",
@@ -106,13 +122,14 @@ def create_arguments(
         "--no-hosts",
         "--log-driver=none",
         f"--hostname={plan.hostname}",
-        f"--ulimit=nofile={nofile}:{nofile}",
-        f"--ulimit=nproc={NPROC_LIMIT}:{NPROC_LIMIT}",
+        *_ulimits(),
         *_user(security, image),
         *(f"--group-add={group}" for group in security.supplemental_groups),
         *capabilities(security),
         *(f"--env={key}" for key in plan.env),
     ]
+    if pid_holder is not None:
+        args.append(f"--pid=container:{pid_holder}")
     if security.read_only_root:
         # Exactly the spec: no tmpfs on /tmp, /run and /var/tmp that the kubelet would not add.
         args += ["--read-only", "--read-only-tmpfs=false"]
@@ -202,6 +219,8 @@ class PodmanRuntime:
         # Named after the store, so a restarted agent finds its predecessor's cgroups.
         self.cgroup_root = f"/{PARENT}/{podman.runroot.name}"
         self._memory_cgroups = memory_cgroups_available()
+        self._pid_holders: dict[str, str] = {}
+        self._pid_holder_lock = asyncio.Lock()
 
     async def pull(self, reference: str, pull_policy: str) -> PodmanImage:
         """The image from this node's stores; what a kubelet's pull would report if absent.
@@ -242,7 +261,8 @@ class PodmanRuntime:
             if plan.resources.memory_limit_bytes:
                 memory = MemoryCgroup(cgroup_parent, plan.resources.memory_limit_bytes)
                 memory.create()
-        args = create_arguments(image, plan, name, cgroup_parent)
+        holder = await self._pid_holder(image, plan) if plan.share_process_namespace else None
+        args = create_arguments(image, plan, name, cgroup_parent, holder)
         env = {**os.environ, **plan.env}
         process = await asyncio.create_subprocess_exec(
             *self.podman.argv(*args),
@@ -268,6 +288,45 @@ class PodmanRuntime:
             os.close(log_fd)
         return PodmanContainer(self, name, container_id, attached, memory)
 
+    async def _pid_holder(self, image: PodmanImage, plan: ContainerPlan) -> str:
+        """The container holding the pod's shared process namespace, started once."""
+        async with self._pid_holder_lock:
+            holder = self._pid_holders.get(plan.pod_key)
+            if holder is not None:
+                return holder
+            holder = f"k8s_POD_{plan.pod_key}"
+            user = plan.security.run_as_user if plan.security.run_as_user is not None else 65534
+            await self.podman.run_async("rm", "--force", "--time=0", holder, check=False)
+            code, _, err = await self.podman.run_async(
+                "run",
+                "--detach",
+                f"--name={holder}",
+                "--pull=never",
+                "--network=host",
+                "--no-hosts",
+                "--log-driver=none",
+                *_ulimits(),
+                f"--user={user}",
+                "--cap-drop=ALL",
+                "--security-opt=no-new-privileges",
+                "--read-only",
+                "--read-only-tmpfs=false",
+                '--entrypoint=["sleep", "infinity"]',
+                image.reference,
+                check=False,
+            )
+            if code != 0:
+                raise PodmanError(_last_line(err) or f"podman run of {holder} exited {code}")
+            self._pid_holders[plan.pod_key] = holder
+            return holder
+
+    async def release_pod(self, pod_key: str) -> None:
+        """The pod is gone: remove its process namespace holder, if it had one."""
+        async with self._pid_holder_lock:
+            holder = self._pid_holders.pop(pod_key, None)
+        if holder is not None:
+            await self.remove(holder, None)
+
     async def remove(self, name: str, memory: MemoryCgroup | None) -> None:
         with contextlib.suppress(PodmanError, OSError):
             await self.podman.run_async("rm", "--force", "--time=0", name, check=False)
@@ -283,6 +342,7 @@ class PodmanRuntime:
         remove_tree(self.cgroup_root)
 
 
-def _last_line(stderr: bytes) -> str:
-    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+def _last_line(stderr: bytes | str) -> str:
+    text = stderr if isinstance(stderr, str) else stderr.decode(errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""

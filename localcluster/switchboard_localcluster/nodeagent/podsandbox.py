@@ -303,6 +303,7 @@ class PodSandbox:
             security=security_settings(self.pod, container),
             resources=container_resources(container),
             keep_visible=keep_visible,
+            share_process_namespace=bool(self.pod.get("spec", {}).get("shareProcessNamespace")),
         )
 
     def log_path(self, container_name: str, restart_count: int) -> Path:

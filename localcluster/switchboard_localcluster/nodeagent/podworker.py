@@ -138,6 +138,8 @@ class PodWorker:
             await self._run()
         finally:
             await self.stop_processes(min(grace_period(self.pod), RETRY_SECONDS))
+            if self.runtime.podman is not None:
+                await self.runtime.podman.release_pod(self.uid)
             if self._sandbox is not None:
                 self._sandbox.teardown()
             self.runtime.addresses.release(self.uid)

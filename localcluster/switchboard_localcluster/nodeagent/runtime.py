@@ -55,6 +55,8 @@ class ContainerPlan:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     resources: Resources = field(default_factory=Resources)
     keep_visible: list[str] = field(default_factory=list)
+    share_process_namespace: bool = False
+    """The pod's `shareProcessNamespace`: its containers see and may signal each other."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Final
 
 from aiohttp import web
@@ -12,11 +14,12 @@ from aiohttp.typedefs import Handler
 
 from switchboard_api.contract import JOIN_API_PREFIX, JOIN_PATH_TEMPLATE
 from switchboard_operator.joinapi.apikeys import ApiKeyStore
-from switchboard_operator.joinapi.codes import ErrorCode
+from switchboard_operator.joinapi.codes import ERROR_STATUSES, ErrorCode
 from switchboard_operator.joinapi.errors import error_response
 from switchboard_operator.joinapi.handler import Clock, JoinApiSettings, JoinHandler
 from switchboard_operator.joinapi.port import RoomPlacements
 from switchboard_operator.logic.ratelimit import RateLimiter
+from switchboard_operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,34 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(ErrorCode.INTERNAL_ERROR, "the control plane failed; retry later")
 
 
+def counted(metrics: OperatorMetrics, clock: Clock) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Every answer counted by status code, with its latency (errors included: the
+    middleware sits outside `json_errors`, so it sees what the client sees)."""
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = clock()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as error:
+            status = error.status
+            raise
+        finally:
+            metrics.join_answered(status, clock() - started)
+
+    return count
+
+
 def join_api_app(
     placements: RoomPlacements,
     keys: ApiKeyStore,
     *,
     settings: JoinApiSettings | None = None,
     limiter: RateLimiter | None = None,
+    metrics: OperatorMetrics | None = None,
     wall_clock: Clock = time.time,
     monotonic_clock: Clock = time.monotonic,
 ) -> web.Application:
@@ -68,6 +93,12 @@ def join_api_app(
         wall_clock=wall_clock,
         monotonic_clock=monotonic_clock,
     )
-    app = web.Application(middlewares=[json_errors])
+    middlewares = [json_errors]
+    if metrics is not None:
+        metrics.expect_join_statuses(
+            {HTTPStatus.OK, *(s for statuses in ERROR_STATUSES.values() for s in statuses)}
+        )
+        middlewares.insert(0, counted(metrics, monotonic_clock))
+    app = web.Application(middlewares=middlewares)
     app.router.add_post(JOIN_ROUTE, handler.join)
     return app

@@ -182,18 +182,22 @@ class JoinHandler:
 
     def _grant(self, placed: PlacedRoomInfo, join: JoinRequest) -> JoinResponse:
         now = self._wall_clock()
-        keys = self._placements.join_keys()
+        ring = self._placements.join_keys()
+        # Signed only with a key the pod holds: during a rotation, the new key signs a
+        # pod's tokens from its first report that lists it.
+        kid = ring.signing_kid(self._placements.held_join_keys(placed))
         issued = issue_join_token(
             identity=join.identity,
             room=placed.room_key,
             pod=placed.pod,
             pod_uid=placed.pod_uid,
             grants=JoinGrants(**join.grants.model_dump()),
-            key=keys.signing_key,
-            kid=keys.signing_kid,
+            key=ring.keys.private[kid],
+            kid=kid,
             now_unix=now,
             ttl_seconds=self._settings.token_ttl_seconds,
         )
+        ring.signed(kid, issued.claims.exp)
         return JoinResponse(
             room=placed.room_key,
             region=placed.region,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -24,7 +24,7 @@ from switchboard_operator.joinapi.port import (
 from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.kube.client import NamespaceMissing, create_room
 from switchboard_operator.logic.capacity import CapacityPicture
-from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.placement import Unschedulable
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
 from switchboard_operator.logic.room_status import PlacedOn
@@ -42,7 +42,7 @@ class ControlPlanePlacements:
         trigger_room: Callable[[str], None],
         restored: asyncio.Event,
         turn_access: Callable[[str], TurnAccess | None],
-        join_keys: JoinKeys,
+        join_keys: JoinKeyRing,
     ) -> None:
         self._api = api
         self._cache = cache
@@ -104,5 +104,10 @@ class ControlPlanePlacements:
     def turn_for_region(self, region: str) -> TurnAccess | None:
         return self._turn_access(region)
 
-    def join_keys(self) -> JoinKeys:
+    def join_keys(self) -> JoinKeyRing:
         return self._join_keys
+
+    def held_join_keys(self, placed: PlacedRoomInfo) -> Sequence[str] | None:
+        spec = (self._cache.region_body(placed.region) or {}).get("spec") or {}
+        state = self._picture.incarnation(f"{spec.get('namespace')}/{placed.pod}", placed.pod_uid)
+        return None if state is None else state.join_key_ids

@@ -3,11 +3,12 @@ access of a region and the join-token signing keys. The operator implements it."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from switchboard_api.geo import GeoLocation
-from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.placement import Unschedulable, UnschedulableReason
 from switchboard_operator.logic.turn_rotation import TurnAccess
 
@@ -96,6 +97,11 @@ class RoomPlacements(Protocol):
         """The TURN servers of `region` and their minting secret; None without TURN."""
         ...
 
-    def join_keys(self) -> JoinKeys:
-        """The current join-token keys; `signing_kid`/`signing_key` sign new tokens."""
+    def join_keys(self) -> JoinKeyRing:
+        """The join-token keys; `signing_kid(held)` names the one that signs a token."""
+        ...
+
+    def held_join_keys(self, placed: PlacedRoomInfo) -> Sequence[str] | None:
+        """The join-token key ids the room's SFU pod last reported holding (None if it
+        has not said)."""
         ...

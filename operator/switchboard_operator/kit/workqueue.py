@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ class Result:
 
 Reconcile = Callable[[Hashable], Awaitable[Result | None]]
 RETRY_BACKOFF = Backoff(first_seconds=0.5, max_seconds=60.0)
+Observe = Callable[[float, bool], None]
+"""Told of every pass: (seconds it took, whether it failed)."""
 
 
 class WorkQueue:
@@ -35,8 +38,11 @@ class WorkQueue:
         name: str,
         workers: int = 4,
         backoff: Backoff = RETRY_BACKOFF,
+        *,
+        observe: Observe | None = None,
     ) -> None:
         self._reconcile = reconcile
+        self._observe = observe
         self._name = name
         self._workers = workers
         self._backoff = backoff
@@ -85,6 +91,10 @@ class WorkQueue:
             existing.cancel()
         self._timers[key] = loop.call_later(delay, self._fire_timer, key)
 
+    def _observed(self, started: float, failed: bool) -> None:
+        if self._observe is not None:
+            self._observe(time.monotonic() - started, failed)
+
     def _fire_timer(self, key: Hashable) -> None:
         self._timers.pop(key, None)
         self.trigger(key)
@@ -94,11 +104,13 @@ class WorkQueue:
             key = await self._queue.get()
             self._waiting.discard(key)
             self._running.add(key)
+            started = time.monotonic()
             try:
                 result = await self._reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._observed(started, failed=True)
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = self._backoff.delay(failures)
                 log.exception(
@@ -106,6 +118,7 @@ class WorkQueue:
                 )
                 self.trigger_after(key, delay)
             else:
+                self._observed(started, failed=False)
                 self._failures.pop(key, None)
                 if result is not None and result.requeue_after is not None:
                     self.trigger_after(key, result.requeue_after)

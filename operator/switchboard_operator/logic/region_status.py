@@ -35,6 +35,23 @@ class RegionObservation:
     problem: Problem | None = None
     totals: RegionLoad | None = None
     """Rooms, capacity and measured load from the SFU reports (None before any)."""
+    sfu_pods: Sequence[Mapping[str, str]] = ()
+    """The SFU pods the operator created and trusts (`logic/sfu_trust.py`)."""
+    sfu_current: int | None = None
+    """SFU pods that exist and are not on their way out (cordoned or draining)."""
+    scaling: Scaling | None = None
+    """The autoscaler's latest decision (None: autoscaling disabled or not decided yet)."""
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """What the Region's status shows of the autoscaler."""
+
+    at_max: bool
+    needed: int
+    max_replicas: int
+    last_scale_time: str | None
+    last_scale_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -83,14 +100,40 @@ def region_status(
     else:
         cond(RegionConditionType.PROGRESSING, False, "Stable", "Nothing to change.")
 
+    if o.scaling is not None and o.scaling.at_max:
+        cond(
+            RegionConditionType.AT_MAX_REPLICAS,
+            True,
+            "DemandAboveMaxReplicas",
+            f"Demand needs {o.scaling.needed} SFU pods; maxReplicas is {o.scaling.max_replicas}.",
+        )
+    elif o.scaling is not None or any(
+        c.get("type") == RegionConditionType.AT_MAX_REPLICAS.value for c in conditions
+    ):
+        cond(
+            RegionConditionType.AT_MAX_REPLICAS,
+            False,
+            "WithinMaxReplicas",
+            "Demand fits within maxReplicas SFU pods."
+            if o.scaling is not None
+            else "Autoscaling is disabled.",
+        )
+
+    sfu: dict[str, Any] = {
+        "desiredReplicas": o.sfu_desired,
+        "readyReplicas": o.sfu_ready,
+        "drainingReplicas": o.sfu_draining,
+        "pods": [dict(p) for p in o.sfu_pods],
+    }
+    if o.sfu_current is not None:
+        sfu["currentReplicas"] = o.sfu_current
+    if o.scaling is not None and o.scaling.last_scale_time is not None:
+        sfu["lastScaleTime"] = o.scaling.last_scale_time
+        sfu["lastScaleReason"] = o.scaling.last_scale_reason
     status: dict[str, Any] = {
         "observedGeneration": o.generation,
         "conditions": list(conditions),
-        "sfu": {
-            "desiredReplicas": o.sfu_desired,
-            "readyReplicas": o.sfu_ready,
-            "drainingReplicas": o.sfu_draining,
-        },
+        "sfu": sfu,
         "turnURIs": list(o.turn_uris),
     }
     if o.totals is not None:

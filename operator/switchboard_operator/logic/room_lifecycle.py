@@ -74,6 +74,8 @@ class Assignment:
     reservation: float
     placed_at: float | None = None
     """When it was first placed (restored from the Room's status); None: now."""
+    home: str | None = None
+    """Its own region, when it spilled from there because that one was full."""
 
     def placed_room(self, room: str, now: float) -> PlacedRoom:
         placed_at = now if self.placed_at is None else self.placed_at
@@ -228,7 +230,9 @@ class _RoomPass:
         candidates = [PlacementRegion.of(r) for r in self.regions.values()]
         decision = place(request, candidates, self.picture, self.now, wait=displaced is None)
         if isinstance(decision, Placement):
-            assign = Assignment(decision.pod, decision.pod_uid, decision.reservation)
+            assign = Assignment(
+                decision.pod, decision.pod_uid, decision.reservation, home=decision.home
+            )
             placed = assign.placed_room(self.room.key, self.now)
             decided = self.on_pod(NOTHING_REMEMBERED, placed, assign=assign)
             return replace(decided, placement=decision)

@@ -1,10 +1,13 @@
-"""Which SFU pods to create, drain or delete: scaling and rolling updates for operator-owned pods.
+"""Which SFU pods to create, cordon, uncordon, drain or delete: scaling and rolling updates
+for operator-owned pods.
 
-The operator owns SFU pods directly (no StatefulSet) so it can remove *chosen* pods: never
-one that hosts rooms without draining it first, and during an image roll one at a time,
-with one surge pod so the region never drops below its desired count of ready pods. Pods
-whose SFU crashed are replaced after a back-off; pods created but not yet shown by the
-Pod watch are not created again.
+The operator owns SFU pods directly (no StatefulSet) so it can remove *chosen* pods. On
+scale-down it never deletes a pod that holds a room: it cordons the emptiest (no new rooms;
+nobody is moved) and deletes each once its last room has ended; a cordoned pod needed
+again is uncordoned, not replaced. An image roll goes one pod at a time, draining it, with
+one surge pod so the region never drops below its desired count of ready pods. Pods whose
+SFU crashed are replaced after a back-off; pods created but not yet shown by the Pod watch
+are not created again.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from switchboard_api.region import PlacementPolicy
 from switchboard_operator.logic.backoff import Backoff
 from switchboard_operator.logic.notices import Notice
 
@@ -32,7 +36,13 @@ class SfuPodView:
     """Terminated with phase Failed: the SFU crashed or was killed. A clean exit (Succeeded,
     e.g. after a drain or the eviction of an empty pod) is not a crash."""
     draining: bool = False
+    cordoned: bool = False
+    """Cordoned by the autoscaler (annotation): no new rooms; deleted once empty."""
     hosts_rooms: bool = False
+    rooms: int = 0
+    """Rooms placed on it (the capacity picture)."""
+    used: float = 0.0
+    """Units counted against it (the capacity picture)."""
     created: str = ""
     """Creation timestamp (RFC 3339 sorts as text): newest pods go first on scale-down."""
     exit_reason: str = ""
@@ -42,6 +52,8 @@ class SfuPodView:
 @dataclass(frozen=True)
 class PodActions:
     create: int = 0
+    cordon: list[str] = field(default_factory=list)
+    uncordon: list[str] = field(default_factory=list)
     drain: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
     crashed: list[str] = field(default_factory=list)
@@ -51,12 +63,20 @@ class PodActions:
 
     @property
     def empty(self) -> bool:
-        return not (self.create or self.drain or self.delete)
+        return not (self.create or self.cordon or self.uncordon or self.drain or self.delete)
 
 
 def plan_sfu_pods(
-    pods: Sequence[SfuPodView], desired: int, current_hash: str, max_surge: int = 1
+    pods: Sequence[SfuPodView],
+    desired: int,
+    current_hash: str,
+    max_surge: int = 1,
+    *,
+    policy: PlacementPolicy = PlacementPolicy.LEAST_LOADED,
+    rooms_known: bool = True,
 ) -> PodActions:
+    """`rooms_known`: the capacity picture holds every placement (after a restart, once
+    Room statuses are read); until then no cordoned pod counts as empty."""
     live = [p for p in pods if not p.deleting and not p.terminated]
     # A drained pod that no longer hosts rooms has finished draining; a terminated pod is
     # removed so that a new one replaces it.
@@ -65,16 +85,28 @@ def plan_sfu_pods(
     delete += sorted(p.name for p in ended)
     crashed = sorted(p.name for p in ended if p.failed)
     exited = sorted(p.name for p in ended if not p.failed)
-    active = [p for p in live if not p.draining]
+    cordoned = [p for p in live if p.cordoned and not p.draining]
+    active = [p for p in live if not p.draining and not p.cordoned]
     current = [p for p in active if p.template_hash == current_hash]
     outdated = [p for p in active if p.template_hash != current_hash]
     leaving = len([p for p in live if p.draining])
 
     create = max(0, desired - len(current))
+    # A cordoned pod that is needed again is uncordoned, not replaced: the warmest first.
+    uncordon = [
+        p.name for p in sorted(cordoned, key=_warmth) if p.template_hash == current_hash and p.ready
+    ][:create]
+    create -= len(uncordon)
+    # Cordoned pods stay until their last room has ended; then they are deleted, and
+    # nothing replaces them.
+    delete += sorted(
+        p.name for p in cordoned if p.name not in uncordon and not p.hosts_rooms and rooms_known
+    )
     if outdated:
         # Surge: never more than desired + max_surge pods that are not on their way out.
         create = max(0, min(create, desired + max_surge - len(active)))
     drain: list[str] = []
+    cordon: list[str] = []
 
     if outdated and not leaving:
         ready = sum(p.ready for p in active)
@@ -84,10 +116,18 @@ def plan_sfu_pods(
             (drain if victim.hosts_rooms else delete).append(victim.name)
     elif not outdated and len(current) > desired:
         excess = len(current) - desired
-        for victim in sorted(current, key=_scale_down_order)[:excess]:
-            (drain if victim.hosts_rooms else delete).append(victim.name)
+        for victim in sorted(current, key=lambda p: _victim_order(p, policy))[:excess]:
+            # A pod that never came up holds no room and takes none: it goes at once.
+            # One that is up is cordoned first, so no room is placed on it meanwhile.
+            (delete if not victim.ready and not victim.hosts_rooms else cordon).append(victim.name)
     return PodActions(
-        create=create, drain=drain, delete=sorted(set(delete)), crashed=crashed, exited=exited
+        create=create,
+        cordon=sorted(cordon),
+        uncordon=sorted(uncordon),
+        drain=drain,
+        delete=sorted(set(delete)),
+        crashed=crashed,
+        exited=exited,
     )
 
 
@@ -95,10 +135,31 @@ def _victim(pods: Sequence[SfuPodView]) -> SfuPodView:
     return sorted(pods, key=_scale_down_order)[0]
 
 
+def _victim_order(pod: SfuPodView, policy: PlacementPolicy) -> tuple[object, ...]:
+    """Scale-down victims: pods not up first, then the emptiest, then the newest.
+
+    Packed keeps the fullest pods warm (victims by load: it fills pods one after another,
+    so the least loaded are the next to be empty). LeastLoaded spreads rooms evenly, so
+    after the empty pods its victims are the newest (the last to have taken rooms).
+    """
+    inverted_created = _inverted(pod.created)
+    if policy == PlacementPolicy.PACKED:
+        return (pod.ready, pod.hosts_rooms, pod.rooms, pod.used, inverted_created, pod.name)
+    return (pod.ready, pod.hosts_rooms, inverted_created, pod.rooms, pod.name)
+
+
+def _warmth(pod: SfuPodView) -> tuple[object, ...]:
+    """Cordoned pods to take back first: most rooms, most load, oldest."""
+    return (-pod.rooms, -pod.used, pod.created, pod.name)
+
+
+def _inverted(text: str) -> str:
+    return "".join(chr(0x10FFFF - ord(c)) for c in text)
+
+
 def _scale_down_order(pod: SfuPodView) -> tuple[bool, bool, str, str]:
     # Not-ready before ready, empty before hosting rooms, newest first, then by name.
-    inverted_created = "".join(chr(0x10FFFF - ord(c)) for c in pod.created)
-    return (pod.ready, pod.hosts_rooms, inverted_created, pod.name)
+    return (pod.ready, pod.hosts_rooms, _inverted(pod.created), pod.name)
 
 
 CRASH_BACKOFF: Final = Backoff(first_seconds=1.0, max_seconds=60.0)
@@ -146,6 +207,8 @@ class SfuPodPlan:
     """One pass's changes to a Region's SFU pods, and the Events that go with them."""
 
     create: int
+    cordon: list[str]
+    uncordon: list[str]
     drain: list[str]
     delete: list[str]
     crashed: list[Notice]
@@ -163,10 +226,13 @@ def plan_region_pods(
     current_hash: str,
     memory: SfuPodMemory,
     now: float,
+    *,
+    policy: PlacementPolicy = PlacementPolicy.LEAST_LOADED,
+    rooms_known: bool = True,
 ) -> SfuPodPlan:
     """`plan_sfu_pods`, with crashed pods replaced after a back-off and pods created but
     not yet watched counted as there."""
-    actions = plan_sfu_pods(pods, desired, current_hash)
+    actions = plan_sfu_pods(pods, desired, current_hash, policy=policy, rooms_known=rooms_known)
     by_name = {p.name: p for p in pods}
     backoff = memory.crashes
     crashed = []
@@ -199,10 +265,19 @@ def plan_region_pods(
                 f"SFU pod {name} exited after draining ({by_name[name].exit_reason}); "
                 "deleted it, a new pod replaces it.",
             )
+        elif by_name[name].cordoned:
+            deleted[name] = Notice(
+                "Normal",
+                "Deleted",
+                f"Deleted SFU pod {name}: cordoned for scale-down and its last room has "
+                "ended; it is not replaced.",
+            )
         else:
             deleted[name] = Notice("Normal", "Deleted", f"Deleted SFU pod {name}.")
     return SfuPodPlan(
         create=create,
+        cordon=list(actions.cordon),
+        uncordon=list(actions.uncordon),
         drain=list(actions.drain),
         delete=list(actions.delete),
         crashed=crashed,
@@ -218,3 +293,18 @@ def created_notice(name: str) -> Notice:
 
 def draining_notice(name: str) -> Notice:
     return Notice("Normal", "Draining", f"Draining SFU pod {name} before removal.")
+
+
+def cordoned_notice(name: str, rooms: int) -> Notice:
+    return Notice(
+        "Normal",
+        "Cordoned",
+        f"Cordoned SFU pod {name} for scale-down: it takes no new rooms and is deleted "
+        f"once its {rooms} room(s) have ended; nobody is moved.",
+    )
+
+
+def uncordoned_notice(name: str) -> Notice:
+    return Notice(
+        "Normal", "Uncordoned", f"Uncordoned SFU pod {name}: needed again, it takes rooms."
+    )

@@ -19,6 +19,7 @@ from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies
 from switchboard_operator.logic.capacity import CapacityPicture, PodObservation
 from switchboard_operator.logic.report_response import report_response
+from switchboard_operator.logic.reportauth import ReporterIdentity
 from switchboard_operator.logic.timestamps import parse_time
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ class CapacityFeed:
         """An SFU Pod watch event."""
         meta = body["metadata"]
         key = f"{meta['namespace']}/{meta['name']}"
+        region = (meta.get("labels") or {}).get(keys.REGION, "")
+        if not deleted and not self._cache.trusts_sfu_pod(region, meta["namespace"], meta["uid"]):
+            # Labels are no credential: a pod the operator did not create never enters the
+            # picture (a pod it just created is trusted before its next event arrives).
+            return
         if deleted:
             lost = self._picture.remove_pod(key, meta.get("uid"))
             if lost is not None and lost.rooms:
@@ -67,17 +73,23 @@ class CapacityFeed:
                 namespace=meta["namespace"],
                 name=meta["name"],
                 uid=meta["uid"],
-                region=(meta.get("labels") or {}).get(keys.REGION, ""),
+                region=region,
                 ready=ready,
                 draining=draining,
                 drain_deadline=parse_time(annotations.get(keys.DRAIN_DEADLINE)),
                 failed=failed,
+                cordoned=bool(annotations.get(keys.CORDONED)),
             ),
             time.time(),
         )
         # A failed pod ends the wait of rooms for its region: they go elsewhere now.
         if (ready and not draining) or failed:
             self._capacity_appeared()
+
+    def trusts(self, identity: ReporterIdentity, report: CapacityReport) -> bool:
+        """Whether the reporting pod is an SFU pod the operator created for the report's
+        Region (its token already proved it is the pod it names)."""
+        return self._cache.trusts_sfu_pod(report.region, identity.namespace, identity.pod_uid)
 
     def on_report(self, report: CapacityReport, now: float) -> ReportResponse:
         """An authenticated capacity report, received at `now`."""

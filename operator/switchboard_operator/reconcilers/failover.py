@@ -23,12 +23,14 @@ from switchboard_api import defaults
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kit.ticker import Periodic
 from switchboard_operator.kube import events
-from switchboard_operator.logic.capacity import CapacityPicture, rooms_to_move
+from switchboard_operator.logic.capacity import CapacityPicture, RoomToMove, rooms_to_move
 from switchboard_operator.logic.placement import (
+    Placement,
     PlacementRegion,
     RoomRequest,
     replace_rooms,
 )
+from switchboard_operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class FailoverReconciler:
         room_writes_idle: Callable[[], Awaitable[None]],
         ready: Callable[[], bool],
         failover_timeout: float = defaults.FAILOVER_TIMEOUT_SECONDS,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self._api = api
         self._cache = cache
@@ -57,6 +60,7 @@ class FailoverReconciler:
         self._trigger_room = trigger_room
         self._room_writes_idle = room_writes_idle
         self._failover_timeout = failover_timeout
+        self._metrics = metrics or OperatorMetrics()
         self._periodic = Periodic("failover", FAILOVER_CHECK_SECONDS, self.run, when=ready)
         self._notices: asyncio.Queue[tuple[float, Mapping[str, Any], str]] = asyncio.Queue()
         """Warning Events about moved rooms (monotonic time queued, Room, message)."""
@@ -81,6 +85,7 @@ class FailoverReconciler:
         moves = rooms_to_move(self._picture, now, self._failover_timeout)
         if not moves:
             return
+        self._count(moves)
         regions = self._cache.regions()
         requests = {}
         for move in moves:
@@ -103,11 +108,23 @@ class FailoverReconciler:
             now,
         )
         for replacement in replacements:
+            if isinstance(replacement.decision, Placement):
+                self._metrics.placed(replacement.decision.region, None)
             self._trigger_room(replacement.room)
             body = self._cache.room(replacement.room)
             if body is not None:
                 self._notices.put_nowait((time.monotonic(), body, replacement.message))
         log.info("rooms re-placed count=%d", len(replacements))
+
+    def _count(self, moves: list[RoomToMove]) -> None:
+        """Each pod the moves leave, once per pass: its Region, why, and its rooms."""
+        lost: dict[tuple[str, str, str], int] = {}
+        for move in moves:
+            state = self._picture.incarnation(move.placed.pod, move.placed.pod_uid)
+            pod = (state.region if state is not None else "", move.placed.pod, move.reason.value)
+            lost[pod] = lost.get(pod, 0) + 1
+        for (region, _, reason), rooms in lost.items():
+            self._metrics.pod_lost(region, reason, rooms)
 
     async def _post_notices(self) -> None:
         """Post the Events about moved rooms, a few at a time, once the Room reconciler is

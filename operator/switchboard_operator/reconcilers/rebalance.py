@@ -30,6 +30,7 @@ from switchboard_operator.logic.placement import (
     apply_moves,
     rebalance,
 )
+from switchboard_operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,13 @@ class RebalanceReconciler:
         *,
         trigger_room: Callable[[str], None],
         ready: Callable[[], bool],
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self._api = api
         self._cache = cache
         self._picture = picture
         self._trigger_room = trigger_room
+        self._metrics = metrics or OperatorMetrics()
         self._limiter = MoveLimiter()
         self._periodic = Periodic("rebalance", REBALANCE_CHECK_SECONDS, self.run, when=ready)
 
@@ -67,6 +70,8 @@ class RebalanceReconciler:
         moves = self.apply(regions, time.time())
         # Every moved room goes to the queue before any Event (no await in between).
         for move in moves:
+            self._metrics.rooms_moved(move.target.region)
+            self._metrics.placed(move.target.region, None)
             self._trigger_room(move.room)
         if moves:
             log.info("rooms rebalanced count=%d", len(moves))

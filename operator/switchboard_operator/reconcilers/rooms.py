@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -25,7 +26,7 @@ from switchboard_operator.kube import events, objects
 from switchboard_operator.kube.client import delete_room, patch_room_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.capacity import CapacityPicture
-from switchboard_operator.logic.placement import Placement
+from switchboard_operator.logic.placement import Placement, Unschedulable, Waiting
 from switchboard_operator.logic.room_lifecycle import (
     NOTHING_REMEMBERED,
     RoomAnswer,
@@ -36,6 +37,7 @@ from switchboard_operator.logic.room_lifecycle import (
     scheduled_condition,
 )
 from switchboard_operator.logic.room_status import PlacedOn
+from switchboard_operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class RoomReconciler:
         cache: ClusterCache,
         picture: CapacityPicture,
         answers: Waiters[RoomAnswer],
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self._api = api
         self._cache = cache
@@ -60,7 +63,13 @@ class RoomReconciler:
         self._written: dict[str, str] = {}
         """The resourceVersion of the status each Room's last pass wrote, until its watch
         echo arrives: the echo is that very status, so it is not reconciled again."""
-        self._queue = WorkQueue(self.reconcile, "rooms", workers=ROOM_WORKERS)
+        self._metrics = metrics or OperatorMetrics()
+        self._queue = WorkQueue(
+            self.reconcile,
+            "rooms",
+            workers=ROOM_WORKERS,
+            observe=self._metrics.reconciles("Room"),
+        )
         self.restored = asyncio.Event()
         """Set once the first list of Rooms is in and their placements are restored: until
         then reports are refused and joins wait (an answer would be from an empty picture)."""
@@ -140,7 +149,7 @@ class RoomReconciler:
         if decision.unreadable is not None:
             log.warning("room unreadable room=%s error=%s", key, decision.unreadable)
             return None
-        self._apply(key, decision, (body or {}).get("status") or {})
+        self._apply(key, decision, body or {})
         if body is not None:
             await self._carry_out(body, decision)
         if decision.answer is not None:
@@ -149,8 +158,9 @@ class RoomReconciler:
             return Result(requeue_after=decision.requeue_after)
         return None
 
-    def _apply(self, key: str, decision: RoomDecision, status: Mapping[str, Any]) -> None:
+    def _apply(self, key: str, decision: RoomDecision, body: Mapping[str, Any]) -> None:
         """The decision's changes to what this control plane holds, all before any await."""
+        status = body.get("status") or {}
         self._remember(key, decision.memory)
         if decision.release and self._picture.release(key) is not None:
             self.retry_pending()
@@ -163,10 +173,21 @@ class RoomReconciler:
                 pod_uid=assign.pod_uid,
                 now=time.time(),
                 placed_at=assign.placed_at,
+                home=assign.home,
             )
         placement = decision.placement
+        # A room on no pod counts towards the demand of the region it needs.
+        if isinstance(placement, Waiting):
+            self._picture.want(key, placement.region, placement.reservation)
+        elif isinstance(placement, Unschedulable):
+            self._picture.want(key, placement.home, placement.reservation)
         if isinstance(placement, Placement):
             log.info("room placed room=%s pod=%s region=%s", key, placement.pod, placement.region)
+            # Its first placement (no pod recorded yet) is the wait a user saw at creation.
+            created = None if status.get("pod") else _created_at(body)
+            self._metrics.placed(
+                placement.region, None if created is None else time.time() - created
+            )
         elif placement is not None:
             # Pending rooms are retried whenever capacity may have appeared: say so once
             # per reason (the status already carries a repeated one).
@@ -213,3 +234,11 @@ class RoomReconciler:
             self._memory.pop(key, None)
         else:
             self._memory[key] = memory
+
+
+def _created_at(body: Mapping[str, Any]) -> float | None:
+    stamp = (body.get("metadata") or {}).get("creationTimestamp")
+    try:
+        return datetime.fromisoformat(str(stamp)).timestamp() if stamp else None
+    except ValueError:
+        return None

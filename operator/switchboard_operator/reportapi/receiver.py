@@ -22,7 +22,9 @@ from switchboard_operator.logic.reportauth import (
     check_reporter,
     verify_report_token,
 )
+from switchboard_operator.metrics import OperatorMetrics
 from switchboard_operator.reportapi.jwks import JwksCache
+from switchboard_operator.reportapi.refusals import UNTRUSTED, ReportRefusals
 
 log = logging.getLogger(__name__)
 MAX_REPORT_BYTES: Final = 1 << 20
@@ -37,6 +39,11 @@ class ReportSink(Protocol):
         picture and tell the SFU to drop every room it serves."""
         ...
 
+    def trusts(self, identity: ReporterIdentity, report: CapacityReport) -> bool:
+        """Whether the authenticated pod is an SFU pod the operator created for the
+        report's Region."""
+        ...
+
     def on_report(self, report: CapacityReport, now: float) -> ReportResponse: ...
 
 
@@ -49,6 +56,7 @@ class _Refused(Exception):
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
+        self.code = code
         self.response = web.json_response(
             {"error": {"code": code, "message": message}}, status=status
         )
@@ -68,9 +76,17 @@ async def read_bounded(request: web.Request, limit: int) -> bytes:
 
 
 class ReportReceiver:
-    def __init__(self, jwks: JwksCache, sink: ReportSink) -> None:
+    def __init__(
+        self,
+        jwks: JwksCache,
+        sink: ReportSink,
+        refusals: ReportRefusals,
+        metrics: OperatorMetrics,
+    ) -> None:
         self._jwks = jwks
         self._sink = sink
+        self._refusals = refusals
+        self._metrics = metrics
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -81,8 +97,10 @@ class ReportReceiver:
                 # (start-up and a leader change take far less than the failover timeout).
                 raise _Refused(503, "starting", "the control plane is restoring room placements")
         except _Refused as refusal:
+            self._refusals.refused(refusal.code)
             return refusal.response
         response = self._sink.on_report(report, time.time())
+        self._metrics.report_received(report.region, response.acknowledged)
         return web.Response(
             body=response.model_dump_json(by_alias=True), content_type="application/json"
         )
@@ -130,6 +148,24 @@ class ReportReceiver:
                 error,
             )
             raise _Refused(403, "forbidden", str(error)) from None
+        if not self._sink.trusts(identity, report):
+            # A real pod with a real token, but not one the operator created: labels,
+            # ownerReferences and a ServiceAccount can be copied, a recorded UID cannot.
+            message = (
+                f"pod {identity.namespace}/{identity.pod_name} (uid {identity.pod_uid}) is "
+                f"not an SFU pod the operator created for Region {report.region!r}"
+            )
+            log.warning(
+                "capacity report refused pod=%s/%s uid=%s region=%s reason=untrusted pod",
+                identity.namespace,
+                identity.pod_name,
+                identity.pod_uid,
+                report.region,
+            )
+            self._refusals.untrusted(
+                identity, f"Capacity report refused: this {message}. It gets no rooms."
+            )
+            raise _Refused(403, UNTRUSTED, message)
         return report
 
     async def _verify(self, token: str) -> ReporterIdentity:

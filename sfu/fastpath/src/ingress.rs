@@ -11,6 +11,7 @@ use pyo3::types::{PyBool, PyBytes, PyTuple};
 
 use crate::estimator::RemoteBitrateEstimator;
 use crate::output::Output;
+use crate::receive_stats::{NackGenerator, StreamStatistics};
 use crate::rewrite::Packet;
 use crate::rtp::{self, IncomingExtensions, KeyframeCodec, Parsed};
 use crate::srtp::SrtpSession;
@@ -21,14 +22,40 @@ const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 const MAX_BATCH: usize = 64;
 const DATAGRAM_SIZE: usize = 1600;
 
-fn ntp_now() -> (u64, u64) {
+/// The time now: (NTP milliseconds, as aiortc's clock.current_ms; 64-bit NTP; Unix seconds,
+/// as time.time()).
+fn ntp_now() -> (u64, u64, f64) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let ms = (now.as_secs() + NTP_UNIX_OFFSET) * 1000 + u64::from(now.subsec_millis());
     let ntp = ((now.as_secs() + NTP_UNIX_OFFSET) << 32)
         | ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000);
-    (ms, ntp)
+    (ms, ntp, now.as_secs_f64())
+}
+
+/// aiortc's `StreamStatistics` fields as Python hands them over: (base_seq, max_seq, cycles,
+/// packets_received, jitter_q4, last_arrival, last_timestamp).
+type StatisticsState = (
+    Option<u16>,
+    Option<u16>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<u32>,
+);
+
+/// What a track received in one burst, reported to Python once (see `Track::summary`).
+#[derive(Default)]
+struct Burst {
+    packets: u64,
+    bytes: u64,
+    sent_packets: u64,
+    sent_bytes: u64,
+    estimate: Option<i64>,
+    /// The missing sequence numbers each time a packet revealed new gaps (one NACK each).
+    nacks: Vec<Vec<u16>>,
 }
 
 /// One published track's forwarding state: sequence tracking, the retransmission history and
@@ -51,6 +78,11 @@ pub struct Track {
     /// Packets the publisher never delivered (gaps seen upstream, before any repair).
     #[pyo3(get)]
     lost_upstream: u64,
+    /// aiortc's receive statistics and NACK generator of this stream, once Python handed them
+    /// over (`adopt_receive_state`): natively received packets are counted here.
+    stats: Option<StreamStatistics>,
+    nacks: Option<NackGenerator>,
+    burst: Burst,
 }
 
 /// What Python learns of each packet (see `Track.ingest`).
@@ -162,6 +194,47 @@ impl Track {
         }
     }
 
+    /// Account for one natively received packet as aiortc's receiver and the publication do:
+    /// receive statistics, NACK generator, received and sent counts, uplink estimate.
+    fn count(&mut self, parsed: &Parsed, outcome: &Outcome, now: f64) {
+        if let Some(stats) = &mut self.stats {
+            stats.add(parsed.sequence_number, parsed.timestamp, now);
+        }
+        if let Some(nacks) = &mut self.nacks {
+            if nacks.add(parsed.sequence_number) {
+                self.burst
+                    .nacks
+                    .push(nacks.missing.iter().copied().collect());
+            }
+        }
+        let burst = &mut self.burst;
+        burst.packets += 1;
+        burst.bytes +=
+            (parsed.payload_end - parsed.payload_start) as u64 + u64::from(parsed.padding_size);
+        burst.sent_packets += outcome.sent_packets;
+        burst.sent_bytes += outcome.sent_bytes;
+        if outcome.estimate.is_some() {
+            burst.estimate = outcome.estimate;
+        }
+    }
+
+    /// (owner, packets received, their bytes incl. padding, packets sent, payload bytes sent,
+    ///  newest uplink estimate in bit/s or None, [missing sequence numbers of each NACK due])
+    /// since the last summary.
+    fn summary<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let burst = std::mem::take(&mut self.burst);
+        (
+            self.owner.clone_ref(py),
+            burst.packets,
+            burst.bytes,
+            burst.sent_packets,
+            burst.sent_bytes,
+            burst.estimate,
+            burst.nacks,
+        )
+            .into_pyobject(py)
+    }
+
     /// (owner, sequence number, timestamp, size incl. padding, abs-send-time or None,
     ///  arrival ms, extended seq, frame start, keyframe, duplicate, packets sent, payload
     ///  bytes sent, packet bytes when Python forwards too else None, new uplink estimate in
@@ -241,12 +314,86 @@ impl Track {
             estimator: estimate_bitrate.then(RemoteBitrateEstimator::new),
             python_forwarding: true,
             lost_upstream: 0,
+            stats: None,
+            nacks: None,
+            burst: Burst::default(),
         })
     }
 
     #[getter]
     fn media_ssrc(&self) -> u32 {
         self.media_ssrc
+    }
+
+    /// Count natively received packets in aiortc's receive statistics from now on, starting
+    /// from `statistics` ((base_seq, max_seq, cycles, packets_received, jitter_q4,
+    /// last_arrival, last_timestamp), all None for a new stream) with clock rate
+    /// `clock_rate`; and in its NACK generator when `nack` ((max_seq, missing)) is given.
+    #[pyo3(signature = (*, clock_rate, statistics, nack))]
+    fn adopt_receive_state(
+        &mut self,
+        clock_rate: i64,
+        statistics: Option<StatisticsState>,
+        nack: Option<(Option<u16>, Vec<u16>)>,
+    ) {
+        let mut stats = StreamStatistics {
+            clock_rate,
+            ..Default::default()
+        };
+        if let Some((base_seq, max_seq, cycles, received, jitter_q4, arrival, timestamp)) =
+            statistics
+        {
+            stats.base_seq = base_seq;
+            stats.max_seq = max_seq;
+            stats.cycles = cycles;
+            stats.packets_received = received;
+            stats.jitter_q4 = jitter_q4;
+            stats.last_arrival = arrival;
+            stats.last_timestamp = timestamp;
+        }
+        self.stats = Some(stats);
+        self.nacks = nack.map(|(max_seq, missing)| NackGenerator {
+            max_seq,
+            missing: missing.into_iter().collect(),
+        });
+    }
+
+    /// The receive statistics' fields, in `adopt_receive_state`'s order (None before then).
+    #[getter]
+    fn receive_statistics(&self) -> Option<StatisticsState> {
+        self.stats.as_ref().map(|s| {
+            (
+                s.base_seq,
+                s.max_seq,
+                s.cycles,
+                s.packets_received,
+                s.jitter_q4,
+                s.last_arrival,
+                s.last_timestamp,
+            )
+        })
+    }
+
+    /// The NACK generator's (max_seq, sorted missing), None when there is none.
+    #[getter]
+    fn nack_state(&self) -> Option<(Option<u16>, Vec<u16>)> {
+        self.nacks
+            .as_ref()
+            .map(|n| (n.max_seq, n.missing.iter().copied().collect()))
+    }
+
+    /// Count a packet of this stream that reached Python first (`StreamStatistics.add`).
+    fn count_received(&mut self, sequence_number: u16, timestamp: u32) {
+        if let Some(stats) = &mut self.stats {
+            stats.add(sequence_number, timestamp, ntp_now().2);
+        }
+    }
+
+    /// `NackGenerator.add` for a packet that reached Python first (a repair).
+    fn nack_add(&mut self, sequence_number: u16) -> bool {
+        self.nacks
+            .as_mut()
+            .is_some_and(|nacks| nacks.add(sequence_number))
     }
 
     /// The publisher restarted its stream under `media_ssrc`: forget sequence and history.
@@ -310,7 +457,7 @@ impl Track {
         let Some(parsed) = rtp::parse(data, ids) else {
             return Ok(None);
         };
-        let (arrival_ms, ntp) = ntp_now();
+        let (arrival_ms, ntp, _) = ntp_now();
         let abs_send_time = ((ntp >> 14) & 0x00FF_FFFF) as u32;
         let Some(outcome) = self.handle(py, data, &parsed, abs_send_time, arrival_ms) else {
             return Ok(None);
@@ -321,11 +468,16 @@ impl Track {
     }
 }
 
-/// What `Ingress.receive` returns: packet records, and the datagrams read that were not a
-/// track's, with their source address.
+/// A datagram read that was not a track's, and its source address.
+type Other<'py> = (Bound<'py, PyBytes>, Option<(String, u16)>);
+
+/// What `Ingress.receive` returns: a summary of each track that received packets, a record
+/// of each packet Python forwards too, and the datagrams read that were not a track's, with
+/// their source address.
 type Received<'py> = (
     Vec<Bound<'py, PyTuple>>,
-    Vec<(Bound<'py, PyBytes>, Option<(String, u16)>)>,
+    Vec<Bound<'py, PyTuple>>,
+    Vec<Other<'py>>,
 );
 
 /// A publisher transport's incoming SRTP: packets of registered tracks are decrypted and
@@ -336,51 +488,83 @@ pub struct Ingress {
     ids: IncomingExtensions,
     tracks: HashMap<u32, Py<Track>>,
     buffers: Vec<[u8; DATAGRAM_SIZE]>,
+    names: Vec<libc::sockaddr_storage>,
     /// Packets that failed SRTP authentication or parsing (dropped, as aiortc drops them).
     #[pyo3(get)]
     dropped: u64,
 }
 
+/// The time of one burst: arrival (NTP ms), abs-send-time to write, Unix seconds.
+#[derive(Clone, Copy)]
+struct BurstTime {
+    arrival_ms: u64,
+    abs_send_time: u32,
+    now: f64,
+}
+
+impl BurstTime {
+    fn now() -> Self {
+        let (arrival_ms, ntp, now) = ntp_now();
+        Self {
+            arrival_ms,
+            abs_send_time: ((ntp >> 14) & 0x00FF_FFFF) as u32,
+            now,
+        }
+    }
+}
+
+/// Records and touched tracks of the burst being handled.
+#[derive(Default)]
+struct BurstOutput<'py> {
+    touched: Vec<u32>,
+    records: Vec<Bound<'py, PyTuple>>,
+}
+
 impl Ingress {
-    /// Handle one datagram; Ok(None) when it is not a registered track's (left untouched).
+    /// Handle one datagram; false when it is not a registered track's (left untouched).
     fn one<'py>(
         &mut self,
         py: Python<'py>,
         datagram: &[u8],
-        abs_send_time: u32,
-        arrival_ms: u64,
-        touched: &mut Vec<u32>,
-    ) -> PyResult<Option<Option<Bound<'py, PyTuple>>>> {
+        time: BurstTime,
+        out: &mut BurstOutput<'py>,
+    ) -> PyResult<bool> {
         if !rtp::is_rtp(datagram) {
-            return Ok(None);
+            return Ok(false);
         }
         let ssrc = rtp::ssrc_of(datagram);
         let Some(track) = self.tracks.get(&ssrc) else {
-            return Ok(None);
+            return Ok(false);
         };
         let mut data = datagram.to_vec();
         if self.srtp.get().unprotect(&mut data).is_err() {
             self.dropped += 1;
-            return Ok(Some(None));
+            return Ok(true);
         }
         let Some(parsed) = rtp::parse(&data, self.ids) else {
             self.dropped += 1;
-            return Ok(Some(None));
+            return Ok(true);
         };
         let mut track = track.bind(py).borrow_mut();
-        let Some(outcome) = track.handle(py, &data, &parsed, abs_send_time, arrival_ms) else {
-            return Ok(Some(None));
+        let Some(outcome) = track.handle(py, &data, &parsed, time.abs_send_time, time.arrival_ms)
+        else {
+            return Ok(true);
         };
-        if !touched.contains(&ssrc) {
-            touched.push(ssrc);
+        track.count(&parsed, &outcome, time.now);
+        if !out.touched.contains(&ssrc) {
+            out.touched.push(ssrc);
         }
-        track
-            .record(py, &data, &parsed, arrival_ms, &outcome)
-            .map(|r| Some(Some(r)))
+        if track.python_forwarding {
+            out.records
+                .push(track.record(py, &data, &parsed, time.arrival_ms, &outcome)?);
+        }
+        Ok(true)
     }
 
-    /// Read what else is queued on the socket (without blocking): (length, source) each.
-    fn drain(&mut self, fd: i32, limit: usize) -> Vec<(usize, Option<(String, u16)>)> {
+    /// Read what is queued on the socket (without blocking), at most `limit` datagrams: their
+    /// lengths (0: truncated) in `self.buffers`, sources in `self.names`; Err(errno) when
+    /// the read failed for another reason than an empty queue.
+    fn drain(&mut self, fd: i32, limit: usize) -> Result<Vec<usize>, i32> {
         let count = limit.min(self.buffers.len());
         let mut iovecs: Vec<libc::iovec> = self.buffers[..count]
             .iter_mut()
@@ -389,12 +573,11 @@ impl Ingress {
                 iov_len: DATAGRAM_SIZE,
             })
             .collect();
-        // SAFETY: zeroed mmsghdr/sockaddr_storage are valid; pointers below live for the call.
-        let mut names: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; count];
+        // SAFETY: a zeroed mmsghdr is valid; the pointers below live for the call.
         let mut messages: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; count];
-        for i in 0..count {
-            let header = &mut messages[i].msg_hdr;
-            header.msg_name = &mut names[i] as *mut _ as *mut libc::c_void;
+        for (i, message) in messages.iter_mut().enumerate() {
+            let header = &mut message.msg_hdr;
+            header.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
             header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             header.msg_iov = &mut iovecs[i];
             header.msg_iovlen = 1;
@@ -409,20 +592,62 @@ impl Ingress {
                 std::ptr::null_mut(),
             )
         };
-        if n <= 0 {
-            return Vec::new();
+        if n < 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            return if errno == libc::EAGAIN || errno == libc::EWOULDBLOCK || errno == libc::EINTR {
+                Ok(Vec::new())
+            } else {
+                Err(errno)
+            };
         }
-        (0..n as usize)
+        Ok((0..n as usize)
             .map(|i| {
-                let truncated = messages[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-                let length = if truncated {
+                if messages[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                     0
                 } else {
                     messages[i].msg_len as usize
-                };
-                (length, address_of(&names[i]))
+                }
             })
-            .collect()
+            .collect())
+    }
+
+    /// Handle the datagrams `drain` just read; those not ours go to `others`.
+    fn handle_drained<'py>(
+        &mut self,
+        py: Python<'py>,
+        lengths: Vec<usize>,
+        time: BurstTime,
+        out: &mut BurstOutput<'py>,
+        others: &mut Vec<Other<'py>>,
+    ) -> PyResult<()> {
+        for (i, length) in lengths.into_iter().enumerate() {
+            if length == 0 {
+                continue;
+            }
+            let data = self.buffers[i][..length].to_vec();
+            if !self.one(py, &data, time, out)? {
+                others.push((PyBytes::new(py, &data), address_of(&self.names[i])));
+            }
+        }
+        Ok(())
+    }
+
+    /// Send what the touched tracks queued and summarise the burst.
+    fn finish<'py>(
+        &mut self,
+        py: Python<'py>,
+        out: BurstOutput<'py>,
+        others: Vec<Other<'py>>,
+    ) -> PyResult<Received<'py>> {
+        let mut summaries = Vec::with_capacity(out.touched.len());
+        for ssrc in out.touched {
+            if let Some(track) = self.tracks.get(&ssrc) {
+                let mut track = track.bind(py).borrow_mut();
+                track.flush(py);
+                summaries.push(track.summary(py)?);
+            }
+        }
+        Ok((summaries, out.records, others))
     }
 }
 
@@ -461,6 +686,8 @@ impl Ingress {
             },
             tracks: HashMap::new(),
             buffers: vec![[0; DATAGRAM_SIZE]; MAX_BATCH],
+            // SAFETY: all-zero is a valid sockaddr_storage.
+            names: vec![unsafe { std::mem::zeroed() }; MAX_BATCH],
             dropped: 0,
         })
     }
@@ -478,7 +705,9 @@ impl Ingress {
     /// Handle `datagram` and whatever else is already queued on the socket it came from
     /// (`drain_fd`, read without blocking; None for relayed datagrams). Returns None when
     /// `datagram` is not a registered track's RTP (nothing read: the caller handles it), else
-    /// (records of the packets handled, [(datagram, (host, port))] read but not ours).
+    /// (summaries, records, others): each track's `Track` summary of the burst, the records
+    /// of packets Python forwards too (`python_forwarding`), and [(datagram, (host, port))]
+    /// read but not ours.
     #[pyo3(signature = (datagram, drain_fd=None))]
     fn receive<'py>(
         &mut self,
@@ -486,38 +715,38 @@ impl Ingress {
         datagram: &[u8],
         drain_fd: Option<i32>,
     ) -> PyResult<Option<Received<'py>>> {
-        let (arrival_ms, ntp) = ntp_now();
-        let abs_send_time = ((ntp >> 14) & 0x00FF_FFFF) as u32;
-        let mut touched = Vec::new();
-        let mut records = Vec::new();
+        let time = BurstTime::now();
+        let mut out = BurstOutput::default();
         let mut others = Vec::new();
-        match self.one(py, datagram, abs_send_time, arrival_ms, &mut touched)? {
-            None => return Ok(None),
-            Some(record) => records.extend(record),
+        if !self.one(py, datagram, time, &mut out)? {
+            return Ok(None);
         }
-        let mut budget = if drain_fd.is_some() { MAX_BATCH - 1 } else { 0 };
-        while budget > 0 {
-            let batch = self.drain(drain_fd.unwrap_or(-1), budget);
-            if batch.is_empty() {
-                break;
-            }
-            budget -= batch.len();
-            for (i, (length, source)) in batch.into_iter().enumerate() {
-                if length == 0 {
-                    continue;
+        if let Some(fd) = drain_fd {
+            let mut budget = MAX_BATCH - 1;
+            while budget > 0 {
+                let lengths = self.drain(fd, budget).unwrap_or_default();
+                if lengths.is_empty() {
+                    break;
                 }
-                let data = self.buffers[i][..length].to_vec();
-                match self.one(py, &data, abs_send_time, arrival_ms, &mut touched)? {
-                    Some(record) => records.extend(record),
-                    None => others.push((PyBytes::new(py, &data), source)),
-                }
+                budget -= lengths.len();
+                self.handle_drained(py, lengths, time, &mut out, &mut others)?;
             }
         }
-        for ssrc in touched {
-            if let Some(track) = self.tracks.get(&ssrc) {
-                track.bind(py).borrow().flush(py);
-            }
-        }
-        Ok(Some((records, others)))
+        self.finish(py, out, others).map(Some)
+    }
+
+    /// Read and handle what is queued on the socket `fd` (up to 64 datagrams, without
+    /// blocking), as `receive` does: the socket's reader when the event loop says it is
+    /// readable. None when the read failed (the caller lets the event loop's own reader meet
+    /// the error), else as `receive`.
+    fn receive_from<'py>(&mut self, py: Python<'py>, fd: i32) -> PyResult<Option<Received<'py>>> {
+        let Ok(lengths) = self.drain(fd, MAX_BATCH) else {
+            return Ok(None);
+        };
+        let time = BurstTime::now();
+        let mut out = BurstOutput::default();
+        let mut others = Vec::new();
+        self.handle_drained(py, lengths, time, &mut out, &mut others)?;
+        self.finish(py, out, others).map(Some)
     }
 }

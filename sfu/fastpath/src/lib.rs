@@ -15,6 +15,7 @@
 mod estimator;
 mod ingress;
 mod output;
+mod receive_stats;
 mod rewrite;
 mod rtp;
 mod srtp;

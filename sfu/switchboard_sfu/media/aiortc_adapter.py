@@ -197,8 +197,16 @@ class ReceiverListener(Protocol):
 
     def bitrate_estimated(self, bitrate_bps: int) -> None: ...
 
+    def native_burst(
+        self, packets: int, payload_bytes: int, sent_packets: int, sent_bytes: int
+    ) -> None:
+        """Packets the native fast path received in one burst (their bytes with padding) and
+        what its outputs sent of them."""
+        ...
+
     def native_packet(self, record: NativeRecord, packet: RtpPacket | None) -> None:
-        """A packet the native fast path handled (`packet`: when it came through Python)."""
+        """A packet the native fast path received (counted in its burst) that subscriptions
+        on the Python path need too (`packet`: when it came through Python)."""
         ...
 
     def native_forwarding_time(self, seconds: float) -> None:
@@ -206,11 +214,15 @@ class ReceiverListener(Protocol):
         ...
 
 
-# What the native module reports per packet (see sfu/fastpath/src/ingress.rs, Track::record):
-# (owner, sequence number, timestamp, size, abs-send-time, arrival ms, extended sequence
-#  number, frame start, keyframe, duplicate, packets sent, payload bytes sent, packet bytes,
-#  new uplink estimate).
+# What the native module reports per packet while Python forwards too, and per packet it is
+# handed (see sfu/fastpath/src/ingress.rs, Track::record): (owner, sequence number,
+# timestamp, size, abs-send-time, arrival ms, extended sequence number, frame start,
+# keyframe, duplicate, packets sent, payload bytes sent, packet bytes, new uplink estimate).
 NativeRecord = tuple[Any, ...]
+# What it reports per track and burst (Track::summary): (owner, packets, their bytes with
+# padding, packets sent, payload bytes sent, newest uplink estimate or None, [the missing
+# sequence numbers of each NACK due]).
+NativeSummary = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -223,15 +235,124 @@ class ReceiveRoute:
     audio_level_id: int
 
 
-class _PacketFields:
-    """The fields of an RTP packet aiortc's receive statistics and NACK generator read."""
+class _NativeStreamStatistics(StreamStatistics):
+    """aiortc's receive statistics of a stream whose packets the native track counts (its
+    receiver reports and stats read these fields from the track)."""
 
-    __slots__ = ("sequence_number", "ssrc", "timestamp")
+    def __init__(self, track: Any, clock_rate: int, prior: StreamStatistics | None) -> None:
+        # Not StreamStatistics.__init__: the counted fields live in the track.
+        self._track = track
+        self._clockrate = clock_rate
+        self._expected_prior = prior._expected_prior if prior is not None else 0
+        self._received_prior = prior._received_prior if prior is not None else 0
 
-    def __init__(self) -> None:
-        self.sequence_number = 0
-        self.timestamp = 0
-        self.ssrc = 0
+    def _field(self, index: int) -> Any:
+        return self._track.receive_statistics[index]
+
+    base_seq = property(lambda self: self._field(0))  # type: ignore[assignment]
+    max_seq = property(lambda self: self._field(1))  # type: ignore[assignment]
+    cycles = property(lambda self: self._field(2))  # type: ignore[assignment]
+    packets_received = property(lambda self: self._field(3))  # type: ignore[assignment]
+    _jitter_q4 = property(lambda self: self._field(4))  # type: ignore[assignment]
+    _last_arrival = property(lambda self: self._field(5))  # type: ignore[assignment]
+    _last_timestamp = property(lambda self: self._field(6))  # type: ignore[assignment]
+
+    def add(self, packet: RtpPacket) -> None:
+        """A packet of this stream that reached Python first."""
+        self._track.count_received(packet.sequence_number, packet.timestamp)
+
+    def detached(self) -> StreamStatistics:
+        """The same statistics as aiortc's own object, to go on counting in Python."""
+        stats = StreamStatistics(self._clockrate)
+        (
+            stats.base_seq,
+            stats.max_seq,
+            stats.cycles,
+            stats.packets_received,
+            stats._jitter_q4,
+            stats._last_arrival,
+            stats._last_timestamp,
+        ) = self._track.receive_statistics
+        stats._expected_prior = self._expected_prior
+        stats._received_prior = self._received_prior
+        return stats
+
+
+class _NativeNackGenerator(NackGenerator):
+    """aiortc's NACK generator of a stream whose packets the native track sees."""
+
+    def __init__(self, track: Any) -> None:
+        self._track = track
+
+    @property  # type: ignore[override]
+    def max_seq(self) -> int | None:
+        return self._track.nack_state[0]
+
+    @property  # type: ignore[override]
+    def missing(self) -> set[int]:
+        return set(self._track.nack_state[1])
+
+    def add(self, packet: RtpPacket) -> bool:
+        """A packet of this stream that reached Python first (a repair)."""
+        return bool(self._track.nack_add(packet.sequence_number))
+
+    def truncate(self) -> None:
+        pass  # the native generator truncates as it adds
+
+    def detached(self) -> NackGenerator:
+        generator = NackGenerator()
+        generator.max_seq, missing = self._track.nack_state
+        generator.missing = set(missing)
+        return generator
+
+
+class _NativeReceiveState:
+    """Moves a receiver's statistics and NACK state for one stream into a native track and
+    back: while the track receives natively, aiortc's receiver reads them from it."""
+
+    @staticmethod
+    def adopt(receiver: RTCRtpReceiver, track: Any) -> None:
+        ssrc = int(track.media_ssrc)
+        streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
+        prior = streams.get(ssrc)
+        if isinstance(prior, _NativeStreamStatistics):
+            prior = prior.detached()
+        if prior is not None:
+            clock_rate = prior._clockrate
+        else:
+            codecs = receiver._RTCRtpReceiver__codecs
+            clock_rate = next(iter(codecs.values())).clockRate if codecs else 90000
+        nacks = receiver._RTCRtpReceiver__nack_generator
+        if isinstance(nacks, _NativeNackGenerator):
+            nacks = nacks.detached()
+        track.adopt_receive_state(
+            clock_rate=clock_rate,
+            statistics=None
+            if prior is None
+            else (
+                prior.base_seq,
+                prior.max_seq,
+                prior.cycles,
+                prior.packets_received,
+                prior._jitter_q4,
+                prior._last_arrival,
+                prior._last_timestamp,
+            ),
+            nack=None if nacks is None else (nacks.max_seq, sorted(nacks.missing)),
+        )
+        streams[ssrc] = _NativeStreamStatistics(track, clock_rate, prior)
+        if nacks is not None:
+            receiver._RTCRtpReceiver__nack_generator = _NativeNackGenerator(track)
+
+    @staticmethod
+    def release(receiver: RTCRtpReceiver, track: Any) -> None:
+        streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
+        for ssrc, stream in list(streams.items()):
+            if isinstance(stream, _NativeStreamStatistics) and stream._track is track:
+                streams[ssrc] = stream.detached()
+        nacks = receiver._RTCRtpReceiver__nack_generator
+        if isinstance(nacks, _NativeNackGenerator) and nacks._track is track:
+            receiver._RTCRtpReceiver__nack_generator = nacks.detached()
 
 
 class ReceiverTap:
@@ -297,7 +418,6 @@ class ReceiverTap:
         receiver._send_rtcp = intercepted_send_rtcp  # type: ignore[method-assign]
         self._native_ssrc: int | None = None
         self._native_track: Any = None
-        self._fields = _PacketFields()
 
     def receive_layers(self, rtx_media_ssrcs: Mapping[int, int]) -> None:
         """Treat the receiver's packets as several streams from now on; `rtx_media_ssrcs`
@@ -331,16 +451,18 @@ class ReceiverTap:
             route = self.receive_route()
             if route is None:
                 return False
-            fast.ingress = make_ingress(route)
-        fast.ingress.add_track(track)
+            fast.use_ingress(make_ingress(route))
         self._native_ssrc = int(track.media_ssrc)
         self._native_track = track
+        _NativeReceiveState.adopt(self._receiver, track)
+        fast.ingress.add_track(track)
         return True
 
     def forward_in_python(self, track: Any) -> None:
         fast = _FastReceive.of(self._receiver.transport)
         if fast.ingress is not None:
             fast.ingress.remove_track(track)
+        _NativeReceiveState.release(self._receiver, track)
         self._native_ssrc = None
         self._native_track = None
 
@@ -355,29 +477,22 @@ class ReceiverTap:
         """A packet kept by the native module, parsed as aiortc parses what it receives."""
         return RtpPacket.parse(data, self._receiver.transport._rtp_header_extensions_map)
 
-    def native_packet(self, record: NativeRecord) -> None:
-        """One packet the native module received for this receiver: what `handle_rtp` does
-        for aiortc's receiver (statistics, NACKs; the native track keeps the uplink estimate,
-        a port of aiortc's), then the forwarding core."""
-        receiver = self._receiver
+    def native_burst(self, summary: NativeSummary) -> None:
+        """A burst the native module received for this receiver. It did what `handle_rtp`
+        does for aiortc's receiver (receive statistics, NACK generator, uplink estimate:
+        ports of aiortc's); here the NACKs it found due are sent, the estimate reported and
+        the forwarding core told."""
+        _, packets, size, sent_packets, sent_bytes, estimate, nacks = summary
+        if estimate is not None:
+            self._listener.bitrate_estimated(estimate)
         ssrc = self._native_ssrc
-        if record[13] is not None:
-            self._listener.bitrate_estimated(record[13])
-        if ssrc is not None and receiver._enabled:
-            fields = self._fields
-            fields.sequence_number = record[1]
-            fields.timestamp = record[2]
-            fields.ssrc = ssrc
-            streams = receiver._RTCRtpReceiver__remote_streams
-            stream = streams.get(ssrc)
-            if stream is None:
-                codecs = receiver._RTCRtpReceiver__codecs
-                clock_rate = next(iter(codecs.values())).clockRate if codecs else 90000
-                stream = streams[ssrc] = StreamStatistics(clock_rate)
-            stream.add(fields)
-            nacks = receiver._RTCRtpReceiver__nack_generator
-            if nacks is not None and nacks.add(fields):
-                self._spawn(receiver._send_rtcp_nack(ssrc, sorted(nacks.missing)))
+        if nacks and ssrc is not None and self._receiver._enabled:
+            for missing in nacks:
+                self._spawn(self._receiver._send_rtcp_nack(ssrc, missing))
+        self._listener.native_burst(packets, size, sent_packets, sent_bytes)
+
+    def native_packet(self, record: NativeRecord) -> None:
+        """A packet of the burst that subscriptions on the Python path need too."""
         self._listener.native_packet(record, None)
 
     def native_forwarding_time(self, seconds: float) -> None:
@@ -467,6 +582,10 @@ class _FastReceive:
     replaced on the instance: SRTP (not SRTCP) is unprotected, parsed, routed as aiortc routes
     it and handed to the tap synchronously. Everything else (STUN, DTLS, SRTCP) takes
     aiortc's own path unchanged.
+
+    Once the native module receives for the transport (`use_ingress`), it also reads the
+    transport's plain UDP sockets itself: each socket's reader in the event loop becomes a
+    burst read by the native `Ingress` (one `recvmmsg`), which hands back what is not its own.
     """
 
     _by_transport: ClassVar[weakref.WeakKeyDictionary[RTCDtlsTransport, _FastReceive]] = (
@@ -480,6 +599,18 @@ class _FastReceive:
         self._pending: set[asyncio.Future[None]] = set()
         # The native module's receiver for this transport (`_fastpath.Ingress`), if used.
         self.ingress: Any = None
+        # Plain UDP sockets the native receiver can read itself: (descriptor, asyncio
+        # transport, reader to install once it is used).
+        self._sockets: list[tuple[int, Any, Callable[[], None]]] = []
+
+    def use_ingress(self, ingress: Any) -> None:
+        """Receive natively from now on: `ingress` reads the transport's sockets."""
+        self.ingress = ingress
+        for fd, datagrams, reader in self._sockets:
+            if not datagrams.is_closing():
+                # Replaces the transport's own reader (it reads one datagram per wake-up);
+                # closing the transport removes this one as it would its own.
+                datagrams._loop._add_reader(fd, reader)  # type: ignore[attr-defined]
 
     @classmethod
     def of(cls, transport: RTCDtlsTransport) -> _FastReceive:
@@ -497,16 +628,25 @@ class _FastReceive:
                 self._hook(protocol)
 
     def _hook(self, protocol: aioice.ice.StunProtocol) -> None:
-        original = protocol.datagram_received
-        transport = self._transport
-        taps = self._taps
-        extensions = transport._rtp_header_extensions_map
-        now_ms = clock.current_ms
+        python_received = self._python_receive(protocol)
         # Only a plain UDP socket can be drained directly (a TURN allocation wraps packets).
         drain_fd: int | None = None
-        if isinstance(protocol.transport, asyncio.BaseTransport):
-            socket = protocol.transport.get_extra_info("socket")
+        datagrams = protocol.transport
+        if isinstance(datagrams, asyncio.BaseTransport):
+            socket = datagrams.get_extra_info("socket")
             drain_fd = socket.fileno() if socket is not None else None
+
+        def native_received(result: Any, addr: tuple[Any, ...] | None, started: float) -> None:
+            summaries, records, others = result
+            for summary in summaries:
+                summary[0].native_burst(summary)
+            for record in records:
+                record[0].native_packet(record)
+            if summaries:
+                summaries[0][0].native_forwarding_time(time.perf_counter() - started)
+            for other, source in others:
+                if source or addr:
+                    python_received(other, source or addr)
 
         def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
             ingress = self.ingress
@@ -514,14 +654,42 @@ class _FastReceive:
                 started = time.perf_counter()
                 result = ingress.receive(data, drain_fd)
                 if result is not None:
-                    records, others = result
-                    for record in records:
-                        record[0].native_packet(record)
-                    if records:
-                        records[0][0].native_forwarding_time(time.perf_counter() - started)
-                    for other, source in others:
-                        datagram_received(other, source or addr)
+                    native_received(result, addr, started)
                     return
+            python_received(data, addr)
+
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+        # The selector event loop's datagram transport: its reader can be replaced.
+        read_one = getattr(datagrams, "_read_ready", None)
+        if drain_fd is None or read_one is None or not hasattr(datagrams, "_loop"):
+            return
+        fd = drain_fd
+
+        def readable() -> None:
+            started = time.perf_counter()
+            ingress = self.ingress
+            result = ingress.receive_from(fd) if ingress is not None else None
+            if result is None:
+                read_one()  # the transport's own read meets the error and reports it
+                return
+            native_received(result, None, started)
+
+        self._sockets.append((fd, datagrams, readable))
+        if self.ingress is not None and not datagrams.is_closing():
+            datagrams._loop._add_reader(fd, readable)  # type: ignore[attr-defined]
+
+    def _python_receive(
+        self, protocol: aioice.ice.StunProtocol
+    ) -> Callable[[bytes | str, tuple[Any, ...]], None]:
+        """The socket's datagram handler for what the native module does not take: SRTP to
+        the tapped receivers in Python, the rest to aioice's handler."""
+        original = protocol.datagram_received
+        transport = self._transport
+        taps = self._taps
+        extensions = transport._rtp_header_extensions_map
+        now_ms = clock.current_ms
+
+        def python_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
             srtp = transport._rx_srtp
             if (
                 type(data) is not bytes
@@ -554,7 +722,7 @@ class _FastReceive:
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
 
-        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+        return python_received
 
 
 def estimates_bitrate(receiver: RTCRtpReceiver) -> bool:

@@ -5,9 +5,10 @@ burst of datagrams read from the socket, decrypted with the transport's own libs
 and tracked natively (`Track`: sequence numbers, retransmission history, frame and keyframe
 starts). A subscription whose stream has started and whose packets leave through a plain UDP
 socket becomes a native `Output` (rewrite, SRTP-protect, `sendmmsg`). The track also keeps
-the publisher's uplink estimate (a port of aiortc's estimator). Python still sees one small
-record per packet (aiortc's receive statistics and NACKs, counters) and forwards to the
-subscriptions that are not native. Everything else stays on the
+the publisher's uplink estimate (a port of aiortc's estimator), and aiortc's receive
+statistics and NACK generator of the stream (ports too). Python sees one summary per burst
+(counters, the NACKs to send, a new estimate) and, while some subscriptions are not native
+yet, one record per packet to forward to them. Everything else stays on the
 pure-Python path, which is the reference the native one matches byte for byte; without the
 module (no Rust toolchain at install time) every packet takes the Python path.
 """

@@ -253,8 +253,16 @@ class Publication:
                 wait, self._send_keyframe_request, layer
             )
 
-    def subscriber_bitrate_changed(self) -> None:
-        """Re-send the bitrate bound at once when it dropped noticeably (congestion)."""
+    def subscriber_bitrate_changed(self, bitrate_bps: int | None = None) -> None:
+        """Re-send the bitrate bound at once when it dropped noticeably (congestion).
+
+        `bitrate_bps`: the one subscriber's new REMB that changed. After every change the
+        bound is either at least 90 % of the last one sent or being re-sent, so a REMB at or
+        above that mark cannot have brought it below: the O(subscribers) bound is not worked
+        out again (every subscriber reports about once a second)."""
+        last = self._last_bitrate_bound
+        if bitrate_bps is not None and last is not None and bitrate_bps >= 0.9 * last:
+            return
         bound = self.bitrate_bound()
         if self._last_bitrate_bound is None or bound < 0.9 * self._last_bitrate_bound:
             self._spawn(self._send_bitrate_bound())
@@ -402,17 +410,23 @@ class Publication:
         self._uplink_estimate_bps = bitrate_bps
         self.subscriber_bitrate_changed()
 
-    def native_packet(self, record: aiortc_adapter.NativeRecord, packet: RtpPacket | None) -> None:
-        """A packet the native fast path received and forwarded to the native outputs."""
+    def native_burst(
+        self, packets: int, payload_bytes: int, sent_packets: int, sent_bytes: int
+    ) -> None:
+        """Packets the native fast path received and forwarded to the native outputs."""
         if self._closed:
             return
-        size = record[3]
         counters = self._counters
-        counters.rtp_packets_received += 1
-        counters.rtp_payload_bytes_received += size
-        self.packets_received += 1
-        self.bytes_received += size
-        self._native_forwarded(record, packet)
+        counters.rtp_packets_received += packets
+        counters.rtp_payload_bytes_received += payload_bytes
+        self.packets_received += packets
+        self.bytes_received += payload_bytes
+        self._native_sent(sent_packets, sent_bytes)
+
+    def native_packet(self, record: aiortc_adapter.NativeRecord, packet: RtpPacket | None) -> None:
+        """A packet of a native burst, for the subscriptions still forwarded in Python."""
+        if not self._closed:
+            self._forward_native_packet(record, packet)
 
     def native_forwarding_time(self, seconds: float) -> None:
         self._counters.forwarding_seconds += seconds
@@ -461,7 +475,13 @@ class Publication:
     def _native_forwarded(
         self, record: aiortc_adapter.NativeRecord, packet: RtpPacket | None
     ) -> None:
-        """Counters, and the subscriptions still forwarded in Python, for a native packet."""
+        """Counters, and the subscriptions still forwarded in Python, for a packet handed
+        to the native track."""
+        self._native_sent(record[10], record[11])
+        self._forward_native_packet(record, packet)
+
+    def _native_sent(self, sent_packets: int, sent_bytes: int) -> None:
+        """Count what the native outputs sent, and the upstream losses the track saw."""
         counters = self._counters
         track = self._track
         assert track is not None
@@ -469,13 +489,18 @@ class Publication:
         if lost != self._lost_upstream_seen:
             counters.rtp_packets_lost_upstream += lost - self._lost_upstream_seen
             self._lost_upstream_seen = lost
+        if sent_packets:
+            counters.rtp_packets_sent += sent_packets
+            counters.rtp_payload_bytes_sent += sent_bytes
+            self.last_native_forward = self._loop.time()
+
+    def _forward_native_packet(
+        self, record: aiortc_adapter.NativeRecord, packet: RtpPacket | None
+    ) -> None:
+        """Forward a packet the native track handled to the subscriptions still in Python."""
         if record[9]:
             return  # a duplicate: subscribers already have it
         now = self._loop.time()
-        if record[10]:
-            counters.rtp_packets_sent += record[10]
-            counters.rtp_payload_bytes_sent += record[11]
-            self.last_native_forward = now
         layer = self.layers[0]
         raw = record[12]
         if raw is None or not layer.consumers:

@@ -285,7 +285,7 @@ class Subscription:
                     self._estimate.report(bitrate, now)
                     self.select_layer(now)
                 else:
-                    self.publication.subscriber_bitrate_changed()
+                    self.publication.subscriber_bitrate_changed(bitrate)
             return True
         return False
 

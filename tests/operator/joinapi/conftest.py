@@ -26,6 +26,7 @@ from switchboard_operator.joinapi import (
     SecretApiKeyStore,
     join_api_app,
 )
+from switchboard_operator.metrics import OperatorMetrics
 
 SETTINGS = JoinApiSettings(placement_timeout_seconds=0.05, max_body_bytes=16 * 1024)
 
@@ -53,6 +54,7 @@ class JoinApi:
     client: TestClient
     placements: FakePlacements
     clock: FakeClock
+    metrics: OperatorMetrics
 
     async def join(
         self,
@@ -79,6 +81,7 @@ class JoinApi:
 async def join_api() -> AsyncIterator[JoinApi]:
     placements = FakePlacements(turn={"eu-west": eu_turn()})
     clock = FakeClock()
+    metrics = OperatorMetrics()
     root = web.Application()
 
     async def other_endpoint(request: web.Request) -> web.Response:
@@ -94,11 +97,12 @@ async def join_api() -> AsyncIterator[JoinApi]:
             settings=SETTINGS,
             wall_clock=clock.wall,
             monotonic_clock=clock.monotonic,
+            metrics=metrics,
         ),
     )
     client = TestClient(TestServer(root, host="127.0.0.1"))
     await client.start_server()
     try:
-        yield JoinApi(client, placements, clock)
+        yield JoinApi(client, placements, clock, metrics)
     finally:
         await client.close()

@@ -19,6 +19,7 @@ from switchboard_operator.joinapi import (
     RoomUnschedulable,
     TurnAccess,
 )
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.jointokens import JoinKeys
 
 SIGNING_KID = "20260102-0badcafe"
@@ -72,6 +73,8 @@ class FakePlacements:
         )
     )
     calls: list[EnsurePlacedCall] = field(default_factory=list)
+    held: dict[str, list[str]] = field(default_factory=dict)
+    """Join key ids each pod (by name) last reported holding; absent: it does not say."""
 
     async def ensure_placed(
         self,
@@ -112,8 +115,14 @@ class FakePlacements:
     def turn_for_region(self, region: str) -> TurnAccess | None:
         return self.turn.get(region)
 
-    def join_keys(self) -> JoinKeys:
-        return self.keys
+    def __post_init__(self) -> None:
+        self.ring = JoinKeyRing(self.keys)
+
+    def join_keys(self) -> JoinKeyRing:
+        return self.ring
+
+    def held_join_keys(self, placed: PlacedRoomInfo) -> list[str] | None:
+        return self.held.get(placed.pod)
 
 
 def placed_room(namespace: str, name: str, region: str = "eu-west") -> PlacedRoomInfo:

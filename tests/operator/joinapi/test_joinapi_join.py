@@ -171,3 +171,22 @@ async def test_logs_name_the_room_identity_and_key_but_never_secrets(join_api, c
     assert "not-a-key-at-all" not in everything
     assert joined["token"] not in everything
     assert joined["iceServers"][0]["credential"] not in everything
+
+
+async def test_a_pod_gets_tokens_only_from_keys_it_reports_holding(join_api, tmp_path):
+    """Mid-rotation: the newest key signs a pod's tokens only once that pod's reports list
+    it; until then its tokens are signed with the newest key it does hold."""
+    pod = "sfu-eu-west-7d9f-abcde"
+    join_api.placements.held[pod] = [OLD_KID]
+    before = JoinResponse.model_validate(await (await join_api.join()).json())
+    assert jwt.get_unverified_header(before.token)["kid"] == OLD_KID
+
+    join_api.placements.held[pod] = [OLD_KID, SIGNING_KID]
+    after = JoinResponse.model_validate(await (await join_api.join()).json())
+    assert jwt.get_unverified_header(after.token)["kid"] == SIGNING_KID
+    # The pod verifies both with the keys it holds.
+    verifier = _sfu_verifier(
+        tmp_path, join_api.placements.ring.public_pems(0.0), after.pod, after.pod_uid
+    )
+    for joined in (before, after):
+        assert verifier.verify(joined.token, now_unix=join_api.clock.wall_now).sub == "alice"

@@ -37,7 +37,7 @@ async def https_server(ca: TestCa, tmp_path: Path) -> AsyncIterator[tuple[int, P
         [api_key_secret("team-a", {"key": TEAM_KEY, "namespaces": "team-a", "create": "true"})]
     )
     app = build_app(
-        ReportReceiver(None, None),  # type: ignore[arg-type]
+        ReportReceiver(None, None, None, None),  # type: ignore[arg-type]
         join_api_app(FakePlacements(), keys),
     )
     tls = ReloadingCertificate(CertificateFiles.in_directory(secret), check_interval_seconds=0.1)

@@ -10,6 +10,7 @@ from switchboard_operator.logic.capacity import (
     CapacityPicture,
     LossReason,
     lost_pods,
+    reports_fresh,
     rooms_to_move,
 )
 
@@ -350,3 +351,47 @@ def test_a_pod_emptied_and_refilled_counts_only_its_new_rooms():
     assert picture.free_capacity(key("sfu-0")) == pytest.approx(90.0)
     picture.apply_report(report("sfu-0", sequence=1), NOW + 1)
     assert picture.free_capacity(key("sfu-0")) == pytest.approx(90.0)
+
+
+# Demand (what the autoscaler scales a region to).
+
+
+def test_demand_counts_placed_waiting_and_spilled_rooms_and_changes_are_signalled():
+    picture = _picture()
+    add_pod(picture, "sfu-0", region="eu")
+    add_pod(picture, "sfu-1", region="us")
+    changed: list[str] = []
+    picture.subscribe(changed.append)
+    _place(picture, "a/placed", "sfu-0", reservation=10.0)
+    picture.want("a/waiting", "eu", 4.0)
+    # Spilled to us because eu was full: counts for both, and moves back nowhere.
+    state = picture.pod(key("sfu-1"))
+    picture.assign("a/spilled", 3.0, pod=key("sfu-1"), pod_uid=state.uid, now=NOW, home="eu")
+    assert picture.region_demand("eu") == pytest.approx(17.0)
+    assert picture.region_demand("us") == pytest.approx(3.0)
+    assert {"eu", "us"} <= set(changed)
+    # Placed at last, released, gone: each stops counting.
+    _place(picture, "a/waiting", "sfu-0", reservation=4.0)
+    picture.release("a/spilled")
+    picture.release("a/placed")
+    assert picture.region_demand("eu") == pytest.approx(4.0)
+    assert picture.region_demand("us") == pytest.approx(0.0)
+
+
+def test_a_cordoned_pod_takes_no_new_rooms_but_keeps_its_own():
+    picture = _picture()
+    add_pod(picture, "sfu-0")
+    _place(picture, "a/kept", "sfu-0")
+    assert not picture.cordon(key("sfu-0"))  # it holds a room: not to be deleted
+    state = picture.pod(key("sfu-0"))
+    assert not picture.takes_rooms(state, NOW)
+    assert [r.room for r in picture.rooms_on(key("sfu-0"))] == ["a/kept"]
+    picture.release("a/kept")
+    assert picture.cordon(key("sfu-0"))
+
+
+def test_stale_reports_of_a_ready_pod_block_scale_down():
+    picture = _picture()
+    add_pod(picture, "sfu-0")
+    assert reports_fresh(picture, "eu", NOW + FRESH)
+    assert not reports_fresh(picture, "eu", NOW + FRESH + 1)

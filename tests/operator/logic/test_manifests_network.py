@@ -164,16 +164,21 @@ def test_every_rule_stems_from_a_flow():
         ((TURN_POLICY, "ingress", INTERNET, "UDP", 50000), "relay ports are for SFU pods only"),
         ((TURN_POLICY, "ingress", OTHER_REGION_SFU, "UDP", 50000), "another Region's SFU"),
         ((TURN_POLICY, "ingress", INTERNET, "TCP", 9641), "metrics only from inside the cluster"),
+        ((SFU_POLICY, "ingress", INTERNET, "TCP", 9880), "metrics only from inside the cluster"),
         ((TURN_POLICY, "egress", INTERNET, "UDP", 40000), "relays reach SFU pods, nothing else"),
         ((TURN_POLICY, "egress", OTHER_POD, "UDP", 40000), "relays reach SFU pods, nothing else"),
         ((TURN_POLICY, "egress", SFU, "TCP", 7880), "TURN has no business with signalling"),
-        ((SFU_POLICY, "ingress", INTERNET, "TCP", 22), "only the signalling port is open"),
+        ((SFU_POLICY, "ingress", INTERNET, "TCP", 22), "only the signalling port is public"),
         ((SFU_POLICY, "egress", INTERNET, "TCP", 443), "no TCP egress but reports and DNS"),
         ((SFU_POLICY, "egress", OTHER_POD, "TCP", 8080), "reports go to the control plane"),
     ],
 )
 def test_traffic_nobody_needs_is_refused(probe, why):
     assert not admits(*probe), why
+
+
+def test_prometheus_in_the_cluster_reaches_the_sfu_metrics_port():
+    assert admits(SFU_POLICY, "ingress", OTHER_POD, "TCP", 9880)
 
 
 def test_clients_reach_signalling_media_and_turn_listeners():

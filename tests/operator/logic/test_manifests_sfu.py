@@ -131,11 +131,13 @@ def test_node_selector_contradicting_the_topology_region_is_refused():
 
 def test_probes_hit_the_sfu_health_endpoints_on_the_signalling_port():
     sfu = container(_pod()["spec"], "sfu")
-    port, peer = sfu["ports"]
+    port, peer, metrics = sfu["ports"]
     assert port == {"name": "signalling", "containerPort": 7880, "protocol": "TCP"}
     # The peer port answers lease checks from the Region's other SFU pods only.
     assert peer == {"name": "peer", "containerPort": 7881, "protocol": "TCP"}
     assert _resolve_env(_pod())[SfuEnv.PEER_PORT] == "7881"
+    # Metrics live on their own internal port, the one the PodMonitor selects by name.
+    assert metrics == {"name": "metrics", "containerPort": 9880, "protocol": "TCP"}
     assert sfu["readinessProbe"]["httpGet"] == {
         "path": "/readyz",
         "port": "signalling",
@@ -161,7 +163,7 @@ def test_prometheus_scrapes_the_metrics_endpoint():
     annotations = _pod()["metadata"]["annotations"]
     assert annotations == {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": "7880",
+        "prometheus.io/port": "9880",
         "prometheus.io/path": "/metrics",
     }
 
@@ -184,6 +186,7 @@ def test_host_network_mode_announces_the_node_ip_with_one_sfu_per_node():
     assert env[SfuEnv.ANNOUNCE_ADDRESS]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
     assert env[SfuEnv.LISTEN_HOST]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     assert sfu["ports"][0]["hostPort"] == 7880
+    assert "hostPort" not in sfu["ports"][2]  # metrics stay off the node's address
     (term,) = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert term["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
@@ -201,6 +204,7 @@ def test_the_sfu_accepts_the_environment_it_is_given(exposure):
     assert config.pod_namespace == "media-eu"
     assert config.announce_address == (HOST_IP if exposure == "HostNetwork" else POD_IP)
     assert config.capacity == 42.5
+    assert config.metrics_port == 9880
     assert config.report_url == REPORT_URL
     assert config.join_api_url == JOIN_API_URL
     assert config.turn_uris == tuple(uris)
@@ -357,7 +361,8 @@ def test_a_region_tls_secret_is_mounted_whole_and_served_over_https_only():
     assert posixpath.dirname(str(config.tls.key)) == mount["mountPath"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert sfu[probe]["httpGet"]["scheme"] == "HTTPS"
-    assert pod["metadata"]["annotations"]["prometheus.io/scheme"] == "https"
+    # Metrics stay plain HTTP on their internal port (cluster-only by NetworkPolicy).
+    assert "prometheus.io/scheme" not in pod["metadata"]["annotations"]
     # Turning TLS on or renaming its Secret rolls the pods.
     assert pod_template_hash(reg, context()) != pod_template_hash(region(), context())
 

@@ -1,5 +1,6 @@
 """SFU pods are scaled and rolled without ever removing a pod that hosts rooms undrained."""
 
+from switchboard_api.region import PlacementPolicy
 from switchboard_operator.logic.sfu_pod_plan import (
     CrashBackoff,
     PodActions,
@@ -17,20 +18,47 @@ def test_creates_up_to_desired_and_nothing_when_converged():
     assert plan_sfu_pods([pod("a"), pod("b"), pod("c")], 3, "new").empty
 
 
-def test_scale_down_removes_empty_pods_and_drains_busy_ones():
+def test_scale_down_cordons_the_emptiest_then_newest_and_never_drains():
     pods = [
-        pod("busy", hosts_rooms=True, created="2026-01-01T00:00:03Z"),
+        pod("busy", hosts_rooms=True, rooms=2, created="2026-01-01T00:00:03Z"),
         pod("old-empty", created="2026-01-01T00:00:01Z"),
         pod("new-empty", created="2026-01-01T00:00:02Z"),
     ]
-    assert plan_sfu_pods(pods, 2, "new") == PodActions(delete=["new-empty"])
-    assert plan_sfu_pods(pods, 1, "new") == PodActions(delete=["new-empty", "old-empty"])
-    assert plan_sfu_pods(pods, 0, "new") == PodActions(
-        drain=["busy"], delete=["new-empty", "old-empty"]
-    )
+    assert plan_sfu_pods(pods, 2, "new") == PodActions(cordon=["new-empty"])
+    assert plan_sfu_pods(pods, 1, "new") == PodActions(cordon=["new-empty", "old-empty"])
+    assert plan_sfu_pods(pods, 0, "new") == PodActions(cordon=["busy", "new-empty", "old-empty"])
 
 
-def test_not_ready_pods_go_first():
+def test_a_cordoned_pod_is_deleted_once_empty_and_not_replaced():
+    pods = [pod("a"), pod("b", cordoned=True, hosts_rooms=True, rooms=1)]
+    assert plan_sfu_pods(pods, 1, "new").empty
+    pods = [pod("a"), pod("b", cordoned=True)]
+    assert plan_sfu_pods(pods, 1, "new") == PodActions(delete=["b"])
+    # Until placements are restored after a restart, no cordoned pod counts as empty.
+    assert plan_sfu_pods(pods, 1, "new", rooms_known=False).empty
+
+
+def test_a_cordoned_pod_needed_again_is_uncordoned_not_replaced():
+    pods = [
+        pod("a"),
+        pod("b", cordoned=True, hosts_rooms=True, rooms=1),
+        pod("c", cordoned=True, hosts_rooms=True, rooms=3),
+    ]
+    assert plan_sfu_pods(pods, 2, "new") == PodActions(uncordon=["c"], delete=[])
+    assert plan_sfu_pods(pods, 4, "new") == PodActions(create=1, uncordon=["b", "c"])
+
+
+def test_packed_keeps_the_fullest_pods_warm():
+    pods = [
+        pod("full", hosts_rooms=True, rooms=3, used=60.0, created="2026-01-01T00:00:01Z"),
+        pod("light", hosts_rooms=True, rooms=1, used=5.0, created="2026-01-01T00:00:01Z"),
+        pod("newest", hosts_rooms=True, rooms=2, used=30.0, created="2026-01-01T00:00:09Z"),
+    ]
+    assert plan_sfu_pods(pods, 2, "new", policy=PlacementPolicy.PACKED).cordon == ["light"]
+    assert plan_sfu_pods(pods, 2, "new").cordon == ["newest"]
+
+
+def test_not_ready_pods_go_first_and_at_once():
     pods = [pod("ready"), pod("stuck", ready=False)]
     assert plan_sfu_pods(pods, 1, "new") == PodActions(delete=["stuck"])
 

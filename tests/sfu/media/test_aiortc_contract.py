@@ -109,10 +109,43 @@ def test_the_receive_fast_path_mirrors_aiortcs_own():
     ):
         assert part in handle_rtp, part
     assert parameters(RTCRtpReceiver._send_rtcp_nack) == ["self", "media_ssrc", "lost"]
-    # The statistics and NACK generator read only these packet fields (_PacketFields).
+    # The statistics and NACK generator read only these packet fields (their native ports
+    # take sequence number and timestamp).
     statistics = source(StreamStatistics.add) + source(NackGenerator.add)
     fields = set(re.findall(r"packet\.(\w+)", statistics))
     assert fields <= {"sequence_number", "timestamp", "ssrc"}, fields
+    # The state _NativeReceiveState hands to the native ports and back, and nothing else.
+    state = set(re.findall(r"self\.(\w+)(?::[^=\n]+)? =", source(StreamStatistics.__init__)))
+    assert state == {
+        "base_seq",
+        "max_seq",
+        "cycles",
+        "packets_received",
+        "_clockrate",
+        "_jitter_q4",
+        "_last_arrival",
+        "_last_timestamp",
+        "_expected_prior",
+        "_received_prior",
+    }, state
+    assert set(re.findall(r"self\.(\w+)", source(NackGenerator))) == {
+        "max_seq",
+        "missing",
+        "truncate",
+    }
+    assert aiortc.rtp.RTP_HISTORY_SIZE == 128  # how far back the native generator NACKs
+    assert "self.__remote_streams: dict[int, StreamStatistics] = {}" in source(
+        RTCRtpReceiver.__init__
+    )
+    # The native receiver becomes the socket's reader (_FastReceive.use_ingress): asyncio's
+    # own reader stays callable for errors, and closing the transport removes either.
+    selector_events = __import__("asyncio.selector_events").selector_events
+    transport = selector_events._SelectorDatagramTransport
+    assert parameters(transport._read_ready) == ["self"]
+    assert "self._loop._remove_reader(self._sock_fd)" in source(
+        selector_events._SelectorTransport.close
+    )
+    assert "reader.cancel()" in source(selector_events.BaseSelectorEventLoop._add_reader)
     ids = source(HeaderExtensionsMap.__init__)
     assert "self.__ids = HeaderExtensions()" in ids
     assert {"abs_send_time", "audio_level"} <= set(vars(HeaderExtensions()))

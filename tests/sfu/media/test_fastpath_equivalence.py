@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -267,10 +268,16 @@ def test_native_receive_tracks_and_forwards_like_the_python_path(receiver, sende
     order = [0, 1, 2, 3, 5, 4, 6, 6]  # 5 before 4 (reordered), 6 twice (duplicate)
     expected_extended = [65530, 65531, 65532, 65533, 65535, 65534, 65536, 65536]
     records = []
+    summaries = []
     for index in order[:-1]:
         result = ingress.receive(publisher.protect(sent[index].serialize()), None)
         assert result is not None
-        records += result[0]
+        summaries += result[0]
+        records += result[1]
+    # One summary per burst: every packet counted once, each sent to the one output.
+    assert [summary[:5] for summary in summaries] == [
+        ("owner", 1, len(sent[index].payload), 1, len(sent[index].payload)) for index in order[:-1]
+    ]
     # SRTP replay protection drops a re-sent datagram; a repeated packet arrives as an RTX
     # repair, unwrapped in Python and handed over as plain RTP.
     records.append(track.ingest(sent[6].serialize()))
@@ -338,3 +345,39 @@ def test_the_uplink_estimate_matches_aiortcs(seed, bitrate_kbps, congestion_ms):
         now_ms += 33
         send_time = (send_time + (33 << 18) // 1000) & 0xFFFFFF
     assert estimates > 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    start=st.integers(0, 0xFFFF),
+    steps=st.lists(st.integers(-40, 300), min_size=1, max_size=200),
+)
+def test_receive_statistics_and_nacks_match_aiortcs(start, steps):
+    """The native track's ports of aiortc's receive statistics and NACK generator (what its
+    receiver reports and NACKs while the track receives) follow aiortc's own, packet for
+    packet: gaps, late packets and sequence wraps included."""
+    track = fastpath.new_track(
+        owner=None,
+        media_ssrc=1,
+        media_payload_types=[96],
+        codec="",
+        history_size=64,
+        estimate_bitrate=False,
+    )
+    track.adopt_receive_state(clock_rate=90000, statistics=None, nack=(None, []))
+    statistics, nacks = StreamStatistics(90000), NackGenerator()
+    sequence_number = start
+    for step in steps:
+        sequence_number = (sequence_number + step) & 0xFFFF
+        packet = RtpPacket(sequence_number=sequence_number, timestamp=3000 * (step % 7))
+        statistics.add(packet)
+        assert track.nack_add(sequence_number) == nacks.add(packet)
+        track.count_received(packet.sequence_number, packet.timestamp)
+        assert track.nack_state == (nacks.max_seq, sorted(nacks.missing))
+        assert track.receive_statistics[:4] == (
+            statistics.base_seq,
+            statistics.max_seq,
+            statistics.cycles,
+            statistics.packets_received,
+        )
+        assert track.receive_statistics[6] == statistics._last_timestamp

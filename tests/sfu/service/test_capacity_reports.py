@@ -7,7 +7,7 @@ import itertools
 import statistics
 
 from fixtures.sfu_clients import SignallingClient
-from fixtures.sfu_harness import JOIN_API_URL, SFU_WAIT_SECONDS, processes_with
+from fixtures.sfu_harness import JOIN_API_URL, SFU_WAIT_SECONDS, JoinKeys, processes_with
 from fixtures.waiting import eventually
 from switchboard_api.contract import CapacityReport, RoomAssignment, SfuEnv
 
@@ -55,6 +55,25 @@ async def test_token_file_is_read_fresh_for_every_report(start_sfu, receiver) ->
         SFU_WAIT_SECONDS,
         "a report with the rotated token",
     )
+
+
+async def test_reports_name_the_join_keys_the_pod_holds_now(start_sfu, receiver, join_keys) -> None:
+    """The control plane signs a pod's tokens only with keys its reports list, so the list
+    follows the mounted directory: a key added is listed, a key removed is not."""
+    await start_sfu(report_url=receiver.url)
+
+    def held() -> list[str] | None:
+        return CapacityReport.model_validate(receiver.reports[-1][1]).join_key_ids
+
+    await eventually(
+        lambda: receiver.reports and held() == [join_keys.kid], SFU_WAIT_SECONDS, "the key held"
+    )
+    added = JoinKeys(join_keys.directory, kid="test-key-2")
+    await eventually(
+        lambda: held() == [join_keys.kid, added.kid], SFU_WAIT_SECONDS, "the added key listed"
+    )
+    (join_keys.directory / f"{join_keys.kid}.pub").unlink()
+    await eventually(lambda: held() == [added.kid], SFU_WAIT_SECONDS, "the removed key unlisted")
 
 
 async def test_reports_describe_rooms_and_emptiness(start_sfu, receiver, token) -> None:

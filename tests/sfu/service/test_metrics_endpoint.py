@@ -1,38 +1,23 @@
-"""/metrics is valid Prometheus text with the families operators alert on, named by the
-conventions (base units, `_total` counters); probes answer."""
+"""/metrics, on the internal metrics port only, is valid Prometheus text with every family
+the registry names (base units, `_total` counters); probes answer on the public port."""
 
 from __future__ import annotations
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-EXPECTED = {
-    "switchboard_sfu_rooms": "gauge",
-    "switchboard_sfu_participants": "gauge",
-    "switchboard_sfu_published_tracks": "gauge",
-    "switchboard_sfu_forwarded_tracks": "gauge",
-    "switchboard_sfu_load_ratio": "gauge",
-    "switchboard_sfu_load_units": "gauge",
-    "switchboard_sfu_capacity_units": "gauge",
-    "switchboard_sfu_rtp_received_packets": "counter",
-    "switchboard_sfu_rtp_received_payload_bytes": "counter",
-    "switchboard_sfu_rtp_sent_packets": "counter",
-    "switchboard_sfu_rtp_sent_payload_bytes": "counter",
-    "switchboard_sfu_rtp_lost_packets": "counter",
-    "switchboard_sfu_nacks_received": "counter",
-    "switchboard_sfu_keyframe_requests_received": "counter",
-    "switchboard_sfu_forwarding_cpu_seconds": "counter",
-    "switchboard_sfu_event_loop_lag_seconds": "histogram",
-    "switchboard_sfu_joins_refused": "counter",
+from switchboard_api import metrics
+
+EXPECTED_STANDARD = {
     "process_cpu_seconds": "counter",
     "process_resident_memory_bytes": "gauge",
 }
 
 
-async def test_metrics_parse_with_expected_families(sfu) -> None:
+async def test_metrics_parse_with_every_registered_family(sfu) -> None:
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"{sfu.base_url}/metrics") as reply,
+        session.get(sfu.metrics_url) as reply,
     ):
         assert reply.status == 200
         assert reply.headers["Content-Type"].startswith("text/plain")
@@ -40,8 +25,19 @@ async def test_metrics_parse_with_expected_families(sfu) -> None:
 
     families = {family.name: family for family in text_string_to_metric_families(text)}
 
-    found = {name: families[name].type if name in families else None for name in EXPECTED}
-    assert found == EXPECTED
+    # The capacity-report families exist only with a control plane to report to.
+    stand_alone = {
+        metrics.SFU_CAPACITY_REPORTS,
+        metrics.SFU_CAPACITY_REPORT_LAST_ACK,
+        metrics.SFU_PEER_CHECKS,
+    }
+    expected = {
+        spec.family: str(spec.type) for spec in metrics.SFU if spec not in stand_alone
+    } | EXPECTED_STANDARD
+    found = {name: families[name].type if name in families else None for name in expected}
+    assert found == expected
+    [build] = families["switchboard_build_info"].samples
+    assert build.labels["component"] == "sfu"
     for family in families.values():
         if family.type == "counter":
             assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
@@ -49,6 +45,11 @@ async def test_metrics_parse_with_expected_families(sfu) -> None:
     assert ratio.value == 0.0
     [capacity] = families["switchboard_sfu_capacity_units"].samples
     assert capacity.value == 20.0
+
+
+async def test_metrics_are_not_served_on_the_public_port(sfu) -> None:
+    status, _ = await sfu.get("/metrics")
+    assert status == 404
 
 
 async def test_probes(sfu) -> None:

@@ -1,6 +1,7 @@
 """The capacity model and the capacity picture: what a room costs on an SFU pod, and what
 every SFU pod has left (CAPACITY.md)."""
 
+from switchboard_operator.logic.capacity.demand import reports_fresh
 from switchboard_operator.logic.capacity.losses import lost_pods, rooms_to_move
 from switchboard_operator.logic.capacity.model import (
     FIT_TOLERANCE,
@@ -45,5 +46,6 @@ __all__ = [
     "RoomToMove",
     "lost_pods",
     "pod_key",
+    "reports_fresh",
     "rooms_to_move",
 ]

@@ -93,6 +93,8 @@ class PodObservation:
     """When draining, the time by which its remaining rooms must have moved."""
     failed: bool = False
     """Its SFU process ended (phase Failed or Succeeded): it will never take rooms."""
+    cordoned: bool = False
+    """The autoscaler is removing it: it takes no new rooms, keeps the ones it has."""
 
     @property
     def key(self) -> str:

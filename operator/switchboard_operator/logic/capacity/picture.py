@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from switchboard_api.contract import CapacityReport
+from switchboard_operator.logic.capacity.demand import DemandElsewhere
 from switchboard_operator.logic.capacity.model import (
     FIT_TOLERANCE,
     CapacityModel,
@@ -52,6 +53,18 @@ class CapacityPicture:
         self._failed_at: dict[str, float] = {}
         self._displaced: dict[str, Displacement] = {}
         self._empty_since: dict[str, float] = {}
+        self._elsewhere = DemandElsewhere()
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(region)` whenever the region's demand or capacity may have
+        changed (a room placed, moved, waiting or gone; a pod's watch event or report)."""
+        self._listeners.append(listener)
+
+    def _changed(self, region: str) -> None:
+        if region:
+            for listener in self._listeners:
+                listener(region)
 
     # Reading.
 
@@ -112,6 +125,11 @@ class CapacityPicture:
         state = self.incarnation(pod, uid)
         return state is not None and bool(state.rooms)
 
+    def occupancy(self, pod: str) -> tuple[int, float]:
+        """Rooms on the current incarnation of `pod`, and the units counted against it."""
+        state = self._current.get(pod)
+        return (0, 0.0) if state is None else (len(state.rooms), state.used)
+
     def room_count(self) -> int:
         return len(self._room_pods)
 
@@ -161,6 +179,30 @@ class CapacityPicture:
             rooms=sum(len(p.rooms) for p in pods),
         )
 
+    def region_demand(self, region: str) -> float:
+        """Units the region must serve: what the rooms on its current pods count, plus the
+        reservation of every room that waits for it or is Unschedulable with it as its
+        own region, plus that of rooms placed farther away only because it was full (they
+        do not move back; new rooms stay home once capacity exists)."""
+        placed = math.fsum(p.reserved for p in self.region_pods(region))
+        return placed + self._elsewhere.units(region)
+
+    def want(self, room: str, region: str | None, reservation: float) -> None:
+        """`room` is on no pod and waits for (or could not be placed in) `region`, its own:
+        its reservation counts towards that region's demand. None: it wants no region."""
+        for changed in self._elsewhere.want(room, region, reservation):
+            self._changed(changed)
+
+    def cordon(self, key: str) -> bool:
+        """Take no new room on the current incarnation of pod `key` from now on, in the
+        same step as the caller's decision to remove it; True if it holds no room (then
+        it may be deleted). The Pod watch confirms the cordon, or lifts it."""
+        state = self._current.get(key)
+        if state is None:
+            return True
+        state.cordon()
+        return not state.rooms
+
     def copy(self) -> CapacityPicture:
         """An independent copy, for what-if decisions (rebalance suggestions)."""
         clone = CapacityPicture(self.model)
@@ -174,6 +216,7 @@ class CapacityPicture:
         clone._failed_at = dict(self._failed_at)
         clone._displaced = dict(self._displaced)
         clone._empty_since = dict(self._empty_since)
+        clone._elsewhere = self._elsewhere.copy()
         return clone
 
     # What the Pod watch and the reports say.
@@ -190,6 +233,7 @@ class CapacityPicture:
         self._make_current(state)
         if state.observe(pod):
             self._failed_at[state.region] = now
+        self._changed(state.region)
 
     def remove_pod(self, key: str, uid: str | None = None) -> LostPod | None:
         """Record that a Pod was deleted; returns the lost incarnation if rooms must move."""
@@ -200,6 +244,7 @@ class CapacityPicture:
             return None
         lost = state.lost(LossReason.POD_DELETED) if state.rooms else None
         self._retire(state, LossReason.POD_DELETED)
+        self._changed(state.region)
         return lost
 
     def apply_report(self, report: CapacityReport, now: float) -> ReportOutcome:
@@ -229,6 +274,7 @@ class CapacityPicture:
         takes_now = self.takes_rooms(state, now)
         freed = takes_now and (not took_before or state.free > free_before + FIT_TOLERANCE)
         strays = tuple(sorted(room for room in state.measured if room not in state.rooms))
+        self._changed(state.region)
         return ReportOutcome(
             accepted=True, new_incarnation=new_incarnation, capacity_freed=freed, strays=strays
         )
@@ -244,14 +290,18 @@ class CapacityPicture:
         pod_uid: str,
         now: float,
         placed_at: float | None = None,
+        home: str | None = None,
     ) -> PlacedRoom:
-        """Place `room` on an incarnation, moving it if it was elsewhere.
+        """Place `room` on an incarnation, moving it if it was elsewhere. `home`: the
+        room's own region, when it went to another only because that one was full (it
+        keeps counting towards the demand of its home, see `region_demand`).
 
         Also restores assignments from Room statuses after a restart: an incarnation not
         yet seen is held unconfirmed (lost if it never reports), one already retired is lost.
         """
         self._take_off(room)
         self._displaced.pop(room, None)
+        self.want(room, None, 0.0)
         state = self.incarnation(pod, pod_uid)
         if state is None:
             state = self._add(PodState(key=pod, uid=pod_uid, first_seen_at=now))
@@ -271,6 +321,10 @@ class CapacityPicture:
         )
         state.add_room(placed, self.model, now)
         self._room_pods[room] = state
+        if home is not None and home != state.region:
+            self._elsewhere.spill(room, home, reservation)
+            self._changed(home)
+        self._changed(state.region)
         return placed
 
     def displace(self, room: str, reason: LossReason) -> PlacedRoom | None:
@@ -285,6 +339,7 @@ class CapacityPicture:
         """Forget `room` (closed, deleted, or its Room is gone); returns where it was."""
         self._displaced.pop(room, None)
         self._empty_since.pop(room, None)
+        self.want(room, None, 0.0)
         return self._take_off(room)
 
     def carry_emptiness(self, room: str, since: float) -> None:
@@ -294,11 +349,15 @@ class CapacityPicture:
     # Bookkeeping.
 
     def _take_off(self, room: str) -> PlacedRoom | None:
+        home = self._elsewhere.placed_elsewhere_no_more(room)
+        if home is not None:
+            self._changed(home)
         state = self._room_pods.pop(room, None)
         if state is None:
             return None
         placed = state.remove_room(room)
         self._drop_if_unused(state)
+        self._changed(state.region)
         return placed
 
     def _add(self, state: PodState) -> PodState:

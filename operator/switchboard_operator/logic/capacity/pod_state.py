@@ -39,6 +39,8 @@ class PodState:
     drain_deadline: float | None = None
     report_draining: bool = False
     fenced: bool = False
+    cordoned: bool = False
+    """Cordoned by the autoscaler: no new rooms, its rooms stay until they end."""
     open: bool = False
     """Takes new rooms if its last report is also fresh (see CapacityPicture.takes_rooms)."""
     opened: bool = False
@@ -51,6 +53,8 @@ class PodState:
     load: float = 0.0
     participants: int = 0
     cpu_cores: float = 0.0
+    join_key_ids: tuple[str, ...] | None = None
+    """The join-token keys the pod said it holds in its last report (None: it does not say)."""
     baseline: float = 0.0
     """Measured load not attributed to any room placed here."""
     reserved: float = 0.0
@@ -116,6 +120,7 @@ class PodState:
         self.ready = pod.ready
         self.pod_draining = pod.draining
         self.drain_deadline = pod.drain_deadline
+        self.cordoned = pod.cordoned
         newly_failed = pod.failed and not self.failed
         self.failed = pod.failed
         self._refresh_open()
@@ -133,6 +138,7 @@ class PodState:
         self.load = report.load
         self.participants = report.participants
         self.cpu_cores = report.cpu_cores
+        self.join_key_ids = None if report.join_key_ids is None else tuple(report.join_key_ids)
         self.measured = {
             usage.room: RoomMeasurement(
                 cost=model.measured_cost(usage.load, usage.participants),
@@ -179,10 +185,16 @@ class PodState:
             and self.retired is None
             and self.ready
             and not self.draining
+            and not self.cordoned
             and not self.fenced
             and self.reported_at is not None
         )
         self.opened = self.opened or self.open
+
+    def cordon(self) -> None:
+        """Take no new room from now on (the Pod watch confirms it, or lifts it)."""
+        self.cordoned = True
+        self._refresh_open()
 
     def _recompute(self, model: CapacityModel, pod_cost: float, now: float) -> None:
         attributed = 0.0

@@ -4,6 +4,7 @@ once it hosts no rooms, and TURN pods only one at a time."""
 from collections.abc import Mapping
 from typing import Any
 
+from switchboard_api import labels
 from switchboard_api.region import Region
 from switchboard_operator.logic.manifests.keys import HOSTS_ROOMS, HOSTS_ROOMS_VALUE
 from switchboard_operator.logic.manifests.meta import (
@@ -58,11 +59,32 @@ def _budget(region: Region, component: Component, spec: dict[str, object]) -> Ma
     }
 
 
+NODE_AUTOSCALER_HOLD: Mapping[str, str] = {
+    labels.CLUSTER_AUTOSCALER_SAFE_TO_EVICT: "false",
+    labels.KARPENTER_DO_NOT_DISRUPT: "true",
+}
+"""Annotations that keep node autoscalers (Cluster Autoscaler, Karpenter) from removing
+the node of an SFU pod while it hosts rooms."""
+
+
 def hosts_rooms_patch(pod: Mapping[str, Any], hosts_rooms: bool) -> dict[str, Any] | None:
     """The merge patch that makes an SFU pod's hosts-rooms label (which its budget selects)
-    say whether it hosts rooms, or None if it already does."""
-    labels = pod["metadata"].get("labels") or {}
-    if (labels.get(HOSTS_ROOMS) == HOSTS_ROOMS_VALUE) == hosts_rooms:
+    and its node-autoscaler annotations say whether it hosts rooms, or None if they
+    already do."""
+    meta = pod["metadata"]
+    pod_labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    held = all(annotations.get(k) == v for k, v in NODE_AUTOSCALER_HOLD.items())
+    released = not any(k in annotations for k in NODE_AUTOSCALER_HOLD)
+    labelled = pod_labels.get(HOSTS_ROOMS) == HOSTS_ROOMS_VALUE
+    if labelled == hosts_rooms and (held if hosts_rooms else released):
         return None
     value = HOSTS_ROOMS_VALUE if hosts_rooms else None
-    return {"metadata": {"labels": {HOSTS_ROOMS: value}}}
+    return {
+        "metadata": {
+            "labels": {HOSTS_ROOMS: value},
+            "annotations": {
+                k: (v if hosts_rooms else None) for k, v in NODE_AUTOSCALER_HOLD.items()
+            },
+        }
+    }

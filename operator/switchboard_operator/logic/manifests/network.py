@@ -79,7 +79,8 @@ def traffic_matrix(region: Region, ctx: OperatorContext) -> tuple[Flow, ...]:
     anywhere = Peer.ANYWHERE
     signalling = ports.SFU_SIGNALLING_PORT
     flows = [
-        _flow(anywhere, sfu, "TCP", signalling, "signalling, WHIP/WHEP, probes and metrics"),
+        _flow(anywhere, sfu, "TCP", signalling, "signalling, WHIP/WHEP and probes"),
+        _flow(Peer.CLUSTER, sfu, "TCP", ports.SFU_METRICS_PORT, "SFU metrics (Prometheus)"),
         _flow(anywhere, sfu, "UDP", EPHEMERAL_PORTS, "media from clients and TURN relays"),
         _flow(sfu, Peer.CONTROL_PLANE, "TCP", ctx.report_port, "capacity reports"),
         _flow(sfu, sfu, "TCP", ports.SFU_PEER_PORT, "lease checks between SFU pods"),

@@ -111,13 +111,13 @@ def _template(
     """(metadata without name, spec without hostname) shared by all of the Region's pods."""
     sfu = region.spec.sfu
     host_network = sfu.media_exposure == MediaExposure.HOST_NETWORK
+    # Metrics are served on their own internal port, in plain HTTP (reached from inside the
+    # cluster only; the NetworkPolicy admits nothing else), even when signalling uses TLS.
     annotations = {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(ports.SFU_SIGNALLING_PORT),
+        "prometheus.io/port": str(ports.SFU_METRICS_PORT),
         "prometheus.io/path": METRICS_PATH,
     }
-    if sfu.tls_secret_name:
-        annotations["prometheus.io/scheme"] = "https"
     metadata = object_meta(region, None, Component.SFU, annotations=annotations)
     spec: dict[str, Any] = {
         "subdomain": sfu_headless_service_name(region),
@@ -135,6 +135,8 @@ def _template(
         "containers": [_container(region, ctx, turn_uris, host_network)],
         "volumes": _volumes(region, ctx),
     }
+    if sfu.priority_class_name:
+        spec["priorityClassName"] = sfu.priority_class_name
     if host_network:
         spec["hostNetwork"] = True
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
@@ -156,13 +158,19 @@ def _container(
     if host_network:
         port["hostPort"] = ports.SFU_SIGNALLING_PORT
         peer["hostPort"] = ports.SFU_PEER_PORT
+    # Internal: scraped in the cluster (PodMonitor selects the name), never a hostPort.
+    metrics_port = {
+        "name": ports.METRICS_PORT_NAME,
+        "containerPort": ports.SFU_METRICS_PORT,
+        "protocol": "TCP",
+    }
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": sfu_image(region, ctx),
         "imagePullPolicy": ctx.pull_policy(sfu.image_pull_policy),
         "command": [COMMAND],
         "env": _env(region, ctx, turn_uris, host_network),
-        "ports": [port, peer],
+        "ports": [port, peer, metrics_port],
         # Draining starts on SIGTERM (see docs): no preStop hook, so the whole grace
         # period is the SFU's, and the image needs no shell.
         "startupProbe": _http_probe(region, LIVENESS_PATH, period=1, failures=60),
@@ -212,6 +220,7 @@ def _env(
         listen_host,
         {"name": SfuEnv.SIGNALLING_PORT.value, "value": str(ports.SFU_SIGNALLING_PORT)},
         {"name": SfuEnv.PEER_PORT.value, "value": str(ports.SFU_PEER_PORT)},
+        {"name": SfuEnv.METRICS_PORT.value, "value": str(ports.SFU_METRICS_PORT)},
         {"name": SfuEnv.CAPACITY.value, "value": repr(float(sfu.capacity_per_pod))},
         {"name": SfuEnv.REPORT_URL.value, "value": ctx.report_url},
         {

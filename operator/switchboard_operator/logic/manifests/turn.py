@@ -58,7 +58,7 @@ POD_IP_ENV: Final = "POD_IP"
 LISTENER_UDP: Final = "turn-udp"
 LISTENER_TCP: Final = "turn-tcp"
 LISTENER_TLS: Final = "turns-tcp"
-METRICS_PORT_NAME: Final = "metrics"
+METRICS_PORT_NAME: Final = ports.METRICS_PORT_NAME
 
 _SECRET_FILE_MODE = 0o440
 _USERDB_SIZE = "1Mi"

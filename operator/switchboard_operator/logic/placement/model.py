@@ -127,6 +127,9 @@ class Placement:
     """The pod's `<namespace>/<name>` key."""
     pod_uid: str
     reservation: float
+    home: str | None = None
+    """The room's own region (pinned or nearest), when it is not `region`: that one was
+    full, so the room counts towards its demand (the autoscaler grows it)."""
 
     @property
     def pod_namespace(self) -> str:
@@ -144,6 +147,10 @@ class Unschedulable:
     room: str
     reason: UnschedulableReason
     message: str
+    home: str | None = None
+    """The region whose capacity the room needed (pinned, nearest, or first in order):
+    its reservation counts towards that region's demand."""
+    reservation: float = 0.0
 
 
 WAITING_REASON = "WaitingForPods"
@@ -160,6 +167,8 @@ class Waiting:
     message: str
     recheck_at: float
     """When the wait may end without any event (a startup grace runs out): decide again."""
+    reservation: float = 0.0
+    """What the room reserves: it counts towards `region`'s demand while it waits."""
 
     @property
     def reason(self) -> str:

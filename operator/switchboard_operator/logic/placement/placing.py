@@ -90,12 +90,14 @@ def _decide(
                 exclude=exclude,
             )
             if pod is not None:
+                spilled = index > 0 and nearest_first(request, regions)
                 return Placement(
                     room=request.room,
                     region=region.name,
                     pod=pod.key,
                     pod_uid=pod.uid,
                     reservation=request.reservation,
+                    home=order[0].name if spilled else None,
                 )
             if refused is not None:
                 refused[region.name] = request.reservation
@@ -125,6 +127,7 @@ def _waiting(request: RoomRequest, region: PlacementRegion, until: float, *, own
         region=region.name,
         message=f"waiting for SFU pods of {which} {region.name!r} to start",
         recheck_at=until,
+        reservation=request.reservation,
     )
 
 
@@ -137,6 +140,7 @@ def commit(picture: CapacityPicture, placement: Placement, now: float) -> Placed
         pod=placement.pod,
         pod_uid=placement.pod_uid,
         now=now,
+        home=placement.home,
     )
 
 
@@ -201,6 +205,7 @@ def _no_capacity(
                 taking += 1
                 most = max(most, headroom(pod, region.high_water_mark))
     names = ", ".join(r.name for r in order)
+    home = order[0].name if order else None
     needs = f"the room reserves {request.reservation:g} units"
     if taking == 0:
         available = "no SFU pod there takes new rooms (none Ready with a fresh report)"
@@ -211,9 +216,13 @@ def _no_capacity(
             request.room,
             UnschedulableReason.REGION_FULL,
             f"pinned Region {names!r} is full: {needs}; {available}",
+            home=home,
+            reservation=request.reservation,
         )
     return Unschedulable(
         request.room,
         UnschedulableReason.NO_CAPACITY,
         f"no capacity in Regions {names}: {needs}; {available}",
+        home=home,
+        reservation=request.reservation,
     )

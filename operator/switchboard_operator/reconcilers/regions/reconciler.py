@@ -22,18 +22,22 @@ from switchboard_operator.kit.workqueue import Result, WorkQueue
 from switchboard_operator.kube import bodies, events
 from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
+from switchboard_operator.logic.autoscaling import ScalingDecision
 from switchboard_operator.logic.capacity import CapacityPicture
-from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.observation import status_patch
 from switchboard_operator.logic.region_status import (
     Problem,
     RegionLoad,
     RegionObservation,
+    Scaling,
     region_status,
 )
 from switchboard_operator.logic.sfu_pod_plan import SfuPodMemory
 from switchboard_operator.logic.timestamps import format_time
 from switchboard_operator.logic.turn_rotation import TurnAccess
+from switchboard_operator.metrics import OperatorMetrics
+from switchboard_operator.reconcilers.regions.sfu_trust import sfu_pod_records
 from switchboard_operator.reconcilers.regions.workloads import RegionPass, pod_view
 
 log = logging.getLogger(__name__)
@@ -52,9 +56,11 @@ class RegionReconciler:
         picture: CapacityPicture,
         *,
         context: manifests.OperatorContext,
-        join_keys: JoinKeys,
+        join_keys: JoinKeyRing,
         propagation_seconds: float,
         ready: Callable[[], bool],
+        metrics: OperatorMetrics | None = None,
+        scaling: Callable[[str], ScalingDecision | None] = lambda _: None,
     ) -> None:
         self._api = api
         self._cache = cache
@@ -62,7 +68,11 @@ class RegionReconciler:
         self._context = context
         self._join_keys = join_keys
         self._propagation_seconds = propagation_seconds
-        self._queue = WorkQueue(self.reconcile, "regions")
+        self._ready = ready
+        self._scaling = scaling
+        self._desired: dict[str, int] = {}
+        metrics = metrics or OperatorMetrics()
+        self._queue = WorkQueue(self.reconcile, "regions", observe=metrics.reconciles("Region"))
         self._degraded: dict[str, str] = {}
         self._turn_access: dict[str, TurnAccess] = {}
         self._sfu_pods: dict[str, SfuPodMemory] = {}
@@ -81,6 +91,11 @@ class RegionReconciler:
 
     def trigger(self, name: str) -> None:
         self._queue.trigger(name)
+
+    def trigger_all(self) -> None:
+        """Every Region, e.g. when the join-token keys they publish change."""
+        for name in self._cache.regions():
+            self._queue.trigger(name)
 
     def turn_access(self, region: str) -> TurnAccess | None:
         """TURN URIs and the minting secret of a Region, for the join API (never logged)."""
@@ -116,6 +131,7 @@ class RegionReconciler:
             problem = Problem("InvalidSpec", f"The Region cannot be read: {error}")
             await self._write_status(body, self._observation(body, None, problem, []))
             return Result(requeue_after=PROBLEM_RETRY_SECONDS)
+        scaling = self._scaling(name)
         one = RegionPass(
             self._api,
             self._cache,
@@ -126,10 +142,16 @@ class RegionReconciler:
             hosts_rooms=self._picture.hosts_rooms,
             propagation_seconds=self._propagation_seconds,
             sfu_pods=self._sfu_pods.get(name, SfuPodMemory()),
+            desired=None if scaling is None else scaling.desired,
+            occupancy=self._picture.occupancy,
+            cordon=self._picture.cordon,
+            rooms_known=self._ready(),
         )
         try:
             problem, turn_uris = await one.run()
         finally:
+            if one.desired is not None:
+                self._desired[name] = one.desired
             # Even a pass that failed half-way leaves what it did: the pods it created,
             # the crashes it counted, the TURN access it converged.
             self._sfu_pods[name] = one.sfu_pods
@@ -172,6 +194,9 @@ class RegionReconciler:
         name = body["metadata"]["name"]
         pods = [pod_view(p, self._picture.hosts_rooms) for p in self._cache.sfu_pods(name)]
         live = [p for p in pods if not p.deleting and not p.terminated]
+        serving = [p for p in live if not p.draining and not p.cordoned]
+        scaling = self._scaling(name) if region is not None else None
+        desired = self._desired.get(name, region.spec.sfu.min_replicas if region else 0)
         current_hash = ""
         if region is not None and problem is None:
             current_hash = manifests.pod_template_hash(region, self._context, turn_uris=turn_uris)
@@ -179,9 +204,10 @@ class RegionReconciler:
         turn_pods = self._cache.turn_pods(name)
         return RegionObservation(
             generation=body["metadata"].get("generation"),
-            sfu_desired=region.spec.sfu.min_replicas if region else 0,
-            sfu_ready=sum(p.ready and not p.draining for p in live),
-            sfu_draining=sum(p.draining for p in live),
+            sfu_desired=desired,
+            sfu_current=len(serving),
+            sfu_ready=sum(p.ready for p in serving),
+            sfu_draining=sum(p.draining or p.cordoned for p in live),
             sfu_outdated=sum(p.template_hash != current_hash for p in live) if current_hash else 0,
             turn_enabled=turn_enabled,
             turn_desired=region.spec.turn.replicas if region and turn_enabled else 0,
@@ -191,6 +217,18 @@ class RegionReconciler:
             turn_uris=turn_uris,
             problem=problem,
             totals=self._loads.get(name),
+            sfu_pods=sfu_pod_records(self._cache, name, time.time()),
+            scaling=None
+            if scaling is None or region is None or not region.spec.sfu.autoscaling.enabled
+            else Scaling(
+                at_max=scaling.at_max,
+                needed=scaling.needed,
+                max_replicas=region.spec.sfu.max_replicas,
+                last_scale_time=None
+                if scaling.memory.last_scale_time is None
+                else format_time(scaling.memory.last_scale_time),
+                last_scale_reason=scaling.memory.last_scale_reason,
+            ),
         )
 
     async def _write_status(self, body: Mapping[str, Any], observation: RegionObservation) -> None:

@@ -19,20 +19,27 @@ from switchboard_api import labels as keys
 from switchboard_api.region import Region
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies, events, objects
+from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.drift import drifted_paths, is_subset
-from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.notices import Notice
 from switchboard_operator.logic.region_status import Problem
 from switchboard_operator.logic.sfu_pod_plan import (
     SfuPodMemory,
     SfuPodView,
+    cordoned_notice,
     created_notice,
     draining_notice,
     plan_region_pods,
+    uncordoned_notice,
 )
 from switchboard_operator.logic.timestamps import format_time, parse_time
 from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION, TurnAccess, step
+from switchboard_operator.reconcilers.regions.sfu_trust import (
+    sfu_pod_records,
+    untrusted_pod_notices,
+)
 from switchboard_turn.coturn import TurnSecrets
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,10 @@ RECHECK_SECONDS = 300.0
 HostsRooms = Callable[[str, str], bool]
 """Whether the pod `<namespace>/<name>` with that UID has rooms placed on it (the capacity
 picture, which leads the pod's hosts-rooms label)."""
+Occupancy = Callable[[str], tuple[int, float]]
+"""Rooms placed on the pod `<namespace>/<name>` and the units they count (the picture)."""
+Cordon = Callable[[str], bool]
+"""Take no new room on the pod `<namespace>/<name>` from now on; True if it holds none."""
 
 
 class RegionPass:
@@ -57,10 +68,14 @@ class RegionPass:
         region: Region,
         *,
         context: manifests.OperatorContext,
-        join_keys: JoinKeys,
+        join_keys: JoinKeyRing,
         hosts_rooms: HostsRooms,
         propagation_seconds: float,
         sfu_pods: SfuPodMemory,
+        desired: int | None = None,
+        occupancy: Occupancy | None = None,
+        cordon: Cordon | None = None,
+        rooms_known: bool = True,
     ) -> None:
         self.api = api
         self.cache = cache
@@ -75,6 +90,12 @@ class RegionPass:
         self.requeue: float = RECHECK_SECONDS
         self.sfu_pods = sfu_pods
         """What the reconciler remembers of the Region's SFU pods, as this pass leaves it."""
+        self.desired = desired
+        """SFU pods the autoscaler wants (None: none decided yet, keep the pods serving
+        within the bounds); the pass leaves the count it worked to."""
+        self.occupancy = occupancy
+        self.cordon = cordon
+        self.rooms_known = rooms_known
         self.turn_converged = False
         self.turn_access: TurnAccess | None = None
         """With `turn_converged`: the TURN access clients get now (None: no TURN)."""
@@ -147,6 +168,8 @@ class RegionPass:
                 secret=turn_secrets.minted.encode(),
                 credential_ttl_seconds=self.region.spec.turn.credential_ttl_seconds,
             )
+        for notice in untrusted_pod_notices(self.cache, self.name, self.namespace):
+            await self._event(notice)
         await self._converge_sfu_pods(turn_uris)
         return turn_uris
 
@@ -209,6 +232,12 @@ class RegionPass:
         return result.secrets, new_rotated_at
 
     async def _publish_join_keys(self) -> None:
+        """The join-token public keys SFU pods verify with: the signing Secret's, and a
+        removed key's until every token it signed has expired (logic/join_key_ring.py)."""
+        now = time.time()
+        withdrawal = self.join_keys.next_withdrawal(now)
+        if withdrawal is not None:
+            self.requeue = min(self.requeue, max(withdrawal - now, 0.0) + 0.1)
         name = self.context.join_public_keys_configmap
         desired = {
             "apiVersion": "v1",
@@ -218,10 +247,15 @@ class RegionPass:
                 "namespace": self.namespace,
                 "labels": {**MANAGED, keys.REGION: self.name},
             },
-            "data": self.join_keys.public_pems(),
+            "data": self.join_keys.public_pems(now),
         }
         observed = await objects.get(self.api, "ConfigMap", name, self.namespace)
-        if observed is None or not is_subset(desired, observed):
+        # The data must be equal, not only contain ours: a withdrawn key must go.
+        if (
+            observed is None
+            or not is_subset(desired, observed)
+            or observed.get("data") != desired["data"]
+        ):
             await objects.apply(self.api, desired)
 
     def _turn_uris(self) -> list[str]:
@@ -239,34 +273,78 @@ class RegionPass:
     async def _converge_sfu_pods(self, turn_uris: list[str]) -> None:
         current_hash = manifests.pod_template_hash(self.region, self.context, turn_uris=turn_uris)
         pods = self.cache.sfu_pods(self.name)
-        views = [pod_view(p, self.hosts_rooms) for p in pods]
+        views = [pod_view(p, self.hosts_rooms, self.occupancy) for p in pods]
         sfu = self.region.spec.sfu
-        desired = max(sfu.min_replicas, min(sfu.max_replicas, sfu.min_replicas))
+        desired = self.desired
+        if not sfu.autoscaling.enabled:
+            desired = sfu.min_replicas
+        elif desired is None:
+            serving = sum(
+                not (v.deleting or v.terminated or v.draining or v.cordoned) for v in views
+            )
+            desired = max(sfu.min_replicas, min(sfu.max_replicas, serving))
+        self.desired = desired
         now = time.time()
-        plan = plan_region_pods(views, desired, current_hash, self.sfu_pods, now)
+        plan = plan_region_pods(
+            views,
+            desired,
+            current_hash,
+            self.sfu_pods,
+            now,
+            policy=sfu.placement_policy,
+            rooms_known=self.rooms_known,
+        )
         self.sfu_pods = plan.memory
         if plan.retry_after is not None:
             self.requeue = min(self.requeue, plan.retry_after)
         for notice in plan.crashed:
             await self._event(notice)
+        by_name = {v.name: v for v in views}
+        for pod_name in plan.uncordon:
+            await self._annotate(pod_name, {keys.CORDONED: None})
+            await self._event(uncordoned_notice(pod_name))
         for _ in range(plan.create):
             pod = manifests.sfu_pod(self.region, self.context, _suffix(), turn_uris=turn_uris)
-            await objects.create(self.api, pod)
+            created = await objects.create(self.api, pod)
+            if created is None:
+                continue  # the name was taken: not ours, so not trusted; next pass retries
+            # Trusted from the moment the API server names its UID, and recorded in the
+            # Region's status at once, so a restart trusts it too (logic/sfu_trust.py).
+            self.cache.sfu_ledger.created(
+                self.name, created["metadata"]["name"], created["metadata"]["uid"], now
+            )
+            await self._record_sfu_pods(now)
             self.sfu_pods = self.sfu_pods.created(pod["metadata"]["name"], now)
             await self._event(created_notice(pod["metadata"]["name"]))
+        for pod_name in plan.cordon:
+            # No room is placed on it from this step on, before the annotation is seen.
+            if self.cordon is not None:
+                self.cordon(f"{self.namespace}/{pod_name}")
+            await self._annotate(pod_name, {keys.CORDONED: format_time(now)})
+            await self._event(cordoned_notice(pod_name, by_name[pod_name].rooms))
         for pod_name in plan.drain:
-            await objects.patch_merge(
-                self.api,
-                "Pod",
-                pod_name,
-                self.namespace,
-                {"metadata": {"annotations": {keys.DRAIN: "true"}}},
-            )
+            await self._annotate(pod_name, {keys.DRAIN: "true"})
             await self._event(draining_notice(pod_name))
         uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
         for pod_name in plan.delete:
+            view = by_name[pod_name]
+            if (
+                view.cordoned
+                and self.cordon is not None
+                and not self.cordon(f"{self.namespace}/{pod_name}")
+            ):
+                continue  # A room was placed on it after all: it stays until that ends.
             await objects.delete(self.api, "Pod", pod_name, self.namespace, uid=uids[pod_name])
             await self._event(plan.deleted[pod_name])
+
+    async def _record_sfu_pods(self, now: float) -> None:
+        records = sfu_pod_records(self.cache, self.name, now)
+        await patch_region_status(self.api, self.name, {"sfu": {"pods": records}})
+
+    async def _annotate(self, pod_name: str, annotations: dict[str, str | None]) -> None:
+        await objects.patch_merge(
+            self.api, "Pod", pod_name, self.namespace, {"metadata": {"annotations": annotations}}
+        )
 
     async def _event(self, notice: Notice) -> None:
         log.info(
@@ -275,11 +353,15 @@ class RegionPass:
         await events.post(self.api, self.body, notice.type, notice.reason, notice.message)
 
 
-def pod_view(pod: Mapping[str, Any], hosts_rooms: HostsRooms) -> SfuPodView:
+def pod_view(
+    pod: Mapping[str, Any], hosts_rooms: HostsRooms, occupancy: Occupancy | None = None
+) -> SfuPodView:
     """What the SFU pod plan needs to know about a pod, as the Pod watch shows it."""
     meta = pod["metadata"]
     pod_labels = meta.get("labels") or {}
     phase = (pod.get("status") or {}).get("phase")
+    key = f"{meta['namespace']}/{meta['name']}"
+    rooms, used = (0, 0.0) if occupancy is None else occupancy(key)
     return SfuPodView(
         name=meta["name"],
         template_hash=pod_labels.get(manifests.POD_TEMPLATE_HASH, ""),
@@ -288,6 +370,9 @@ def pod_view(pod: Mapping[str, Any], hosts_rooms: HostsRooms) -> SfuPodView:
         terminated=phase in ("Failed", "Succeeded"),
         failed=bodies.pod_failed(pod),
         draining=(meta.get("annotations") or {}).get(keys.DRAIN) == "true",
+        cordoned=bool((meta.get("annotations") or {}).get(keys.CORDONED)),
+        rooms=rooms,
+        used=used,
         hosts_rooms=pod_labels.get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
         or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
         created=meta.get("creationTimestamp") or "",

@@ -1,0 +1,60 @@
+"""Demand a region has beyond the rooms on its pods, as the capacity picture holds it:
+rooms that wait for it (or could not be placed, with it as their own region), and rooms
+that spilled from it to a farther region because it was full. And whether a region's
+reports are fresh enough to take capacity away.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from switchboard_operator.logic.capacity.picture import CapacityPicture
+
+
+@dataclass
+class DemandElsewhere:
+    """Rooms (by key) counting towards a region they are not placed in: (region, units)."""
+
+    waiting: dict[str, tuple[str, float]] = field(default_factory=dict)
+    spilled: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def want(self, room: str, region: str | None, units: float) -> set[str]:
+        """`room` waits for `region` (None: for none); the regions whose demand changed."""
+        previous = self.waiting.pop(room, None)
+        if region is not None:
+            self.waiting[room] = (region, units)
+        if previous == self.waiting.get(room):
+            return set()
+        return {r for r in (previous and previous[0], region) if r}
+
+    def spill(self, room: str, home: str, units: float) -> None:
+        self.spilled[room] = (home, units)
+
+    def placed_elsewhere_no_more(self, room: str) -> str | None:
+        """`room` left the pod it spilled to; the home whose demand changed, if any."""
+        spilled = self.spilled.pop(room, None)
+        return None if spilled is None else spilled[0]
+
+    def units(self, region: str) -> float:
+        return math.fsum(
+            units
+            for home, units in (*self.waiting.values(), *self.spilled.values())
+            if home == region
+        )
+
+    def copy(self) -> DemandElsewhere:
+        return DemandElsewhere(dict(self.waiting), dict(self.spilled))
+
+
+def reports_fresh(picture: CapacityPicture, region: str, now: float) -> bool:
+    """Whether every Ready, running pod of the region reported within the freshness
+    window: its load is known for all of them, so capacity may be taken away."""
+    fresh_after = now - picture.model.report_freshness_seconds
+    return all(
+        p.reported_at is not None and p.reported_at >= fresh_after
+        for p in picture.region_pods(region)
+        if p.ready and not p.failed and p.retired is None
+    )

@@ -1,0 +1,94 @@
+"""Which SFU pods the operator trusts: the ones it created, by the UID the API server gave them.
+
+Labels, ownerReferences and a pod's ServiceAccount can be copied by anyone who may create
+pods in a namespace; the UID of a pod the operator created cannot. The operator records
+each SFU pod's UID as soon as its create call returns: first here, in memory, so the pod
+is trusted before its status write lands, then in the Region's `status.sfu.pods`, so a
+restarted operator trusts exactly the same pods. Only trusted pods enter the capacity
+picture, count as the Region's pods, are placed on, carry the hosts-rooms label, and have
+their capacity reports accepted. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+RECORD_GRACE_SECONDS: Final = 120.0
+"""A pod created this recently stays recorded even if the Pod watch has not shown it yet."""
+_WARNED_MEMORY: Final = 4096
+"""UIDs of untrusted pods already announced (an Event each), newest kept."""
+
+
+@dataclass(frozen=True)
+class CreatedPod:
+    name: str
+    uid: str
+    at: float
+
+
+def recorded_pods(region_body: Mapping[str, Any] | None) -> dict[str, str]:
+    """`status.sfu.pods` of a Region body, as {uid: name} (empty if none or unreadable)."""
+    status = (region_body or {}).get("status") or {}
+    sfu = status.get("sfu") or {}
+    found: dict[str, str] = {}
+    for entry in sfu.get("pods") or []:
+        if isinstance(entry, Mapping) and entry.get("uid") and entry.get("name"):
+            found[str(entry["uid"])] = str(entry["name"])
+    return found
+
+
+class SfuPodLedger:
+    """The SFU pods this operator process created, per Region, until the Region's status
+    records them; and which untrusted pods have been announced."""
+
+    def __init__(self) -> None:
+        self._created: dict[str, dict[str, CreatedPod]] = {}
+        self._warned: OrderedDict[str, None] = OrderedDict()
+
+    def created(self, region: str, name: str, uid: str, now: float) -> None:
+        """The API server answered a create of pod `name` with `uid`."""
+        self._created.setdefault(region, {})[uid] = CreatedPod(name, uid, now)
+
+    def created_uids(self, region: str) -> Iterable[str]:
+        return self._created.get(region, {}).keys()
+
+    def records(
+        self,
+        region: str,
+        recorded: Mapping[str, str],
+        present: Iterable[str],
+        now: float,
+    ) -> list[dict[str, str]]:
+        """What `status.sfu.pods` must say: every trusted pod (recorded in the status or
+        created here) that still exists, and those created within the grace (the watch
+        may not show them yet), sorted by name. Pods created here and past the grace are
+        forgotten from memory once the status carries them or they are gone."""
+        alive = set(present)
+        created = self._created.get(region, {})
+        keep: dict[str, str] = {uid: name for uid, name in recorded.items() if uid in alive}
+        for uid, pod in list(created.items()):
+            young = now - pod.at < RECORD_GRACE_SECONDS
+            if uid in alive or young:
+                keep[uid] = pod.name
+            if not young and (uid in recorded or uid not in alive):
+                del created[uid]
+        if not created:
+            self._created.pop(region, None)
+        return [{"name": name, "uid": uid} for uid, name in sorted(keep.items(), key=_by_name)]
+
+    def first_warning(self, uid: str) -> bool:
+        """True the first time an untrusted pod's UID is announced (one Event per pod)."""
+        if uid in self._warned:
+            return False
+        self._warned[uid] = None
+        while len(self._warned) > _WARNED_MEMORY:
+            self._warned.popitem(last=False)
+        return True
+
+
+def _by_name(item: tuple[str, str]) -> tuple[str, str]:
+    uid, name = item
+    return name, uid
