@@ -43,6 +43,7 @@ from kubernetes_asyncio import client, config, watch
 from switchboard_api import labels
 from switchboard_api.contract import SfuEnv
 from switchboard_api.resources import GROUP, REGION, ROOM, VERSION
+from switchboard_dev.images import RUNTIME_ENV
 from switchboard_dev.operator_process import OPERATOR_USER
 from switchboard_dev.stack import LocalStack
 from switchboard_localcluster.controlplane import ADMIN_USER, AuditEvent, ControlPlane
@@ -578,6 +579,14 @@ async def failover(
             f"(p50 {ms(percentile(done, 50) - detected)} ms, {rate:.0f} rooms/s, "
             f"{rate / moves_ceiling.per_second:.0%} of the API server's status-write ceiling)"
         )
+    first, last = min(done), max(done)
+    if last > first:
+        moves = len(moving) / (last - first)
+        print(
+            f"  first -> last re-placed         {ms(last - first):>9} ms "
+            f"({moves:.0f} rooms/s, {moves / moves_ceiling.per_second:.0%} of the ceiling: "
+            "the moves alone, without the time to see the pod lost)"
+        )
     print(f"  the operator's reason: {reason}")
     writes = sum(cost.status_writes.values())
     print(
@@ -749,9 +758,14 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the stack's files and logs here")
     args = parser.parse_args()
 
+    # The operator and the SFU pods run as local processes: the CPU table tells components
+    # apart by process, and the write counts know the operator by its user (installed by
+    # the chart, it would write as its ServiceAccount).
+    os.environ[RUNTIME_ENV] = "process"
     started = time.monotonic()
     with LocalStack(args.workdir) as stack:
         stack.start_node_agent({TOPOLOGY_REGION: ZONES})
+        stack.install_switchboard()
         prepare(stack, args.pods)
         print(
             f"placement end to end: {args.pods} SFU pods, {os.cpu_count()} cores, "
