@@ -18,6 +18,7 @@ import re
 import secrets
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -274,8 +275,27 @@ def test_prometheus_scrapes_the_operator_and_every_sfu_pod_through_the_monitors(
     assert "forbidden" not in prometheus.log_tail(200).lower()
 
 
+def join_a_room_now(observed: Observed, room: str) -> None:
+    """A placement while Prometheus is scraping the leader: a rate panel shows what happened
+    within its window, and a series whose first sample already counts the event shows none."""
+    request = urllib.request.Request(
+        f"{observed.operator_url()}/v1/namespaces/{ROOMS_NS}/rooms/{room}/join",
+        data=json.dumps({"identity": "carol"}).encode(),
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        assert reply.status == 200
+
+
 def test_every_dashboard_panel_returns_series_with_the_labels_it_shows(observed, traffic):
     prometheus = observed.prometheus
+    wait_for(
+        lambda: prometheus.query(f'switchboard_room_placements_total{{region="{REGION}"}}'),
+        90,
+        "the leader's placement counter for the Region to be scraped",
+    )
+    join_a_room_now(observed, "latecomer")
     sfus = {p["metadata"]["name"] for p in sfu_pods(observed.plane)}
     (operator_pod,) = _pods(observed.plane, NAMESPACE, OPERATOR_PODS)
     expected = {"region": {REGION}, "pod": sfus | {operator_pod["metadata"]["name"]}}
