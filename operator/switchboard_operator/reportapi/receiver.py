@@ -44,6 +44,11 @@ class ReportSink(Protocol):
         report's Region."""
         ...
 
+    def leading(self, report: CapacityReport) -> bool:
+        """Whether this replica acts as leader and may answer `report` (a report showing
+        a newer term makes it step down)."""
+        ...
+
     def on_report(self, report: CapacityReport, now: float) -> ReportResponse: ...
 
 
@@ -92,6 +97,9 @@ class ReportReceiver:
         try:
             identity = await self._authenticate(request)
             report = await self._read_report(request, identity)
+            if not self._sink.leading(report):
+                # Unacknowledged and unapplied: only an acting leader answers (C1).
+                raise _Refused(503, "not_leading", "this replica is not the acting leader")
             if not self._sink.ready:
                 # Unacknowledged, so the SFU keeps its rooms and reports again next interval
                 # (start-up and a leader change take far less than the failover timeout).

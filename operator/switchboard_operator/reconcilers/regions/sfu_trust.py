@@ -12,10 +12,10 @@ log = logging.getLogger(__name__)
 
 
 def sfu_pod_records(cache: ClusterCache, region: str, now: float) -> list[dict[str, str]]:
-    """The Region's `status.sfu.pods`: the SFU pods it trusts that still exist (or were
-    created too recently for the watch to show them)."""
+    """The Region's `status.sfu.pods`: the SFU pods it trusts that are not known to be
+    gone (a pod missing from the cache is no evidence: `logic/sfu_trust.py`)."""
     return cache.sfu_ledger.records(
-        region, cache.recorded_sfu_pods(region), cache.labelled_sfu_pod_uids(region), now
+        region, cache.recorded_sfu_pods(region), cache.labelled_sfu_pods(region), now
     )
 
 
