@@ -64,6 +64,9 @@ class SfuPodLedger:
         while len(self._deleted) > _DELETED_MEMORY:
             self._deleted.popitem(last=False)
 
+    def known_deleted(self, uid: str) -> bool:
+        return uid in self._deleted
+
     def records(
         self,
         region: str,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from kubernetes_asyncio import client
+
 from switchboard_operator.cache import ClusterCache
+from switchboard_operator.kube import objects
 from switchboard_operator.logic.notices import Notice
 
 log = logging.getLogger(__name__)
@@ -17,6 +20,22 @@ def sfu_pod_records(cache: ClusterCache, region: str, now: float) -> list[dict[s
     return cache.sfu_ledger.records(
         region, cache.recorded_sfu_pods(region), cache.labelled_sfu_pods(region), now
     )
+
+
+async def confirm_missing_sfu_pods(
+    api: client.ApiClient, cache: ClusterCache, region: str, namespace: str
+) -> None:
+    """Read each recorded pod the cache does not show: only a 404 (or another UID under
+    its name) is evidence that it is gone. A pod deleted while no operator watched leaves
+    no DELETED event, and its name is never reused."""
+    present = cache.labelled_sfu_pods(region)
+    for uid, name in cache.recorded_sfu_pods(region).items():
+        if uid in present or cache.sfu_ledger.known_deleted(uid):
+            continue
+        pod = await objects.get(api, "Pod", name, namespace)
+        if pod is None or pod["metadata"].get("uid") != uid:
+            log.info("recorded sfu pod is gone region=%s pod=%s uid=%s", region, name, uid)
+            cache.sfu_ledger.deleted(uid)
 
 
 def untrusted_pod_notices(cache: ClusterCache, region: str, namespace: str) -> list[Notice]:
