@@ -123,13 +123,12 @@ class Manager:
                 owners=[_owner_reference(owner) for owner in owners],
             )
             await elector.acquire()
-            term_start = time.time()
             # Every write of the leader's parts goes through this client, and is refused
             # outside the acting window (C1): one guard, not a check per call site.
             api = writes_only_while(await load_client(), elector.acting, elector.remaining)
             metrics.set_leader(True)
             try:
-                return await self._lead(api, elector, owners, label, metrics, term_start=term_start)
+                return await self._lead(api, elector, owners, label, metrics)
             finally:
                 metrics.watch_figures(lambda: None)  # the figures were the leader's
                 metrics.set_leader(False)
@@ -147,12 +146,8 @@ class Manager:
         owners: list[dict[str, Any]],
         label: LeaderLabel | None,
         metrics: OperatorMetrics,
-        *,
-        term_start: float,
     ) -> int:
-        operator = await Operator.build(
-            api, self._config, owners, metrics, leadership=elector, term_start=term_start
-        )
+        operator = await Operator.build(api, self._config, owners, metrics, leadership=elector)
         tasks: list[asyncio.Task[None]] = []
         try:
             await operator.start()
@@ -198,11 +193,9 @@ class Operator:
         *,
         join_keys: JoinKeys,
         leadership: Leadership,
-        term_start: float,
         metrics: OperatorMetrics | None = None,
     ) -> None:
-        """`leadership`: this replica's acting window and term; `term_start`: when it
-        began acting (`time.time()`)."""
+        """`leadership`: this replica's acting window and term."""
         picture = CapacityPicture()
         metrics = metrics or OperatorMetrics()
         ring = JoinKeyRing(join_keys)
@@ -250,7 +243,7 @@ class Operator:
             trigger_room=rooms.trigger,
             room_writes_idle=rooms.wait_idle,
             ready=lambda: restored() and leadership.acting(),
-            term_start=term_start,
+            term_start=lambda: feed.first_acknowledged_at,
             metrics=metrics,
         )
         self.live_status = LiveStatusReconciler(
@@ -321,7 +314,6 @@ class Operator:
         metrics: OperatorMetrics,
         *,
         leadership: Leadership,
-        term_start: float,
     ) -> Operator:
         join_keys = await signing_keys.load_or_create(api, config.namespace, owners)
         return cls(
@@ -330,7 +322,6 @@ class Operator:
             join_keys=join_keys,
             metrics=metrics,
             leadership=leadership,
-            term_start=term_start,
         )
 
     async def start(self) -> None:

@@ -43,6 +43,9 @@ class CapacityFeed:
     ) -> None:
         self._leadership = leadership
         self._lease_seconds = lease_seconds
+        self.first_acknowledged_at: float | None = None
+        """When this term first acknowledged a report: what C5 counts a lease of the
+        previous term from (the restore before it is no part of any pod's lease)."""
         self._cache = cache
         self._picture = picture
         self._capacity_appeared = capacity_appeared
@@ -133,6 +136,8 @@ class CapacityFeed:
         )
         if outcome.accepted and state is not None:
             state.acks.acknowledged(report.sequence, now)
+            if self.first_acknowledged_at is None:
+                self.first_acknowledged_at = now
         return response
 
     def _max_participants(self, room: str) -> int:

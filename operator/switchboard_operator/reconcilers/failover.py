@@ -57,12 +57,13 @@ class FailoverReconciler:
         trigger_room: Callable[[str], None],
         room_writes_idle: Callable[[], Awaitable[None]],
         ready: Callable[[], bool],
-        term_start: float,
+        term_start: Callable[[], float | None],
         timing: LeaseTiming | None = None,
         metrics: OperatorMetrics | None = None,
     ) -> None:
-        """`term_start`: when this leader began acting (`time.time()`); `ready`: whether
-        placements are restored and this replica acts."""
+        """`term_start`: when this term first acknowledged a report (`time.time()`; None:
+        not yet, so no pod can be silent in it); `ready`: whether placements are restored
+        and this replica acts."""
         self._api = api
         self._cache = cache
         self._picture = picture
@@ -92,7 +93,12 @@ class FailoverReconciler:
 
     async def run(self) -> None:
         now = time.time()
-        silent = silent_pods(self._picture, self._term_start, now, self._timing)
+        term_start = self._term_start()
+        silent = (
+            set()
+            if term_start is None
+            else silent_pods(self._picture, term_start, now, self._timing)
+        )
         moves = rooms_to_move(
             self._picture, now, silent, unconfirmed_timeout=self._timing.failover_timeout_seconds
         )

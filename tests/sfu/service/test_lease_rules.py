@@ -48,6 +48,24 @@ def test_a_newer_term_counts_only_after_its_grace() -> None:
     assert judge(late, LEASE_END, 3).verdict is Verdict.FENCE
 
 
+def test_after_a_long_outage_a_newer_term_counts_only_after_its_grace_from_when_it_showed():
+    # The control plane was away far longer than the lease: its new term acknowledged a
+    # peer first. This pod's turn is next; it fences only if it does not come in time.
+    lease = LeaseState(10.0, started_at=0.0)
+    lease.apply(response(3), sequence=1, sent_at=LEASE_END - 8.0, now=LEASE_END - 7.9)
+    showed = LEASE_END + 300.0
+    first = [answer(showed - 0.3, term=4)]
+    lease.saw_terms(first, showed)
+    assert judge(first, LEASE_END, 3, lease.newer_term_seen_at).verdict is Verdict.SERVE
+    late = [answer(showed + NEWER_TERM_GRACE_SECONDS + 0.5, term=4)]
+    lease.saw_terms(late, showed + NEWER_TERM_GRACE_SECONDS + 0.6)
+    assert lease.newer_term_seen_at == showed
+    assert judge(late, LEASE_END, 3, lease.newer_term_seen_at).verdict is Verdict.FENCE
+    # Once this pod applies the newer term, the next one starts the count again.
+    lease.apply(response(4), sequence=2, sent_at=showed + 1, now=showed + 1.1)
+    assert lease.newer_term_seen_at is None
+
+
 def response(term: int | None, lease: float | None = 8.0) -> ReportResponse:
     return ReportResponse(
         acknowledged=True, sequence=0, failover_timeout_seconds=10, term=term, lease_seconds=lease
