@@ -45,6 +45,7 @@ pytestmark = [
 REPORT_PATH_BOUND_SECONDS = 15.0
 """The rooms of an SFU whose report path alone is cut move within this long."""
 
+FENCED = "switchboard_sfu_fenced"
 API_SERVER_LONG = "apiserver-down-120s"
 EVERYTHING_DOWN = "everything-down-300s"
 
@@ -263,12 +264,20 @@ async def test_leader_cut_off_from_the_api_server(stack, rooms) -> None:
 
 
 async def report_path_cut(
-    stack: FaultStack, rooms: list[StreamingRoom], cut: list[str], mode: ProxyMode
+    stack: FaultStack,
+    rooms: list[StreamingRoom],
+    cut: list[str],
+    mode: ProxyMode,
+    *,
+    heal_once_fenced: bool = False,
 ) -> float:
-    """Cut the report path of the pods in `cut`; returns when their rooms had all moved."""
+    """Cut the report path of the pods in `cut`; returns when their rooms had all moved.
+    With `heal_once_fenced`, the path heals once every cut pod has fenced (silence alone
+    moves no room when more than one pod is silent: their fenced reports do)."""
     assert stack.service is not None
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips) - set(cut))
-    moving = {room for room, pod in (await off_loop(stack.room_pods)).items() if pod in cut}
+    placed_before = await off_loop(stack.room_pods)
+    moving = {room for room, pod in placed_before.items() if pod in cut}
     started = time.monotonic()
     for pod in cut:
         stack.service.set_mode(mode, source=stack.sfu_ips[pod])
@@ -277,7 +286,19 @@ async def report_path_cut(
         placed = await off_loop(stack.room_pods)
         return all(placed.get(room) not in (*cut, "") for room in moving)
 
+    async def fenced() -> bool:
+        fences = [await off_loop(lambda p=pod: stack.sfu_metric(p, FENCED)) for pod in cut]
+        return all(value == 1 for value in fences)
+
     try:
+        if heal_once_fenced:
+            await eventually(fenced, SETTLE_SECONDS, f"{cut} to fence", interval=0.25)
+            placed = await off_loop(stack.room_pods)
+            assert all(placed.get(room) == placed_before[room] for room in moving), (
+                "rooms moved on the silence of two pods"
+            )
+            for pod in cut:
+                stack.service.set_mode(ProxyMode.PASS, source=stack.sfu_ips[pod])
         await eventually(moved, SETTLE_SECONDS, f"the rooms of {cut} to move", interval=0.25)
         moved_after = time.monotonic() - started
     finally:
@@ -295,7 +316,11 @@ async def test_one_sfu_report_path_black_holed(stack, rooms) -> None:
 
 async def test_two_sfu_report_paths_black_holed(stack, rooms) -> None:
     await report_path_cut(
-        stack, rooms, sorted({room.pod for room in rooms})[:2], ProxyMode.BLACKHOLE
+        stack,
+        rooms,
+        sorted({room.pod for room in rooms})[:2],
+        ProxyMode.BLACKHOLE,
+        heal_once_fenced=True,
     )
 
 
@@ -306,12 +331,11 @@ async def test_report_responses_dropped(stack, rooms) -> None:
 async def test_both_cores_saturated_for_a_minute(stack, rooms, tmp_path) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     leader = await off_loop(stack.leader)
-    fenced = "switchboard_sfu_fenced"
     with CpuHog(tmp_path, cores=2):
         await hold(60, observation)
     assert await off_loop(stack.leader) is leader, "leadership changed under load"
     for pod in stack.sfu_ips:
-        assert await off_loop(lambda pod=pod: stack.sfu_metric(pod, fenced)) == 0
+        assert await off_loop(lambda pod=pod: stack.sfu_metric(pod, FENCED)) == 0
     await settle(observation, "cpu-hog-60s")
 
 
