@@ -42,6 +42,8 @@ class LeaseState:
         self.fenced_at_sequence: int | None = None
         """While fenced: the newest report sent before fencing. Only an answer to a later
         report lifts the fence, so a late answer computed before cannot undo it."""
+        self.carry_peers_until: float | None = None
+        """Until when peers of the previous term stay listed beside the new term's (S3)."""
         self.newer_term_seen_at: float | None = None
         """When a peer's answer first showed a term newer than the applied one (None:
         none has since this pod applied its term). A new leader acknowledges pods one
@@ -57,6 +59,23 @@ class LeaseState:
 
     def apply(self, response: ReportResponse, sequence: int, sent_at: float, now: float) -> None:
         """Record an acknowledged response that `refuses` let through."""
+        previous = self.last
+        if (
+            previous is not None
+            and response.term is not None
+            and previous.term is not None
+            and response.term > previous.term
+        ):
+            # A new leader lists only the pods it has heard from, and hears them one report
+            # interval apart: its first answers would leave this pod without peers to ask.
+            self.carry_peers_until = now + (response.lease_seconds or 0.0)
+        peers = list(response.peers)
+        if previous is not None and self.carry_peers_until is not None:
+            if now < self.carry_peers_until:
+                listed = {peer.pod for peer in peers}
+                peers += [peer for peer in previous.peers if peer.pod not in listed]
+            else:
+                self.carry_peers_until = None
         if response.term is not None:
             if self.term is None or response.term > self.term:
                 self.newer_term_seen_at = None
@@ -69,7 +88,7 @@ class LeaseState:
             sent_at=sent_at,
             received_at=now,
             lease_seconds=response.lease_seconds,
-            peers=tuple(response.peers),
+            peers=tuple(peers),
         )
 
     def saw_terms(self, answers: list[PeerAnswer], now: float) -> None:

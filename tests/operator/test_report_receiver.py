@@ -262,6 +262,7 @@ async def test_a_caller_without_a_valid_token_is_refused_before_its_body_is_read
 
 
 async def test_a_report_over_the_size_cap_is_refused_before_it_is_read(receiver) -> None:
+    receiver.restored.set()
     token = own_token(receiver)
     # Declared too large: refused at once, nothing of the body sent.
     status, answer = await receiver.raw(head(token, Content_Length=str(MAX_REPORT_BYTES + 1)))

@@ -96,14 +96,15 @@ class ReportReceiver:
     async def handle(self, request: web.Request) -> web.Response:
         try:
             identity = await self._authenticate(request)
+            if not self._sink.ready:
+                # Unacknowledged, so the SFU keeps its rooms and reports again next interval
+                # (start-up and a leader change take far less than the lease); nor is it
+                # known yet which pods are trusted.
+                raise _Refused(503, "starting", "the control plane is restoring room placements")
             report = await self._read_report(request, identity)
             if not self._sink.leading(report):
                 # Unacknowledged and unapplied: only an acting leader answers (C1).
                 raise _Refused(503, "not_leading", "this replica is not the acting leader")
-            if not self._sink.ready:
-                # Unacknowledged, so the SFU keeps its rooms and reports again next interval
-                # (start-up and a leader change take far less than the failover timeout).
-                raise _Refused(503, "starting", "the control plane is restoring room placements")
         except _Refused as refusal:
             self._refusals.refused(refusal.code)
             return refusal.response

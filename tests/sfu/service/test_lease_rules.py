@@ -66,10 +66,46 @@ def test_after_a_long_outage_a_newer_term_counts_only_after_its_grace_from_when_
     assert lease.newer_term_seen_at is None
 
 
-def response(term: int | None, lease: float | None = 8.0) -> ReportResponse:
+def response(
+    term: int | None, lease: float | None = 8.0, peers: tuple[str, ...] = ()
+) -> ReportResponse:
     return ReportResponse(
-        acknowledged=True, sequence=0, failover_timeout_seconds=10, term=term, lease_seconds=lease
+        acknowledged=True,
+        sequence=0,
+        failover_timeout_seconds=10,
+        term=term,
+        lease_seconds=lease,
+        peers=[
+            LeasePeer(url=f"http://{p}/v1/lease", public_key="k" * 43, pod=p, pod_uid=f"uid-{p}")
+            for p in peers
+        ],
     )
+
+
+def peer_names(lease: LeaseState) -> list[str]:
+    assert lease.last is not None
+    return sorted(peer.pod for peer in lease.last.peers)
+
+
+def test_a_new_terms_first_answers_keep_the_previous_peers_for_a_lease():
+    # The new leader has heard only from some pods yet: without the others, this pod's
+    # lease could end with no peer to ask, and it would fence although nothing moved.
+    lease = LeaseState(10.0, started_at=0.0)
+    lease.apply(response(3, peers=("b", "c")), sequence=1, sent_at=10.0, now=10.1)
+    lease.apply(response(4, peers=()), sequence=2, sent_at=20.0, now=20.1)
+    assert peer_names(lease) == ["b", "c"]
+    lease.apply(response(4, peers=("b",)), sequence=3, sent_at=21.0, now=21.1)
+    assert peer_names(lease) == ["b", "c"]
+    # A lease after the new term's first answer, it has heard from every live pod.
+    lease.apply(response(4, peers=("b",)), sequence=4, sent_at=29.0, now=29.1)
+    assert peer_names(lease) == ["b"]
+
+
+def test_within_a_term_the_peers_are_the_control_planes_list():
+    lease = LeaseState(10.0, started_at=0.0)
+    lease.apply(response(3, peers=("b", "c")), sequence=1, sent_at=10.0, now=10.1)
+    lease.apply(response(3, peers=("b",)), sequence=2, sent_at=11.0, now=11.1)
+    assert peer_names(lease) == ["b"]
 
 
 def test_the_lease_counts_from_when_the_report_was_sent() -> None:
