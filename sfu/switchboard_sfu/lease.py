@@ -45,9 +45,11 @@ class LeaseState:
         self.carry_peers_until: float | None = None
         """Until when peers of the previous term stay listed beside the new term's (S3)."""
         self.newer_term_seen_at: float | None = None
-        """When a peer's answer first showed a term newer than the applied one (None:
-        none has since this pod applied its term). A new leader acknowledges pods one
-        report interval apart: this pod's turn may simply be next (S3's grace)."""
+        """When a peer's answer first showed the newest term seen that is newer than the
+        applied one (None: none has since this pod applied its term). A new leader
+        acknowledges pods one report interval apart: this pod's turn may simply be next
+        (S3's grace), and so for each newer term again."""
+        self.newer_term_seen: int | None = None
 
     def refuses(self, response: ReportResponse, sequence: int) -> str | None:
         """Why an acknowledged `response` to report `sequence` must not be applied, or None."""
@@ -78,7 +80,7 @@ class LeaseState:
                 self.carry_peers_until = None
         if response.term is not None:
             if self.term is None or response.term > self.term:
-                self.newer_term_seen_at = None
+                self.newer_term_seen = self.newer_term_seen_at = None
             self.term = response.term if self.term is None else max(self.term, response.term)
         self.failover_timeout_seconds = response.failover_timeout_seconds
         self.fenced_at_sequence = None
@@ -93,9 +95,9 @@ class LeaseState:
 
     def saw_terms(self, answers: list[PeerAnswer], now: float) -> None:
         """Peers answered at `now`: remember when a newer term than ours first showed."""
-        if self.newer_term_seen_at is None and any(
-            _newer(answer.term, self.term) for answer in answers
-        ):
+        newer = [a.term for a in answers if a.term is not None and _newer(a.term, self.term)]
+        if newer and (self.newer_term_seen is None or max(newer) > self.newer_term_seen):
+            self.newer_term_seen = max(newer)
             self.newer_term_seen_at = now
 
     def fenced(self, newest_sent_sequence: int) -> None:

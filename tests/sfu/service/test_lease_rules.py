@@ -61,6 +61,11 @@ def test_after_a_long_outage_a_newer_term_counts_only_after_its_grace_from_when_
     lease.saw_terms(late, showed + NEWER_TERM_GRACE_SECONDS + 0.6)
     assert lease.newer_term_seen_at == showed
     assert judge(late, LEASE_END, 3, lease.newer_term_seen_at).verdict is Verdict.FENCE
+    # A term newer still (this pod missed the one before) gets its grace from when it showed.
+    newest = showed + 200.0
+    lease.saw_terms([answer(newest - 0.2, term=5)], newest)
+    assert judge([answer(newest - 0.2, term=5)], LEASE_END, 3, newest).verdict is Verdict.SERVE
+    assert lease.newer_term_seen_at == newest
     # Once this pod applies the newer term, the next one starts the count again.
     lease.apply(response(4), sequence=2, sent_at=showed + 1, now=showed + 1.1)
     assert lease.newer_term_seen_at is None
