@@ -114,6 +114,8 @@ class OperatorProcess:
         self._proc: Supervised | None = None
         self._restart = restart_on_exit
         self._keeper: threading.Thread | None = None
+        self._lock = threading.Lock()
+        """Held while a process is started: by `start()` or by the keeper, never both."""
         self._halted = threading.Event()
         """Set while the process must stay down (stop, or kill with `restart=False`)."""
 
@@ -141,6 +143,18 @@ class OperatorProcess:
         # a replica's env may be copied from another's: a port of its own at every start.
         self.env["SWITCHBOARD_HEALTH_PORT"] = str(free_port())
         self.env["SWITCHBOARD_METRICS_PORT"] = str(free_port())  # likewise, every replica
+        with self._lock:
+            if self._proc is not None and self._proc.running():
+                # Restarted on exit meanwhile: one process of this replica at a time.
+                self._proc.stop()
+            self._spawn()
+        if self._restart and (self._keeper is None or not self._keeper.is_alive()):
+            self._keeper = threading.Thread(target=self._keep_running, daemon=True)
+            self._keeper.start()
+        if wait:
+            self.wait_serving(timeout)
+
+    def _spawn(self) -> None:
         executable = shutil.which("switchboard-operator")
         argv = [executable] if executable else [sys.executable, "-m", "switchboard_operator"]
         proc = self._proc = Supervised(
@@ -152,11 +166,6 @@ class OperatorProcess:
         proc.start()
         self.started_at = time.monotonic()
         self._halted.clear()
-        if self._restart and (self._keeper is None or not self._keeper.is_alive()):
-            self._keeper = threading.Thread(target=self._keep_running, daemon=True)
-            self._keeper.start()
-        if wait:
-            self.wait_serving(timeout)
 
     def _keep_running(self) -> None:
         backoff = RESTART_BACKOFF_SECONDS[0]
@@ -175,7 +184,11 @@ class OperatorProcess:
             )
             if self._halted.wait(backoff):
                 return
-            proc.start()
+            with self._lock:
+                proc = self._proc
+                if proc is None or proc.running() or self._halted.is_set():
+                    continue  # started again meanwhile (`start()`), or halted
+                proc.start()
             self.started_at = time.monotonic()
             self.restarts += 1
             started = time.monotonic()

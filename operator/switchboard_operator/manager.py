@@ -45,11 +45,12 @@ from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.kube import events
 from switchboard_operator.kube import owners as ownership
-from switchboard_operator.kube.client import load_client
+from switchboard_operator.kube.client import load_client, writes_only_while
 from switchboard_operator.logic.autoscaling import ScalingDecision
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.leader_election import Leadership
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
 from switchboard_operator.logic.region_figures import ControlPlaneFigures, control_plane_figures
@@ -122,7 +123,9 @@ class Manager:
                 owners=[_owner_reference(owner) for owner in owners],
             )
             await elector.acquire()
-            api = await load_client()
+            # Every write of the leader's parts goes through this client, and is refused
+            # outside the acting window (C1): one guard, not a check per call site.
+            api = writes_only_while(await load_client(), elector.acting, elector.remaining)
             metrics.set_leader(True)
             try:
                 return await self._lead(api, elector, owners, label, metrics)
@@ -144,7 +147,7 @@ class Manager:
         label: LeaderLabel | None,
         metrics: OperatorMetrics,
     ) -> int:
-        operator = await Operator.build(api, self._config, owners, metrics)
+        operator = await Operator.build(api, self._config, owners, metrics, leadership=elector)
         tasks: list[asyncio.Task[None]] = []
         try:
             await operator.start()
@@ -189,8 +192,10 @@ class Operator:
         config: OperatorConfig,
         *,
         join_keys: JoinKeys,
+        leadership: Leadership,
         metrics: OperatorMetrics | None = None,
     ) -> None:
+        """`leadership`: this replica's acting window and term."""
         picture = CapacityPicture()
         metrics = metrics or OperatorMetrics()
         ring = JoinKeyRing(join_keys)
@@ -237,7 +242,8 @@ class Operator:
             picture,
             trigger_room=rooms.trigger,
             room_writes_idle=rooms.wait_idle,
-            ready=restored,
+            ready=lambda: restored() and leadership.acting(),
+            term_start=lambda: feed.first_acknowledged_at,
             metrics=metrics,
         )
         self.live_status = LiveStatusReconciler(
@@ -252,6 +258,7 @@ class Operator:
             capacity_appeared=rooms.retry_pending,
             pod_lost=failover.pod_lost,
             ready=restored,
+            leadership=leadership,
         )
 
         self.signing_keys = signing_keys.SigningKeyWatch(
@@ -269,6 +276,7 @@ class Operator:
             restored=rooms.restored,
             turn_access=self.regions.turn_access,
             join_keys=ring,
+            leadership=leadership,
         )
         tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
         self.refusals = ReportRefusals(metrics, functools.partial(events.post, api))
@@ -304,9 +312,17 @@ class Operator:
         config: OperatorConfig,
         owners: list[dict[str, Any]],
         metrics: OperatorMetrics,
+        *,
+        leadership: Leadership,
     ) -> Operator:
         join_keys = await signing_keys.load_or_create(api, config.namespace, owners)
-        return cls(api, config, join_keys=join_keys, metrics=metrics)
+        return cls(
+            api,
+            config,
+            join_keys=join_keys,
+            metrics=metrics,
+            leadership=leadership,
+        )
 
     async def start(self) -> None:
         self.regions.start()

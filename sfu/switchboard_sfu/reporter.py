@@ -180,7 +180,8 @@ class CapacityReporter:
             answers = await self._checker.ask(session, lease.last.peers)
         if self._is_fenced() or not lease.expired(time.monotonic()):
             return  # an acknowledgement arrived while the peers were asked
-        judgement = judge(answers, lease_end, lease.term)
+        lease.saw_terms(answers, time.monotonic())
+        judgement = judge(answers, lease_end, lease.term, lease.newer_term_seen_at)
         self._checks.labels(str(judgement.verdict)).inc()
         if judgement.verdict is Verdict.FENCE:
             await self._fence(f"lease ended and {judgement.reason}")

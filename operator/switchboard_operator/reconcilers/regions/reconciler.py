@@ -37,7 +37,10 @@ from switchboard_operator.logic.sfu_pod_plan import SfuPodMemory
 from switchboard_operator.logic.timestamps import format_time
 from switchboard_operator.logic.turn_rotation import TurnAccess
 from switchboard_operator.metrics import OperatorMetrics
-from switchboard_operator.reconcilers.regions.sfu_trust import sfu_pod_records
+from switchboard_operator.reconcilers.regions.sfu_trust import (
+    confirm_missing_sfu_pods,
+    sfu_pod_records,
+)
 from switchboard_operator.reconcilers.regions.workloads import RegionPass, pod_view
 
 log = logging.getLogger(__name__)
@@ -177,6 +180,7 @@ class RegionReconciler:
             self._degraded.pop(name, None)
         else:
             self._degraded[name] = problem.reason
+        await confirm_missing_sfu_pods(self._api, self._cache, name, region.spec.namespace)
         await self._write_status(body, self._observation(body, region, problem, turn_uris))
 
     async def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
