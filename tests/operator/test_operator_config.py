@@ -6,9 +6,11 @@ from switchboard_api.contract import REPORT_PATH
 from switchboard_operator.config import OperatorConfig
 
 
-def test_without_settings_sfu_pods_and_clients_are_pointed_at_the_operator_service():
+def test_without_settings_sfu_pods_and_clients_are_pointed_at_the_operator_services():
     config = OperatorConfig.from_env({"POD_NAMESPACE": "sb", "SWITCHBOARD_LISTEN_PORT": "9000"})
-    assert config.report_url == f"http://switchboard-operator.sb.svc:9000{REPORT_PATH}"
+    # Reports go to the internal Service and port, always over HTTPS; joins to the public.
+    assert config.report_url == f"https://switchboard-operator-reports.sb.svc:8444{REPORT_PATH}"
+    assert config.report_port == 8444
     assert config.join_api_public_url == "http://switchboard-operator.sb.svc:9000"
 
 
