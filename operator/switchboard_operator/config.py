@@ -73,9 +73,15 @@ class OperatorConfig:
         scheme = "http" if tls is None else "https"
         service_url = f"{scheme}://{SERVICE_NAME}.{namespace}.svc:{port}"
         report_service = f"https://{REPORT_SERVICE_NAME}.{namespace}.svc:{report_port}"
+        report_url = env.get("SWITCHBOARD_REPORT_URL") or report_service + REPORT_PATH
+        if not report_url.startswith("https://"):
+            raise OperatorConfigError(
+                f"SWITCHBOARD_REPORT_URL must be an https URL (the report receiver serves "
+                f"HTTPS only), got {report_url!r}"
+            )
         return cls(
             namespace=namespace,
-            report_url=env.get("SWITCHBOARD_REPORT_URL", report_service + REPORT_PATH),
+            report_url=report_url,
             # The Service only serves clients inside the cluster; the chart sets the real one.
             join_api_public_url=env.get("SWITCHBOARD_JOIN_API_PUBLIC_URL") or service_url,
             listen_host=env.get("SWITCHBOARD_LISTEN_HOST", "0.0.0.0"),

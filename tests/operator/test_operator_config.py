@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from switchboard_api.contract import REPORT_PATH
-from switchboard_operator.config import OperatorConfig
+from switchboard_operator.config import OperatorConfig, OperatorConfigError
 
 
 def test_without_settings_sfu_pods_and_clients_are_pointed_at_the_operator_services():
@@ -19,3 +21,8 @@ def test_join_api_public_url_is_the_one_clients_reach():
         {"SWITCHBOARD_JOIN_API_PUBLIC_URL": "https://rtc.example.com/switchboard"}
     )
     assert config.join_api_public_url == "https://rtc.example.com/switchboard"
+
+
+def test_sfu_pods_are_never_told_to_report_in_plain_http():
+    with pytest.raises(OperatorConfigError, match="SWITCHBOARD_REPORT_URL must be an https URL"):
+        OperatorConfig.from_env({"SWITCHBOARD_REPORT_URL": "http://cp:8444/v1/capacity/reports"})
