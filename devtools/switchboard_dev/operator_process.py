@@ -31,16 +31,19 @@ RESTART_RESET_SECONDS = 60.0
 OPERATOR_NAMESPACE = "switchboard-system"
 
 
-def local_operator_env(listen_port: int) -> dict[str, str]:
+def local_operator_env(listen_port: int, report_port: int | None = None) -> dict[str, str]:
     """Configuration for an operator process on the local cluster: it listens on loopback and
-    SFU pods (local processes) and clients reach its report receiver and join API there. A
-    real install sets the same variables (the chart does), with the in-cluster Service URL
-    and the join API's public URL."""
+    SFU pods (local processes) and clients reach its report receiver (HTTPS, certified for
+    127.0.0.1 by the CA the operator publishes) and join API there. A real install sets the
+    same variables (the chart does), with the in-cluster Service URLs and the join API's
+    public URL."""
+    report_port = report_port or free_port()
     return {
         "SWITCHBOARD_NAMESPACE": OPERATOR_NAMESPACE,
         "SWITCHBOARD_LISTEN_HOST": "127.0.0.1",
         "SWITCHBOARD_LISTEN_PORT": str(listen_port),
-        "SWITCHBOARD_REPORT_URL": f"http://127.0.0.1:{listen_port}/v1/capacity/reports",
+        "SWITCHBOARD_REPORT_PORT": str(report_port),
+        "SWITCHBOARD_REPORT_URL": f"https://127.0.0.1:{report_port}/v1/capacity/reports",
         "SWITCHBOARD_JOIN_API_PUBLIC_URL": f"http://127.0.0.1:{listen_port}",
         # What the chart names by default; the node agents run them from `make images`.
         "SWITCHBOARD_SFU_IMAGE": image_reference("sfu"),
@@ -121,9 +124,14 @@ class OperatorProcess:
 
     @property
     def http_url(self) -> str:
-        """Base URL of the control-plane HTTP server (join API, report receiver)."""
+        """Base URL of the public HTTP server (the join API)."""
         host = self.env.get("SWITCHBOARD_LISTEN_HOST", "127.0.0.1")
         return f"http://{host}:{self.env['SWITCHBOARD_LISTEN_PORT']}"
+
+    @property
+    def report_url(self) -> str:
+        """Where SFU pods report (the internal listener, HTTPS)."""
+        return self.env["SWITCHBOARD_REPORT_URL"]
 
     @property
     def metrics_url(self) -> str:

@@ -12,7 +12,8 @@ at something again, the manager hands it that one callback.
     live status               cache, picture                Pod labels; Room reconciler
     rebalance                 cache, picture                picture; Room reconciler
     autoscaler                cache, picture (demand)       desired counts; Region reconciler
-    API keys, HTTP server     reports, joins                picture (capacity feed); Rooms
+    report TLS                its Secret                    the report listener's certificate
+    API keys, HTTP servers    reports, joins                picture (capacity feed); Rooms
     kopf, Room informer       the API server                cache; every reconciler's queue
 """
 
@@ -29,11 +30,12 @@ from typing import Any
 import kopf
 from kubernetes_asyncio import client
 
+from switchboard_api.contract import ReportTls
 from switchboard_operator import watches
 from switchboard_operator.cache import ROOMS, ClusterCache
 from switchboard_operator.config import OperatorConfig
 from switchboard_operator.health import HealthServer
-from switchboard_operator.httpserver import HttpServer, build_app
+from switchboard_operator.httpserver import HttpServer, public_app, report_app
 from switchboard_operator.joinapi import signing_keys
 from switchboard_operator.joinapi.apikey_watch import ApiKeyWatch
 from switchboard_operator.joinapi.apikeys import SecretApiKeyStore
@@ -54,6 +56,7 @@ from switchboard_operator.logic.leader_election import Leadership
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
 from switchboard_operator.logic.region_figures import ControlPlaneFigures, control_plane_figures
+from switchboard_operator.logic.report_certs import serving_names
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
 from switchboard_operator.logic.sfu_trust import SfuPodLedger
 from switchboard_operator.metrics import OperatorMetrics, metrics_app
@@ -67,6 +70,7 @@ from switchboard_operator.reconcilers.rooms import RoomReconciler
 from switchboard_operator.reportapi.jwks import JwksCache
 from switchboard_operator.reportapi.receiver import ReportReceiver
 from switchboard_operator.reportapi.refusals import ReportRefusals
+from switchboard_operator.reportapi.tls import ReportCertificates
 from switchboard_tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
@@ -193,6 +197,7 @@ class Operator:
         *,
         join_keys: JoinKeys,
         leadership: Leadership,
+        report_certs: ReportCertificates,
         metrics: OperatorMetrics | None = None,
     ) -> None:
         """`leadership`: this replica's acting window and term."""
@@ -219,13 +224,17 @@ class Operator:
                 image_pull_policy=config.image_pull_policy,
                 turn_image_prometheus=config.turn_image_prometheus,
                 control_plane_namespace=config.namespace,
+                report_ca_configmap=ReportTls.CA_CONFIGMAP,
             ),
             join_keys=ring,
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
             metrics=metrics,
             scaling=self._scaling,
+            report_ca=lambda: report_certs.ca_pem,
         )
+        report_certs.ca_changed = self.regions.trigger_all
+        self.report_certs = report_certs
         self.autoscaler = autoscaler = Autoscaler(
             api,
             cache,
@@ -281,13 +290,16 @@ class Operator:
         tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
         self.refusals = ReportRefusals(metrics, functools.partial(events.post, api))
         self.http = HttpServer(
-            build_app(
-                ReportReceiver(self.jwks, feed, self.refusals, metrics),
-                join_api_app(placements, store, limiter=limiter, metrics=metrics),
-            ),
+            public_app(join_api_app(placements, store, limiter=limiter, metrics=metrics)),
             config.listen_host,
             config.listen_port,
             tls,
+        )
+        self.report_http = HttpServer(
+            report_app(ReportReceiver(self.jwks, feed, self.refusals, metrics)),
+            config.listen_host,
+            config.report_port,
+            ReloadingCertificate(report_certs.files, name="reports"),
         )
         self.registry = watches.registry(
             cache,
@@ -316,10 +328,15 @@ class Operator:
         leadership: Leadership,
     ) -> Operator:
         join_keys = await signing_keys.load_or_create(api, config.namespace, owners)
+        report_certs = ReportCertificates(
+            api, config.namespace, serving_names(config.report_url), owners=owners
+        )
+        await report_certs.converge()
         return cls(
             api,
             config,
             join_keys=join_keys,
+            report_certs=report_certs,
             metrics=metrics,
             leadership=leadership,
         )
@@ -334,6 +351,8 @@ class Operator:
         self.signing_keys.start()
         await self.jwks.refresh(force=True)
         await self.api_keys.start()
+        self.report_certs.start()
+        await self.report_http.start()
         await self.http.start()
         self._tasks.append(asyncio.create_task(self._follow_rooms(), name="room-informer"))
 
@@ -342,6 +361,8 @@ class Operator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
+        await self.report_http.stop()
+        await self.report_certs.stop()
         await self.refusals.stop()
         await self.api_keys.stop()
         await self.signing_keys.stop()

@@ -122,9 +122,9 @@ def test_join_api_tls_mounts_the_secret_and_serves_https(helm):
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    (volume,) = pod["volumes"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
     assert volume["secret"]["secretName"] == "switchboard-tls"
-    (mount,) = container["volumeMounts"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
     assert "subPath" not in mount  # subPath mounts never see the kubelet's updates
     assert str(config.tls.cert).startswith(mount["mountPath"] + "/")
     # Readiness is the health port every replica serves (plain HTTP, nothing but "ok"),

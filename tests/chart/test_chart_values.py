@@ -55,7 +55,10 @@ def test_full_name_override_renames_the_operator_and_where_sfus_report(helm):
     assert subject["name"] == "rtc-control"
     env = {e["name"]: e.get("value") for e in pod_spec(docs)["containers"][0]["env"]}
     config = OperatorConfig.from_env({k: v for k, v in env.items() if v is not None})
-    assert config.report_url == f"http://rtc-control.{NAMESPACE}.svc:8080/v1/capacity/reports"
+    assert (
+        config.report_url == f"https://rtc-control-reports.{NAMESPACE}.svc:8444/v1/capacity/reports"
+    )
+    assert one(docs, "Service", "rtc-control-reports")["spec"]["ports"][0]["name"] == "reports"
 
 
 def test_name_override_renames_objects_and_the_name_label(helm):

@@ -64,7 +64,10 @@ class RegionReconciler:
         ready: Callable[[], bool],
         metrics: OperatorMetrics | None = None,
         scaling: Callable[[str], ScalingDecision | None] = lambda _: None,
+        report_ca: Callable[[], str] = lambda: "",
     ) -> None:
+        """`report_ca`: the report receiver's CA certificate (PEM), published to SFU pods
+        when the context names its ConfigMap."""
         self._api = api
         self._cache = cache
         self._picture = picture
@@ -73,6 +76,7 @@ class RegionReconciler:
         self._propagation_seconds = propagation_seconds
         self._ready = ready
         self._scaling = scaling
+        self._report_ca = report_ca
         self._desired: dict[str, int] = {}
         metrics = metrics or OperatorMetrics()
         self._queue = WorkQueue(self.reconcile, "regions", observe=metrics.reconciles("Region"))
@@ -149,6 +153,7 @@ class RegionReconciler:
             occupancy=self._picture.occupancy,
             cordon=self._picture.cordon,
             rooms_known=self._ready(),
+            report_ca=self._report_ca,
         )
         try:
             problem, turn_uris = await one.run()

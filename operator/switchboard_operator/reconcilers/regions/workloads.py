@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from switchboard_api import labels as keys
+from switchboard_api.contract import ReportTls
 from switchboard_api.region import Region
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies, events, objects
@@ -36,6 +37,7 @@ from switchboard_operator.logic.sfu_pod_plan import (
 )
 from switchboard_operator.logic.timestamps import format_time, parse_time
 from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION, TurnAccess, step
+from switchboard_operator.reconcilers.regions.published import publish_configmap
 from switchboard_operator.reconcilers.regions.sfu_trust import (
     sfu_pod_records,
     untrusted_pod_notices,
@@ -44,7 +46,6 @@ from switchboard_turn.coturn import TurnSecrets
 
 log = logging.getLogger(__name__)
 
-MANAGED = {keys.APP_MANAGED_BY: keys.MANAGED_BY_VALUE}
 ROTATION_STARTED_AT = "switchboard.dev/turn-rotation-requested"
 """TURN Secret annotation: the rotation request value already acted upon."""
 RECHECK_SECONDS = 300.0
@@ -76,6 +77,7 @@ class RegionPass:
         occupancy: Occupancy | None = None,
         cordon: Cordon | None = None,
         rooms_known: bool = True,
+        report_ca: Callable[[], str] = lambda: "",
     ) -> None:
         self.api = api
         self.cache = cache
@@ -96,6 +98,8 @@ class RegionPass:
         self.occupancy = occupancy
         self.cordon = cordon
         self.rooms_known = rooms_known
+        self.report_ca = report_ca
+        """The report receiver's CA certificate (PEM) to publish."""
         self.turn_converged = False
         self.turn_access: TurnAccess | None = None
         """With `turn_converged`: the TURN access clients get now (None: no TURN)."""
@@ -160,6 +164,7 @@ class RegionPass:
                     Notice("Normal", "Removed", f"Deleted {kind} {obj_name}: no longer wanted.")
                 )
         await self._publish_join_keys()
+        await self._publish_report_ca()
         turn_uris = self._turn_uris()
         self.turn_converged = True
         if turn_secrets is not None:
@@ -238,25 +243,20 @@ class RegionPass:
         withdrawal = self.join_keys.next_withdrawal(now)
         if withdrawal is not None:
             self.requeue = min(self.requeue, max(withdrawal - now, 0.0) + 0.1)
-        name = self.context.join_public_keys_configmap
-        desired = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {**MANAGED, keys.REGION: self.name},
-            },
-            "data": self.join_keys.public_pems(now),
-        }
-        observed = await objects.get(self.api, "ConfigMap", name, self.namespace)
-        # The data must be equal, not only contain ours: a withdrawn key must go.
-        if (
-            observed is None
-            or not is_subset(desired, observed)
-            or observed.get("data") != desired["data"]
-        ):
-            await objects.apply(self.api, desired)
+        await publish_configmap(
+            self.api,
+            self.namespace,
+            self.context.join_public_keys_configmap,
+            self.name,
+            self.join_keys.public_pems(now),
+        )
+
+    async def _publish_report_ca(self) -> None:
+        """The CA certificate SFU pods verify the report receiver with (never its key)."""
+        name = self.context.report_ca_configmap
+        if name is not None:
+            data = {ReportTls.CA_KEY: self.report_ca()}
+            await publish_configmap(self.api, self.namespace, name, self.name, data)
 
     def _turn_uris(self) -> list[str]:
         if not self.region.spec.turn.enabled:
