@@ -216,6 +216,7 @@ class Operator:
                 control_plane_namespace=config.namespace,
             ),
             join_keys=ring,
+            region_namespaces=config.region_namespaces,
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
             metrics=metrics,

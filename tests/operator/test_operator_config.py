@@ -17,3 +17,9 @@ def test_join_api_public_url_is_the_one_clients_reach():
         {"SWITCHBOARD_JOIN_API_PUBLIC_URL": "https://rtc.example.com/switchboard"}
     )
     assert config.join_api_public_url == "https://rtc.example.com/switchboard"
+
+
+def test_region_namespaces_are_the_charts_comma_separated_list():
+    assert OperatorConfig.from_env({}).region_namespaces == frozenset()
+    config = OperatorConfig.from_env({"SWITCHBOARD_REGION_NAMESPACES": "media-eu, media-us,"})
+    assert config.region_namespaces == {"media-eu", "media-us"}
