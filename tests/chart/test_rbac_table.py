@@ -16,6 +16,7 @@ from fixtures.rbac import (
     compare,
     documented,
     permissions,
+    scopes,
     uses,
 )
 from switchboard_dev.helm import helm_binary
@@ -140,3 +141,31 @@ def test_a_grant_counts_only_in_the_namespaces_it_is_bound_in():
     result = compare(granted, made, {ROLE: ["ns"]})
     assert result.unused == granted and result.ungranted == made
     assert not compare(granted, made, {ROLE: None}).unused
+
+
+def test_scopes_are_where_the_bindings_bind_each_role_to_the_user():
+    def binding(kind: str, role: str, user: str, namespace: str | None = None) -> dict:
+        meta = {"name": "b"} | ({"namespace": namespace} if namespace else {})
+        role_kind, role_name = role.split("/")
+        return {
+            "kind": kind,
+            "metadata": meta,
+            "roleRef": {"kind": role_kind, "name": role_name},
+            "subjects": [{"kind": "User", "name": user}],
+        }
+
+    bound = scopes(
+        [
+            binding("ClusterRoleBinding", "ClusterRole/main", "op"),
+            binding("RoleBinding", "ClusterRole/regions", "op", "b-ns"),
+            binding("RoleBinding", "ClusterRole/regions", "op", "a-ns"),
+            binding("RoleBinding", "Role/own", "op", "own-ns"),
+            binding("ClusterRoleBinding", "ClusterRole/other", "someone-else"),
+        ],
+        "op",
+    )
+    assert bound == {
+        "ClusterRole/main": None,
+        "ClusterRole/regions": ["a-ns", "b-ns"],
+        "Role/own": ["own-ns"],
+    }

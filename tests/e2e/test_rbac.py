@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fixtures.cluster import Cluster, api_key_secret, apply, condition, ready_pods
 from fixtures.cluster import get_json as get
 from fixtures.nodeagent import TEST_BACKOFF
-from fixtures.rbac import compare, describe, documented, permissions, table, uses
+from fixtures.rbac import compare, describe, documented, permissions, scopes, table, uses
 from fixtures.sfu_clients import SignallingClient
 from fixtures.sfu_harness import processes_with
 from fixtures.waiting import eventually
@@ -59,13 +59,6 @@ OPERATOR_POD = "switchboard-operator-rbac"
 SERVICE_ACCOUNT = "switchboard-operator"
 NEW_KID = "29991231-rbac"
 POD_ADDRESSES = "127.90.0.0/16"
-SCOPES = {
-    "ClusterRole/switchboard-operator": None,
-    "ClusterRole/switchboard-operator-regions": [MEDIA_NS],
-    "Role/switchboard-operator": [OPERATOR_NAMESPACE],
-}
-"""Where each role is bound (None: cluster-wide), as the chart binds them with
-`regionNamespaces: [rbac-media]`."""
 
 
 class Stack:
@@ -311,7 +304,15 @@ async def test_the_operator_uses_exactly_the_permissions_the_chart_grants(stack,
     print(f"audit log saved: {saved}")
 
     granted = permissions(OPERATOR_RBAC)
-    result = compare(granted, uses(saved.read_bytes(), OPERATOR_USER), SCOPES)
+    bindings = get(stack.cluster, "rolebindings,clusterrolebindings", "-A")["items"]
+    bound = scopes(bindings, OPERATOR_USER)
+    # Bound as the chart binds them with `regionNamespaces: [rbac-media]`.
+    assert bound == {
+        "ClusterRole/switchboard-operator": None,
+        "ClusterRole/switchboard-operator-regions": [MEDIA_NS],
+        "Role/switchboard-operator": [OPERATOR_NAMESPACE],
+    }
+    result = compare(granted, uses(saved.read_bytes(), OPERATOR_USER), bound)
     flows = documented((REPO_ROOT / "docs" / "security.md").read_text())
     print(table(result, flows))
     assert not result.forbidden, describe(result.forbidden)
