@@ -10,14 +10,14 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import yaml
 
 from switchboard_dev.images import image_reference
-from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE, OPERATOR_ROLE
+from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE, OPERATOR_REGIONS_ROLE, OPERATOR_ROLE
 from switchboard_localcluster.controlplane import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
 
@@ -63,33 +63,46 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def grant_operator_rbac(cluster: KubectlRunner, user: str = OPERATOR_USER) -> None:
-    """Apply the chart's ClusterRole and Role and bind them to the operator's
-    client-certificate user (the Role in OPERATOR_NAMESPACE, created if missing)."""
-    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+def grant_operator_rbac(
+    cluster: KubectlRunner,
+    user: str = OPERATOR_USER,
+    region_namespaces: Sequence[str] = (),
+    operator_namespace: str = OPERATOR_NAMESPACE,
+) -> None:
+    """Apply the chart's ClusterRoles and Role and bind them to the operator's
+    client-certificate user as the chart binds them to its ServiceAccount: the Role in
+    `operator_namespace` (created if missing), the Regions' role cluster-wide, or, with
+    `region_namespaces` (the chart's regionNamespaces), in each of those alone."""
+    cluster.kubectl("create", "namespace", operator_namespace, check=False)
     cluster.kubectl("apply", "-f", str(OPERATOR_CLUSTER_ROLE))
-    cluster.kubectl("apply", "-n", OPERATOR_NAMESPACE, "-f", str(OPERATOR_ROLE))
-    role_binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "switchboard-operator-local-user", "namespace": OPERATOR_NAMESPACE},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "Role",
-            "name": yaml.safe_load(OPERATOR_ROLE.read_text())["metadata"]["name"],
-        },
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(role_binding))
-    role = yaml.safe_load(OPERATOR_CLUSTER_ROLE.read_text())["metadata"]["name"]
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": f"{role}-local-user"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    cluster.kubectl("apply", "-f", str(OPERATOR_REGIONS_ROLE))
+    cluster.kubectl("apply", "-n", operator_namespace, "-f", str(OPERATOR_ROLE))
+    subjects = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
+
+    def bind(role_file: Path, namespace: str | None) -> None:
+        role = yaml.safe_load(role_file.read_text())
+        metadata: dict[str, str] = {"name": f"{role['metadata']['name']}-{user}"}
+        if namespace is not None:
+            metadata["namespace"] = namespace
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding" if namespace is None else "RoleBinding",
+            "metadata": metadata,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": role["kind"],
+                "name": role["metadata"]["name"],
+            },
+            "subjects": subjects,
+        }
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+
+    bind(OPERATOR_CLUSTER_ROLE, None)
+    bind(OPERATOR_ROLE, operator_namespace)
+    if not region_namespaces:
+        bind(OPERATOR_REGIONS_ROLE, None)
+    for namespace in region_namespaces:
+        bind(OPERATOR_REGIONS_ROLE, namespace)
 
 
 class OperatorProcess:

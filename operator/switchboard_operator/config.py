@@ -9,6 +9,7 @@ from pathlib import Path
 
 from switchboard_api import ports
 from switchboard_api.contract import REPORT_PATH
+from switchboard_operator.logic.region_namespaces import parse_region_namespaces
 from switchboard_tls import CertificateFiles
 
 DEFAULT_NAMESPACE = "switchboard-system"
@@ -17,6 +18,7 @@ REPORT_SERVICE_NAME = "switchboard-operator-reports"
 """The internal Service SFU pods report to (the chart's, when its names are not overridden)."""
 TLS_CERT_FILE_ENV = "SWITCHBOARD_TLS_CERT_FILE"
 TLS_KEY_FILE_ENV = "SWITCHBOARD_TLS_KEY_FILE"
+REGION_NAMESPACES_ENV = "SWITCHBOARD_REGION_NAMESPACES"
 
 
 class OperatorConfigError(ValueError):
@@ -57,6 +59,9 @@ class OperatorConfig:
     """Whether the TURN image's coturn has a Prometheus exporter (Debian's has none)."""
     turn_propagation_seconds: float
     """How long a TURN Secret change takes to reach every coturn pod (kubelet sync + sidecar)."""
+    region_namespaces: frozenset[str] = frozenset()
+    """The only namespaces Regions may use (the chart's regionNamespaces, where its RBAC
+    grants the writes); empty: every namespace."""
     tls: CertificateFiles | None = None
     """Certificate and key the join API serves HTTPS with (re-read when they change);
     None: plain HTTP (TLS ends at the ingress)."""
@@ -98,6 +103,7 @@ class OperatorConfig:
             turn_image_prometheus=env.get("SWITCHBOARD_TURN_IMAGE_PROMETHEUS", "false").lower()
             == "true",
             turn_propagation_seconds=float(env.get("SWITCHBOARD_TURN_PROPAGATION_SECONDS", "90")),
+            region_namespaces=parse_region_namespaces(env.get(REGION_NAMESPACES_ENV, "")),
             tls=tls,
         )
 

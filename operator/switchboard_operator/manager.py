@@ -227,6 +227,7 @@ class Operator:
                 report_ca_configmap=ReportTls.CA_CONFIGMAP,
             ),
             join_keys=ring,
+            region_namespaces=config.region_namespaces,
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
             metrics=metrics,

@@ -26,3 +26,9 @@ def test_join_api_public_url_is_the_one_clients_reach():
 def test_sfu_pods_are_never_told_to_report_in_plain_http():
     with pytest.raises(OperatorConfigError, match="SWITCHBOARD_REPORT_URL must be an https URL"):
         OperatorConfig.from_env({"SWITCHBOARD_REPORT_URL": "http://cp:8444/v1/capacity/reports"})
+
+
+def test_region_namespaces_are_the_charts_comma_separated_list():
+    assert OperatorConfig.from_env({}).region_namespaces == frozenset()
+    config = OperatorConfig.from_env({"SWITCHBOARD_REGION_NAMESPACES": "media-eu, media-us,"})
+    assert config.region_namespaces == {"media-eu", "media-us"}

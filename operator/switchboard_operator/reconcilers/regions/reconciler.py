@@ -26,6 +26,7 @@ from switchboard_operator.logic.autoscaling import ScalingDecision
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.observation import status_patch
+from switchboard_operator.logic.region_namespaces import namespace_refusal
 from switchboard_operator.logic.region_status import (
     Problem,
     RegionLoad,
@@ -65,9 +66,11 @@ class RegionReconciler:
         metrics: OperatorMetrics | None = None,
         scaling: Callable[[str], ScalingDecision | None] = lambda _: None,
         report_ca: Callable[[], str] = lambda: "",
+        region_namespaces: frozenset[str] = frozenset(),
     ) -> None:
         """`report_ca`: the report receiver's CA certificate (PEM), published to SFU pods
-        when the context names its ConfigMap."""
+        when the context names its ConfigMap. `region_namespaces`: the only namespaces
+        Regions may use (empty: any)."""
         self._api = api
         self._cache = cache
         self._picture = picture
@@ -77,6 +80,7 @@ class RegionReconciler:
         self._ready = ready
         self._scaling = scaling
         self._report_ca = report_ca
+        self._region_namespaces = region_namespaces
         self._desired: dict[str, int] = {}
         metrics = metrics or OperatorMetrics()
         self._queue = WorkQueue(self.reconcile, "regions", observe=metrics.reconciles("Region"))
@@ -138,6 +142,11 @@ class RegionReconciler:
             problem = Problem("InvalidSpec", f"The Region cannot be read: {error}")
             await self._write_status(body, self._observation(body, None, problem, []))
             return Result(requeue_after=PROBLEM_RETRY_SECONDS)
+        refused = namespace_refusal(region.spec.namespace, self._region_namespaces)
+        if refused is not None:
+            # Before any call in that namespace: the operator's RBAC does not reach it.
+            await self._report(body, region, refused, [])
+            return None  # only a spec change (a watch event) can lift it
         scaling = self._scaling(name)
         one = RegionPass(
             self._api,
