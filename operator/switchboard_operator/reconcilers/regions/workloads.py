@@ -377,7 +377,28 @@ def pod_view(
         or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
         created=meta.get("creationTimestamp") or "",
         exit_reason=_exit_reason(pod),
+        not_ready_since=_not_ready_since(pod),
     )
+
+
+def _not_ready_since(pod: Mapping[str, Any]) -> float | None:
+    """Since when its running SFU container has not been Ready: the later of its start
+    and the Ready condition's last change (None: Ready, or not started yet)."""
+    if bodies.pod_ready(pod):
+        return None
+    status = pod.get("status") or {}
+    started = [
+        parse_time(((c.get("state") or {}).get("running") or {}).get("startedAt"))
+        for c in status.get("containerStatuses") or []
+    ]
+    if not started or None in started:
+        return None
+    changed = [
+        parse_time(c.get("lastTransitionTime"))
+        for c in status.get("conditions") or []
+        if c.get("type") == "Ready"
+    ]
+    return max(t for t in [*started, *changed] if t is not None)
 
 
 def _exit_reason(pod: Mapping[str, Any]) -> str:
