@@ -22,8 +22,8 @@ rooms cut; and the oracle's pod-seconds (the fewest pods at the target, second b
 from __future__ import annotations
 
 import math
-import statistics
 import random
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
