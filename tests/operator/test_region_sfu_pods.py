@@ -119,6 +119,10 @@ def test_a_pod_never_ready_past_the_grace_is_replaced_after_the_back_off() -> No
     assert [n.reason for n in past.crashed] == ["SfuPodNeverReady"]
     assert past.create == 0 and past.retry_after == 1.0
 
-    # Once Ready, then not Ready: the grace counts from the change, not the start.
+    # Its Ready condition written as it started, a moment late: still never Ready.
+    late = running("eu-sfu-b", started, "False", since="2026-01-01T00:00:02Z")
+    assert plan([fine, late], 2, SfuPodMemory(), start + 120).delete == ["eu-sfu-b"]
+
+    # Ready once, then not (e.g. fenced): no failed start, it stays.
     lapsed = running("eu-sfu-b", started, "False", since="2026-01-01T00:01:50Z")
     assert plan([fine, lapsed], 2, SfuPodMemory(), start + 120).delete == []

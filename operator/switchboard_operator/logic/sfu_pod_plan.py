@@ -6,8 +6,8 @@ scale-down it never deletes a pod that holds a room: it cordons the emptiest (no
 nobody is moved) and deletes each once its last room has ended; a cordoned pod needed
 again is uncordoned, not replaced. An image roll goes one pod at a time, draining it, with
 one surge pod so the region never drops below its desired count of ready pods. Pods whose
-SFU crashed are replaced after a back-off, and so are pods whose SFU stayed not Ready past
-its start-up grace while holding no room (they are not capacity); pods created but not yet
+SFU crashed are replaced after a back-off, and so are pods whose SFU started but never
+became Ready within its start-up grace (they are not capacity); pods created but not yet
 shown by the Pod watch are not created again.
 """
 
@@ -50,19 +50,19 @@ class SfuPodView:
     """Creation timestamp (RFC 3339 sorts as text): newest pods go first on scale-down."""
     exit_reason: str = ""
     """How its SFU process ended, e.g. "Error, exit code 1" (terminated pods)."""
-    not_ready_since: float | None = None
-    """Unix time since which its running SFU container has not been Ready: since it
-    started, or since it was last Ready. None while Ready or not started yet."""
+    never_ready_since: float | None = None
+    """Unix time its SFU container started, if it has not been Ready since (None: Ready
+    once, or not started yet, e.g. its image is being pulled)."""
 
     def stalled(self, now: float | None) -> bool:
-        """Not Ready for longer than a healthy SFU takes, and holding no room: not
+        """Started, never Ready for longer than a healthy SFU takes, holding no room: not
         capacity, so it stands in for no pod (and is replaced as a failed start)."""
         return (
             now is not None
             and not self.ready
             and not self.hosts_rooms
-            and self.not_ready_since is not None
-            and now - self.not_ready_since > NOT_READY_GRACE_SECONDS
+            and self.never_ready_since is not None
+            and now - self.never_ready_since > NOT_READY_GRACE_SECONDS
         )
 
 
@@ -78,8 +78,8 @@ class PodActions:
     exited: list[str] = field(default_factory=list)
     """Terminated pods in `delete` whose SFU exited cleanly: replaced without back-off."""
     stalled: list[str] = field(default_factory=list)
-    """Pods in `delete` that stayed not Ready past the start-up grace: each counts towards
-    the CrashBackoff, as a crash does."""
+    """Pods in `delete` that were never Ready within the start-up grace: each counts
+    towards the CrashBackoff, as a crash does."""
 
     @property
     def empty(self) -> bool:
@@ -283,8 +283,8 @@ def plan_region_pods(
             Notice(
                 "Warning",
                 "SfuPodNeverReady",
-                f"SFU pod {name} was not Ready for over {NOT_READY_GRACE_SECONDS}s and "
-                f"holds no room: it is not capacity; deleting it, replacing it in "
+                f"SFU pod {name} started over {NOT_READY_GRACE_SECONDS}s ago and never "
+                "became Ready: it is not capacity; deleting it, replacing it in "
                 f"{backoff.waiting(now):.0f}s.",
             )
         )
@@ -333,13 +333,13 @@ def plan_region_pods(
 
 
 def _next_stall(pods: Sequence[SfuPodView], now: float) -> float | None:
-    """Seconds until the next not-Ready pod passes the start-up grace (a pass must come
+    """Seconds until the next never-Ready pod passes the start-up grace (a pass must come
     then: nothing in the Pod watch changes when it does)."""
     waits = [
-        p.not_ready_since + NOT_READY_GRACE_SECONDS - now
+        p.never_ready_since + NOT_READY_GRACE_SECONDS - now
         for p in pods
         if not (p.ready or p.hosts_rooms or p.deleting or p.terminated or p.draining or p.cordoned)
-        and p.not_ready_since is not None
+        and p.never_ready_since is not None
     ]
     waits = [wait for wait in waits if wait >= 0]
     return min(waits) + 0.5 if waits else None

@@ -18,7 +18,7 @@ NOW = 10_000.0
 
 
 def starting(name: str, since: float, **kw) -> SfuPodView:
-    return SfuPodView(name=name, template_hash="new", ready=False, not_ready_since=since, **kw)
+    return SfuPodView(name=name, template_hash="new", ready=False, never_ready_since=since, **kw)
 
 
 def ready(name: str, **kw) -> SfuPodView:
@@ -35,7 +35,7 @@ def test_a_pod_within_its_start_up_grace_is_pending_capacity():
     assert plan_sfu_pods(pods, 2, "new", now=NOW).empty
 
 
-def test_a_pod_not_ready_past_the_grace_is_deleted_and_replaced():
+def test_a_pod_never_ready_past_the_grace_is_deleted_and_replaced():
     pods = [ready("a"), starting("b", since=NOW - GRACE - 1)]
     actions = plan_sfu_pods(pods, 2, "new", now=NOW)
     assert (actions.create, actions.delete, actions.stalled) == (1, ["b"], ["b"])
@@ -88,7 +88,7 @@ pod_states = st.builds(
         ready=is_ready,
         hosts_rooms=rooms > 0,
         rooms=rooms,
-        not_ready_since=None if is_ready or age is None else NOW - age,
+        never_ready_since=None if is_ready or age is None else NOW - age,
     ),
     st.integers(0, 1000),
     st.booleans(),
@@ -107,7 +107,7 @@ def test_only_empty_pods_past_the_grace_stop_counting_as_capacity(pods, desired)
     for name in actions.stalled:
         pod = by_name[name]
         assert not pod.ready and not pod.hosts_rooms
-        assert NOW - pod.not_ready_since > GRACE
+        assert NOW - pod.never_ready_since > GRACE
         assert name in actions.delete
     # Never a pod that holds a room is deleted, and every other pod counts towards desired.
     assert not any(by_name[name].hosts_rooms for name in actions.delete)

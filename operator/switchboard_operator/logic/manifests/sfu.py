@@ -51,7 +51,7 @@ NOT_READY_GRACE_SECONDS: Final = (
     + READINESS_PROBE_PERIOD_SECONDS * READINESS_PROBE_FAILURES
 )
 """The longest a healthy SFU container stays not Ready once started: the startup probe's
-whole budget, then one readiness period. One not Ready for longer is not capacity."""
+whole budget, then one readiness period. One never Ready by then is not capacity."""
 
 DRAIN_MARGIN_SECONDS: Final = 30
 """Termination grace beyond the drain grace: time to close participants and exit."""
