@@ -42,6 +42,17 @@ READINESS_PATH: Final = "/readyz"
 LIVENESS_PATH: Final = "/healthz"
 METRICS_PATH: Final = "/metrics"
 
+STARTUP_PROBE_PERIOD_SECONDS: Final = 1
+STARTUP_PROBE_FAILURES: Final = 60
+READINESS_PROBE_PERIOD_SECONDS: Final = 2
+READINESS_PROBE_FAILURES: Final = 1
+NOT_READY_GRACE_SECONDS: Final = (
+    STARTUP_PROBE_PERIOD_SECONDS * STARTUP_PROBE_FAILURES
+    + READINESS_PROBE_PERIOD_SECONDS * READINESS_PROBE_FAILURES
+)
+"""The longest a healthy SFU container stays not Ready once started: the startup probe's
+whole budget, then one readiness period. One never Ready by then is not capacity."""
+
 DRAIN_MARGIN_SECONDS: Final = 30
 """Termination grace beyond the drain grace: time to close participants and exit."""
 TEMPLATE_HASH_LENGTH: Final = 16
@@ -173,8 +184,18 @@ def _container(
         "ports": [port, peer, metrics_port],
         # Draining starts on SIGTERM (see docs): no preStop hook, so the whole grace
         # period is the SFU's, and the image needs no shell.
-        "startupProbe": _http_probe(region, LIVENESS_PATH, period=1, failures=60),
-        "readinessProbe": _http_probe(region, READINESS_PATH, period=2, failures=1),
+        "startupProbe": _http_probe(
+            region,
+            LIVENESS_PATH,
+            period=STARTUP_PROBE_PERIOD_SECONDS,
+            failures=STARTUP_PROBE_FAILURES,
+        ),
+        "readinessProbe": _http_probe(
+            region,
+            READINESS_PATH,
+            period=READINESS_PROBE_PERIOD_SECONDS,
+            failures=READINESS_PROBE_FAILURES,
+        ),
         "livenessProbe": _http_probe(region, LIVENESS_PATH, period=10, failures=3, timeout=3),
         "securityContext": container_security_context(),
         "volumeMounts": _volume_mounts(region, ctx),

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 ROTATION_STARTED_AT = "switchboard.dev/turn-rotation-requested"
 """TURN Secret annotation: the rotation request value already acted upon."""
+READY_CHANGE_SLACK_SECONDS = 5.0
+"""A Ready condition that last changed this soon after its container started was set as
+the pod started (timestamps are whole seconds, status writes lag): it was never True."""
 RECHECK_SECONDS = 300.0
 """Unwatched inputs (Secrets, the namespace, the keys ConfigMap) are re-read this often."""
 
@@ -377,7 +380,31 @@ def pod_view(
         or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
         created=meta.get("creationTimestamp") or "",
         exit_reason=_exit_reason(pod),
+        never_ready_since=_never_ready_since(pod),
     )
+
+
+def _never_ready_since(pod: Mapping[str, Any]) -> float | None:
+    """When its SFU container started, if it has never been Ready since: the Ready
+    condition has not changed after the start (None: Ready once, or not started yet)."""
+    if bodies.pod_ready(pod):
+        return None
+    status = pod.get("status") or {}
+    started = [
+        parse_time(((c.get("state") or {}).get("running") or {}).get("startedAt"))
+        for c in status.get("containerStatuses") or []
+    ]
+    if not started or None in started:
+        return None
+    start = max(t for t in started if t is not None)
+    changed = [
+        parse_time(c.get("lastTransitionTime"))
+        for c in status.get("conditions") or []
+        if c.get("type") == "Ready"
+    ]
+    if any(t is not None and t > start + READY_CHANGE_SLACK_SECONDS for t in changed):
+        return None  # Ready after the start, and not any more: e.g. fenced, not stalled.
+    return start
 
 
 def _exit_reason(pod: Mapping[str, Any]) -> str:
