@@ -124,7 +124,7 @@ class Manager:
                 leases,
                 config.namespace,
                 self._options.identity,
-                owners=[_owner_reference(owner) for owner in owners],
+                owners=[ownership.as_reference(owner) for owner in owners],
             )
             await elector.acquire()
             # Every write of the leader's parts goes through this client, and is refused
@@ -390,12 +390,6 @@ def _figures(cache: ClusterCache, picture: CapacityPicture) -> ControlPlaneFigur
     regions = cache.region_bodies()
     pods = {name: cache.sfu_pods(name) for name in regions}
     return control_plane_figures(regions, pods, cache.room_bodies(), picture, time.time())
-
-
-def _owner_reference(owner: dict[str, Any]) -> client.V1OwnerReference:
-    return client.V1OwnerReference(
-        api_version=owner["apiVersion"], kind=owner["kind"], name=owner["name"], uid=owner["uid"]
-    )
 
 
 async def _clear(label: LeaderLabel | None) -> None:

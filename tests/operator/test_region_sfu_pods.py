@@ -11,7 +11,7 @@ from switchboard_operator.logic.sfu_pod_plan import (
     SfuPodMemory,
     plan_region_pods,
 )
-from switchboard_operator.reconcilers.regions.workloads import pod_view
+from switchboard_operator.reconcilers.regions.pod_views import pod_view
 
 NOW = 1_000_000.0
 HASH = "template-hash"

@@ -38,11 +38,12 @@ from switchboard_operator.logic.sfu_pod_plan import SfuPodMemory
 from switchboard_operator.logic.timestamps import format_time
 from switchboard_operator.logic.turn_rotation import TurnAccess
 from switchboard_operator.metrics import OperatorMetrics
+from switchboard_operator.reconcilers.regions.pod_views import pod_view
 from switchboard_operator.reconcilers.regions.sfu_trust import (
     confirm_missing_sfu_pods,
     sfu_pod_records,
 )
-from switchboard_operator.reconcilers.regions.workloads import RegionPass, pod_view
+from switchboard_operator.reconcilers.regions.workloads import RegionPass
 
 log = logging.getLogger(__name__)
 

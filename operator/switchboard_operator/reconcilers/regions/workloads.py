@@ -10,7 +10,7 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -19,7 +19,7 @@ from switchboard_api import labels as keys
 from switchboard_api.contract import ReportTls
 from switchboard_api.region import Region
 from switchboard_operator.cache import ClusterCache
-from switchboard_operator.kube import bodies, events, objects
+from switchboard_operator.kube import events, objects
 from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.drift import drifted_paths, is_subset
@@ -28,7 +28,6 @@ from switchboard_operator.logic.notices import Notice
 from switchboard_operator.logic.region_status import Problem
 from switchboard_operator.logic.sfu_pod_plan import (
     SfuPodMemory,
-    SfuPodView,
     cordoned_notice,
     created_notice,
     draining_notice,
@@ -37,6 +36,7 @@ from switchboard_operator.logic.sfu_pod_plan import (
 )
 from switchboard_operator.logic.timestamps import format_time, parse_time
 from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION, TurnAccess, step
+from switchboard_operator.reconcilers.regions.pod_views import HostsRooms, Occupancy, pod_view
 from switchboard_operator.reconcilers.regions.published import publish_configmap
 from switchboard_operator.reconcilers.regions.sfu_trust import (
     sfu_pod_records,
@@ -48,17 +48,9 @@ log = logging.getLogger(__name__)
 
 ROTATION_STARTED_AT = "switchboard.dev/turn-rotation-requested"
 """TURN Secret annotation: the rotation request value already acted upon."""
-READY_CHANGE_SLACK_SECONDS = 5.0
-"""A Ready condition that last changed this soon after its container started was set as
-the pod started (timestamps are whole seconds, status writes lag): it was never True."""
 RECHECK_SECONDS = 300.0
 """Unwatched inputs (Secrets, the namespace, the keys ConfigMap) are re-read this often."""
 
-HostsRooms = Callable[[str, str], bool]
-"""Whether the pod `<namespace>/<name>` with that UID has rooms placed on it (the capacity
-picture, which leads the pod's hosts-rooms label)."""
-Occupancy = Callable[[str], tuple[int, float]]
-"""Rooms placed on the pod `<namespace>/<name>` and the units they count (the picture)."""
 Cordon = Callable[[str], bool]
 """Take no new room on the pod `<namespace>/<name>` from now on; True if it holds none."""
 
@@ -354,68 +346,6 @@ class RegionPass:
             "region event region=%s reason=%s message=%s", self.name, notice.reason, notice.message
         )
         await events.post(self.api, self.body, notice.type, notice.reason, notice.message)
-
-
-def pod_view(
-    pod: Mapping[str, Any], hosts_rooms: HostsRooms, occupancy: Occupancy | None = None
-) -> SfuPodView:
-    """What the SFU pod plan needs to know about a pod, as the Pod watch shows it."""
-    meta = pod["metadata"]
-    pod_labels = meta.get("labels") or {}
-    phase = (pod.get("status") or {}).get("phase")
-    key = f"{meta['namespace']}/{meta['name']}"
-    rooms, used = (0, 0.0) if occupancy is None else occupancy(key)
-    return SfuPodView(
-        name=meta["name"],
-        template_hash=pod_labels.get(manifests.POD_TEMPLATE_HASH, ""),
-        ready=bodies.pod_ready(pod),
-        deleting=bool(meta.get("deletionTimestamp")),
-        terminated=phase in ("Failed", "Succeeded"),
-        failed=bodies.pod_failed(pod),
-        draining=(meta.get("annotations") or {}).get(keys.DRAIN) == "true",
-        cordoned=bool((meta.get("annotations") or {}).get(keys.CORDONED)),
-        rooms=rooms,
-        used=used,
-        hosts_rooms=pod_labels.get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
-        or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
-        created=meta.get("creationTimestamp") or "",
-        exit_reason=_exit_reason(pod),
-        never_ready_since=_never_ready_since(pod),
-    )
-
-
-def _never_ready_since(pod: Mapping[str, Any]) -> float | None:
-    """When its SFU container started, if it has never been Ready since: the Ready
-    condition has not changed after the start (None: Ready once, or not started yet)."""
-    if bodies.pod_ready(pod):
-        return None
-    status = pod.get("status") or {}
-    started = [
-        parse_time(((c.get("state") or {}).get("running") or {}).get("startedAt"))
-        for c in status.get("containerStatuses") or []
-    ]
-    if not started or None in started:
-        return None
-    start = max(t for t in started if t is not None)
-    changed = [
-        parse_time(c.get("lastTransitionTime"))
-        for c in status.get("conditions") or []
-        if c.get("type") == "Ready"
-    ]
-    if any(t is not None and t > start + READY_CHANGE_SLACK_SECONDS for t in changed):
-        return None  # Ready after the start, and not any more: e.g. fenced, not stalled.
-    return start
-
-
-def _exit_reason(pod: Mapping[str, Any]) -> str:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated")
-        if terminated:
-            return (
-                f"{terminated.get('reason', 'Terminated')}, exit code {terminated.get('exitCode')}"
-            )
-    status = pod.get("status") or {}
-    return status.get("reason") or (status.get("phase") or "failed").lower()
 
 
 def _suffix() -> str:
