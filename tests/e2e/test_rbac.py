@@ -15,7 +15,6 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fixtures.cluster import Cluster, api_key_secret, apply, condition, ready_pods
 from fixtures.cluster import get_json as get
+from fixtures.joining import join_room
 from fixtures.nodeagent import TEST_BACKOFF
 from fixtures.rbac import compare, describe, documented, permissions, scopes, table, uses
 from fixtures.sfu_clients import SignallingClient
@@ -162,18 +162,7 @@ def room_status(cluster: Cluster, name: str) -> dict:
 
 
 async def join(operator: OperatorProcess, name: str, identity: str, create: bool = False) -> dict:
-    url = f"{operator.http_url}/v1/namespaces/{ROOMS_NS}/rooms/{name}/join"
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url,
-            json={"identity": identity, "create": create},
-            headers={"Authorization": f"Bearer {API_KEY}"},
-        ) as response,
-    ):
-        body = await response.json()
-        assert response.status == 200, body
-        return dict(body)
+    return await join_room(operator.http_url, ROOMS_NS, name, identity, API_KEY, create=create)
 
 
 async def connect(joined: dict) -> SignallingClient:

@@ -27,7 +27,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fixtures.cluster import api_key_secret, apply, is_ready, ready_pods, remove
 from fixtures.cluster import get_json as get
+from fixtures.joining import join_room
 from fixtures.sfu_clients import SignallingClient
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
 from fixtures.tls import TestCa
@@ -257,18 +257,7 @@ def patch_signing_secret(cluster, data: dict[str, str | None]) -> None:
 
 
 async def join(operator, room: str, identity: str) -> dict:
-    url = f"{operator.http_url}/v1/namespaces/{ROOMS_NS}/rooms/{room}/join"
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url,
-            json={"identity": identity, "create": True},
-            headers={"Authorization": f"Bearer {API_KEY}"},
-        ) as response,
-    ):
-        body = await response.json()
-        assert response.status == 200, body
-        return body
+    return await join_room(operator.http_url, ROOMS_NS, room, identity, API_KEY, create=True)
 
 
 async def sfu_answer(joined: dict, token: str) -> str:
