@@ -71,6 +71,12 @@ class NodeAgentProcess:
         )
         return self
 
+    def crash_and_restart(self, timeout: float = NODE_READY_TIMEOUT) -> None:
+        """SIGKILL the agent (no cleanup: a crash, or a restart that leaves its pods be, as
+        a kubelet's does) and start it again; returns once its nodes are schedulable."""
+        self.process.kill()
+        self.start(timeout)
+
     def nodes_schedulable(self) -> bool:
         self.process.check_running()
         result = self.cluster.kubectl("get", "nodes", *self.node_names, "-o", "json", check=False)
