@@ -52,9 +52,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     if not stores:
         pytest.skip("the process runtime was selected: its pods die with the agent")
     workdir = Path(tmp_path_factory.mktemp("fault-stack-images"))
-    fault_stack = FaultStack(workdir, pod_addresses=POD_ADDRESSES, image_stores=stores).start()
-    try:
-        yield fault_stack
+    fault_stack = FaultStack(workdir, pod_addresses=POD_ADDRESSES, image_stores=stores)
+    try:  # a stack that failed to come up is stopped too: its containers outlive the test
+        yield fault_stack.start()
     finally:
         fault_stack.stop()
 
