@@ -23,9 +23,11 @@ import pytest_asyncio
 from fixtures.fault_cases import hold, settle
 from fixtures.fault_stack import (
     MEDIA_NS,
+    SETTLE_SECONDS,
     FaultStack,
     Observation,
     StreamingRoom,
+    eventually,
     off_loop,
     open_calls,
 )
@@ -102,19 +104,25 @@ async def test_node_agent_restarted_pods_keep_running(stack, rooms) -> None:
     assert all(ready for *_, ready in before.values()), before
     log_offset = stack.agent.log_path.stat().st_size
 
+    def restarted_log() -> str:
+        assert stack.agent is not None
+        with stack.agent.log_path.open() as log:
+            log.seek(log_offset)
+            return log.read()
+
+    def adopted() -> bool:
+        text = restarted_log()
+        return all(f"container adopted pod={pod}_{MEDIA_NS}(" in text for pod in before)
+
     started = time.monotonic()
-    await off_loop(stack.agent.crash_and_restart)
-    print(f"\nfault node agent back after={time.monotonic() - started:.1f}s")
+    stack.agent.crash_and_restart()  # on the loop's thread, which outlives the new agent
+    await eventually(adopted, SETTLE_SECONDS, "the new agent to adopt every SFU container")
+    print(f"\nfault node agent adopted_after={time.monotonic() - started:.1f}s")
     await hold(HOLD_SECONDS, observation)
 
     # The same containers, not restarted, still Ready, and nothing started twice.
     assert await off_loop(lambda: sfu_containers(stack)) == before
     running = await off_loop(lambda: runtime_containers(stack))
     assert sorted(running) == sorted((uid, "sfu") for uid, *_ in before.values()), running
-    with stack.agent.log_path.open() as log:
-        log.seek(log_offset)
-        restarted = log.read()
-    for pod in before:
-        assert f"container adopted pod={MEDIA_NS}/{pod} container=sfu" in restarted, pod
-    assert "container started" not in restarted
+    assert "container started" not in restarted_log()
     await settle(observation, "node-agent-restarted")

@@ -402,7 +402,6 @@ class PodWorker:
                 before = previous.get(name)
                 log_path = self._sandbox.log_path(name, before.restart_count if before else 0)
                 runner.adopt(await podman.adopt(survivor, log_path), before)
-                log.info("container adopted pod=%s container=%s", self.ref, name)
             (self._init_runners if container in sidecars else self._runners).append(runner)
             self._placeholders.pop(name, None)
             self._spawn(runner)
