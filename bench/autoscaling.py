@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autoscaling_bounds import print_bounds
 from autoscaling_cluster import run
-from autoscaling_sim import HPA_WINDOW, Sim, oracle_pod_seconds, simulate, trace
+from autoscaling_sim import HPA_WINDOW, Shape, Sim, oracle_pod_seconds, simulate, trace
 from autoscaling_table import print_breakdown, print_table
 
 from switchboard_api.region import PlacementPolicy
@@ -52,6 +53,7 @@ def simulation_only(args: argparse.Namespace) -> None:
     print_table(results, oracle)
     print()
     print_breakdown(results, oracle)
+    print_bounds(rooms, oracle, Shape())
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaling_bounds import print_bounds
 from autoscaling_sim import (
     HPA_SYNC,
     HPA_WINDOW,
@@ -289,4 +290,5 @@ def run(args: argparse.Namespace) -> None:
     print_table([cluster, *results], oracle)
     print()
     print_breakdown(results, oracle)
+    print_bounds(rooms, oracle, shape)
     print(f"\nbenchmark run took {time.monotonic() - started:.0f}s")
