@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from fixtures.fault_checks import hold, settle
 from fixtures.fault_stack import (
     SECOND_POD_ADDRESSES,
     SETTLE_SECONDS,
@@ -75,24 +76,6 @@ async def rooms(stack: FaultStack, calls: list[StreamingRoom]) -> list[Streaming
     """The module's calls, each intact when the case starts."""
     await reopen_broken(stack, calls)
     return calls
-
-
-async def hold(seconds: float, observation: Observation) -> None:
-    """Keep the fault for `seconds`, checking all along that media flows on healthy pods."""
-    until = time.monotonic() + seconds
-    while time.monotonic() < until:
-        await observation.media_kept_flowing("during the fault")
-
-
-async def settle(observation: Observation, scenario: str) -> float:
-    """Wait for recovery, then assert the four things; returns the recovery time."""
-    recovered = await observation.converged(f"probe-{scenario}")
-    await observation.media_kept_flowing("after the fault")
-    observation.healthy_participants_untouched()
-    observation.one_pod_per_room()
-    cut = sum(not room.intact for room in observation.rooms)
-    print(f"\nfault scenario={scenario} recovered_after={recovered:.1f}s rooms_cut={cut}")
-    return recovered
 
 
 async def api_server_down(stack: FaultStack, rooms: list[StreamingRoom], seconds: float) -> None:
