@@ -77,6 +77,12 @@ class LeaderElector:
         """Seconds left in the acting window (0 when not acting)."""
         return self._window.remaining(time.monotonic()) if self._deposed is None else 0.0
 
+    @property
+    def saw_a_holder(self) -> bool:
+        """Whether this replica, standing by, has seen another hold the Lease (a missing
+        Lease is then waited out, not created at once)."""
+        return self._observer.seen
+
     def saw_term(self, term: int) -> None:
         """An SFU reported having applied `term`."""
         self.highest_reported_term = max(term, self.highest_reported_term or 0)

@@ -100,12 +100,17 @@ class RecordObserver:
     def expired(self, now: float, lease_duration_seconds: float) -> bool:
         return self._since is not None and now - self._since >= lease_duration_seconds
 
+    @property
+    def seen(self) -> bool:
+        """Whether any record has been observed."""
+        return self._since is not None
+
     def may_create(self, now: float, lease_duration_seconds: float) -> bool:
         """The Lease is missing at `now`: whether to create it. At once if this candidate
         never saw a record (it starts with the installation: nobody acts yet). Otherwise
         the Lease was deleted under a leader that may still act, and that leader recreates
         it within one retry: the absence is a record like any other, waited out whole."""
-        if self._since is None:
+        if not self.seen:
             return True
         self.observe(_ABSENT, now)
         return self.expired(now, lease_duration_seconds)
