@@ -134,8 +134,22 @@ async def test_lease_deleted_while_no_operator_runs(stack, rooms) -> None:
     """The Lease is recreated from nothing (term 1) under SFU pods that applied a later
     term: they refuse it, the replica steps down and leaves the Lease past their term, and
     the next leader's term is above it; nothing is cut meanwhile."""
+    if (await off_loop(lambda: lease(stack)))["leaseTransitions"] < 2:
+        # The SFU pods must have applied a term above the 1 a recreated Lease starts at.
+        acked = await off_loop(lambda: sfu_counts(stack))
+        leader = await off_loop(stack.leader)
+        assert leader is not None
+        leader.kill()
+
+        async def newer_term() -> bool:
+            return (await off_loop(lambda: lease(stack)))["leaseTransitions"] >= 2
+
+        await eventually(newer_term, SETTLE_SECONDS, "a second term")
+        await acknowledged_again(stack, acked)
+        await reopen_broken(stack, rooms)
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     term = (await off_loop(lambda: lease(stack)))["leaseTransitions"]
+    assert term >= 2
     for replica in stack.replicas:
         replica.kill(restart=False)
     await off_loop(lambda: delete_lease(stack))
