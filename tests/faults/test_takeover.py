@@ -2,7 +2,7 @@
 fixtures/fault_stack.py): the term continues when the Lease is deleted, with a leader
 running or with none, and a SIGKILLed leader is replaced with 500 rooms placed before any
 SFU pod's lease runs out. Each case also asserts the four things of every fault case
-(fixtures/fault_checks.py, settle). Timings are printed, never asserted (bench/takeover.py
+(fixtures/fault_cases.py, settle). Timings are printed, never asserted (bench/takeover.py
 measures them).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from fixtures.fault_checks import hold, settle
+from fixtures.fault_cases import hold, settle
 from fixtures.fault_stack import (
     SETTLE_SECONDS,
     FaultStack,
