@@ -180,6 +180,11 @@ class Manager:
         if holding in done:
             if not isinstance(holding.exception(), LeadershipLost):
                 holding.result()
+            if elector.outranked:
+                # An SFU applied a newer term than ours: another replica leads it (then
+                # the Lease is not ours to release), or the Lease was reset below it, and
+                # the next term must start past it.
+                await elector.release()
             log.error("leadership lost: exiting so that a standby takes over")
             return 1
         await elector.release()

@@ -199,10 +199,10 @@ async def test_grows_before_rooms_wait_and_shrinks_to_exactly_the_empty_pods(reg
         assert region_events(cluster, "Cordoned")
         assert region_status(cluster)["sfu"]["drainingReplicas"] == 1
 
-        # The operator stops while the pod is cordoned (all it knew in memory is gone), and
-        # comes back. (A SIGKILL leaves the old leader's Lease to expire first: the SFUs
-        # then fence themselves and their rooms move, which is failover's concern.)
-        operator.stop()
+        # The operator is killed while the pod is cordoned (all it knew in memory is gone,
+        # and it releases nothing), and comes back: it waits out the dead process's Lease
+        # and restores the placements within the SFUs' leases, so nothing moves.
+        operator.kill(restart=False)
         operator.start()
         before = frames()
         await eventually(lambda: frames() >= before + 30, 60, "media still flowing")

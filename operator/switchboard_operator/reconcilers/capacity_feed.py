@@ -61,8 +61,12 @@ class CapacityFeed:
 
     def leading(self, report: CapacityReport) -> bool:
         """Whether this replica may answer `report` (C1). A report showing a newer term
-        than ours means another replica acknowledged it: this one steps down at once."""
+        than ours means another replica acknowledged it, or the Lease was reset below the
+        SFUs' terms: either way this one steps down at once (and releases the Lease past
+        that term, manager)."""
         term = self._leadership.term
+        if report.term is not None:
+            self._leadership.saw_term(report.term)
         if report.term is not None and term is not None and report.term > term:
             self._leadership.step_down(
                 f"pod {report.namespace}/{report.pod_name} applied term {report.term}"
