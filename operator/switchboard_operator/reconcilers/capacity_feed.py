@@ -21,6 +21,7 @@ from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies
 from switchboard_operator.logic.capacity import CapacityPicture, PodObservation
 from switchboard_operator.logic.leader_election import Leadership
+from switchboard_operator.logic.pod_readiness import has_been_ready
 from switchboard_operator.logic.report_response import report_response
 from switchboard_operator.logic.reportauth import ReporterIdentity
 from switchboard_operator.logic.timestamps import parse_time
@@ -101,6 +102,7 @@ class CapacityFeed:
                 uid=meta["uid"],
                 region=region,
                 ready=ready,
+                been_ready=has_been_ready(body),
                 draining=draining,
                 drain_deadline=parse_time(annotations.get(keys.DRAIN_DEADLINE)),
                 failed=failed,
