@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fixtures.cluster import Cluster, api_key_secret, apply, condition, ready_pods
 from fixtures.cluster import get_json as get
 from fixtures.joining import join_room
-from fixtures.nodeagent import TEST_BACKOFF
+from fixtures.nodeagent import TEST_AGENT_SETTINGS
 from fixtures.rbac import compare, describe, documented, permissions, scopes, table, uses
 from fixtures.sfu_clients import SignallingClient
 from fixtures.sfu_harness import processes_with
@@ -120,7 +120,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             {"eu-west": ["eu-west-a"]},
             POD_ADDRESSES,
             image_stores=agent_image_stores(),
-            restartBackoff=TEST_BACKOFF,
+            **TEST_AGENT_SETTINGS,
         )
         kubeconfig = plane.issue_kubeconfig(NODE_AGENT_USER, NODE_AGENT_GROUPS)
         agent = NodeAgentProcess(plane, work / "agent", config, kubeconfig).start()
