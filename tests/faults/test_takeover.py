@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from fixtures.fault_cases import hold, settle
+from fixtures.fault_cases import hold, running, settle, streaming_calls
 from fixtures.fault_stack import (
     SETTLE_SECONDS,
     FaultStack,
@@ -22,7 +22,6 @@ from fixtures.fault_stack import (
     StreamingRoom,
     eventually,
     off_loop,
-    open_calls,
     reopen_broken,
 )
 from fixtures.scrape import scrape
@@ -46,21 +45,14 @@ PEER_CHECKS = metrics.SFU_PEER_CHECKS.name
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
-    fault_stack = FaultStack(Path(tmp_path_factory.mktemp("takeover-stack"))).start()
-    try:
+    with running(FaultStack(Path(tmp_path_factory.mktemp("takeover-stack")))) as fault_stack:
         yield fault_stack
-    finally:
-        fault_stack.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def calls(stack: FaultStack) -> AsyncIterator[list[StreamingRoom]]:
-    opened = await open_calls(stack)
-    try:
+    async with streaming_calls(stack) as opened:
         yield opened
-    finally:
-        for room in opened:
-            await room.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
