@@ -203,6 +203,28 @@ async def test_a_leader_outranked_by_a_reported_term_hands_on_past_it(
     assert successor.term == 8
 
 
+async def test_a_leader_whose_lease_another_replica_took_stops_at_its_next_renewal(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    """A renewal writes over the record the leader last wrote, guarded by its
+    resourceVersion: a Lease taken meanwhile (by hand here) is not overwritten; the leader
+    reads it, sees another holder and stops."""
+    lease = f"elect-{time.monotonic_ns()}"
+    async with await client_through(proxies[0], control_plane.kubeconfig, tmp_path) as api:
+        leader = LeaderElector(api, namespace, "first", name=lease)
+        await asyncio.wait_for(leader.acquire(), 30)
+        holding = asyncio.ensure_future(leader.hold())
+        leases = client.CoordinationV1Api(api)
+        taken = await leases.read_namespaced_lease(lease, namespace)
+        taken.spec.holder_identity = "intruder"
+        await leases.replace_namespaced_lease(lease, namespace, taken)
+        with pytest.raises(LeadershipLost, match="another replica"):
+            await asyncio.wait_for(holding, 30)
+        assert not leader.acting()
+        after = await leases.read_namespaced_lease(lease, namespace)
+    assert after.spec.holder_identity == "intruder"
+
+
 def busy(seconds: float, until: Callable[[], bool] = lambda: False) -> float:
     """Keep this thread's event loop busy (CPU-bound, as a long placement batch would) for
     `seconds`, or until `until()`; returns how long it was."""

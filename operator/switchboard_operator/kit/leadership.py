@@ -84,6 +84,8 @@ class LeaderElector:
         self._acquired: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._beating: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self._written: client.V1Lease | None = None
+        """The Lease as this leader last wrote it (the election's thread's alone)."""
         self.highest_reported_term: int | None = None
         """The newest term an SFU reported to this replica: a term it takes, or leaves in
         the Lease it releases, is above it."""
@@ -217,20 +219,31 @@ class LeaderElector:
             await asyncio.sleep(self.timing.retry_seconds)
 
     async def _renew(self, leases: client.CoordinationV1Api, wake: asyncio.Event) -> None:
+        attempted = time.monotonic()
         while True:
             remaining = self.remaining()
             if remaining <= 0:
                 raise LeadershipLost(self._deposed or f"lease {self.name} not renewed in time")
+            # Every retry period from the start of the last attempt, not from its end: a slow
+            # API server leaves as many attempts in the window as a fast one.
+            pause = self.timing.retry_seconds - (time.monotonic() - attempted)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), min(self.timing.retry_seconds, remaining))
+                await asyncio.wait_for(wake.wait(), max(0.0, min(pause, remaining)))
+            attempted = time.monotonic()
             if not self.acting():
                 raise LeadershipLost(self._deposed or f"lease {self.name} not renewed in time")
             if not self._loop_runs():
                 continue
             try:
                 async with asyncio.timeout(self.remaining()):
-                    if not await self._try_acquire_or_renew(leases, self._renewal_deadline):
-                        raise LeadershipLost(f"lease {self.name} is held by another replica")
+                    deadline = self._renewal_deadline
+                    if not (
+                        await self._renewed_as_written(leases, deadline)
+                        or await self._try_acquire_or_renew(leases, deadline)
+                    ):
+                        held = f"lease {self.name} is held by another replica"
+                        self.step_down(held)  # whatever the window still allowed
+                        raise LeadershipLost(held)
             except (TimeoutError, ApiException, OSError) as error:
                 log.warning("lease renewal failed error=%r", error)
 
@@ -300,14 +313,14 @@ class LeaderElector:
                 spec=self._spec(now, transitions=term, acquired=now),
             )
             try:
-                await leases.create_namespaced_lease(
+                created = await leases.create_namespaced_lease(
                     self._namespace, body, _request_timeout=deadline_of()
                 )
             except ApiException as conflict:
                 if conflict.status == 409:
                     return False
                 raise
-            return self._took(term, started)
+            return self._took(term, started, created)
         spec = lease.spec
         holder = spec.holder_identity
         leading = self.term is not None and holder == self.identity
@@ -329,16 +342,39 @@ class LeaderElector:
         )
         try:
             # resourceVersion in the body makes this a compare-and-swap.
-            await leases.replace_namespaced_lease(
+            written = await leases.replace_namespaced_lease(
                 self.name, self._namespace, lease, _request_timeout=deadline_of()
             )
         except ApiException as error:
             if error.status == 409:
                 return False
             raise
-        return self._took(term, started)
+        return self._took(term, started, written)
 
-    def _took(self, term: int, started: float) -> bool:
+    async def _renewed_as_written(
+        self, leases: client.CoordinationV1Api, deadline_of: Callable[[], float]
+    ) -> bool:
+        """client-go's fast path: a leader renews the record it wrote last, a compare-and-
+        swap on its resourceVersion, in one call; only a conflict or the Lease gone costs
+        a read (False)."""
+        started, written, term = time.monotonic(), self._written, self.term
+        if written is None or term is None:
+            return False
+        now = _now()
+        written.spec = self._spec(now, transitions=term, acquired=written.spec.acquire_time or now)
+        try:
+            renewed = await leases.replace_namespaced_lease(
+                self.name, self._namespace, written, _request_timeout=deadline_of()
+            )
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+            self._written = None
+            return False
+        return self._took(term, started, renewed)
+
+    def _took(self, term: int, started: float, written: client.V1Lease) -> bool:
+        self._written = written
         with self._lock:
             self.term = term
             self._window.renewed(started)
