@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -81,7 +82,9 @@ async def lead_under_load(kubeconfig: str, namespace: str, rooms: int, seconds: 
         "terms": terms,
         "rounds": rounds,
         "lag_max": max(lags, default=0.0),
-        "lag_p99": statistics.quantiles(lags, n=100)[98] if len(lags) > 1 else 0.0,
+        "lag_p99": statistics.quantiles(lags, n=100, method="inclusive")[98]
+        if len(lags) > 1
+        else 0.0,
     }
 
 
@@ -134,28 +137,60 @@ async def probe_lag(lags: list[float], period: float = 0.1) -> None:
         lags.append(time.monotonic() - before - period)
 
 
-async def probe_lease_reads(kubeconfig: str, namespace: str, seconds: float) -> dict:
-    """The API server's own latency for a Lease read, from a process that does nothing
-    else: how much of a renewal's time is the API server's, not the leader's."""
-    from kubernetes_asyncio import client, config  # noqa: PLC0415
+async def watch_renewals(kubeconfig: str, namespaces: list[str], seconds: float) -> dict:
+    """Every renewal each leader made, as the API server committed it (a watch on each
+    Lease: its renewTime, when the renewal started on the leader's clock, and its term);
+    and the API server's own latency for a Lease read, from a process that does nothing
+    else (how much of a renewal's time is the API server's, not the leader's)."""
+    from kubernetes_asyncio import client, config, watch  # noqa: PLC0415
 
     await config.load_kube_config(config_file=kubeconfig)
+    renewals: dict[str, list[tuple[float, int]]] = {n: [] for n in namespaces}
     latencies: list[float] = []
     async with client.ApiClient() as api:
         leases = client.CoordinationV1Api(api)
-        started = time.monotonic()
-        while time.monotonic() - started < seconds:
-            before = time.monotonic()
-            with contextlib.suppress(client.ApiException, TimeoutError, OSError):
-                await leases.read_namespaced_lease("bench", namespace, _request_timeout=30)
-                latencies.append(time.monotonic() - before)
-            await asyncio.sleep(0.5)
+
+        async def follow(namespace: str) -> None:
+            while True:
+                with contextlib.suppress(client.ApiException, TimeoutError, OSError):
+                    async with watch.Watch() as stream:
+                        async for event in stream.stream(
+                            leases.list_namespaced_lease, namespace, timeout_seconds=60
+                        ):
+                            spec = event["object"].spec
+                            if spec.renew_time is not None and spec.holder_identity:
+                                at = spec.renew_time.timestamp()
+                                seen = renewals[namespace]
+                                if not seen or seen[-1][0] != at:
+                                    seen.append((at, spec.lease_transitions or 0))
+
+        async def read() -> None:
+            while True:
+                before = time.monotonic()
+                with contextlib.suppress(client.ApiException, TimeoutError, OSError):
+                    await leases.list_namespaced_lease(namespaces[0], _request_timeout=30)
+                    latencies.append(time.monotonic() - before)
+                await asyncio.sleep(0.5)
+
+        tasks = [asyncio.create_task(follow(n)) for n in namespaces]
+        tasks.append(asyncio.create_task(read()))
+        await asyncio.sleep(seconds)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     return {
+        "renewals": renewals,
         "reads": len(latencies),
-        "max": max(latencies, default=0.0),
-        "median": statistics.median(latencies) if latencies else 0.0,
-        "over_1s": sum(1 for x in latencies if x > 1.0),
+        "read_max": max(latencies, default=0.0),
+        "read_median": statistics.median(latencies) if latencies else 0.0,
+        "reads_over_1s": sum(1 for x in latencies if x > 1.0),
     }
+
+
+def renewal_gaps(renewals: list[tuple[float, int]]) -> list[float]:
+    """Seconds between the starts of successive renewals in one term (a takeover starts
+    counting again)."""
+    return [b - a for (a, ta), (b, tb) in itertools.pairwise(renewals) if ta == tb]
 
 
 async def create_rooms(kubeconfig: str, namespace: str, rooms: int) -> None:
@@ -197,7 +232,7 @@ def leader_process(
 def probe_process(
     args: argparse.Namespace, namespace: str, kubeconfig: Path
 ) -> subprocess.Popen[str]:
-    argv = [str(kubeconfig), namespace, "probe", str(args.seconds)]
+    argv = [str(kubeconfig), namespace, "probe", str(args.seconds + 5)]
     return subprocess.Popen(
         [sys.executable, __file__, "--child", *argv], stdout=subprocess.PIPE, text=True
     )
@@ -212,10 +247,11 @@ def main() -> None:
     parser.add_argument("--child", nargs=4, metavar=("KUBECONFIG", "NAMESPACE", "ROOMS", "S"))
     args = parser.parse_args()
     if args.child:
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
         kubeconfig, namespace, rooms, seconds = args.child
+        logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {namespace} %(message)s")
         if rooms == "probe":
-            result = asyncio.run(probe_lease_reads(kubeconfig, namespace, float(seconds)))
+            namespaces = namespace.split(",")
+            result = asyncio.run(watch_renewals(kubeconfig, namespaces, float(seconds)))
         else:
             result = asyncio.run(lead_under_load(kubeconfig, namespace, int(rooms), float(seconds)))
         print(json.dumps(result), flush=True)
@@ -241,13 +277,15 @@ def main() -> None:
                 side: leader_process(checkout, args, f"lease-bench-{side}", plane.kubeconfig)
                 for side, checkout in sides.items()
             }
-            probe = probe_process(args, "lease-bench-branch", plane.kubeconfig)
+            probe = probe_process(
+                args, ",".join(f"lease-bench-{side}" for side in sides), plane.kubeconfig
+            )
             results = {}
             for side, process in leaders.items():
                 out, _ = process.communicate(timeout=args.seconds + 120)
                 results[side] = json.loads(out.strip().splitlines()[-1])
             out, _ = probe.communicate(timeout=args.seconds + 120)
-            reads = json.loads(out.strip().splitlines()[-1])
+            probed = json.loads(out.strip().splitlines()[-1])
             load_after = os.getloadavg()
         finally:
             for hog in hogs:
@@ -259,22 +297,32 @@ def main() -> None:
         f"{args.seconds:.0f} s; load average before {load_before[0]:.1f}, "
         f"after {' / '.join(f'{x:.1f}' for x in load_after)} (1/5/15 min)\n"
     )
-    print("| side | code | leases lost | terms | placement rounds | loop lag max / p99 (s) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| side | code | leases lost | terms | renewals | gap between renewal starts "
+        "p50 / p99 / max (s) | gaps over the renew deadline (3 s) | placement rounds "
+        "| loop lag max / p99 (s) |"
+    )
+    print("|---" * 9 + "|")
     for side, r in results.items():
         terms = r["terms"] or [None]
+        renewed = probed["renewals"][f"lease-bench-{side}"]
+        gaps = renewal_gaps([(at, term) for at, term in renewed]) or [0.0]
+        p99 = (
+            statistics.quantiles(gaps, n=100, method="inclusive")[98] if len(gaps) > 1 else gaps[0]
+        )
         print(
             f"| {side} | {r['code']} | {r['losses']} | {len(r['terms'])} "
-            f"({terms[0]}..{terms[-1]}) "
+            f"({terms[0]}..{terms[-1]}) | {len(renewed)} | {statistics.median(gaps):.2f} / "
+            f"{p99:.2f} / {max(gaps):.2f} | {sum(1 for g in gaps if g > 3.0)} "
             f"| {r['rounds']} | {r['lag_max']:.2f} / {r['lag_p99']:.2f} |"
         )
     print(
-        f"\nthe API server's Lease reads from an idle process: median {reads['median']:.2f} s, "
-        f"max {reads['max']:.2f} s, {reads['over_1s']} of "
-        f"{reads['reads']} over 1 s (the Lease call timeout)"
+        f"\nthe API server's Lease list from an idle process: median "
+        f"{probed['read_median']:.2f} s, max {probed['read_max']:.2f} s, "
+        f"{probed['reads_over_1s']} of {probed['reads']} over 1 s (the Lease call timeout)"
     )
     base, branch = results["base"]["losses"], results["branch"]["losses"]
-    print(f"\nleases lost, base / branch: {base} / {branch}")
+    print(f"leases lost, base / branch: {base} / {branch}")
 
 
 if __name__ == "__main__":
