@@ -10,7 +10,9 @@ changed; every acquisition starts a new term.
 The Lease is taken and renewed from a thread of its own (`kit/loop_thread.py`), with its own
 event loop and API client: the operator's loop, busy placing rooms on a loaded machine, would
 start renewals late and lose the lease. The thread does so only while that loop beats
-(`LoopHeartbeat`): a wedged loop is not held leader for nothing.
+(`LoopHeartbeat`): a wedged loop is not held leader for nothing. It still shares the GIL:
+pure-Python work on the loop hands it over every switch interval (5 ms), but C code that
+holds it for seconds stalls the thread too, and the window then runs out as before.
 """
 
 from __future__ import annotations
