@@ -9,7 +9,7 @@ from pathlib import Path
 
 from switchboard_api import ports
 from switchboard_api.contract import REPORT_PATH
-from switchboard_operator.logic.capacity import RESERVATION_HOLD_SECONDS
+from switchboard_operator.logic.capacity import RESERVATION_HOLD_SECONDS, CapacityModel
 from switchboard_operator.logic.region_namespaces import parse_region_namespaces
 from switchboard_tls import CertificateFiles
 
@@ -70,6 +70,10 @@ class OperatorConfig:
     tls: CertificateFiles | None = None
     """Certificate and key the join API serves HTTPS with (re-read when they change);
     None: plain HTTP (TLS ends at the ingress)."""
+
+    def capacity_model(self) -> CapacityModel:
+        """The capacity model placement uses, with the settings this config makes."""
+        return CapacityModel(reservation_hold_seconds=self.reservation_hold_seconds)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:

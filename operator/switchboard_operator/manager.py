@@ -49,7 +49,7 @@ from switchboard_operator.kube import events
 from switchboard_operator.kube import owners as ownership
 from switchboard_operator.kube.client import load_client, writes_only_while
 from switchboard_operator.logic.autoscaling import ScalingDecision
-from switchboard_operator.logic.capacity import CapacityModel, CapacityPicture
+from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.jointokens import JoinKeys
 from switchboard_operator.logic.leader_election import Leadership
@@ -204,9 +204,7 @@ class Operator:
         metrics: OperatorMetrics | None = None,
     ) -> None:
         """`leadership`: this replica's acting window and term."""
-        picture = CapacityPicture(
-            CapacityModel(reservation_hold_seconds=config.reservation_hold_seconds)
-        )
+        picture = CapacityPicture(config.capacity_model())
         metrics = metrics or OperatorMetrics()
         ring = JoinKeyRing(join_keys)
         rooms_informer = Informer(api, ROOMS)

@@ -38,6 +38,10 @@ def test_reservation_hold_defaults_to_the_capacity_models_and_can_be_set():
     assert OperatorConfig.from_env({}).reservation_hold_seconds == 60.0
     config = OperatorConfig.from_env({"SWITCHBOARD_RESERVATION_HOLD_SECONDS": "12.5"})
     assert config.reservation_hold_seconds == 12.5
+    # Placement counts a room placed 20 s ago as mature under that hold, young by default.
+    reservation, measured = 2.0, 0.5
+    assert config.capacity_model().effective(reservation, measured, age=20) < reservation
+    assert OperatorConfig.from_env({}).capacity_model().effective(reservation, measured, 20) == 2
 
 
 @pytest.mark.parametrize("raw", ["-1", "nan", "soon"])
