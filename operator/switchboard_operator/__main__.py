@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -18,6 +20,8 @@ from collections.abc import Sequence
 from switchboard_operator import logs
 from switchboard_operator.config import OperatorConfig
 from switchboard_operator.manager import Manager, Options
+
+log = logging.getLogger(__name__)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -36,7 +40,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.configure(args.log_level)
     identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     manager = Manager(OperatorConfig.from_env(), Options(identity, liveness=args.liveness))
-    sys.exit(asyncio.run(manager.run()))
+    sys.exit(asyncio.run(serve(manager)))
+
+
+async def serve(manager: Manager) -> int:
+    """Run the manager; SIGTERM (how the kubelet stops a container) ends it cleanly at any
+    point. Python sets no handler for SIGTERM, and a container's process 1 ignores a signal
+    it has no handler for: without this, a standby or a starting replica would sit out the
+    whole termination grace period and be SIGKILLed. kopf sets its own handler while it
+    runs, and stops the leader gracefully."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await manager.run()
+    except asyncio.CancelledError:
+        log.info("stopped by SIGTERM")
+        return 0
 
 
 if __name__ == "__main__":

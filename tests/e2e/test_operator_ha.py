@@ -85,3 +85,21 @@ def test_standby_takes_over_when_the_leader_dies(operator, node_agent, crds_inst
         operator.start()
     wait_for(lambda: holder(cluster) not in ("",), 60, "a leader again")
     cluster.kubectl("delete", "region", REGION, "--wait=false")
+
+
+def test_a_standby_stops_cleanly_on_sigterm(operator, crds_installed, tmp_path):
+    # SIGTERM is how the kubelet stops a container. Python has no handler for it by
+    # default, and a container's process 1 ignores a signal it has no handler for: a
+    # standby would sit out the whole grace period and be SIGKILLed (exit 137) at every
+    # rollout and uninstall. Outside a container the same missing handler shows as death
+    # by the signal (exit code -15) instead of a clean exit.
+    standby = OperatorProcess(operator.kubeconfig, tmp_path, name="standby", env=operator.env)
+    standby.start(wait=False)
+    try:
+        wait_for(lambda: "standing by" in standby.log_tail(200), 60, "the standby to stand by")
+    finally:
+        standby.stop()
+    process = standby.process
+    assert process is not None
+    assert process.exit_code == 0, standby.log_tail(20)
+    assert "stopped by SIGTERM" in standby.log_tail(20)
