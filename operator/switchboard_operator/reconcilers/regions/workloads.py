@@ -340,9 +340,9 @@ class RegionPass:
             reserved.remove(pod_name)
             created = await objects.create(self.api, pod)
             if created is None:
-                # The name was taken: not ours, so not trusted, and left alone.
-                if not reserved:
-                    await reserve_sfu_pod_names(self.api, self.name, [])
+                # The name was taken: not ours, so not trusted, and left alone: its
+                # reservation is released at once, so no later pass settles it.
+                await reserve_sfu_pod_names(self.api, self.name, reserved)
                 continue
             # Trusted from the moment the API server names its UID, and recorded in the
             # Region's status at once, so a restart trusts it too (logic/sfu_trust.py).
