@@ -7,12 +7,12 @@ X-Kubernetes-PF-PriorityLevel-UID response header) and its own flow-control metr
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from kubernetes_asyncio import client, config
 
 from fixtures.cluster import Cluster
+from fixtures.flow_control import dispatched
 from fixtures.waiting import eventually
 from switchboard_dev.flow_schema import PRIORITY_LEVEL, operator_flow_schema
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OperatorProcess
@@ -26,21 +26,6 @@ SCHEMA = operator_flow_schema(OPERATOR_NAMESPACE)["metadata"]["name"]
 def priority_level_uid(cluster: Cluster, name: str) -> str:
     out = cluster.kubectl("get", "prioritylevelconfiguration", name, "-o", "json").stdout
     return str(json.loads(out)["metadata"]["uid"])
-
-
-def dispatched(cluster: Cluster, flow_schema: str, priority_level: str) -> float:
-    """Requests the API server dispatched through `flow_schema` into `priority_level`."""
-    metrics = cluster.require_local("reads the API server's metrics").get("/metrics").decode()
-    pattern = re.compile(
-        r"^apiserver_flowcontrol_dispatched_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$",
-        re.MULTILINE,
-    )
-    wanted = {f'flow_schema="{flow_schema}"', f'priority_level="{priority_level}"'}
-    return sum(
-        float(m["value"])
-        for m in pattern.finditer(metrics)
-        if wanted <= set(m["labels"].split(","))
-    )
 
 
 async def test_the_operators_lease_calls_are_served_as_leader_election(
@@ -72,9 +57,10 @@ async def test_the_leaders_renewals_are_dispatched_as_leader_election(
     operator: OperatorProcess, crds_installed: Cluster
 ):
     """The running leader's own renewals (one a second), as the API server counts them."""
-    before = dispatched(crds_installed, SCHEMA, PRIORITY_LEVEL)
+    plane = crds_installed.require_local("reads the API server's metrics")
+    before = dispatched(plane, SCHEMA, PRIORITY_LEVEL)
     await eventually(
-        lambda: dispatched(crds_installed, SCHEMA, PRIORITY_LEVEL),
+        lambda: dispatched(plane, SCHEMA, PRIORITY_LEVEL),
         60,
         f"the leader's Lease requests to be dispatched through {SCHEMA} as {PRIORITY_LEVEL}",
         interval=1.0,
