@@ -8,6 +8,12 @@ its subscriber went `--stall` seconds without a frame. A room *on two pods at on
 that two SFU pods held at the same instant, from the pods' own logs. Recovery is from the
 end of the fault until the join API placed a new room. Join API unavailability sums the
 intervals in which joins, tried every half second from the start of the fault, failed.
+The rolling update is not a fault but a change: every pod is replaced, and each retired
+pod's calls are told to migrate (`draining`) and join again; those are counted apart, as
+rooms moved by drain, and a call that joined again is watched from its own first frame;
+its recovery time includes the roll back.
+The suite's node agent case is not here: it needs pods that outlive the agent (container
+images under podman), not this stack's process pods.
 
 Run inside the loopback-only network namespace, as the tests do:
     PATH=$PWD/.venv/bin:$PATH tools/in-netns.sh .venv/bin/python bench/faults.py \
@@ -28,7 +34,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the suite's stack
 
-from fixtures.fault_stack import FaultStack, StreamingRoom, off_loop, overlaps, reopen_broken
+from fixtures.fault_stack import (
+    PREVIOUS_SFU_IMAGE,
+    FaultStack,
+    StreamingRoom,
+    off_loop,
+    overlaps,
+    reopen_broken,
+)
+from fixtures.rolling import Roll, live_sfu_pods, sfu_image
 from switchboard_dev.faults import CpuHog, ProxyMode
 
 JOIN_PROBE_SECONDS = 0.5
@@ -40,7 +54,7 @@ class Scenario:
     seconds: float
     start: Callable[[FaultStack, list[StreamingRoom]], Awaitable[list[str]]]
     """Begins the fault; returns the SFU pods it partitions (their rooms may move)."""
-    end: Callable[[FaultStack], Awaitable[None]]
+    end: Callable[[FaultStack, list[StreamingRoom]], Awaitable[None]]
 
 
 def _kill(*components: str, operators: bool = False) -> Callable[..., Awaitable[list[str]]]:
@@ -56,7 +70,7 @@ def _kill(*components: str, operators: bool = False) -> Callable[..., Awaitable[
 
 
 def _revive(*components: str, operators: bool = False) -> Callable[..., Awaitable[None]]:
-    async def end(stack: FaultStack) -> None:
+    async def end(stack: FaultStack, _: list[StreamingRoom]) -> None:
         for name in components:
             await off_loop(lambda name=name: stack.plane.revive(name))
         if operators:
@@ -74,7 +88,7 @@ async def _freeze_apiserver(stack: FaultStack, _: list[StreamingRoom]) -> list[s
     return []
 
 
-async def _thaw_apiserver(stack: FaultStack) -> None:
+async def _thaw_apiserver(stack: FaultStack, _: list[StreamingRoom]) -> None:
     stack.plane.component("kube-apiserver").thaw()
 
 
@@ -86,7 +100,7 @@ async def _freeze_leader(stack: FaultStack, _: list[StreamingRoom]) -> list[str]
     return []
 
 
-async def _thaw_leader(_: FaultStack) -> None:
+async def _thaw_leader(*_: object) -> None:
     process = _frozen.pop("leader")
     process.thaw()  # type: ignore[attr-defined]
 
@@ -100,7 +114,7 @@ async def _cut_leader(stack: FaultStack, _: list[StreamingRoom]) -> list[str]:
     return []
 
 
-async def _heal_leader(_: FaultStack) -> None:
+async def _heal_leader(*_: object) -> None:
     _frozen.pop("proxy").set_mode(ProxyMode.PASS)  # type: ignore[attr-defined]
 
 
@@ -115,7 +129,7 @@ def _cut_reports(count: int, mode: ProxyMode) -> Callable[..., Awaitable[list[st
     return start
 
 
-async def _heal_reports(stack: FaultStack) -> None:
+async def _heal_reports(stack: FaultStack, _: list[StreamingRoom]) -> None:
     assert stack.service is not None
     for ip in list(stack.service.source_modes):
         stack.service.set_mode(ProxyMode.PASS, source=ip)
@@ -131,8 +145,23 @@ async def _start_hog(stack: FaultStack, _: list[StreamingRoom]) -> list[str]:
     return []
 
 
-async def _stop_hog(_: FaultStack) -> None:
+async def _stop_hog(*_: object) -> None:
     _hog.pop().__exit__()
+
+
+_rolled_from: list[str] = []
+
+
+async def _roll_to_previous(stack: FaultStack, rooms: list[StreamingRoom]) -> list[str]:
+    """Every SFU pod rolled to the previous contract version, one at a time, old and new side
+    by side; a retired pod's calls follow `draining` and join again (re-opened in `rooms`)."""
+    _rolled_from.append(await off_loop(lambda: sfu_image(live_sfu_pods(stack)[0])))
+    await Roll(stack, rooms, PREVIOUS_SFU_IMAGE).run()
+    return []
+
+
+async def _roll_back(stack: FaultStack, rooms: list[StreamingRoom]) -> None:
+    await Roll(stack, rooms, _rolled_from.pop()).run()
 
 
 SCENARIOS = [
@@ -154,6 +183,7 @@ SCENARIOS = [
     Scenario("two-report-paths-cut", 20, _cut_reports(2, ProxyMode.BLACKHOLE), _heal_reports),
     Scenario("responses-dropped", 20, _cut_reports(1, ProxyMode.DROP_RESPONSES), _heal_reports),
     Scenario("cpu-hog-60s", 60, _start_hog, _stop_hog),
+    Scenario("rolling-update-mixed-versions", 0, _roll_to_previous, _roll_back),
 ]
 
 
@@ -163,6 +193,8 @@ class Outcome:
     recovery_seconds: float | None
     rooms_cut: int
     partitioned_rooms: int
+    rejoined: int
+    """Rooms whose calls were told to migrate (`draining`, by a roll) and joined again."""
     join_unavailable_seconds: float
     splits: int
     """Rooms that were on two SFU pods at one instant during the scenario (pods' own logs)."""
@@ -199,17 +231,20 @@ async def run_scenario(
     stop_probe = asyncio.Event()
     probe = JoinProbe(stack, scenario.name)
     probing = asyncio.ensure_future(probe.run(stop_probe))
-    stalled: set[str] = set()
-    frames = {room.name: (room.frames(), time.monotonic()) for room in rooms}
+    stalled: set[int] = set()
+    opened = {room.name: id(room) for room in rooms}
+    # By call (a room's current publisher and subscriber): a call that followed `migrate`
+    # and joined again is a new call, watched from its own first frame.
+    frames = {id(room): (room.frames(), time.monotonic()) for room in rooms}
 
     def watch() -> None:
         now = time.monotonic()
         for room in rooms:
-            count, since = frames[room.name]
+            count, since = frames.setdefault(id(room), (room.frames(), now))
             if room.frames() > count:
-                frames[room.name] = (room.frames(), now)
+                frames[id(room)] = (room.frames(), now)
             elif now - since > stall:
-                stalled.add(room.name)
+                stalled.add(id(room))
 
     split_before = set(await off_loop(lambda: overlaps(stack)))
     partitioned = await scenario.start(stack, rooms)
@@ -218,7 +253,7 @@ async def run_scenario(
         watch()
         await asyncio.sleep(0.25)
     ended = time.monotonic()
-    await scenario.end(stack)
+    await scenario.end(stack, rooms)
     recovery = None
     while time.monotonic() - ended < 180:
         watch()
@@ -233,12 +268,19 @@ async def run_scenario(
         await asyncio.sleep(0.25)
     stop_probe.set()
     await probing
-    cut = {room.name for room in rooms if room.name in stalled or not room.intact}
+    cut = {room.name for room in rooms if id(room) in stalled or not room.intact}
     moved = {room.name for room in rooms if room.pod in partitioned}
+    rejoined = sum(opened[room.name] != id(room) for room in rooms)
     await reopen_broken(stack, rooms)
     splits = set(await off_loop(lambda: overlaps(stack))) - split_before
     return Outcome(
-        scenario.name, recovery, len(cut - moved), len(cut & moved), probe.unavailable, len(splits)
+        scenario.name,
+        recovery,
+        len(cut - moved),
+        len(cut & moved),
+        rejoined,
+        probe.unavailable,
+        len(splits),
     )
 
 
@@ -260,14 +302,14 @@ async def main_async(args: argparse.Namespace) -> None:
         await off_loop(stack.stop)
     print(f"\n{args.rooms} rooms of live media, logs in {workdir}\n")
     print(
-        "| scenario | recovery (s) | rooms cut | partitioned rooms cut "
+        "| scenario | recovery (s) | rooms cut | partitioned rooms cut | rooms moved by drain "
         "| join API unavailable (s) | rooms on two pods at once |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for o in outcomes:
         recovery = "no recovery" if o.recovery_seconds is None else f"{o.recovery_seconds:.1f}"
         print(
-            f"| {o.scenario} | {recovery} | {o.rooms_cut} | {o.partitioned_rooms} "
+            f"| {o.scenario} | {recovery} | {o.rooms_cut} | {o.partitioned_rooms} | {o.rejoined} "
             f"| {o.join_unavailable_seconds:.1f} | {o.splits} |"
         )
 

@@ -317,15 +317,6 @@ async def test_both_cores_saturated_for_a_minute(stack, rooms, tmp_path) -> None
     await settle(observation, "cpu-hog-60s")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "quarantined, fix next: failed 1 full run in 3 (stop 21). The audit check flagged a "
-        "participants=0 write for call-2-r-r, a room the roll had migrated to a new pod "
-        "(its clients re-joined there) that the observation then counted as kept; whether "
-        "the test's accounting or the restore is wrong is not yet known"
-    ),
-)
 async def test_rolling_update_with_old_and_new_sfu_versions_mixed(stack, rooms) -> None:
     """The Region's pods roll to the previous contract version (no leases) and back, one
     at a time, old and new pods side by side: only the retired pods' calls are moved (told
