@@ -14,6 +14,7 @@ Adding a metric: declare its `MetricSpec` in `switchboard_api/metrics.py` (and l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
@@ -26,6 +27,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from switchboard_api import metrics as m
@@ -97,21 +99,34 @@ class OperatorMetrics:
 
     def _regions_seen(self, regions: Iterable[str]) -> None:
         """Start each Region's event counters at 0 (a counter that first appears at 1 shows
-        no increase in `rate()` or `increase()`, so the first failover would go unseen)."""
-        for region in set(regions) - self._known_regions:
+        no increase in `rate()` or `increase()`, so the first failover would go unseen), and
+        end the series of a Region that is gone (its gauges would otherwise keep their last
+        value, and churned Region names would grow the exposition for good)."""
+        current = set(regions)
+        for region in self._known_regions - current:
+            self._known_regions.discard(region)
+            for metric, labels in self._region_series(region):
+                with contextlib.suppress(KeyError):
+                    metric.remove(*labels)
+        for region in current - self._known_regions:
             self._known_regions.add(region)
-            self._placements.labels(region)
-            self._placement_duration.labels(region)
-            for reason in LOSS_REASONS:
-                self._failovers.labels(region, reason)
-            for reason in (*LOSS_REASONS, REBALANCE):
-                self._rooms_moved.labels(region, reason)
-            for outcome in REPORT_OUTCOMES:
-                self._reports.labels(region, outcome)
-            self._at_max_replicas.labels(region)
-            self._scale_down_held.labels(region)
-            for direction in SCALING_DIRECTIONS:
-                self._scalings.labels(region, direction)
+            for metric, labels in self._region_series(region):
+                metric.labels(*labels)
+
+    def _region_series(self, region: str) -> Iterator[tuple[MetricWrapperBase, tuple[str, ...]]]:
+        """Every series the recorder keeps per Region, by its labels."""
+        yield self._placements, (region,)
+        yield self._placement_duration, (region,)
+        for reason in LOSS_REASONS:
+            yield self._failovers, (region, reason)
+        for reason in (*LOSS_REASONS, REBALANCE):
+            yield self._rooms_moved, (region, reason)
+        for outcome in REPORT_OUTCOMES:
+            yield self._reports, (region, outcome)
+        yield self._at_max_replicas, (region,)
+        yield self._scale_down_held, (region,)
+        for direction in SCALING_DIRECTIONS:
+            yield self._scalings, (region, direction)
 
     def set_leader(self, leading: bool) -> None:
         self._leader.set(1 if leading else 0)

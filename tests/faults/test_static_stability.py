@@ -25,7 +25,6 @@ import pytest_asyncio
 from fixtures.fault_cases import hold, running, settle, streaming_calls
 from fixtures.fault_stack import (
     PREVIOUS_SFU_IMAGE,
-    SECOND_POD_ADDRESSES,
     SETTLE_SECONDS,
     FaultStack,
     Observation,
@@ -99,48 +98,46 @@ async def everything_down(stack: FaultStack, rooms: list[StreamingRoom], seconds
     await settle(observation, f"everything-down-{seconds:g}s")
 
 
+LONG_HOLDS: dict[str, tuple[Callable[[FaultStack, list[StreamingRoom]], Awaitable[None]], str]] = {
+    API_SERVER_LONG: (lambda stack, rooms: api_server_down(stack, rooms, 120), "127.61.0.0/16"),
+    EVERYTHING_DOWN: (lambda stack, rooms: everything_down(stack, rooms, 300), "127.63.0.0/16"),
+}
+"""Each long hold, and the pod addresses of the stack of its own it runs on."""
+
+
 class LongHolds:
-    """The long holds, one after the other on a second stack, in the background."""
+    """The long holds, each on a stack of its own, in the background: they run while the
+    other cases do, and the module takes as long as its longest hold, not their sum."""
 
     def __init__(self, workdir: Path, wanted: set[str]) -> None:
         self._workdir = workdir
         loop = asyncio.get_running_loop()
         self._results: dict[str, asyncio.Future[None]] = {n: loop.create_future() for n in wanted}
-        self._task = asyncio.create_task(self._run(), name="long-holds")
+        self._tasks = [asyncio.create_task(self._run(n), name=f"long-hold-{n}") for n in wanted]
 
     async def result(self, name: str) -> None:
         await asyncio.shield(self._results[name])
 
     async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _run(self) -> None:
-        cases: dict[str, Callable[[FaultStack, list[StreamingRoom]], Awaitable[None]]] = {
-            API_SERVER_LONG: lambda stack, rooms: api_server_down(stack, rooms, 120),
-            EVERYTHING_DOWN: lambda stack, rooms: everything_down(stack, rooms, 300),
-        }
-        second = FaultStack(self._workdir, pod_addresses=SECOND_POD_ADDRESSES)
+    async def _run(self, name: str) -> None:
+        case, pod_addresses = LONG_HOLDS[name]
+        stack = FaultStack(self._workdir / name, pod_addresses=pod_addresses)
         rooms: list[StreamingRoom] = []
         try:
-            await off_loop(second.start)
-            rooms = await open_calls(second)
-            for name, case in cases.items():
-                if name in self._results:
-                    await reopen_broken(second, rooms)
-                    try:
-                        self._results[name].set_result(await case(second, rooms))
-                    except Exception as error:
-                        self._results[name].set_exception(error)
+            await off_loop(stack.start)
+            rooms = await open_calls(stack)
+            self._results[name].set_result(await case(stack, rooms))
         except Exception as error:
-            for future in self._results.values():
-                if not future.done():
-                    future.set_exception(error)
+            self._results[name].set_exception(error)
         finally:
             for room in rooms:
                 with contextlib.suppress(Exception):
                     await room.close()
-            await off_loop(second.stop)
+            await off_loop(stack.stop)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", autouse=True)

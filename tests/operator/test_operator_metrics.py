@@ -107,3 +107,29 @@ def test_each_regions_event_counters_start_at_zero():
     exported.pod_lost("eu", "PodDeleted", rooms=3)
     assert registry.get_sample_value("switchboard_failovers_total", lost) == 1
     assert registry.get_sample_value("switchboard_rooms_moved_total", lost) == 3
+
+
+def test_a_deleted_regions_series_end_and_a_new_ones_start_at_zero():
+    """A Region gone from the cluster leaves no series behind: its gauges would keep their
+    last value (an alert on them would never resolve) and its counters would stay forever."""
+    exported = OperatorMetrics()
+    picture = CapacityPicture()
+    regions = {"eu": _region("eu", 1), "us": _region("us", 1)}
+    exported.watch_figures(lambda: control_plane_figures(regions, {}, [], picture, NOW))
+    exported.exposition()
+    exported.region_scale_down_held("eu", held=True)
+    exported.pod_lost("eu", "PodDeleted", rooms=2)
+    registry = exported.registry
+    lost = {"region": "eu", "reason": "PodDeleted"}
+    assert registry.get_sample_value("switchboard_region_scale_down_held", {"region": "eu"}) == 1
+
+    del regions["eu"]
+    exported.exposition()  # the scrape that first misses the Region
+    exposition = exported.exposition().decode()
+    assert 'region="eu"' not in exposition
+    assert 'region="us"' in exposition
+
+    regions["eu"] = _region("eu", 1)  # created again under the same name: a new Region
+    exported.exposition()
+    assert registry.get_sample_value("switchboard_failovers_total", lost) == 0
+    assert registry.get_sample_value("switchboard_region_scale_down_held", {"region": "eu"}) == 0
