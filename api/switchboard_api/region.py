@@ -314,9 +314,11 @@ class TurnSpec(CelValidated):
         default=None,
         min_length=1,
         max_length=512,
-        description="Image of the coturn container (it runs `turnserver`). Unset: the "
-        "operator's TURN image (the Helm chart's `image` values), which also runs the "
-        "secret-sync sidecar.",
+        description="Image of the coturn container: its entrypoint runs `turnserver` with "
+        "the arguments the operator gives (as coturn/coturn's does) and stops it on SIGTERM "
+        "(turnserver as a container's process 1 ignores SIGTERM: run it under an init such "
+        "as tini). Unset: the operator's TURN image (the Helm chart's `image` values), which "
+        "also runs the secret-sync sidecar.",
     )
     image_pull_policy: PullPolicy | None = Field(
         default=None,

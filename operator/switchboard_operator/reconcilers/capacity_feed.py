@@ -95,6 +95,7 @@ class CapacityFeed:
         draining = annotations.get(keys.DRAIN) == "true" or bool(meta.get("deletionTimestamp"))
         ready = bodies.pod_ready(body)
         failed = bodies.pod_failed(body)
+        ended = bodies.pod_ended(body)
         self._picture.apply_pod(
             PodObservation(
                 namespace=meta["namespace"],
@@ -106,7 +107,7 @@ class CapacityFeed:
                 draining=draining,
                 drain_deadline=parse_time(annotations.get(keys.DRAIN_DEADLINE)),
                 failed=failed,
-                ended=bodies.pod_ended(body),
+                ended=ended,
                 cordoned=bool(annotations.get(keys.CORDONED)),
             ),
             time.time(),
@@ -114,6 +115,11 @@ class CapacityFeed:
         # A failed pod ends the wait of rooms for its region: they go elsewhere now.
         if (ready and not draining) or failed:
             self._capacity_appeared()
+        # An ended pod's rooms are lost (its process will not serve again): fail over now,
+        # not at the next periodic check nor when the Pod is deleted.
+        state = self._picture.incarnation(key, meta["uid"])
+        if ended and state is not None and state.rooms:
+            self._pod_lost()
 
     def trusts(self, identity: ReporterIdentity, report: CapacityReport) -> bool:
         """Whether the reporting pod is an SFU pod the operator created for the report's

@@ -4,8 +4,10 @@ past their deadline) for pods that are up, and each moved Room is announced.
 It runs as soon as a pod is seen lost (Pod deleted or ended, a new incarnation, a fenced
 report) and every half second for silent pods, which lose their rooms only by the lease
 rules (docs/contract.md, "Leases", C5 and C6). The moves are decided and reserved in the
-capacity picture in one synchronous step; the Room reconciler then writes each moved
-Room's status, and the `Migrating` Events follow once those writes are done.
+capacity picture a step of rooms at a time, each step synchronous, largest rooms first; the
+Room reconciler writes each moved Room's status as soon as its step is done (the first
+writes need not wait for a thousand decisions), and the `Migrating` Events follow once
+those writes are done.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from switchboard_operator.logic.placement import (
     Placement,
     PlacementRegion,
     RoomRequest,
+    failover_order,
     replace_rooms,
 )
 from switchboard_operator.metrics import OperatorMetrics
@@ -41,6 +44,8 @@ from switchboard_operator.metrics import OperatorMetrics
 log = logging.getLogger(__name__)
 
 FAILOVER_CHECK_SECONDS = 0.5
+MOVES_PER_STEP = 64
+"""Rooms re-placed in one synchronous step before the Room reconciler may start on them."""
 NOTICE_DELAY_SECONDS = 10.0
 """The longest a Migrating Event waits for the Room reconciler to be idle (a busy one never
 starves it): until then, every moved room's new status is written before an Event
@@ -105,6 +110,17 @@ class FailoverReconciler:
         if not moves:
             return
         self._count(moves)
+        moves = failover_order(moves)
+        replaced = 0
+        for start in range(0, len(moves), MOVES_PER_STEP):
+            if start:
+                await asyncio.sleep(0)  # the Room reconciler writes the moves so far
+            replaced += self._replace(moves[start : start + MOVES_PER_STEP], now)
+        log.info("rooms re-placed count=%d took=%.3fs", replaced, time.time() - now)
+
+    def _replace(self, moves: list[RoomToMove], now: float) -> int:
+        """Re-place `moves` in the picture and have their Rooms reconciled; returns how many
+        were re-placed (a room that moved meanwhile is left alone)."""
         regions = self._cache.regions()
         requests = {}
         for move in moves:
@@ -133,7 +149,7 @@ class FailoverReconciler:
             body = self._cache.room(replacement.room)
             if body is not None:
                 self._notices.put_nowait((time.monotonic(), body, replacement.message))
-        log.info("rooms re-placed count=%d", len(replacements))
+        return len(replacements)
 
     def _count(self, moves: list[RoomToMove]) -> None:
         """Each pod the moves leave, once per pass: its Region, why, and its rooms."""

@@ -35,7 +35,6 @@ from switchboard_turn.coturn import (
     SECRET_SYNC_COMMAND,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
-    TURNSERVER_COMMAND,
     CoturnSettings,
     InvalidTurnSecret,
     TlsFiles,
@@ -241,7 +240,8 @@ def _coturn_container(
         "name": COTURN_CONTAINER,
         "image": coturn_image(region, ctx),
         "imagePullPolicy": ctx.pull_policy(turn.image_pull_policy),
-        "command": [TURNSERVER_COMMAND],
+        # No command: the image's entrypoint runs turnserver under an init that passes
+        # SIGTERM on (turnserver handles none, and a container's process 1 ignores it).
         "args": turnserver_args(settings),
         "env": [{"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         "ports": container_ports,

@@ -1,6 +1,7 @@
 """The addresses clients are given: each SFU pod's public signalling URL and the Region's
 TURN URIs."""
 
+import functools
 import ipaddress
 import string
 from collections.abc import Mapping
@@ -28,16 +29,26 @@ _SAMPLE_POD_IP = "10.0.0.1"
 def validate_public_url_template(region: Region) -> None:
     """ManifestError unless the Region's template renders valid URLs."""
     template = _template(region)
-    _render(template, _values(region, _SAMPLE_POD, _SAMPLE_POD_IP))
+    values = _values(region.spec.namespace, region_name(region), _SAMPLE_POD, _SAMPLE_POD_IP)
+    _render(template, values)
 
 
 def sfu_public_url(region: Region, pod_name: str, pod_ip: str | None) -> str | None:
     """The signalling URL clients use for the pod, or None while it needs the pod's IP
     and the pod has none yet."""
-    template = _template(region)
+    return _public_url(
+        _template(region), region.spec.namespace, region_name(region), pod_name, pod_ip
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_url(
+    template: str, namespace: str, region: str, pod_name: str, pod_ip: str | None
+) -> str | None:
+    """Rendered once per pod and address: every placement and move asks for it."""
     if pod_ip is None and "podIP" in _fields(template):
         return None
-    return _render(template, _values(region, pod_name, pod_ip or ""))
+    return _render(template, _values(namespace, region, pod_name, pod_ip or ""))
 
 
 def turn_uris(region: Region, host: str) -> list[str]:
@@ -63,12 +74,12 @@ def _template(region: Region) -> str:
     return DEFAULT_TLS_PUBLIC_URL_TEMPLATE if sfu.tls_secret_name else DEFAULT_PUBLIC_URL_TEMPLATE
 
 
-def _values(region: Region, pod_name: str, pod_ip: str) -> dict[str, str]:
+def _values(namespace: str, region: str, pod_name: str, pod_ip: str) -> dict[str, str]:
     return {
         "pod": pod_name,
         "podIP": _host(pod_ip) if pod_ip else "",
-        "namespace": region.spec.namespace,
-        "region": region_name(region),
+        "namespace": namespace,
+        "region": region,
         "port": str(ports.SFU_SIGNALLING_PORT),
     }
 

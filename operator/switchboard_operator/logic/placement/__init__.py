@@ -3,6 +3,7 @@ picture; deterministic and free of I/O."""
 
 from switchboard_operator.logic.placement.failover import (
     Replacement,
+    failover_order,
     replace_rooms,
     replace_rooms_of,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Waiting",
     "apply_moves",
     "commit",
+    "failover_order",
     "place",
     "place_many",
     "rebalance",

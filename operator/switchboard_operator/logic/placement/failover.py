@@ -42,6 +42,12 @@ class Replacement:
         return Displacement(self.previous, self.reason).message
 
 
+def failover_order(moves: Sequence[RoomToMove]) -> list[RoomToMove]:
+    """The order rooms are re-placed in: largest reservations first, which packs the
+    survivors best. A slice of it, re-placed in turn, keeps the order."""
+    return sorted(moves, key=lambda m: (-m.placed.reservation, m.room))
+
+
 def replace_rooms(
     picture: CapacityPicture,
     moves: Sequence[RoomToMove],
@@ -60,7 +66,7 @@ def replace_rooms(
     remembers where they were and why until they are placed again).
     """
     replacements: list[Replacement] = []
-    for move in sorted(moves, key=lambda m: (-m.placed.reservation, m.room)):
+    for move in failover_order(moves):
         if picture.placement_of(move.room) != move.placed:
             continue
         request = requests.get(move.room)
