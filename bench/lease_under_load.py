@@ -6,12 +6,20 @@ a restarted replica would. Two such leaders run side by side in the same run, on
 local control plane, each in its own namespace with its own Lease: one with a base
 checkout's leader election (`--base`, e.g. a worktree of main), one with this checkout's.
 
+With `--flow-schema` both leaders run this checkout, each as the chart's operator
+ServiceAccount in its namespace (the admin user is in system:masters, which API Priority and
+Fairness exempts: it never queues), placements and Lease calls alike, as the operator's do.
+One side's namespace has the chart's leader-election FlowSchema (rendered from the chart for
+it), the other's has not: the same busy API server, with and without it.
+
 Prints per side: leases lost, terms taken, placement rounds done, the event loop's lag
 (how late a 100 ms timer fired: max and p99), and the load averages. No thresholds.
 
     git worktree add --detach ../base main
     PATH=$PWD/.venv/bin:$PATH tools/in-netns.sh nice -n 5 .venv/bin/python \
         bench/lease_under_load.py --base ../base [--rooms 500] [--hogs 5] [--seconds 120]
+    PATH=$PWD/.venv/bin:$PATH tools/in-netns.sh nice -n 5 .venv/bin/python \
+        bench/lease_under_load.py --flow-schema [--concurrency 32] ...
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -34,11 +43,13 @@ from typing import Any
 from api_ceiling import placed_status
 
 from switchboard_api.resources import GROUP, ROOM, VERSION
+from switchboard_dev.flow_schema import operator_flow_schema
 from switchboard_dev.stack import install_crds
 from switchboard_localcluster.controlplane import ControlPlane
 
 ROOM_SPEC = {"maxParticipants": 2, "emptyTimeoutSeconds": 3600}
 CONCURRENCY = 32  # the operator's Room workers (reconcilers/rooms.py, ROOM_WORKERS)
+CONCURRENCY_ENV = "LEASE_BENCH_CONCURRENCY"
 SOURCES = ("operator", "api")  # the source folders of a checkout the leader imports
 
 
@@ -103,7 +114,7 @@ async def place_over_and_over(api: Any, namespace: str, rooms: int, lags: list[f
         on_change=lambda key: RoomSpec.model_validate((informer.get(key) or {}).get("spec", {}))
     )
     following = asyncio.create_task(informer.run())
-    slots = asyncio.Semaphore(CONCURRENCY)
+    slots = asyncio.Semaphore(int(os.environ.get(CONCURRENCY_ENV, CONCURRENCY)))
     done = 0
 
     async def place(name: str, status: dict[str, Any]) -> None:
@@ -219,7 +230,7 @@ async def create_rooms(kubeconfig: str, namespace: str, rooms: int) -> None:
 def leader_process(
     checkout: Path | None, args: argparse.Namespace, namespace: str, kubeconfig: Path
 ) -> subprocess.Popen[str]:
-    env = dict(os.environ)
+    env = dict(os.environ, **{CONCURRENCY_ENV: str(args.concurrency)})
     if checkout is not None:  # its sources first: before this checkout's editable install
         paths = [str(checkout.resolve() / source) for source in SOURCES]
         env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")])
@@ -244,6 +255,10 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=500)
     parser.add_argument("--hogs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="placements")
+    parser.add_argument(
+        "--flow-schema", action="store_true", help="this checkout, without / with the FlowSchema"
+    )
     parser.add_argument("--child", nargs=4, metavar=("KUBECONFIG", "NAMESPACE", "ROOMS", "S"))
     args = parser.parse_args()
     if args.child:
@@ -256,25 +271,32 @@ def main() -> None:
             result = asyncio.run(lead_under_load(kubeconfig, namespace, int(rooms), float(seconds)))
         print(json.dumps(result), flush=True)
         return
-    if args.base is None:
-        parser.error("--base is required")
-    sides = {"base": args.base, "branch": None}
+    if args.base is None and not args.flow_schema:
+        parser.error("--base or --flow-schema is required")
+    sides = (
+        {"without": None, "with": None} if args.flow_schema else {"base": args.base, "branch": None}
+    )
     with tempfile.TemporaryDirectory() as workdir:
         plane = ControlPlane(workdir=Path(workdir))
         plane.start()
         hogs: list[subprocess.Popen[bytes]] = []
         try:
             install_crds(plane)
+            kubeconfigs = {side: plane.kubeconfig for side in sides}
             for side in sides:
                 plane.kubectl("create", "namespace", f"lease-bench-{side}")
                 asyncio.run(create_rooms(str(plane.kubeconfig), f"lease-bench-{side}", args.rooms))
+                if args.flow_schema:
+                    kubeconfigs[side] = as_service_account(
+                        plane, f"lease-bench-{side}", side == "with"
+                    )
             hogs = [
                 subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 for _ in range(args.hogs)
             ]
             load_before = os.getloadavg()
             leaders = {
-                side: leader_process(checkout, args, f"lease-bench-{side}", plane.kubeconfig)
+                side: leader_process(checkout, args, f"lease-bench-{side}", kubeconfigs[side])
                 for side, checkout in sides.items()
             }
             probe = probe_process(
@@ -287,13 +309,15 @@ def main() -> None:
             out, _ = probe.communicate(timeout=args.seconds + 120)
             probed = json.loads(out.strip().splitlines()[-1])
             load_after = os.getloadavg()
+            waits = queue_waits(plane)
         finally:
             for hog in hogs:
                 hog.kill()
                 hog.wait()
             plane.stop()
     print(
-        f"\n{args.rooms} rooms placed over and over by each leader, {args.hogs} CPU hogs, "
+        f"\n{args.rooms} rooms placed over and over by each leader ({args.concurrency} at a "
+        f"time{', as non-exempt users' if args.flow_schema else ''}), {args.hogs} CPU hogs, "
         f"{args.seconds:.0f} s; load average before {load_before[0]:.1f}, "
         f"after {' / '.join(f'{x:.1f}' for x in load_after)} (1/5/15 min)\n"
     )
@@ -321,8 +345,76 @@ def main() -> None:
         f"{probed['read_median']:.2f} s, max {probed['read_max']:.2f} s, "
         f"{probed['reads_over_1s']} of {probed['reads']} over 1 s (the Lease call timeout)"
     )
-    base, branch = results["base"]["losses"], results["branch"]["losses"]
-    print(f"leases lost, base / branch: {base} / {branch}")
+    print(
+        "\nAPI Priority and Fairness, by FlowSchema and priority level (the API server's metrics):"
+    )
+    print("| FlowSchema | priority level | requests | mean wait in queue (s) |")
+    print("|---|---|---|---|")
+    for (schema, level), (n, mean) in sorted(waits.items(), key=lambda kv: -kv[1][0]):
+        if n >= 10:
+            print(f"| {schema} | {level} | {n:.0f} | {mean:.3f} |")
+    first, second = sides
+    print(
+        f"leases lost, {first} / {second}: {results[first]['losses']} / {results[second]['losses']}"
+    )
+
+
+def as_service_account(plane: ControlPlane, namespace: str, flow_schema: bool) -> Path:
+    """A kubeconfig for the chart's operator ServiceAccount in `namespace` (API Priority
+    and Fairness puts ServiceAccounts in `workload-low`), allowed everything; with
+    `flow_schema`, the chart's FlowSchema, rendered for `namespace`, as `helm install`
+    there would install it."""
+    schema = operator_flow_schema(namespace)
+    account = schema["spec"]["rules"][0]["subjects"][0]["serviceAccount"]["name"]
+    plane.kubectl("create", "serviceaccount", account, "-n", namespace)
+    plane.kubectl(
+        "create",
+        "clusterrolebinding",
+        namespace,
+        "--clusterrole=cluster-admin",
+        f"--serviceaccount={namespace}:{account}",
+    )
+    if flow_schema:
+        plane.kubectl("apply", "-f", "-", input=json.dumps(schema))
+    token = plane.kubectl("create", "token", account, "-n", namespace, "--duration=2h")
+    path = plane.workdir / f"{namespace}.kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "local",
+                        "cluster": {
+                            "server": plane.url,
+                            "certificate-authority": str(plane.ca_file),
+                        },
+                    }
+                ],
+                "users": [{"name": account, "user": {"token": token.stdout.strip()}}],
+                "contexts": [{"name": "local", "context": {"cluster": "local", "user": account}}],
+                "current-context": "local",
+            }
+        )
+    )
+    return path
+
+
+def queue_waits(plane: ControlPlane) -> dict[tuple[str, str], tuple[float, float]]:
+    """(FlowSchema, priority level): requests and their mean wait in APF's queues (s),
+    from the API server's own metrics."""
+    totals: dict[tuple[str, str], list[float]] = {}
+    pattern = re.compile(
+        r"^apiserver_flowcontrol_request_wait_duration_seconds_(sum|count)\{([^}]*)\} (\S+)$",
+        re.MULTILINE,
+    )
+    for kind, labels, value in pattern.findall(plane.get("/metrics").decode()):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        key = (fields.get("flow_schema", ""), fields.get("priority_level", ""))
+        entry = totals.setdefault(key, [0.0, 0.0])
+        entry[0 if kind == "count" else 1] += float(value)
+    return {key: (n, total / n if n else 0.0) for key, (n, total) in totals.items()}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from switchboard_dev.helm import helm_binary
+from switchboard_dev.helm import run_helm
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE
 from switchboard_dev.paths import CHART_DIR
 
@@ -29,15 +29,7 @@ class Kubectl(Protocol):
 
 
 def helm(kubeconfig: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(helm_binary(build=False)), "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"helm {' '.join(args[:2])} failed: {result.stderr.strip()}")
-    return result
+    return run_helm(*args, "--kubeconfig", str(kubeconfig), check=check)
 
 
 def set_flags(values: Mapping[str, str]) -> list[str]:

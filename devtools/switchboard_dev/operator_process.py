@@ -16,6 +16,7 @@ from typing import Protocol
 
 import yaml
 
+from switchboard_dev.flow_schema import operator_flow_schema
 from switchboard_dev.images import image_reference
 from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE, OPERATOR_REGIONS_ROLE, OPERATOR_ROLE
 from switchboard_localcluster.controlplane import free_port
@@ -72,8 +73,12 @@ def grant_operator_rbac(
     """Apply the chart's ClusterRoles and Role and bind them to the operator's
     client-certificate user as the chart binds them to its ServiceAccount: the Role in
     `operator_namespace` (created if missing), the Regions' role cluster-wide, or, with
-    `region_namespaces` (the chart's regionNamespaces), in each of those alone."""
+    `region_namespaces` (the chart's regionNamespaces), in each of those alone. And the
+    chart's FlowSchema, for that user: its Lease requests go to the `leader-election`
+    priority level as the chart's operator's do."""
     cluster.kubectl("create", "namespace", operator_namespace, check=False)
+    schema = operator_flow_schema(operator_namespace, user)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(schema))
     cluster.kubectl("apply", "-f", str(OPERATOR_CLUSTER_ROLE))
     cluster.kubectl("apply", "-f", str(OPERATOR_REGIONS_ROLE))
     cluster.kubectl("apply", "-n", operator_namespace, "-f", str(OPERATOR_ROLE))

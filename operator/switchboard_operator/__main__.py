@@ -58,7 +58,8 @@ async def serve(manager: Manager) -> int:
     point. Python sets no handler for SIGTERM, and a container's process 1 ignores a signal
     it has no handler for: without this, a standby or a starting replica would sit out the
     whole termination grace period and be SIGKILLed. kopf sets its own handler while it
-    runs, and stops the leader gracefully."""
+    runs, and stops the leader gracefully. Either way a replica that took the Lease hands
+    it back on its way out (`Manager.run`), starting or leading."""
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)

@@ -96,8 +96,7 @@ class Manager:
 
         Every replica serves /healthz from start to exit (readiness is health, not
         leadership), and its metrics on the internal port (a standby says it stands by);
-        the leader labels its own pod, which the operator Service selects.
-        """
+        the leader labels its own pod, which the operator Service selects."""
         config = self._config
         metrics = OperatorMetrics()
         health = HealthServer(config.listen_host, config.health_port)
@@ -126,17 +125,22 @@ class Manager:
                 self._options.identity,
                 owners=[ownership.as_reference(owner) for owner in owners],
             )
-            await elector.acquire()
-            # Every write of the leader's parts goes through this client, and is refused
-            # outside the acting window (C1): one guard, not a check per call site.
-            api = writes_only_while(await load_client(), elector.acting, elector.remaining)
-            metrics.set_leader(True)
             try:
-                return await self._lead(api, elector, owners, label, metrics)
+                await elector.acquire()
+                # Every write of the leader's parts goes through this client, and is refused
+                # outside the acting window (C1): one guard, not a check per call site.
+                api = writes_only_while(await load_client(), elector.acting, elector.remaining)
+                metrics.set_leader(True)
+                try:
+                    return await self._lead(api, elector, owners, label, metrics)
+                finally:
+                    metrics.watch_figures(lambda: None)  # the figures were the leader's
+                    metrics.set_leader(False)
+                    await api.close()
             finally:
-                metrics.watch_figures(lambda: None)  # the figures were the leader's
-                metrics.set_leader(False)
-                await api.close()
+                # Every way out (SIGTERM while starting or leading, an error, leadership
+                # lost), once every act has stopped: a standby takes over at once.
+                await elector.release()
         finally:
             if exporter is not None:
                 await exporter.stop()
@@ -180,12 +184,8 @@ class Manager:
         if holding in done:
             if not isinstance(holding.exception(), LeadershipLost):
                 holding.result()
-            if elector.outranked:
-                # An SFU applied a newer term: release, so that the next starts past it.
-                await elector.release()
             log.error("leadership lost: exiting so that a standby takes over")
             return 1
-        await elector.release()
         kopf_task.result()
         return 0
 

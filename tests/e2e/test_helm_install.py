@@ -16,12 +16,14 @@ import aiohttp
 import pytest
 from aiortc import RTCSessionDescription
 
+from fixtures.flow_control import dispatched
 from fixtures.images import retagged_store
 from fixtures.nodeagent import TEST_AGENT_SETTINGS
 from fixtures.sfu_clients import FrameCounter, post_offer, recvonly_offer, sendonly_offer
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
 from fixtures.waiting import eventually, wait_for
 from switchboard_dev import chart_install
+from switchboard_dev.flow_schema import PRIORITY_LEVEL, operator_flow_schema
 from switchboard_dev.images import BuiltImages, project_version, require_built
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE
@@ -300,6 +302,19 @@ def test_helm_upgrade_to_a_new_tag_rolls_every_pod_and_keeps_rooms(installed):
     wait_for(lambda: rolled("turn"), TIMEOUT, "TURN pods on the new image")
     after = placements(setup)
     assert set(after) >= set(before), "every room is still placed"
+
+
+def test_the_charts_operator_renews_its_lease_as_leader_election(installed):
+    """The chart's FlowSchema names the identity its operator runs as (its ServiceAccount):
+    the API server dispatches the leader's renewals into `leader-election`."""
+    schema = operator_flow_schema(OPERATOR_NAMESPACE)["metadata"]["name"]
+    before = dispatched(installed.plane, schema, PRIORITY_LEVEL)
+    wait_for(
+        lambda: dispatched(installed.plane, schema, PRIORITY_LEVEL) >= before + 3,
+        TIMEOUT,
+        f"the leader's renewals dispatched through {schema} as {PRIORITY_LEVEL}",
+        interval=1.0,
+    )
 
 
 def test_helm_uninstall_leaves_no_namespaced_objects(installed):

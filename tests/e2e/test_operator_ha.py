@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 
 import pytest
@@ -11,10 +13,12 @@ from fixtures.cluster import get_json as get
 from fixtures.scrape import scrape
 from fixtures.waiting import wait_for
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OperatorProcess
+from switchboard_operator.logic.leader_election import LeaderTiming
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 
 REGION, MEDIA_NS, ROOMS_NS = "ha-eu", "e2e-ha-media", "e2e-ha-rooms"
+TIMING = LeaderTiming()
 
 
 def scheduled(cluster, name: str) -> bool:
@@ -34,6 +38,13 @@ def room(name: str) -> dict:
 def holder(cluster) -> str:
     lease = get(cluster, "lease", "switchboard-operator", "-n", OPERATOR_NAMESPACE)
     return lease["spec"].get("holderIdentity") or ""
+
+
+def leading_as(replica: OperatorProcess) -> str | None:
+    """The identity this replica's latest process took the Lease with, once it did (its log
+    goes on across restarts)."""
+    found = re.findall(r"leading lease=\S+ identity=(\S+)", replica.log_tail(400))
+    return found[-1] if found else None
 
 
 def test_standby_takes_over_when_the_leader_dies(operator, node_agent, crds_installed, tmp_path):
@@ -103,3 +114,51 @@ def test_a_standby_stops_cleanly_on_sigterm(operator, crds_installed, tmp_path):
     assert process is not None
     assert process.exit_code == 0, standby.log_tail(20)
     assert "stopped by SIGTERM" in standby.log_tail(20)
+
+
+def test_a_leader_hands_its_lease_over_on_sigterm_running_or_still_starting(
+    operator, crds_installed, tmp_path
+):
+    # A replica holds the Lease from the moment it takes it, before kopf runs (and sets
+    # its own SIGTERM handler). Stopped at any point, it hands the Lease back once every
+    # act has stopped: the record no longer names it when the process has ended, and a
+    # standby takes over at its next look, not a lease duration after the last renewal
+    # (RecordObserver: it cannot take a held record sooner).
+    cluster = crds_installed
+    standby = OperatorProcess(operator.kubeconfig, tmp_path, name="standby", env=operator.env)
+    standby.start(wait=False)
+    try:
+        wait_for(lambda: "standing by" in standby.log_tail(200), 60, "the standby to stand by")
+        leader = holder(cluster)
+        assert leader and leader == leading_as(operator)
+        # The leader, kopf running, is stopped; the standby takes the released Lease at
+        # its next look and is stopped the moment it has, while it is still starting.
+        exited: list[float] = []
+
+        def stop_the_leader() -> None:
+            operator.stop()
+            exited.append(time.monotonic())
+
+        signalled = time.monotonic()
+        stopping = threading.Thread(target=stop_the_leader)
+        stopping.start()
+        successor = wait_for(lambda: leading_as(standby), 30, "the standby to lead", 0.01)
+        led = time.monotonic()
+        standby.stop()
+        stopping.join()
+        print(
+            f"\nleader SIGTERMed -> exited {exited[0] - signalled:.1f}s later; the standby "
+            f"led {led - exited[0]:.1f}s after that exit"
+        )
+        assert operator.process is not None and operator.process.exit_code == 0
+        assert standby.process is not None and standby.process.exit_code == 0
+        tail = standby.log_tail(100)
+        assert "stopped by SIGTERM" in tail, "kopf had started: not the path under test"
+        assert holder(cluster) not in (leader, successor), "a stopped replica holds the Lease"
+        # Not a lease duration after the leader's last renewal, which came shortly before
+        # its exit: at the standby's next look at the released record.
+        assert led - exited[0] < TIMING.lease_duration_seconds
+    finally:
+        standby.stop()
+        operator.start()
+    wait_for(lambda: holder(cluster) not in ("",), 60, "a leader again")

@@ -7,12 +7,10 @@ successful renewal, so it rides out shorter API blips and stops before anyone el
 take over; a candidate waits a whole lease duration, on its own clock, after the record last
 changed; every acquisition starts a new term.
 
-The Lease is taken and renewed from a thread of its own (`kit/loop_thread.py`), with its own
-event loop and API client: the operator's loop, busy placing rooms on a loaded machine, would
-start renewals late and lose the lease. The thread does so only while that loop beats
-(`LoopHeartbeat`): a wedged loop is not held leader for nothing. It still shares the GIL:
-pure-Python work on the loop hands it over every switch interval (5 ms), but C code that
-holds it for seconds stalls the thread too, and the window then runs out as before.
+The Lease is taken and renewed from a thread of its own (`kit/loop_thread.py`, own loop
+and API client: the operator's busy loop would renew late), only while that loop beats
+(`LoopHeartbeat`: a wedged loop is not held leader for nothing). It shares the GIL: C code
+that holds it for seconds stalls the thread too, and the window then runs out as before.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from switchboard_operator.logic.leader_election import (
     LeaderTiming,
     LoopHeartbeat,
     RecordObserver,
+    held_term,
     next_term,
     released_transitions,
 )
@@ -88,6 +87,8 @@ class LeaderElector:
         self._wake: asyncio.Event | None = None
         self._written: client.V1Lease | None = None
         """The Lease as this leader last wrote it (the election's thread's alone)."""
+        self._sent_term: int | None = None
+        """The term of the last take this replica sent (its answer may never have come)."""
         self.highest_reported_term: int | None = None
         """The newest term an SFU reported to this replica: a term it takes, or leaves in
         the Lease it releases, is above it."""
@@ -252,18 +253,21 @@ class LeaderElector:
     async def release(self) -> None:
         """Hand the lease back, once every act has stopped (at shutdown, or stepping down
         for a newer term), so a standby takes over at once; the transitions left in it are
-        past every term an SFU reported."""
+        past every term an SFU reported. Asks only if it ever sent a take."""
         if self._campaign is not None:
             await self._campaign.stopped()  # no renewal races the release
+        if self._sent_term is None:
+            return
         try:
             lease = await self._leases.read_namespaced_lease(
                 self.name, self._namespace, _request_timeout=self.timing.call_timeout_seconds
             )
-            if lease.spec.holder_identity == self.identity:
-                lease.spec.holder_identity = None
-                lease.spec.renew_time = None
-                lease.spec.lease_transitions = released_transitions(
-                    lease.spec.lease_transitions, self.highest_reported_term
+            spec = lease.spec
+            if self._held(spec) is not None:
+                spec.holder_identity = None
+                spec.renew_time = None
+                spec.lease_transitions = released_transitions(
+                    spec.lease_transitions, self.highest_reported_term
                 )
                 await self._leases.replace_namespaced_lease(
                     self.name,
@@ -274,14 +278,15 @@ class LeaderElector:
         except (TimeoutError, ApiException, OSError) as error:
             log.warning("lease not released error=%r", error)
 
+    def _held(self, spec: client.V1LeaseSpec) -> int | None:
+        return held_term(
+            spec.holder_identity, spec.lease_transitions, self.identity, self.term, self._sent_term
+        )
+
     def _renewal_deadline(self) -> float:
         """A renewal's call may take what the acting window leaves (at least the call
-        timeout): a slow API server under load does not cost the lease a healthy one keeps;
-        the window's own end still bounds the renewal."""
+        timeout): a slow API server does not cost the lease; the window still bounds it."""
         return max(self.timing.call_timeout_seconds, self.remaining())
-
-    def _call_deadline(self) -> float:
-        return self.timing.call_timeout_seconds
 
     async def _try_acquire_or_renew(
         self,
@@ -289,7 +294,7 @@ class LeaderElector:
         deadline_of: Callable[[], float] | None = None,
     ) -> bool:
         started = time.monotonic()
-        deadline_of = deadline_of or self._call_deadline
+        deadline_of = deadline_of or (lambda: self.timing.call_timeout_seconds)
         now = _now()
         try:
             lease = await leases.read_namespaced_lease(
@@ -306,6 +311,7 @@ class LeaderElector:
                 term = next_term(None, self.highest_reported_term)
             else:
                 return False
+            self._sent_term = term
             body = client.V1Lease(
                 metadata=client.V1ObjectMeta(
                     name=self.name,
@@ -325,8 +331,8 @@ class LeaderElector:
             return self._took(term, started, created)
         spec = lease.spec
         holder = spec.holder_identity
-        leading = self.term is not None and holder == self.identity
-        if not leading and holder:
+        held = self._held(spec)
+        if held is None and holder:
             # Someone else's (or a previous process's with our name): expired only once the
             # record has stood still for a whole lease duration on our own clock.
             self._observer.observe(lease.metadata.resource_version, time.monotonic())
@@ -334,14 +340,14 @@ class LeaderElector:
             if not self._observer.expired(time.monotonic(), duration):
                 return False
         term = (
-            self.term if leading else next_term(spec.lease_transitions, self.highest_reported_term)
+            next_term(spec.lease_transitions, self.highest_reported_term) if held is None else held
         )
-        assert term is not None
         lease.spec = self._spec(
             now,
             transitions=term,
-            acquired=spec.acquire_time if leading and spec.acquire_time else now,
+            acquired=spec.acquire_time if held and spec.acquire_time else now,
         )
+        self._sent_term = term
         try:
             # resourceVersion in the body makes this a compare-and-swap.
             written = await leases.replace_namespaced_lease(

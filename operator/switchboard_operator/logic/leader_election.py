@@ -165,3 +165,24 @@ def released_transitions(lease_transitions: int | None, highest_reported: int | 
     reset below the SFUs' terms (deleted and recreated while no leader ran) is refused by
     every SFU; it steps down, and this is how the next term gets past theirs."""
     return max(lease_transitions or 0, highest_reported or 0)
+
+
+def held_term(
+    holder: str | None,
+    transitions: int | None,
+    identity: str,
+    term: int | None,
+    sent_term: int | None,
+) -> int | None:
+    """The term a Lease record shows this replica holding, or None. Its own term once it
+    leads; or, before it knows it leads, the term of a take it sent whose answer never
+    came (a timed-out create or compare-and-swap the API server carried out): the record
+    names it in that very term, nobody wrote since, and it is its own. Taken for another
+    holder's, it would wait a whole lease duration on itself and then skip a term."""
+    if holder != identity:
+        return None
+    if term is not None:
+        return term
+    if sent_term is not None and transitions == sent_term:
+        return sent_term
+    return None

@@ -12,6 +12,7 @@ from switchboard_operator.logic.leader_election import (
     LeaderTiming,
     LoopHeartbeat,
     RecordObserver,
+    held_term,
     next_term,
     released_transitions,
 )
@@ -230,3 +231,16 @@ def test_a_missing_lease_is_created_at_once_only_by_a_replica_that_never_saw_a_h
     assert not standby.may_create(106.4, 4.0)
     # ...and only an absence that lasted a whole lease duration frees it.
     assert standby.may_create(106.5, 4.0)
+
+
+def test_a_record_names_its_holder_in_its_own_term_or_in_a_take_whose_answer_was_lost() -> None:
+    # Leading: its own term, whatever the record counts.
+    assert held_term("me", 5, "me", term=5, sent_term=5) == 5
+    # A take of term 6 sent, its answer lost: the record shows it carried out.
+    assert held_term("me", 6, "me", term=None, sent_term=6) == 6
+    # Another's record, or one under this name in another term (a previous process's, or
+    # a take that was refused): not this replica's.
+    assert held_term("you", 6, "me", term=None, sent_term=6) is None
+    assert held_term("me", 5, "me", term=None, sent_term=6) is None
+    assert held_term("me", 5, "me", term=None, sent_term=None) is None
+    assert held_term(None, 6, "me", term=None, sent_term=6) is None
