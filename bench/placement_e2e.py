@@ -28,6 +28,7 @@ import math
 import os
 import signal
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -94,6 +95,12 @@ async def follow(list_call: Callable[..., Any], *args: Any, seen: Seen, **kwargs
     fresh list (relisted objects are reported as "ADDED")."""
     while True:
         response = await list_call(*args, _preload_content=False, **kwargs)
+        if response.status != 200:
+            # e.g. 429 "storage is (re)initializing" while a new resource's watch cache
+            # fills: lists are served from it (etcd 3.6 and later).
+            print(f"list answered {response.status}, again", file=sys.stderr)
+            await asyncio.sleep(WATCH_RETRY_SECONDS)
+            continue
         listing = json.loads(await response.read())
         now = time.monotonic()
         for item in listing["items"]:
