@@ -45,7 +45,7 @@ from api_ceiling import placed_status
 from switchboard_api.resources import GROUP, ROOM, VERSION
 from switchboard_dev.flow_schema import operator_flow_schema
 from switchboard_dev.stack import install_crds
-from switchboard_localcluster.controlplane import ControlPlane
+from switchboard_localcluster.controlplane import ControlPlane, write_token_kubeconfig
 
 ROOM_SPEC = {"maxParticipants": 2, "emptyTimeoutSeconds": 3600}
 CONCURRENCY = 32  # the operator's Room workers (reconcilers/rooms.py, ROOM_WORKERS)
@@ -377,28 +377,13 @@ def as_service_account(plane: ControlPlane, namespace: str, flow_schema: bool) -
     if flow_schema:
         plane.kubectl("apply", "-f", "-", input=json.dumps(schema))
     token = plane.kubectl("create", "token", account, "-n", namespace, "--duration=2h")
-    path = plane.workdir / f"{namespace}.kubeconfig"
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "local",
-                        "cluster": {
-                            "server": plane.url,
-                            "certificate-authority": str(plane.ca_file),
-                        },
-                    }
-                ],
-                "users": [{"name": account, "user": {"token": token.stdout.strip()}}],
-                "contexts": [{"name": "local", "context": {"cluster": "local", "user": account}}],
-                "current-context": "local",
-            }
-        )
+    return write_token_kubeconfig(
+        plane.workdir / f"{namespace}.kubeconfig",
+        plane.url,
+        plane.ca_file,
+        account,
+        token.stdout.strip(),
     )
-    return path
 
 
 def queue_waits(plane: ControlPlane) -> dict[tuple[str, str], tuple[float, float]]:

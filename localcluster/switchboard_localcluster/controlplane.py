@@ -146,6 +146,19 @@ class KubectlError(subprocess.CalledProcessError):
 
 
 def write_kubeconfig(path: Path, server: str, ca: Path, user: str, pair: KeyPair) -> Path:
+    """A kubeconfig for `user` with a client certificate."""
+    credentials = {"client-certificate": str(pair.cert), "client-key": str(pair.key)}
+    return _write_kubeconfig(path, server, ca, user, credentials)
+
+
+def write_token_kubeconfig(path: Path, server: str, ca: Path, user: str, token: str) -> Path:
+    """A kubeconfig for `user` with a bearer token (e.g. a ServiceAccount's)."""
+    return _write_kubeconfig(path, server, ca, user, {"token": token})
+
+
+def _write_kubeconfig(
+    path: Path, server: str, ca: Path, user: str, credentials: dict[str, str]
+) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -155,12 +168,7 @@ def write_kubeconfig(path: Path, server: str, ca: Path, user: str, pair: KeyPair
                 "cluster": {"server": server, "certificate-authority": str(ca)},
             }
         ],
-        "users": [
-            {
-                "name": user,
-                "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)},
-            }
-        ],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [
             {"name": "switchboard-local", "context": {"cluster": "switchboard-local", "user": user}}
         ],

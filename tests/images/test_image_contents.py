@@ -25,6 +25,15 @@ ENTRYPOINTS = {
 # Found by none of the images: compilers, package managers, the build stage's leftovers.
 ABSENT = ["gcc", "cc", "c++", "make", "ld", "cargo", "rustc", "pip", "pip3", "apt-get", "apt"]
 LEFTOVERS = ["/wheels", "/src", "/dist", "/opt/build", "/opt/build-inputs", "/root/.cache"]
+AS_A_POD = [
+    "--network=none",
+    "--cap-drop=ALL",
+    "--security-opt=no-new-privileges",
+    "--ulimit=nofile=1024:1024",
+    "--ulimit=nproc=256:256",
+]
+"""How a Pod runs a container: no network here, no capabilities, no privilege escalation,
+and the limits this podman may set."""
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +42,7 @@ def images() -> BuiltImages:
 
 
 def run(images: BuiltImages, name: str, *command: str, entrypoint: str | None = None) -> str:
-    args = [
-        "run",
-        "--rm",
-        "--network=none",
-        "--read-only",
-        "--read-only-tmpfs=false",
-        "--cap-drop=ALL",
-        "--security-opt=no-new-privileges",
-        "--ulimit=nofile=1024:1024",
-        "--ulimit=nproc=256:256",
-    ]
+    args = ["run", "--rm", "--read-only", "--read-only-tmpfs=false", *AS_A_POD]
     if entrypoint is not None:
         args.append(f"--entrypoint={entrypoint}")
     result = images.podman().run(*args, images.reference(name), *command, check=False)
@@ -87,11 +86,7 @@ def test_the_turn_images_entrypoint_stops_coturn_on_sigterm(images):
         "run",
         "--detach",
         f"--name={name}",
-        "--network=none",
-        "--cap-drop=ALL",
-        "--security-opt=no-new-privileges",
-        "--ulimit=nofile=1024:1024",
-        "--ulimit=nproc=256:256",
+        *AS_A_POD,
         images.reference("turn"),
         "--no-cli",
         "--listening-ip=127.0.0.1",
