@@ -50,9 +50,22 @@ async def test_an_unconstrained_viewer_decodes_the_full_resolution(pages, open_p
     viewer = open_page("viewer", role="subscribe", transport=transport)
 
     await rendered(pages, viewer)
-    stats = await decoding(pages, viewer, FULL, "the 1280x720 layer to be decoded")
+    full = await decoding(pages, viewer, FULL, "the 1280x720 layer to be decoded")
+    later = await eventually(
+        lambda: (
+            (r := latest(pages, viewer, "render"))["framesDecoded"] >= full["framesDecoded"] + 30
+            and r
+        ),
+        BROWSER_DEADLINE_SECONDS,
+        "frames of the full layer",
+    )
 
-    assert stats["inbound"]["framesDropped"] == 0
+    # Every forwarded frame of the top layer could be decoded: the viewer's decoder never
+    # asked for a keyframe of its own once on it. (Chromium's framesDropped and freezeCount
+    # are not asserted: they also count frames it was too busy to decode or show in time,
+    # a figure of the machine's load, not of what the SFU forwarded.)
+    assert later["inbound"]["pliCount"] == full["inbound"]["pliCount"], (full, later)
+    assert later["inbound"]["frameWidth"] == FULL[0]
     # Chromium really sent three layers of the right sizes.
     widths: dict[str, int] = {}
     for sent in pages.of(publisher, "outbound"):
@@ -130,8 +143,8 @@ async def test_lifting_a_request_switches_up_without_decode_errors(pages, open_p
         "frames of the high layer",
     )
 
-    # The switch waited for a keyframe of the new layer: the decoder never lost a frame,
-    # froze, or had to ask for a keyframe itself.
-    for key in ("framesDropped", "freezeCount", "pliCount"):
-        assert final["inbound"][key] == low["inbound"][key], (key, low, final)
+    # The switch waited for a keyframe of the new layer: the decoder never had to ask for a
+    # keyframe itself. (Frames dropped or frozen for lateness are a figure of the machine's
+    # load, not of the switch; a frame forwarded without its reference makes the decoder ask.)
+    assert final["inbound"]["pliCount"] == low["inbound"]["pliCount"], (low, final)
     assert final["inbound"]["keyFramesDecoded"] > low["inbound"]["keyFramesDecoded"]
