@@ -21,6 +21,7 @@ from switchboard_operator.joinapi.port import (
     RoomNotFound,
     RoomUnschedulable,
 )
+from switchboard_operator.kit.retry import with_retries
 from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.kube.client import NamespaceMissing, create_room
 from switchboard_operator.logic.capacity import CapacityPicture
@@ -30,6 +31,12 @@ from switchboard_operator.logic.placement import Unschedulable
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
 from switchboard_operator.logic.room_status import PlacedOn
 from switchboard_operator.logic.turn_rotation import TurnAccess
+
+CREATE_ATTEMPTS = 3
+"""A Room create that failed in transit is sent again, as a keep-alive connection the API
+server closed (it restarted) fails the first request on it. A create is safe to repeat:
+the name is the room's, and an earlier attempt that landed is answered 409, which counts
+as done."""
 
 
 class ControlPlanePlacements:
@@ -84,7 +91,11 @@ class ControlPlanePlacements:
             if location is not None:
                 spec["location"] = location.model_dump(by_alias=True)
             try:
-                await create_room(self._api, namespace, name, spec)
+                await with_retries(
+                    lambda: create_room(self._api, namespace, name, spec),
+                    f"room {key} create",
+                    attempts=CREATE_ATTEMPTS,
+                )
             except NamespaceMissing:
                 raise NamespaceNotFound(namespace) from None
         placed = self._picture.placement_of(key)
