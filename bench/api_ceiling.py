@@ -124,11 +124,16 @@ async def create_and_place(
 
 
 async def move(
-    api: client.ApiClient, namespace: str, names: Sequence[str], concurrency: int
+    api: client.ApiClient,
+    namespace: str,
+    names: Sequence[str],
+    concurrency: int,
+    to_pod: str = "bench-pod-b",
 ) -> Ceiling:
-    """Each object's placement status rewritten to another pod: a failover's writes."""
+    """Each object's placement status rewritten to `to_pod` (another pod than its last
+    one): a failover's writes."""
     objects = client.CustomObjectsApi(api)
-    status = {"status": placed_status("bench-pod-b")}
+    status = {"status": placed_status(to_pod)}
 
     async def job(i: int) -> None:
         await objects.patch_namespaced_custom_object_status(

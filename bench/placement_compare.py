@@ -38,6 +38,10 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "burst placements/s": re.compile(r"^burst of \d+ rooms created at once: (\d+)"),
     "ceiling create+status/s": re.compile(r"^\s+create \+ status write\s+(\d+)/s"),
     "ceiling status write/s": re.compile(r"^\s+status write only\s+(\d+)/s"),
+    "ceiling status write after/s": re.compile(r"^status-write ceiling again, .*: (\d+)/s"),
+    "failover % of mean ceiling": re.compile(
+        r"^\s+failover \(detection -> all\) .* (\d+)% of their"
+    ),
     "failover rooms": re.compile(r"^failover: .* which held (\d+) rooms"),
     "failover detection->all ms": re.compile(r"^\s+detection -> all re-placed\s+([\d.]+) ms"),
     "failover rooms/s": re.compile(r"^\s+detection -> all re-placed .*, (\d+) rooms/s"),
