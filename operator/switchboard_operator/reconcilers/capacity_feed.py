@@ -14,7 +14,7 @@ from typing import Any
 
 from switchboard_api import defaults
 from switchboard_api import labels as keys
-from switchboard_api.contract import CapacityReport, ReportResponse
+from switchboard_api.contract import CapacityReport, ReportResponse, RoomAssignment
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies
 from switchboard_operator.logic.capacity import CapacityPicture, PodObservation
@@ -42,6 +42,9 @@ class CapacityFeed:
         self._pod_lost = pod_lost
         self._ready = ready
         self._failover_timeout = failover_timeout
+        self._answered: dict[str, dict[str, RoomAssignment]] = {}
+        """The assignments of each pod's last answer, by pod key, then room: the next answer
+        takes over those that have not changed instead of validating them again."""
 
     @property
     def ready(self) -> bool:
@@ -59,6 +62,7 @@ class CapacityFeed:
             # picture (a pod it just created is trusted before its next event arrives).
             return
         if deleted:
+            self._answered.pop(key, None)
             lost = self._picture.remove_pod(key, meta.get("uid"))
             if lost is not None and lost.rooms:
                 log.info("sfu pod deleted with rooms pod=%s rooms=%d", key, len(lost.rooms))
@@ -98,13 +102,18 @@ class CapacityFeed:
             self._pod_lost()
         if outcome.capacity_freed:
             self._capacity_appeared()
-        return report_response(
+        pod = f"{report.namespace}/{report.pod_name}"
+        response = report_response(
             self._picture,
             report,
             outcome,
             max_participants=self._max_participants,
             failover_timeout=self._failover_timeout,
+            previous=self._answered.get(pod),
         )
+        if outcome.accepted:
+            self._answered[pod] = {a.room: a for a in response.assignments}
+        return response
 
     def _max_participants(self, room: str) -> int:
         spec = (self._cache.room(room) or {}).get("spec") or {}
