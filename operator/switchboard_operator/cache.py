@@ -171,7 +171,12 @@ class ClusterCache:
         return str(namespace) if namespace else None
 
     def sfu_pod(self, region: str, pod_name: str) -> Body | None:
-        return next((p for p in self.sfu_pods(region) if p["metadata"]["name"] == pod_name), None)
+        """The Region's SFU pod of that name, if the operator created it (by name first:
+        every placement and move looks one up, and trust is checked for that pod alone)."""
+        named = (
+            p for p in self._values(REGION_SFU_PODS, region) if p["metadata"]["name"] == pod_name
+        )
+        return next((p for p in named if self._trusted(region, p)), None)
 
     def pod_address(self, region: str, pod_name: str) -> str | None:
         """An SFU pod's IP, as the Pod watch shows it (None before it has one)."""
