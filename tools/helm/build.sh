@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned helm from the Go module proxy into a cache directory outside the
 # repository, keyed by version.   usage: build.sh OUTDIR   (no-op when already built)
+# Two builds at once (two checkouts bootstrapping) each write their own temporary file.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build.sh OUTDIR}
@@ -21,6 +22,6 @@ ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$version"
 for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
 done
-CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/helm.tmp" helm.sh/helm/v3/cmd/helm
-mv -f "$out/helm.tmp" "$out/helm"
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/helm.tmp.$$" helm.sh/helm/v3/cmd/helm
+mv -f "$out/helm.tmp.$$" "$out/helm"
 echo "$stamp" > "$out/.complete"
