@@ -1,325 +1,91 @@
-"""Autoscaling policies on one scripted load trace (ramp up, plateau, spike, ramp down).
+"""Autoscaling on one scripted load trace (ramp up, plateau, spike, ramp down): the built-in
+autoscaler on the local cluster, beside two baselines simulated from the same trace.
 
-The built-in autoscaler runs its real decision (`logic/autoscaling.decide`) and its real
-victim choice (`logic/sfu_pod_plan.plan_sfu_pods`: cordon the emptiest, delete once
-empty) in a second-by-second simulation of rooms arriving and ending, placed on pods up to
-their high-water mark; new pods take `--startup` seconds to come up. Two baselines run on
-the same trace in the same run:
+By default the trace is compressed `--compress` times (about seven minutes) and played on
+its own local stack (control plane, operator, node agent with real SFU pods): Rooms are
+created and deleted as the trace says, and their reservations are the demand (no
+participants). Printed: decision time (demand crossing the target -> SFU pod created, from
+the watch), time to new capacity (crossing -> that pod Ready), room-seconds waiting
+(create -> Scheduled), pod-minutes against an oracle that knows the trace, and rooms cut
+(must be 0); beside them, on the same trace, the built-in policy, an HPA-style policy and
+the LiveKit-chart pattern simulated second by second (`autoscaling_sim.py`).
 
-- HPA-style: CPU target (the rooms' measured load, `--metrics-lag` seconds old, against
-  the share of capacity rooms at the reservation target measure), the 10 % tolerance, a 15 s
-  sync, 300 s scale-down stabilisation, and an arbitrary victim: the rooms on a deleted
-  pod are cut;
-- the LiveKit-chart pattern: the same HPA, but a deleted pod terminates only once its
-  rooms have ended (a 5-hour grace), so nothing is cut and the terminating pods are paid.
+`--simulate` runs only the simulation, on the full-length trace (about 2.3 hours of
+simulated time, in seconds), as this benchmark did before the cluster run existed.
 
-Printed per policy: decision time (demand crossing the target -> pod create), time to
-new capacity accepting rooms (crossing -> that pod up), room-seconds waiting, pod-minutes
-and their ratio to an oracle that knows the trace (the fewest pods at the target, second
-by second), and rooms cut. No cluster: the trace is simulated, so the figures compare
-policies, not machines.
-
-    .venv/bin/python bench/autoscaling.py [--seed 1] [--startup 20] [--metrics-lag 30]
+    PATH=$PWD/.venv/bin:$PATH tools/in-netns.sh .venv/bin/python bench/autoscaling.py \\
+        [--compress 20] [--load 0.02] [--window 15] [--workdir DIR]
+    .venv/bin/python bench/autoscaling.py --simulate [--seed 1] [--startup 20]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import random
-import statistics
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
+
+from autoscaling_cluster import run
+from autoscaling_sim import (
+    HPA_WINDOW,
+    Sim,
+    oracle_pod_seconds,
+    print_table,
+    simulate,
+    trace,
+)
 
 from switchboard_api.region import PlacementPolicy
-from switchboard_operator.logic.autoscaling import ScalingMemory, ScalingSpec, decide
-from switchboard_operator.logic.sfu_pod_plan import SfuPodView, plan_sfu_pods
-
-CAPACITY = 100.0
-HIGH_WATER_MARK = 0.8
-TARGET = 0.6
-RESERVATION = 1.3
-"""A 1:1 video call."""
-MEASURED_SHARE = 0.7
-"""What a call measures against what it reserves (not every participant sends video)."""
-MIN_PODS, MAX_PODS = 1, 40
-HPA_SYNC, HPA_WINDOW, LIVEKIT_GRACE = 15, 300, 5 * 3600
-HPA_TARGET = TARGET * MEASURED_SHARE
-"""The CPU target an HPA user would pick for the same point: what rooms at the
-reservation target measure (a CPU target of 60 % would never fire before pods refuse
-rooms at their 80 % admission limit)."""
 
 
-def trace(seed: int) -> list[tuple[int, int]]:
-    """(arrival second, duration seconds) of every room: ramp up, plateau, spike, down."""
-    rng = random.Random(seed)
-    phases = [(1800, 0.0, 0.6), (1800, 0.6, 0.6), (300, 2.0, 2.0), (1500, 0.6, 0.6)]
-    phases += [(1800, 0.6, 0.0), (1200, 0.0, 0.0)]
-    rooms, start = [], 0
-    for length, first, last in phases:
-        for second in range(length):
-            rate = first + (last - first) * second / length  # rooms per second
-            for _ in range(_poisson(rng, rate)):
-                rooms.append((start + second, int(rng.expovariate(1 / 900)) + 60))
-        start += length
-    return rooms
-
-
-def _poisson(rng: random.Random, rate: float) -> int:
-    count, limit, product = 0, math.exp(-rate), rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
-
-
-@dataclass
-class Pod:
-    name: str
-    created: int
-    ready_at: int
-    rooms: dict[int, int] = field(default_factory=dict)
-    """room -> end second"""
-    cordoned: bool = False
-    leaving_at: int | None = None
-    """Set when deleted with a grace: terminating, takes no rooms."""
-
-    @property
-    def used(self) -> float:
-        return RESERVATION * len(self.rooms)
-
-
-@dataclass
-class Result:
-    name: str
-    decision_times: list[float] = field(default_factory=list)
-    capacity_times: list[float] = field(default_factory=list)
-    waiting_room_seconds: float = 0.0
-    pod_seconds: float = 0.0
-    cut: int = 0
-    creates: int = 0
-    deletes: int = 0
-
-
-Policy = Callable[["Sim", int], None]
-
-
-class Sim:
-    def __init__(
-        self,
-        rooms: list[tuple[int, int]],
-        startup: int,
-        name: str,
-        placement: PlacementPolicy = PlacementPolicy.LEAST_LOADED,
-    ) -> None:
-        self.placement = placement
-        self.arrivals: dict[int, list[tuple[int, int]]] = {}
-        for index, (at, duration) in enumerate(rooms):
-            self.arrivals.setdefault(at, []).append((index, duration))
-        self.end = max(at + d for at, d in rooms) + 600
-        self.startup = startup
-        self.pods: list[Pod] = []
-        self.waiting: dict[int, int] = {}  # room -> duration
-        self.result = Result(name)
-        self._counter = 0
-        self._crossed_at: float | None = None
-        self.history: list[float] = []  # measured load per second
-        for _ in range(MIN_PODS):
-            self.create(0, ready_now=True)
-
-    def create(self, now: int, ready_now: bool = False) -> None:
-        self._counter += 1
-        ready = now if ready_now else now + self.startup
-        self.pods.append(Pod(f"p{self._counter:03}", now, ready))
-        if not ready_now:
-            self.result.creates += 1
-            if self._crossed_at is not None:
-                self.result.decision_times.append(now - self._crossed_at)
-                self.result.capacity_times.append(ready - self._crossed_at)
-                self._crossed_at = None
-
-    def serving(self) -> list[Pod]:
-        return [p for p in self.pods if not p.cordoned and p.leaving_at is None]
-
-    def demand(self) -> float:
-        placed = sum(p.used for p in self.pods)
-        return placed + RESERVATION * len(self.waiting)
-
-    def step(self, now: int, policy: Policy) -> None:
-        for pod in self.pods:
-            for room in [r for r, end in pod.rooms.items() if end <= now]:
-                del pod.rooms[room]
-        for pod in [p for p in self.pods if p.leaving_at is not None]:
-            if not pod.rooms or now >= pod.leaving_at:
-                self.result.cut += len(pod.rooms)
-                self.pods.remove(pod)
-        for index, duration in self.arrivals.get(now, []):
-            self.waiting[index] = duration
-        # Threshold crossing: demand above the target share of the serving pods' capacity.
-        capacity = CAPACITY * TARGET * len(self.serving())
-        if self._crossed_at is None and self.demand() > capacity + 1e-9:
-            self._crossed_at = now
-        elif self.demand() <= capacity:
-            self._crossed_at = None
-        policy(self, now)
-        self._place(now)
-        self.history.append(sum(len(p.rooms) for p in self.pods) * RESERVATION * MEASURED_SHARE)
-        self.result.waiting_room_seconds += len(self.waiting)
-        self.result.pod_seconds += len(self.pods)
-
-    def _place(self, now: int) -> None:
-        open_pods = [p for p in self.serving() if p.ready_at <= now]
-        for room in sorted(self.waiting):
-            fits = [p for p in open_pods if p.used + RESERVATION <= CAPACITY * HIGH_WATER_MARK]
-            if not fits:
-                break
-            if self.placement == PlacementPolicy.PACKED:
-                pod = max(fits, key=lambda p: (p.used, p.name))
-            else:
-                pod = min(fits, key=lambda p: (p.used, p.name))
-            pod.rooms[room] = now + self.waiting.pop(room)
-
-    def delete(self, pod: Pod, now: int, grace: int = 0) -> None:
-        self.result.deletes += 1
-        if grace:
-            pod.leaving_at = now + grace
-        else:
-            self.result.cut += len(pod.rooms)
-            self.pods.remove(pod)
-
-    def run(self, policy: Policy) -> Result:
-        for now in range(self.end):
-            self.step(now, policy)
-        return self.result
-
-
-def builtin(window: int, placement: PlacementPolicy) -> Policy:
-    spec = ScalingSpec(
-        min_replicas=MIN_PODS,
-        max_replicas=MAX_PODS,
-        capacity_per_pod=CAPACITY,
-        target_utilization=TARGET,
-        stabilization_seconds=float(window),
-    )
-    memory = ScalingMemory()
-
-    def policy(sim: Sim, now: int) -> None:
-        nonlocal memory
-        decision = decide(
-            sim.demand(), spec, memory, float(now), current=MIN_PODS, reports_fresh=True
-        )
-        memory = decision.memory
-        views = [
-            SfuPodView(
-                name=p.name,
-                template_hash="t",
-                ready=p.ready_at <= now,
-                cordoned=p.cordoned,
-                hosts_rooms=bool(p.rooms),
-                rooms=len(p.rooms),
-                used=p.used,
-                created=f"{p.created:09d}",
-            )
-            for p in sim.pods
-            if p.leaving_at is None
-        ]
-        actions = plan_sfu_pods(views, decision.desired, "t", policy=placement)
-        by_name = {p.name: p for p in sim.pods}
-        for name in actions.uncordon:
-            by_name[name].cordoned = False
-        for name in actions.cordon:
-            by_name[name].cordoned = True
-        for name in actions.delete:
-            sim.delete(by_name[name], now)
-        for _ in range(actions.create):
-            sim.create(now)
-
-    return policy
-
-
-def hpa(metrics_lag: int, grace: int) -> Policy:
-    recommendations: list[tuple[int, int]] = []
-    rng = random.Random(7)
-
-    def policy(sim: Sim, now: int) -> None:
-        if now % HPA_SYNC:
-            return
-        serving = [p for p in sim.serving()]
-        ready = [p for p in serving if p.ready_at <= now] or serving
-        load = sim.history[max(0, now - metrics_lag)] if sim.history else 0.0
-        utilization = load / (CAPACITY * len(ready))
-        # The HPA's 10 % tolerance, then desired = ceil(current * utilization / target).
-        wanted = len(serving)
-        if abs(utilization / HPA_TARGET - 1) > 0.1:
-            wanted = math.ceil(len(ready) * utilization / HPA_TARGET)
-        wanted = max(MIN_PODS, min(MAX_PODS, wanted))
-        recommendations.append((now, wanted))
-        recommendations[:] = [(t, r) for t, r in recommendations if t > now - HPA_WINDOW]
-        desired = wanted if wanted > len(serving) else max(r for _, r in recommendations)
-        desired = min(desired, len(serving)) if wanted <= len(serving) else desired
-        for _ in range(desired - len(serving)):
-            sim.create(now)
-        for pod in rng.sample(serving, max(0, len(serving) - desired)):
-            sim.delete(pod, now, grace)
-
-    return policy
-
-
-def oracle_pod_seconds(rooms: list[tuple[int, int]], end: int) -> float:
-    active = [0] * (end + 1)
-    for at, duration in rooms:
-        for second in range(at, min(end, at + duration)):
-            active[second] += 1
-    per_pod = CAPACITY * TARGET / RESERVATION
-    return float(sum(max(MIN_PODS, math.ceil(n / per_pod)) for n in active))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--startup", type=int, default=20, help="pod create -> taking rooms, s")
-    parser.add_argument("--metrics-lag", type=int, default=30, help="HPA metrics age, s")
-    parser.add_argument("--window", type=int, default=300, help="built-in stabilisation, s")
-    parser.add_argument("--placement", choices=[p.value for p in PlacementPolicy], default="Packed")
-    args = parser.parse_args()
+def simulation_only(args: argparse.Namespace) -> None:
     rooms = trace(args.seed)
     placement = PlacementPolicy(args.placement)
-
-    def sim(name: str) -> Sim:
-        return Sim(rooms, args.startup, name, placement)
-
-    results = [
-        sim("built-in").run(builtin(args.window, placement)),
-        sim("HPA-style").run(hpa(args.metrics_lag, 0)),
-        sim("LiveKit chart").run(hpa(args.metrics_lag, LIVEKIT_GRACE)),
-    ]
+    window = args.window or HPA_WINDOW
+    results = simulate(
+        rooms,
+        startup=args.startup,
+        window=window,
+        metrics_lag=args.metrics_lag,
+        placement=placement,
+    )
     end = Sim(rooms, args.startup, "").end
     oracle = oracle_pod_seconds(rooms, end)
     print(
         f"trace: {len(rooms)} rooms over {end / 60:.0f} min (ramp, plateau, spike, ramp "
         f"down), {placement.value} placement, pod start-up {args.startup} s, HPA metrics "
-        f"{args.metrics_lag} s old; "
+        f"{args.metrics_lag} s old, stabilisation {window} s; "
         f"oracle {oracle / 60:.0f} pod-minutes"
     )
-    header = (
-        f"{'policy':<14} {'decision s (p50/max)':>21} {'to capacity s (p50)':>20} "
-        f"{'room-s waiting':>15} {'pod-min':>8} {'vs oracle':>10} {'creates':>8} "
-        f"{'rooms cut':>10}"
+    print_table(results, oracle)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--simulate", action="store_true", help="simulation only, no cluster")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--startup", type=int, default=20, help="simulated pod start-up, s")
+    parser.add_argument("--metrics-lag", type=int, default=30, help="HPA metrics age, s")
+    parser.add_argument(
+        "--window",
+        type=int,
+        help="scale-down stabilisation, s (default: 300 simulated; 300/--compress on the "
+        "cluster, the same for the simulated HPA there)",
     )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        decisions = (
-            f"{statistics.median(r.decision_times):.0f}/{max(r.decision_times):.0f}"
-            if r.decision_times
-            else "-"
-        )
-        capacity = f"{statistics.median(r.capacity_times):.0f}" if r.capacity_times else "-"
-        print(
-            f"{r.name:<14} {decisions:>21} {capacity:>20} {r.waiting_room_seconds:>15.0f} "
-            f"{r.pod_seconds / 60:>8.0f} {r.pod_seconds / oracle:>9.2f}x {r.creates:>8} "
-            f"{r.cut:>10}"
-        )
+    parser.add_argument("--placement", choices=[p.value for p in PlacementPolicy], default="Packed")
+    parser.add_argument(
+        "--compress", type=float, default=20.0, help="cluster: play the trace this much faster"
+    )
+    parser.add_argument(
+        "--load",
+        type=float,
+        default=0.02,
+        help="cluster: rooms alive at once, as a share of the full trace's (~580 on the plateau)",
+    )
+    parser.add_argument("--workdir", type=Path, help="cluster: keep the stack's files and logs")
+    args = parser.parse_args()
+    if args.simulate:
+        simulation_only(args)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -681,7 +681,8 @@ def print_cpu_bound(burst: Step, pair_apiserver_ms: float) -> None:
 # -- the run ------------------------------------------------------------------------------
 
 
-def prepare(stack: LocalStack, pods: int) -> None:
+def prepare(stack: LocalStack, pods: int, sfu: dict[str, Any] | None = None) -> None:
+    """The namespaces and the bench Region: `pods` SFU pods, or the `sfu` spec given."""
     plane = stack.plane
     plane.kubectl("create", "namespace", MEDIA_NS)
     plane.kubectl("label", "namespace", MEDIA_NS, "pod-security.kubernetes.io/enforce=restricted")
@@ -694,7 +695,8 @@ def prepare(stack: LocalStack, pods: int) -> None:
             "namespace": MEDIA_NS,
             "topologyRegion": TOPOLOGY_REGION,
             "location": {"latitude": 50.1, "longitude": 8.7},
-            "sfu": {"minReplicas": pods, "maxReplicas": pods, "capacityPerPod": CAPACITY_PER_POD},
+            "sfu": sfu
+            or {"minReplicas": pods, "maxReplicas": pods, "capacityPerPod": CAPACITY_PER_POD},
             "turn": {"enabled": False},
         },
     }

@@ -59,3 +59,12 @@ def test_no_operator_module_is_over_400_lines():
         if (lines := len(path.read_text().splitlines())) > OPERATOR_MODULE_MAX_LINES
     }
     assert too_long == {}, f"split these by concern: {too_long}"
+
+
+def test_test_module_basenames_are_unique():
+    # The suite imports test modules by basename (rootdir-relative, no packages), so two
+    # modules with one basename stop collection of the whole suite.
+    seen: dict[str, list[str]] = {}
+    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(REPO_ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

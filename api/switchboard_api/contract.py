@@ -99,6 +99,7 @@ class SfuEnv(StrEnum):
     TLS_CERT_FILE = "SWITCHBOARD_TLS_CERT_FILE"
     TLS_KEY_FILE = "SWITCHBOARD_TLS_KEY_FILE"
     PEER_PORT = "SWITCHBOARD_PEER_PORT"
+    REPORT_CA_FILE = "SWITCHBOARD_REPORT_CA_FILE"
 
 
 SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
@@ -134,6 +135,9 @@ SFU_ENV_MEANING: Final[Mapping[SfuEnv, str]] = {
     "Region's sfu.tlsSecretName), re-read when it changes. Unset: plain HTTP.",
     SfuEnv.TLS_KEY_FILE: "PEM private key of that certificate; set together with "
     "SWITCHBOARD_TLS_CERT_FILE.",
+    SfuEnv.REPORT_CA_FILE: "PEM CA certificate that the report receiver's certificate must "
+    "chain to (the CA the operator publishes), re-read when it changes. Unset: the image's "
+    "trust store verifies an `https` report URL.",
     SfuEnv.PEER_PORT: "Port where the pod answers its peers' lease checks "
     f"(`{PEER_LEASE_PATH}`, default {SFU_PEER_PORT}); announced in reports only when "
     f"`{SfuEnv.POD_IP.value}` is set.",
@@ -153,6 +157,8 @@ class SfuMounts:
     """The Region's `kubernetes.io/tls` Secret, mounted whole so that renewals reach it."""
     TLS_CERT_FILE: Final = f"{TLS_DIR}/tls.crt"
     TLS_KEY_FILE: Final = f"{TLS_DIR}/tls.key"
+    REPORT_CA_DIR: Final = "/etc/switchboard/report-ca"
+    REPORT_CA_FILE: Final = f"{REPORT_CA_DIR}/ca.crt"
 
 
 class JoinKeySecrets:
@@ -162,6 +168,18 @@ class JoinKeySecrets:
     """Private Ed25519 keys, data key `<kid>.pem`; only the control plane mounts it."""
     PUBLIC_KEYS_CONFIGMAP: Final = "switchboard-join-public-keys"
     """Public keys, data key `<kid>.pub`; copied into each Region namespace for SFU pods."""
+
+
+class ReportTls:
+    """The report receiver's TLS: a private CA and serving certificate the control plane
+    keeps, and the CA certificate (public part only) it publishes to SFU pods."""
+
+    SERVING_SECRET: Final = "switchboard-report-tls"
+    """In the operator's namespace: `ca.crt`, `ca.key`, `tls.crt`, `tls.key`; only the
+    control plane reads it."""
+    CA_CONFIGMAP: Final = "switchboard-report-ca"
+    """Data key `ca.crt`; copied into each Region namespace for SFU pods."""
+    CA_KEY: Final = "ca.crt"
 
 
 _ROOM_KEY = re.compile(rf"^{DNS_LABEL}/{DNS_LABEL}$")

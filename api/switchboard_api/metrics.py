@@ -164,7 +164,7 @@ CAPACITY_REPORTS_REFUSED: Final = _counter(
     "switchboard_capacity_reports_refused_total",
     "Capacity reports refused before they reached the capacity picture, by reason "
     "(missing_token, unauthenticated, forbidden, untrusted_pod, invalid_report, too_large, "
-    "starting).",
+    "starting, not_leading).",
     REASON,
 )
 CAPACITY_REPORTS_LATE: Final = _gauge(

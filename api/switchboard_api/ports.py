@@ -13,13 +13,16 @@ SFU_PEER_PORT: Final = 7881
 "Leases"). Reached only from the Region's other SFU pods."""
 
 CONTROL_PLANE_HTTP_PORT: Final = 8080
-"""Operator public HTTP port: the join API (and, until the internal listener takes them
-over, the capacity report receiver)."""
+"""Operator public HTTP port: the join API and /healthz, nothing else (clients reach it
+through an ingress)."""
 
 OPERATOR_INTERNAL_PORT: Final = 8443
-"""Operator internal port: Prometheus /metrics (every replica, leader or standby) and the
-home of the capacity report receiver once the public and internal listeners are split.
+"""Operator internal port: Prometheus /metrics (every replica, leader or standby).
 Reached only from inside the cluster."""
+
+OPERATOR_REPORT_PORT: Final = 8444
+"""Operator internal port: the capacity report receiver (the leader only), HTTPS with a
+certificate from the CA the operator publishes to SFU pods. Reached only by SFU pods."""
 
 OPERATOR_HEALTH_PORT: Final = 8081
 """Operator liveness endpoint (kopf's health probe)."""

@@ -393,7 +393,9 @@ class RegionSpec(CelValidated):
     namespace: DnsLabel = Field(
         default=defaults.REGION_NAMESPACE,
         description="Namespace the region's SFU and TURN workloads run in. It must exist: until "
-        "it does, the Region is Degraded with reason NamespaceMissing.",
+        "it does, the Region is Degraded with reason NamespaceMissing. An installation whose "
+        "chart sets regionNamespaces accepts only those: another is Degraded with reason "
+        "NamespaceNotAllowed, and nothing is created for the Region.",
     )
     topology_region: str | None = Field(
         default=None,

@@ -50,7 +50,8 @@ class FaultProxy:
 
     With several upstreams it connects to the first that accepts and, given `health_path`,
     that answered it with 200 lately: a Service routing to the one ready replica (standbys
-    do not listen; a frozen leader still accepts, but answers nothing).
+    do not listen; a frozen leader still accepts, but answers nothing). An upstream that
+    speaks TLS is probed on another port of its own (`health_upstreams`, in order).
     """
 
     def __init__(
@@ -58,10 +59,14 @@ class FaultProxy:
         upstreams: Sequence[tuple[str, int]],
         host: str = "127.0.0.1",
         health_path: str | None = None,
+        health_upstreams: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         if not upstreams:
             raise ValueError("a proxy needs at least one upstream")
+        if health_upstreams is not None and len(health_upstreams) != len(upstreams):
+            raise ValueError("one health upstream per upstream")
         self.upstreams = list(upstreams)
+        self._probed = list(health_upstreams or upstreams)
         self.host = host
         self.port = 0
         self.mode = ProxyMode.PASS
@@ -146,7 +151,7 @@ class FaultProxy:
 
     async def _probe_forever(self) -> None:
         while True:
-            results = await asyncio.gather(*(self._probe(*u) for u in self.upstreams))
+            results = await asyncio.gather(*(self._probe(*u) for u in self._probed))
             self._healthy = {u for u, ok in zip(self.upstreams, results, strict=True) if ok}
             await asyncio.sleep(HEALTH_PERIOD_SECONDS)
 

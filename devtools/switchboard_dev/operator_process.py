@@ -10,14 +10,14 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import yaml
 
 from switchboard_dev.images import image_reference
-from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE, OPERATOR_ROLE
+from switchboard_dev.paths import OPERATOR_CLUSTER_ROLE, OPERATOR_REGIONS_ROLE, OPERATOR_ROLE
 from switchboard_localcluster.controlplane import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
 
@@ -31,16 +31,19 @@ RESTART_RESET_SECONDS = 60.0
 OPERATOR_NAMESPACE = "switchboard-system"
 
 
-def local_operator_env(listen_port: int) -> dict[str, str]:
+def local_operator_env(listen_port: int, report_port: int | None = None) -> dict[str, str]:
     """Configuration for an operator process on the local cluster: it listens on loopback and
-    SFU pods (local processes) and clients reach its report receiver and join API there. A
-    real install sets the same variables (the chart does), with the in-cluster Service URL
-    and the join API's public URL."""
+    SFU pods (local processes) and clients reach its report receiver (HTTPS, certified for
+    127.0.0.1 by the CA the operator publishes) and join API there. A real install sets the
+    same variables (the chart does), with the in-cluster Service URLs and the join API's
+    public URL."""
+    report_port = report_port or free_port()
     return {
         "SWITCHBOARD_NAMESPACE": OPERATOR_NAMESPACE,
         "SWITCHBOARD_LISTEN_HOST": "127.0.0.1",
         "SWITCHBOARD_LISTEN_PORT": str(listen_port),
-        "SWITCHBOARD_REPORT_URL": f"http://127.0.0.1:{listen_port}/v1/capacity/reports",
+        "SWITCHBOARD_REPORT_PORT": str(report_port),
+        "SWITCHBOARD_REPORT_URL": f"https://127.0.0.1:{report_port}/v1/capacity/reports",
         "SWITCHBOARD_JOIN_API_PUBLIC_URL": f"http://127.0.0.1:{listen_port}",
         # What the chart names by default; the node agents run them from `make images`.
         "SWITCHBOARD_SFU_IMAGE": image_reference("sfu"),
@@ -60,33 +63,46 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def grant_operator_rbac(cluster: KubectlRunner, user: str = OPERATOR_USER) -> None:
-    """Apply the chart's ClusterRole and Role and bind them to the operator's
-    client-certificate user (the Role in OPERATOR_NAMESPACE, created if missing)."""
-    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+def grant_operator_rbac(
+    cluster: KubectlRunner,
+    user: str = OPERATOR_USER,
+    region_namespaces: Sequence[str] = (),
+    operator_namespace: str = OPERATOR_NAMESPACE,
+) -> None:
+    """Apply the chart's ClusterRoles and Role and bind them to the operator's
+    client-certificate user as the chart binds them to its ServiceAccount: the Role in
+    `operator_namespace` (created if missing), the Regions' role cluster-wide, or, with
+    `region_namespaces` (the chart's regionNamespaces), in each of those alone."""
+    cluster.kubectl("create", "namespace", operator_namespace, check=False)
     cluster.kubectl("apply", "-f", str(OPERATOR_CLUSTER_ROLE))
-    cluster.kubectl("apply", "-n", OPERATOR_NAMESPACE, "-f", str(OPERATOR_ROLE))
-    role_binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "switchboard-operator-local-user", "namespace": OPERATOR_NAMESPACE},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "Role",
-            "name": yaml.safe_load(OPERATOR_ROLE.read_text())["metadata"]["name"],
-        },
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(role_binding))
-    role = yaml.safe_load(OPERATOR_CLUSTER_ROLE.read_text())["metadata"]["name"]
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": f"{role}-local-user"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    cluster.kubectl("apply", "-f", str(OPERATOR_REGIONS_ROLE))
+    cluster.kubectl("apply", "-n", operator_namespace, "-f", str(OPERATOR_ROLE))
+    subjects = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
+
+    def bind(role_file: Path, namespace: str | None) -> None:
+        role = yaml.safe_load(role_file.read_text())
+        metadata: dict[str, str] = {"name": f"{role['metadata']['name']}-{user}"}
+        if namespace is not None:
+            metadata["namespace"] = namespace
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding" if namespace is None else "RoleBinding",
+            "metadata": metadata,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": role["kind"],
+                "name": role["metadata"]["name"],
+            },
+            "subjects": subjects,
+        }
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+
+    bind(OPERATOR_CLUSTER_ROLE, None)
+    bind(OPERATOR_ROLE, operator_namespace)
+    if not region_namespaces:
+        bind(OPERATOR_REGIONS_ROLE, None)
+    for namespace in region_namespaces:
+        bind(OPERATOR_REGIONS_ROLE, namespace)
 
 
 class OperatorProcess:
@@ -114,14 +130,21 @@ class OperatorProcess:
         self._proc: Supervised | None = None
         self._restart = restart_on_exit
         self._keeper: threading.Thread | None = None
+        self._lock = threading.Lock()
+        """Held while a process is started: by `start()` or by the keeper, never both."""
         self._halted = threading.Event()
         """Set while the process must stay down (stop, or kill with `restart=False`)."""
 
     @property
     def http_url(self) -> str:
-        """Base URL of the control-plane HTTP server (join API, report receiver)."""
+        """Base URL of the public HTTP server (the join API)."""
         host = self.env.get("SWITCHBOARD_LISTEN_HOST", "127.0.0.1")
         return f"http://{host}:{self.env['SWITCHBOARD_LISTEN_PORT']}"
+
+    @property
+    def report_url(self) -> str:
+        """Where SFU pods report (the internal listener, HTTPS)."""
+        return self.env["SWITCHBOARD_REPORT_URL"]
 
     @property
     def metrics_url(self) -> str:
@@ -141,6 +164,18 @@ class OperatorProcess:
         # a replica's env may be copied from another's: a port of its own at every start.
         self.env["SWITCHBOARD_HEALTH_PORT"] = str(free_port())
         self.env["SWITCHBOARD_METRICS_PORT"] = str(free_port())  # likewise, every replica
+        with self._lock:
+            if self._proc is not None and self._proc.running():
+                # Restarted on exit meanwhile: one process of this replica at a time.
+                self._proc.stop()
+            self._spawn()
+        if self._restart and (self._keeper is None or not self._keeper.is_alive()):
+            self._keeper = threading.Thread(target=self._keep_running, daemon=True)
+            self._keeper.start()
+        if wait:
+            self.wait_serving(timeout)
+
+    def _spawn(self) -> None:
         executable = shutil.which("switchboard-operator")
         argv = [executable] if executable else [sys.executable, "-m", "switchboard_operator"]
         proc = self._proc = Supervised(
@@ -152,11 +187,6 @@ class OperatorProcess:
         proc.start()
         self.started_at = time.monotonic()
         self._halted.clear()
-        if self._restart and (self._keeper is None or not self._keeper.is_alive()):
-            self._keeper = threading.Thread(target=self._keep_running, daemon=True)
-            self._keeper.start()
-        if wait:
-            self.wait_serving(timeout)
 
     def _keep_running(self) -> None:
         backoff = RESTART_BACKOFF_SECONDS[0]
@@ -175,7 +205,11 @@ class OperatorProcess:
             )
             if self._halted.wait(backoff):
                 return
-            proc.start()
+            with self._lock:
+                proc = self._proc
+                if proc is None or proc.running() or self._halted.is_set():
+                    continue  # started again meanwhile (`start()`), or halted
+                proc.start()
             self.started_at = time.monotonic()
             self.restarts += 1
             started = time.monotonic()

@@ -133,11 +133,11 @@ class ClusterCache:
         """Pods labelled as the Region's SFU pods that the operator did not create."""
         return [p for p in self._values(REGION_SFU_PODS, region) if not self._trusted(region, p)]
 
-    def labelled_sfu_pod_uids(self, region: str) -> set[str]:
-        """UIDs of every pod in the Region's namespace labelled as its SFU pod."""
+    def labelled_sfu_pods(self, region: str) -> dict[str, str]:
+        """Every pod in the Region's namespace labelled as its SFU pod, as {uid: name}."""
         namespace = self._region_namespace(region)
         return {
-            p["metadata"]["uid"]
+            p["metadata"]["uid"]: p["metadata"]["name"]
             for p in self._values(REGION_SFU_PODS, region)
             if p["metadata"].get("namespace") == namespace
         }

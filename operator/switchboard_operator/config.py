@@ -9,12 +9,16 @@ from pathlib import Path
 
 from switchboard_api import ports
 from switchboard_api.contract import REPORT_PATH
+from switchboard_operator.logic.region_namespaces import parse_region_namespaces
 from switchboard_tls import CertificateFiles
 
 DEFAULT_NAMESPACE = "switchboard-system"
 SERVICE_NAME = "switchboard-operator"
+REPORT_SERVICE_NAME = "switchboard-operator-reports"
+"""The internal Service SFU pods report to (the chart's, when its names are not overridden)."""
 TLS_CERT_FILE_ENV = "SWITCHBOARD_TLS_CERT_FILE"
 TLS_KEY_FILE_ENV = "SWITCHBOARD_TLS_KEY_FILE"
+REGION_NAMESPACES_ENV = "SWITCHBOARD_REGION_NAMESPACES"
 
 
 class OperatorConfigError(ValueError):
@@ -27,13 +31,16 @@ class OperatorConfig:
     namespace: str
     """Where the operator runs and keeps its own Secrets (join-token signing keys)."""
     report_url: str
-    """URL at which SFU pods reach the control plane's report receiver."""
+    """URL at which SFU pods reach the control plane's report receiver (https: the
+    receiver's certificate names its host and chains to the CA SFU pods are given)."""
     join_api_public_url: str
     """Base URL at which clients reach the join API; SFU pods name rooms' join endpoints
     below it when they tell participants to migrate."""
     listen_host: str
     listen_port: int
-    """Where the control-plane HTTP server (reports, join API) listens."""
+    """Where the public HTTP server (the join API) listens."""
+    report_port: int
+    """Where the internal report receiver listens (HTTPS, on `listen_host`)."""
     health_port: int
     """Where every replica serves /healthz (on listen_host)."""
     service_account: str | None
@@ -52,9 +59,12 @@ class OperatorConfig:
     """Whether the TURN image's coturn has a Prometheus exporter (Debian's has none)."""
     turn_propagation_seconds: float
     """How long a TURN Secret change takes to reach every coturn pod (kubelet sync + sidecar)."""
+    region_namespaces: frozenset[str] = frozenset()
+    """The only namespaces Regions may use (the chart's regionNamespaces, where its RBAC
+    grants the writes); empty: every namespace."""
     tls: CertificateFiles | None = None
-    """Certificate and key the control-plane HTTP server serves HTTPS with (re-read when
-    they change); None: plain HTTP, for a listener only reachable inside the cluster."""
+    """Certificate and key the join API serves HTTPS with (re-read when they change);
+    None: plain HTTP (TLS ends at the ingress)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -63,16 +73,25 @@ class OperatorConfig:
             env.get("SWITCHBOARD_NAMESPACE") or env.get("POD_NAMESPACE") or DEFAULT_NAMESPACE
         )
         port = int(env.get("SWITCHBOARD_LISTEN_PORT", ports.CONTROL_PLANE_HTTP_PORT))
+        report_port = int(env.get("SWITCHBOARD_REPORT_PORT", ports.OPERATOR_REPORT_PORT))
         tls = _tls_files(env)
         scheme = "http" if tls is None else "https"
         service_url = f"{scheme}://{SERVICE_NAME}.{namespace}.svc:{port}"
+        report_service = f"https://{REPORT_SERVICE_NAME}.{namespace}.svc:{report_port}"
+        report_url = env.get("SWITCHBOARD_REPORT_URL") or report_service + REPORT_PATH
+        if not report_url.startswith("https://"):
+            raise OperatorConfigError(
+                f"SWITCHBOARD_REPORT_URL must be an https URL (the report receiver serves "
+                f"HTTPS only), got {report_url!r}"
+            )
         return cls(
             namespace=namespace,
-            report_url=env.get("SWITCHBOARD_REPORT_URL", service_url + REPORT_PATH),
+            report_url=report_url,
             # The Service only serves clients inside the cluster; the chart sets the real one.
             join_api_public_url=env.get("SWITCHBOARD_JOIN_API_PUBLIC_URL") or service_url,
             listen_host=env.get("SWITCHBOARD_LISTEN_HOST", "0.0.0.0"),
             listen_port=port,
+            report_port=report_port,
             health_port=int(env.get("SWITCHBOARD_HEALTH_PORT", ports.OPERATOR_HEALTH_PORT)),
             metrics_port=int(env.get("SWITCHBOARD_METRICS_PORT", ports.OPERATOR_INTERNAL_PORT))
             or None,
@@ -84,6 +103,7 @@ class OperatorConfig:
             turn_image_prometheus=env.get("SWITCHBOARD_TURN_IMAGE_PROMETHEUS", "false").lower()
             == "true",
             turn_propagation_seconds=float(env.get("SWITCHBOARD_TURN_PROPAGATION_SECONDS", "90")),
+            region_namespaces=parse_region_namespaces(env.get(REGION_NAMESPACES_ENV, "")),
             tls=tls,
         )
 

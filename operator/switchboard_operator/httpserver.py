@@ -1,8 +1,10 @@
-"""The control plane's HTTP server: capacity reports from SFU pods and the join API.
+"""The control plane's HTTP servers: the public join API, and the internal report
+receiver SFU pods report their capacity to, each on a listener of its own (exposing the
+join API through an ingress exposes nothing else).
 
-It runs on the operator's event loop, beside kopf, so handlers share the in-memory
-capacity picture without locks. With a certificate it serves HTTPS only, re-reading the
-certificate when its files change (a renewed Secret needs no restart).
+They run on the operator's event loop, beside kopf, so handlers share the in-memory
+capacity picture without locks. With a certificate a server speaks HTTPS only, re-reading
+the certificate when its files change (a renewed certificate needs no restart).
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from switchboard_tls import ReloadingCertificate
 log = logging.getLogger(__name__)
 
 
-def build_app(reports: ReportReceiver, join_api: web.Application | None = None) -> web.Application:
+def public_app(join_api: web.Application) -> web.Application:
+    """The public port: the join API and /healthz; every other path is 404."""
+    app = web.Application(client_max_size=1 << 20)
+    app.router.add_get("/healthz", _healthz)
+    app.add_subapp(JOIN_API_PREFIX, join_api)
+    return app
+
+
+def report_app(reports: ReportReceiver) -> web.Application:
+    """The internal report port: capacity reports and nothing else."""
+    # The receiver caps the body itself, after the token is checked.
     app = web.Application(client_max_size=1 << 20)
     app.router.add_post(REPORT_PATH, reports.handle)
-    app.router.add_get("/healthz", _healthz)
-    if join_api is not None:
-        app.add_subapp(JOIN_API_PREFIX, join_api)
     return app
 
 

@@ -12,7 +12,8 @@ at something again, the manager hands it that one callback.
     live status               cache, picture                Pod labels; Room reconciler
     rebalance                 cache, picture                picture; Room reconciler
     autoscaler                cache, picture (demand)       desired counts; Region reconciler
-    API keys, HTTP server     reports, joins                picture (capacity feed); Rooms
+    report TLS                its Secret                    the report listener's certificate
+    API keys, HTTP servers    reports, joins                picture (capacity feed); Rooms
     kopf, Room informer       the API server                cache; every reconciler's queue
 """
 
@@ -29,11 +30,12 @@ from typing import Any
 import kopf
 from kubernetes_asyncio import client
 
+from switchboard_api.contract import ReportTls
 from switchboard_operator import watches
 from switchboard_operator.cache import ROOMS, ClusterCache
 from switchboard_operator.config import OperatorConfig
 from switchboard_operator.health import HealthServer
-from switchboard_operator.httpserver import HttpServer, build_app
+from switchboard_operator.httpserver import HttpServer, public_app, report_app
 from switchboard_operator.joinapi import signing_keys
 from switchboard_operator.joinapi.apikey_watch import ApiKeyWatch
 from switchboard_operator.joinapi.apikeys import SecretApiKeyStore
@@ -45,14 +47,16 @@ from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.kube import events
 from switchboard_operator.kube import owners as ownership
-from switchboard_operator.kube.client import load_client
+from switchboard_operator.kube.client import load_client, writes_only_while
 from switchboard_operator.logic.autoscaling import ScalingDecision
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.jointokens import JoinKeys
+from switchboard_operator.logic.leader_election import Leadership
 from switchboard_operator.logic.manifests import OperatorContext
 from switchboard_operator.logic.ratelimit import RateLimiter
 from switchboard_operator.logic.region_figures import ControlPlaneFigures, control_plane_figures
+from switchboard_operator.logic.report_certs import serving_names
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
 from switchboard_operator.logic.sfu_trust import SfuPodLedger
 from switchboard_operator.metrics import OperatorMetrics, metrics_app
@@ -66,6 +70,7 @@ from switchboard_operator.reconcilers.rooms import RoomReconciler
 from switchboard_operator.reportapi.jwks import JwksCache
 from switchboard_operator.reportapi.receiver import ReportReceiver
 from switchboard_operator.reportapi.refusals import ReportRefusals
+from switchboard_operator.reportapi.tls import ReportCertificates
 from switchboard_tls import ReloadingCertificate
 
 log = logging.getLogger(__name__)
@@ -119,10 +124,12 @@ class Manager:
                 leases,
                 config.namespace,
                 self._options.identity,
-                owners=[_owner_reference(owner) for owner in owners],
+                owners=[ownership.as_reference(owner) for owner in owners],
             )
             await elector.acquire()
-            api = await load_client()
+            # Every write of the leader's parts goes through this client, and is refused
+            # outside the acting window (C1): one guard, not a check per call site.
+            api = writes_only_while(await load_client(), elector.acting, elector.remaining)
             metrics.set_leader(True)
             try:
                 return await self._lead(api, elector, owners, label, metrics)
@@ -144,7 +151,7 @@ class Manager:
         label: LeaderLabel | None,
         metrics: OperatorMetrics,
     ) -> int:
-        operator = await Operator.build(api, self._config, owners, metrics)
+        operator = await Operator.build(api, self._config, owners, metrics, leadership=elector)
         tasks: list[asyncio.Task[None]] = []
         try:
             await operator.start()
@@ -189,8 +196,11 @@ class Operator:
         config: OperatorConfig,
         *,
         join_keys: JoinKeys,
+        leadership: Leadership,
+        report_certs: ReportCertificates,
         metrics: OperatorMetrics | None = None,
     ) -> None:
+        """`leadership`: this replica's acting window and term."""
         picture = CapacityPicture()
         metrics = metrics or OperatorMetrics()
         ring = JoinKeyRing(join_keys)
@@ -214,13 +224,18 @@ class Operator:
                 image_pull_policy=config.image_pull_policy,
                 turn_image_prometheus=config.turn_image_prometheus,
                 control_plane_namespace=config.namespace,
+                report_ca_configmap=ReportTls.CA_CONFIGMAP,
             ),
             join_keys=ring,
+            region_namespaces=config.region_namespaces,
             propagation_seconds=config.turn_propagation_seconds,
             ready=restored,
             metrics=metrics,
             scaling=self._scaling,
+            report_ca=lambda: report_certs.ca_pem,
         )
+        report_certs.ca_changed = self.regions.trigger_all
+        self.report_certs = report_certs
         self.autoscaler = autoscaler = Autoscaler(
             api,
             cache,
@@ -237,7 +252,8 @@ class Operator:
             picture,
             trigger_room=rooms.trigger,
             room_writes_idle=rooms.wait_idle,
-            ready=restored,
+            ready=lambda: restored() and leadership.acting(),
+            term_start=lambda: feed.first_acknowledged_at,
             metrics=metrics,
         )
         self.live_status = LiveStatusReconciler(
@@ -252,6 +268,7 @@ class Operator:
             capacity_appeared=rooms.retry_pending,
             pod_lost=failover.pod_lost,
             ready=restored,
+            leadership=leadership,
         )
 
         self.signing_keys = signing_keys.SigningKeyWatch(
@@ -269,17 +286,21 @@ class Operator:
             restored=rooms.restored,
             turn_access=self.regions.turn_access,
             join_keys=ring,
+            leadership=leadership,
         )
         tls = None if config.tls is None else ReloadingCertificate(config.tls, name="control-plane")
         self.refusals = ReportRefusals(metrics, functools.partial(events.post, api))
         self.http = HttpServer(
-            build_app(
-                ReportReceiver(self.jwks, feed, self.refusals, metrics),
-                join_api_app(placements, store, limiter=limiter, metrics=metrics),
-            ),
+            public_app(join_api_app(placements, store, limiter=limiter, metrics=metrics)),
             config.listen_host,
             config.listen_port,
             tls,
+        )
+        self.report_http = HttpServer(
+            report_app(ReportReceiver(self.jwks, feed, self.refusals, metrics)),
+            config.listen_host,
+            config.report_port,
+            ReloadingCertificate(report_certs.files, name="reports"),
         )
         self.registry = watches.registry(
             cache,
@@ -304,9 +325,22 @@ class Operator:
         config: OperatorConfig,
         owners: list[dict[str, Any]],
         metrics: OperatorMetrics,
+        *,
+        leadership: Leadership,
     ) -> Operator:
         join_keys = await signing_keys.load_or_create(api, config.namespace, owners)
-        return cls(api, config, join_keys=join_keys, metrics=metrics)
+        report_certs = ReportCertificates(
+            api, config.namespace, serving_names(config.report_url), owners=owners
+        )
+        await report_certs.converge()
+        return cls(
+            api,
+            config,
+            join_keys=join_keys,
+            report_certs=report_certs,
+            metrics=metrics,
+            leadership=leadership,
+        )
 
     async def start(self) -> None:
         self.regions.start()
@@ -318,6 +352,8 @@ class Operator:
         self.signing_keys.start()
         await self.jwks.refresh(force=True)
         await self.api_keys.start()
+        self.report_certs.start()
+        await self.report_http.start()
         await self.http.start()
         self._tasks.append(asyncio.create_task(self._follow_rooms(), name="room-informer"))
 
@@ -326,6 +362,8 @@ class Operator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
+        await self.report_http.stop()
+        await self.report_certs.stop()
         await self.refusals.stop()
         await self.api_keys.stop()
         await self.signing_keys.stop()
@@ -352,12 +390,6 @@ def _figures(cache: ClusterCache, picture: CapacityPicture) -> ControlPlaneFigur
     regions = cache.region_bodies()
     pods = {name: cache.sfu_pods(name) for name in regions}
     return control_plane_figures(regions, pods, cache.room_bodies(), picture, time.time())
-
-
-def _owner_reference(owner: dict[str, Any]) -> client.V1OwnerReference:
-    return client.V1OwnerReference(
-        api_version=owner["apiVersion"], kind=owner["kind"], name=owner["name"], uid=owner["uid"]
-    )
 
 
 async def _clear(label: LeaderLabel | None) -> None:

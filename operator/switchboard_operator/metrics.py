@@ -47,6 +47,7 @@ REFUSAL_REASONS = (
     "forbidden",
     "untrusted_pod",
     "starting",
+    "not_leading",
 )
 SCALING_DIRECTIONS = ("up", "down")
 RECONCILED_KINDS = ("Region", "Room")

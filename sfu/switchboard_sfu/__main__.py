@@ -79,6 +79,7 @@ async def serve(config: SfuConfig) -> None:
             url=config.report_url,
             interval_seconds=config.report_interval_seconds,
             token_file=config.report_token_file,
+            ca_file=config.report_ca_file,
             lease=service.lease,
             build_report=service.build_report,
             handle_response=service.apply_response,

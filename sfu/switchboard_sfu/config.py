@@ -40,6 +40,8 @@ class SfuConfig:
     """None runs the SFU stand-alone: no reports, no fencing (local development)."""
     report_interval_seconds: float = defaults.REPORT_INTERVAL_SECONDS
     report_token_file: Path | None = None
+    report_ca_file: Path | None = None
+    """The CA the report receiver's certificate must chain to; None: the trust store."""
     turn_uris: tuple[str, ...] = ()
     turn_secret_file: Path | None = None
     turn_credential_ttl_seconds: int = defaults.TURN_CREDENTIAL_TTL_SECONDS
@@ -76,6 +78,7 @@ class SfuConfig:
                 SfuEnv.REPORT_INTERVAL_SECONDS, defaults.REPORT_INTERVAL_SECONDS
             ),
             report_token_file=reader.path(SfuEnv.REPORT_TOKEN_FILE),
+            report_ca_file=reader.path(SfuEnv.REPORT_CA_FILE),
             turn_uris=reader.csv(SfuEnv.TURN_URIS),
             turn_secret_file=reader.path(SfuEnv.TURN_SECRET_FILE),
             turn_credential_ttl_seconds=int(

@@ -29,6 +29,7 @@ from switchboard_api.contract import (
 )
 from switchboard_sfu.lease import LeaseState, Verdict, judge
 from switchboard_sfu.peers import PeerChecker
+from switchboard_sfu.report_trust import ReportTrust
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,12 @@ class CapacityReporter:
         peer: PeerEndpoint | None = None,
         peer_checker: PeerChecker | None = None,
         source_address: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         """`source_address` (the pod IP) is the address reports and lease checks leave
         from: a pod's only address in a cluster, and one of many on a machine that runs
-        pods as local processes."""
+        pods as local processes. `ca_file`: the CA the control plane's certificate must
+        chain to (the one it publishes), re-read when it changes; None: the trust store."""
         self._url = url
         self._interval = interval_seconds
         self._token_file = token_file
@@ -71,6 +74,7 @@ class CapacityReporter:
         self._peer = peer
         self._checker = peer_checker
         self._source = source_address
+        self._trust = ReportTrust(ca_file) if ca_file is not None else None
         self._sequence = 0
         self._holding_over = False
         self._reports = m.counter(m.SFU_CAPACITY_REPORTS, registry)
@@ -119,7 +123,10 @@ class CapacityReporter:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            async with session.post(self._url, json=report.to_wire(), headers=headers) as reply:
+            tls = True if self._trust is None else self._trust.context()
+            async with session.post(
+                self._url, json=report.to_wire(), headers=headers, ssl=tls
+            ) as reply:
                 if reply.status != 200:
                     body = (await reply.text())[:200]
                     log.warning(
@@ -131,7 +138,13 @@ class CapacityReporter:
                     self._reports.labels("failed").inc()
                     return
                 response = ReportResponse.model_validate(await reply.json())
-        except (aiohttp.ClientError, TimeoutError, ValueError, pydantic.ValidationError) as error:
+        except (
+            aiohttp.ClientError,
+            TimeoutError,
+            ValueError,
+            OSError,
+            pydantic.ValidationError,
+        ) as error:
             log.warning("capacity report failed sequence=%d error=%r", sequence, error)
             self._reports.labels("failed").inc()
             return
@@ -180,7 +193,8 @@ class CapacityReporter:
             answers = await self._checker.ask(session, lease.last.peers)
         if self._is_fenced() or not lease.expired(time.monotonic()):
             return  # an acknowledgement arrived while the peers were asked
-        judgement = judge(answers, lease_end, lease.term)
+        lease.saw_terms(answers, time.monotonic())
+        judgement = judge(answers, lease_end, lease.term, lease.newer_term_seen_at)
         self._checks.labels(str(judgement.verdict)).inc()
         if judgement.verdict is Verdict.FENCE:
             await self._fence(f"lease ended and {judgement.reason}")

@@ -51,11 +51,15 @@ def test_full_name_override_renames_the_operator_and_where_sfus_report(helm):
     assert one(docs, "Service", "rtc-control-metrics")["spec"]["clusterIP"] == "None"
     assert one(docs, "ServiceAccount")["metadata"]["name"] == "rtc-control"
     assert pod_spec(docs)["serviceAccountName"] == "rtc-control"
-    (subject,) = one(docs, "ClusterRoleBinding")["subjects"]
-    assert subject["name"] == "rtc-control"
+    for binding in ("switchboard-operator", "switchboard-operator-regions"):
+        (subject,) = one(docs, "ClusterRoleBinding", binding)["subjects"]
+        assert subject["name"] == "rtc-control"
     env = {e["name"]: e.get("value") for e in pod_spec(docs)["containers"][0]["env"]}
     config = OperatorConfig.from_env({k: v for k, v in env.items() if v is not None})
-    assert config.report_url == f"http://rtc-control.{NAMESPACE}.svc:8080/v1/capacity/reports"
+    assert (
+        config.report_url == f"https://rtc-control-reports.{NAMESPACE}.svc:8444/v1/capacity/reports"
+    )
+    assert one(docs, "Service", "rtc-control-reports")["spec"]["ports"][0]["name"] == "reports"
 
 
 def test_name_override_renames_objects_and_the_name_label(helm):

@@ -1,7 +1,8 @@
 """Leader election against the real API server, with a fault proxy in between: a leader
 whose API server black-holes its requests steps down within its renew deadline instead of
 hanging; a standby takes over only after a whole lease duration and with a newer term; a
-standby rides out API errors instead of exiting."""
+standby rides out API errors instead of exiting; a leader shown a newer term steps down at
+once."""
 
 from __future__ import annotations
 
@@ -103,3 +104,19 @@ async def test_a_standby_rides_out_api_errors(
         proxies[0].set_mode(ProxyMode.PASS)
         await asyncio.wait_for(acquiring, 30)
     assert standby.term == 1
+
+
+async def test_a_leader_shown_a_newer_term_stops_acting_at_once(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    """An SFU reported a term newer than ours: another replica leads, so this one stops
+    every act now and stands by again, without waiting for its window to close."""
+    lease = f"elect-{time.monotonic_ns()}"
+    async with await client_through(proxies[0], control_plane.kubeconfig, tmp_path) as api:
+        leader = LeaderElector(api, namespace, "deposed", name=lease)
+        await asyncio.wait_for(leader.acquire(), 30)
+        holding = asyncio.ensure_future(leader.hold())
+        leader.step_down("an SFU applied term 9")
+        assert not leader.acting() and leader.remaining() == 0.0
+        with pytest.raises(LeadershipLost, match="term 9"):
+            await asyncio.wait_for(holding, 30)

@@ -7,6 +7,10 @@ report with a valid projected token of the capacity audience bound to themselves
 operator refuses their reports, places no room on them, does not count them, and records
 it: a Warning Event on each pod (and on the Region) and a refusal metric.
 
+Finding 3, one listener per audience: the operator's public port serves the join API
+alone, and SFU pods report to an internal HTTPS port, verifying it with the CA the
+operator publishes to them.
+
 Finding 5, join-token keys rotate without a restart: a key added to the signing Secret
 signs a pod's tokens once the pod holds it, a removed key keeps verifying the tokens it
 signed until they expire, and a removed key that signed nothing stops verifying at once.
@@ -17,10 +21,12 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import ssl
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
-import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -28,9 +34,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fixtures.cluster import api_key_secret, apply, is_ready, ready_pods, remove
 from fixtures.cluster import get_json as get
+from fixtures.joining import join_room
 from fixtures.sfu_clients import SignallingClient
+from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
+from fixtures.tls import TestCa
 from fixtures.waiting import eventually, wait_for
-from switchboard_api.contract import JoinGrants, JoinKeySecrets
+from switchboard_api.contract import (
+    REPORT_PATH,
+    JoinGrants,
+    JoinKeySecrets,
+    ReportTls,
+    SfuEnv,
+    SfuMounts,
+)
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE
 from switchboard_operator.logic.jointokens import issue_join_token
 
@@ -241,18 +257,7 @@ def patch_signing_secret(cluster, data: dict[str, str | None]) -> None:
 
 
 async def join(operator, room: str, identity: str) -> dict:
-    url = f"{operator.http_url}/v1/namespaces/{ROOMS_NS}/rooms/{room}/join"
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url,
-            json={"identity": identity, "create": True},
-            headers={"Authorization": f"Bearer {API_KEY}"},
-        ) as response,
-    ):
-        body = await response.json()
-        assert response.status == 200, body
-        return body
+    return await join_room(operator.http_url, ROOMS_NS, room, identity, API_KEY, create=True)
 
 
 async def sfu_answer(joined: dict, token: str) -> str:
@@ -324,3 +329,47 @@ async def test_join_keys_rotate_without_a_restart(crds_installed, operator, real
     assert await sfu_answer(before, before["token"]) == "joined"
     assert await sfu_answer(after, after["token"]) == "joined"
     assert kid_of((await join(operator, room, "dave"))["token"]) == NEW_KID
+
+
+def status_of(method: str, url: str, context: ssl.SSLContext | None = None) -> int:
+    request = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def published_ca(cluster) -> str:
+    configmap = get(cluster, "configmap", ReportTls.CA_CONFIGMAP, "-n", MEDIA_NS)
+    assert set(configmap["data"]) == {ReportTls.CA_KEY}  # the certificate, never a key
+    return configmap["data"][ReportTls.CA_KEY]
+
+
+def test_the_public_port_serves_joins_alone_and_sfu_pods_report_over_verified_tls(
+    crds_installed, operator, real_pod, tmp_path
+):
+    """Finding 3: exposing the join API exposes nothing else, and SFU pods report to an
+    internal HTTPS listener whose certificate chains to the CA the operator publishes to
+    them (and to no other)."""
+    public = operator.http_url
+    assert status_of("POST", public + REPORT_PATH) == 404
+    assert status_of("GET", public + "/metrics") == 404
+
+    report_url = operator.report_url
+    assert report_url.startswith("https://")
+    assert urllib.parse.urlsplit(report_url).port != urllib.parse.urlsplit(public).port
+    ca = published_ca(crds_installed)
+    trusting = ssl.create_default_context(cadata=ca)
+    # The receiver answers over TLS verified by the published CA (a tokenless report: 401).
+    assert status_of("POST", report_url, trusting) == 401
+    other = TestCa(tmp_path)
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        status_of("POST", report_url, other.client_context())
+
+    # The SFU pod mounts that CA and verifies the receiver with it; its reports are
+    # acknowledged.
+    env = {e["name"]: e.get("value") for e in real_pod["spec"]["containers"][0]["env"]}
+    assert env[SfuEnv.REPORT_URL] == report_url
+    assert env[SfuEnv.REPORT_CA_FILE] == SfuMounts.REPORT_CA_FILE
+    assert sfu_metric(real_pod, SFU_REPORTS_ACKNOWLEDGED) > 0

@@ -5,25 +5,32 @@ was told to migrate or lost its connection; media kept flowing during and after;
 instant was a room on two pods, and every room is on exactly one afterwards; the operator
 converged without a hand on it. Recovery times are printed (bench/faults.py tabulates them).
 
-One stack serves the whole module, so the cases run in order and each leaves it healthy.
+One stack serves the module's cases in order, each leaving it healthy. The two long holds
+(the API server down for two minutes; everything down for five) run on a second stack of
+their own, in the background from the module's start, so they add their length to the
+module's time only once, not once each after the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from fixtures.fault_stack import (
+    SECOND_POD_ADDRESSES,
     SETTLE_SECONDS,
     FaultStack,
     Observation,
     StreamingRoom,
     eventually,
     off_loop,
+    open_calls,
     reopen_broken,
 )
 from switchboard_dev.faults import CpuHog, ProxyMode
@@ -38,10 +45,9 @@ pytestmark = [
 REPORT_PATH_BOUND_SECONDS = 15.0
 """The rooms of an SFU whose report path alone is cut move within this long."""
 
-needs_control_plane_leases = pytest.mark.skip(
-    reason="needs the control plane's lease rules (docs/contract.md, Leases, C1-C6), "
-    "built in the operator's new shape"
-)
+FENCED = "switchboard_sfu_fenced"
+API_SERVER_LONG = "apiserver-down-120s"
+EVERYTHING_DOWN = "everything-down-300s"
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +62,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def calls(stack: FaultStack) -> AsyncIterator[list[StreamingRoom]]:
     """A streaming room on every SFU pod."""
-    opened: list[StreamingRoom] = []
+    opened = await open_calls(stack)
     try:
-        index = 0
-        while {room.pod for room in opened} != set(stack.sfu_ips) and index < 12:
-            opened.append(await StreamingRoom.open(stack, f"call-{index}"))
-            index += 1
         yield opened
     finally:
         for room in opened:
@@ -88,7 +90,8 @@ async def settle(observation: Observation, scenario: str) -> float:
     await observation.media_kept_flowing("after the fault")
     observation.healthy_participants_untouched()
     observation.one_pod_per_room()
-    print(f"\nfault scenario={scenario} recovered_after={recovered:.1f}s")
+    cut = sum(not room.intact for room in observation.rooms)
+    print(f"\nfault scenario={scenario} recovered_after={recovered:.1f}s rooms_cut={cut}")
     return recovered
 
 
@@ -102,13 +105,96 @@ async def api_server_down(stack: FaultStack, rooms: list[StreamingRoom], seconds
     await settle(observation, f"apiserver-down-{seconds:g}s")
 
 
-@needs_control_plane_leases
-@pytest.mark.parametrize("seconds", [5, 30, 120])
+async def everything_down(stack: FaultStack, rooms: list[StreamingRoom], seconds: float) -> None:
+    observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
+    for replica in stack.replicas:
+        replica.kill(restart=False)
+    await off_loop(lambda: stack.plane.kill("kube-apiserver"))
+    await off_loop(lambda: stack.plane.kill("etcd"))
+    try:
+        await hold(seconds, observation)
+    finally:
+        await off_loop(lambda: stack.plane.revive("etcd"))
+        await off_loop(lambda: stack.plane.revive("kube-apiserver"))
+        for replica in stack.replicas:
+            await off_loop(lambda replica=replica: replica.start(wait=False))
+    await settle(observation, f"everything-down-{seconds:g}s")
+
+
+class LongHolds:
+    """The long holds, one after the other on a second stack, in the background."""
+
+    def __init__(self, workdir: Path, wanted: set[str]) -> None:
+        self._workdir = workdir
+        loop = asyncio.get_running_loop()
+        self._results: dict[str, asyncio.Future[None]] = {n: loop.create_future() for n in wanted}
+        self._task = asyncio.create_task(self._run(), name="long-holds")
+
+    async def result(self, name: str) -> None:
+        await asyncio.shield(self._results[name])
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        cases: dict[str, Callable[[FaultStack, list[StreamingRoom]], Awaitable[None]]] = {
+            API_SERVER_LONG: lambda stack, rooms: api_server_down(stack, rooms, 120),
+            EVERYTHING_DOWN: lambda stack, rooms: everything_down(stack, rooms, 300),
+        }
+        second = FaultStack(self._workdir, pod_addresses=SECOND_POD_ADDRESSES)
+        rooms: list[StreamingRoom] = []
+        try:
+            await off_loop(second.start)
+            rooms = await open_calls(second)
+            for name, case in cases.items():
+                if name in self._results:
+                    await reopen_broken(second, rooms)
+                    try:
+                        self._results[name].set_result(await case(second, rooms))
+                    except Exception as error:
+                        self._results[name].set_exception(error)
+        except Exception as error:
+            for future in self._results.values():
+                if not future.done():
+                    future.set_exception(error)
+        finally:
+            for room in rooms:
+                with contextlib.suppress(Exception):
+                    await room.close()
+            await off_loop(second.stop)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", autouse=True)
+async def long_holds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LongHolds | None]:
+    """Started with the module when a long-hold case is selected, so that it runs while
+    the other cases do."""
+    selected = " ".join(item.name for item in request.session.items)
+    wanted = {
+        name
+        for name, test in (
+            (API_SERVER_LONG, "test_api_server_down_for_two_minutes"),
+            (EVERYTHING_DOWN, "test_everything_down_for_five_minutes"),
+        )
+        if test in selected
+    }
+    if not wanted:
+        yield None
+        return
+    holds = LongHolds(Path(tmp_path_factory.mktemp("fault-stack-long")), wanted)
+    try:
+        yield holds
+    finally:
+        await holds.stop()
+
+
+@pytest.mark.parametrize("seconds", [5, 30])
 async def test_api_server_killed_and_restarted(stack, rooms, seconds) -> None:
     await api_server_down(stack, rooms, seconds)
 
 
-@needs_control_plane_leases
 async def test_api_server_frozen(stack, rooms) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     apiserver = stack.plane.component("kube-apiserver")
@@ -120,7 +206,6 @@ async def test_api_server_frozen(stack, rooms) -> None:
     await settle(observation, "apiserver-frozen-30s")
 
 
-@needs_control_plane_leases
 async def test_etcd_killed_and_restarted(stack, rooms) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     await off_loop(lambda: stack.plane.kill("etcd"))
@@ -131,7 +216,6 @@ async def test_etcd_killed_and_restarted(stack, rooms) -> None:
     await settle(observation, "etcd-down-30s")
 
 
-@needs_control_plane_leases
 async def test_every_operator_replica_killed(stack, rooms) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     for replica in stack.replicas:
@@ -142,23 +226,6 @@ async def test_every_operator_replica_killed(stack, rooms) -> None:
         for replica in stack.replicas:
             await off_loop(lambda replica=replica: replica.start(wait=False))
     await settle(observation, "operators-down-60s")
-
-
-@needs_control_plane_leases
-async def test_everything_down_for_five_minutes(stack, rooms) -> None:
-    observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
-    for replica in stack.replicas:
-        replica.kill(restart=False)
-    await off_loop(lambda: stack.plane.kill("kube-apiserver"))
-    await off_loop(lambda: stack.plane.kill("etcd"))
-    try:
-        await hold(300, observation)
-    finally:
-        await off_loop(lambda: stack.plane.revive("etcd"))
-        await off_loop(lambda: stack.plane.revive("kube-apiserver"))
-        for replica in stack.replicas:
-            await off_loop(lambda replica=replica: replica.start(wait=False))
-    await settle(observation, "everything-down-300s")
 
 
 async def test_leader_frozen(stack, rooms) -> None:
@@ -180,7 +247,6 @@ async def test_leader_frozen(stack, rooms) -> None:
     await settle(observation, "leader-frozen-20s")
 
 
-@needs_control_plane_leases
 async def test_leader_cut_off_from_the_api_server(stack, rooms) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     leader = await off_loop(stack.leader)
@@ -198,12 +264,20 @@ async def test_leader_cut_off_from_the_api_server(stack, rooms) -> None:
 
 
 async def report_path_cut(
-    stack: FaultStack, rooms: list[StreamingRoom], cut: list[str], mode: ProxyMode
+    stack: FaultStack,
+    rooms: list[StreamingRoom],
+    cut: list[str],
+    mode: ProxyMode,
+    *,
+    heal_once_fenced: bool = False,
 ) -> float:
-    """Cut the report path of the pods in `cut`; returns when their rooms had all moved."""
+    """Cut the report path of the pods in `cut`; returns when their rooms had all moved.
+    With `heal_once_fenced`, the path heals once every cut pod has fenced (silence alone
+    moves no room when more than one pod is silent: their fenced reports do)."""
     assert stack.service is not None
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips) - set(cut))
-    moving = {room for room, pod in (await off_loop(stack.room_pods)).items() if pod in cut}
+    placed_before = await off_loop(stack.room_pods)
+    moving = {room for room, pod in placed_before.items() if pod in cut}
     started = time.monotonic()
     for pod in cut:
         stack.service.set_mode(mode, source=stack.sfu_ips[pod])
@@ -212,7 +286,19 @@ async def report_path_cut(
         placed = await off_loop(stack.room_pods)
         return all(placed.get(room) not in (*cut, "") for room in moving)
 
+    async def fenced() -> bool:
+        fences = [await off_loop(lambda p=pod: stack.sfu_metric(p, FENCED)) for pod in cut]
+        return all(value == 1 for value in fences)
+
     try:
+        if heal_once_fenced:
+            await eventually(fenced, SETTLE_SECONDS, f"{cut} to fence", interval=0.25)
+            placed = await off_loop(stack.room_pods)
+            assert all(placed.get(room) == placed_before[room] for room in moving), (
+                "rooms moved on the silence of two pods"
+            )
+            for pod in cut:
+                stack.service.set_mode(ProxyMode.PASS, source=stack.sfu_ips[pod])
         await eventually(moved, SETTLE_SECONDS, f"the rooms of {cut} to move", interval=0.25)
         moved_after = time.monotonic() - started
     finally:
@@ -223,20 +309,21 @@ async def report_path_cut(
     return moved_after
 
 
-@needs_control_plane_leases
 async def test_one_sfu_report_path_black_holed(stack, rooms) -> None:
     moved_after = await report_path_cut(stack, rooms, [rooms[0].pod], ProxyMode.BLACKHOLE)
     assert moved_after < REPORT_PATH_BOUND_SECONDS
 
 
-@needs_control_plane_leases
 async def test_two_sfu_report_paths_black_holed(stack, rooms) -> None:
     await report_path_cut(
-        stack, rooms, sorted({room.pod for room in rooms})[:2], ProxyMode.BLACKHOLE
+        stack,
+        rooms,
+        sorted({room.pod for room in rooms})[:2],
+        ProxyMode.BLACKHOLE,
+        heal_once_fenced=True,
     )
 
 
-@needs_control_plane_leases
 async def test_report_responses_dropped(stack, rooms) -> None:
     await report_path_cut(stack, rooms, [rooms[0].pod], ProxyMode.DROP_RESPONSES)
 
@@ -244,10 +331,19 @@ async def test_report_responses_dropped(stack, rooms) -> None:
 async def test_both_cores_saturated_for_a_minute(stack, rooms, tmp_path) -> None:
     observation = Observation(stack, rooms, healthy_pods=set(stack.sfu_ips))
     leader = await off_loop(stack.leader)
-    fenced = "switchboard_sfu_fenced"
     with CpuHog(tmp_path, cores=2):
         await hold(60, observation)
     assert await off_loop(stack.leader) is leader, "leadership changed under load"
     for pod in stack.sfu_ips:
-        assert await off_loop(lambda pod=pod: stack.sfu_metric(pod, fenced)) == 0
+        assert await off_loop(lambda pod=pod: stack.sfu_metric(pod, FENCED)) == 0
     await settle(observation, "cpu-hog-60s")
+
+
+async def test_api_server_down_for_two_minutes(long_holds: LongHolds) -> None:
+    """On the second stack, in the background since the module started."""
+    await long_holds.result(API_SERVER_LONG)
+
+
+async def test_everything_down_for_five_minutes(long_holds: LongHolds) -> None:
+    """The API server, etcd and every operator replica; on the second stack."""
+    await long_holds.result(EVERYTHING_DOWN)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from switchboard_api.contract import REPORT_PATH
-from switchboard_operator.config import OperatorConfig
+from switchboard_operator.config import OperatorConfig, OperatorConfigError
 
 
-def test_without_settings_sfu_pods_and_clients_are_pointed_at_the_operator_service():
+def test_without_settings_sfu_pods_and_clients_are_pointed_at_the_operator_services():
     config = OperatorConfig.from_env({"POD_NAMESPACE": "sb", "SWITCHBOARD_LISTEN_PORT": "9000"})
-    assert config.report_url == f"http://switchboard-operator.sb.svc:9000{REPORT_PATH}"
+    # Reports go to the internal Service and port, always over HTTPS; joins to the public.
+    assert config.report_url == f"https://switchboard-operator-reports.sb.svc:8444{REPORT_PATH}"
+    assert config.report_port == 8444
     assert config.join_api_public_url == "http://switchboard-operator.sb.svc:9000"
 
 
@@ -17,3 +21,14 @@ def test_join_api_public_url_is_the_one_clients_reach():
         {"SWITCHBOARD_JOIN_API_PUBLIC_URL": "https://rtc.example.com/switchboard"}
     )
     assert config.join_api_public_url == "https://rtc.example.com/switchboard"
+
+
+def test_sfu_pods_are_never_told_to_report_in_plain_http():
+    with pytest.raises(OperatorConfigError, match="SWITCHBOARD_REPORT_URL must be an https URL"):
+        OperatorConfig.from_env({"SWITCHBOARD_REPORT_URL": "http://cp:8444/v1/capacity/reports"})
+
+
+def test_region_namespaces_are_the_charts_comma_separated_list():
+    assert OperatorConfig.from_env({}).region_namespaces == frozenset()
+    config = OperatorConfig.from_env({"SWITCHBOARD_REGION_NAMESPACES": "media-eu, media-us,"})
+    assert config.region_namespaces == {"media-eu", "media-us"}

@@ -111,6 +111,7 @@ async def test_failover_counts_the_pod_it_takes_rooms_off_and_the_rooms_moved():
         trigger_room=lambda _room: None,
         room_writes_idle=asyncio.sleep,
         ready=lambda: True,
+        term_start=lambda: now,
         metrics=metrics,
     )
     await failover.run()

@@ -11,7 +11,7 @@ from switchboard_operator.logic.sfu_pod_plan import (
     SfuPodMemory,
     plan_region_pods,
 )
-from switchboard_operator.reconcilers.regions.workloads import pod_view
+from switchboard_operator.reconcilers.regions.pod_views import pod_view
 
 NOW = 1_000_000.0
 HASH = "template-hash"
@@ -88,3 +88,41 @@ def test_a_pod_that_crashed_is_replaced_after_a_back_off_with_a_warning() -> Non
     # Once the back-off has passed, the replacement is created.
     later = plan([], 1, crashed.memory, NOW + crashed.retry_after)
     assert later.create == 1 and later.crashed == []
+
+
+def running(name: str, started: str, ready: str | None = None, since: str | None = None):
+    """The pod with its SFU container running since `started`; Ready True/False since."""
+    conditions = (
+        []
+        if ready is None
+        else [{"type": "Ready", "status": ready, "lastTransitionTime": since or started}]
+    )
+    return pod(
+        name,
+        phase="Running",
+        conditions=conditions,
+        containerStatuses=[{"name": "sfu", "state": {"running": {"startedAt": started}}}],
+    )
+
+
+def test_a_pod_never_ready_past_the_grace_is_replaced_after_the_back_off() -> None:
+    started = "2026-01-01T00:00:00Z"  # Unix 1767225600
+    start = 1_767_225_600.0
+    fine = running("eu-sfu-a", started, "True")
+    stuck = running("eu-sfu-b", started, "False")
+    within = plan([fine, stuck], 2, SfuPodMemory(), start + 30)
+    assert (within.create, within.delete) == (0, [])
+    assert within.retry_after is not None, "a pass is due when its grace ends"
+
+    past = plan([fine, stuck], 2, SfuPodMemory(), start + 120)
+    assert past.delete == ["eu-sfu-b"]
+    assert [n.reason for n in past.crashed] == ["SfuPodNeverReady"]
+    assert past.create == 0 and past.retry_after == 1.0
+
+    # Its Ready condition written as it started, a moment late: still never Ready.
+    late = running("eu-sfu-b", started, "False", since="2026-01-01T00:00:02Z")
+    assert plan([fine, late], 2, SfuPodMemory(), start + 120).delete == ["eu-sfu-b"]
+
+    # Ready once, then not (e.g. fenced): no failed start, it stays.
+    lapsed = running("eu-sfu-b", started, "False", since="2026-01-01T00:01:50Z")
+    assert plan([fine, lapsed], 2, SfuPodMemory(), start + 120).delete == []

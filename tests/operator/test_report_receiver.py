@@ -16,10 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fixtures.leadership import StaticLeadership
 from fixtures.operator_cache import cluster_cache
 from fixtures.placement_builders import POD_NAMESPACE, report, usage
 from fixtures.waiting import eventually
-from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport
+from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, CapacityReport, ReportResponse
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.metrics import OperatorMetrics
 from switchboard_operator.reconcilers.capacity_feed import CapacityFeed
@@ -95,6 +96,7 @@ class Receiver:
     metrics: OperatorMetrics
     events: list[tuple[dict, str, str, str]]
     picture: CapacityPicture
+    leadership: StaticLeadership
 
     def refused(self, reason: str) -> float:
         value = self.metrics.registry.get_sample_value(
@@ -129,6 +131,7 @@ class Receiver:
 async def receiver() -> AsyncIterator[Receiver]:
     jwks = StaticJwks()
     restored = asyncio.Event()
+    leadership = StaticLeadership(term=3)
     picture = CapacityPicture()
     # sfu-0 is a pod the operator created; sfu-rogue copies its labels (and, in a
     # cluster, its ownerReferences and ServiceAccount) but not its recorded UID.
@@ -140,6 +143,7 @@ async def receiver() -> AsyncIterator[Receiver]:
         capacity_appeared=lambda: None,
         pod_lost=lambda: None,
         ready=restored.is_set,
+        leadership=leadership,
     )
     metrics = OperatorMetrics()
     events: list[tuple[dict, str, str, str]] = []
@@ -154,7 +158,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield Receiver(server, jwks, restored, metrics, events, picture)
+        yield Receiver(server, jwks, restored, metrics, events, picture, leadership)
     finally:
         await server.close()
         await refusals.stop()
@@ -192,6 +196,48 @@ async def test_reports_are_refused_until_placements_are_restored(receiver) -> No
     assert registry.get_sample_value("switchboard_capacity_reports_total", accepted) == 1
 
 
+async def report_as_sfu(receiver: Receiver, sent: CapacityReport) -> tuple[int, bytes]:
+    body = sent.model_dump_json(by_alias=True).encode()
+    token = receiver.jwks.token(sent.pod_name, sent.pod_uid)
+    return await receiver.raw(head(token, Content_Length=str(len(body))), body)
+
+
+async def test_an_acknowledgement_carries_the_term_and_records_what_the_pod_confirmed(
+    receiver,
+) -> None:
+    receiver.restored.set()
+    status, answer = await report_as_sfu(receiver, capacity_report())
+    assert status == 200
+    assert ReportResponse.model_validate_json(answer).term == 3
+    # The next report says that acknowledgement arrived: the pod can witness (C3).
+    status, _ = await report_as_sfu(
+        receiver,
+        capacity_report().model_copy(update={"sequence": 2, "acked_sequence": 1, "term": 3}),
+    )
+    assert status == 200
+    state = receiver.picture.pod(f"{POD_NAMESPACE}/sfu-0")
+    assert state is not None and state.acks.witnesses_after(0.0, time.time() + 1)
+
+
+async def test_a_replica_outside_its_acting_window_answers_not_leading_and_applies_nothing(
+    receiver,
+) -> None:
+    receiver.restored.set()
+    receiver.leadership.acting_now = False
+    status, answer = await report_as_sfu(receiver, capacity_report())
+    assert status == 503 and b'"not_leading"' in answer
+    assert receiver.picture.pod(f"{POD_NAMESPACE}/sfu-0") is None
+
+
+async def test_a_report_of_a_newer_term_makes_the_replica_step_down(receiver) -> None:
+    receiver.restored.set()
+    newer = capacity_report().model_copy(update={"term": 4})
+    status, answer = await report_as_sfu(receiver, newer)
+    assert status == 503 and b'"not_leading"' in answer
+    assert receiver.leadership.stepped_down and not receiver.leadership.acting()
+    assert receiver.picture.pod(f"{POD_NAMESPACE}/sfu-0") is None
+
+
 async def test_a_caller_without_a_valid_token_is_refused_before_its_body_is_read(
     receiver, monkeypatch
 ) -> None:
@@ -216,6 +262,7 @@ async def test_a_caller_without_a_valid_token_is_refused_before_its_body_is_read
 
 
 async def test_a_report_over_the_size_cap_is_refused_before_it_is_read(receiver) -> None:
+    receiver.restored.set()
     token = own_token(receiver)
     # Declared too large: refused at once, nothing of the body sent.
     status, answer = await receiver.raw(head(token, Content_Length=str(MAX_REPORT_BYTES + 1)))

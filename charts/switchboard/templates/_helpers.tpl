@@ -26,6 +26,10 @@ carries no release name; cluster-scoped RBAC keeps the fixed name switchboard-op
 {{ include "switchboard.scheme" . }}://{{ include "switchboard.fullname" . }}.{{ .Release.Namespace }}.svc:{{ .Values.service.port }}
 {{- end -}}
 
+{{- define "switchboard.reportURL" -}}
+https://{{ include "switchboard.fullname" . }}-reports.{{ .Release.Namespace }}.svc:{{ .Values.service.reportPort }}/v1/capacity/reports
+{{- end -}}
+
 {{/* Labels that pick the operator's pods: immutable once installed. */}}
 {{- define "switchboard.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "switchboard.name" . }}

@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     INTERNAL_ERROR = "internal_error"
     PLACEMENT_TIMEOUT = "placement_timeout"
+    NOT_LEADING = "not_leading"
 
 
 ERROR_STATUSES: Mapping[ErrorCode, tuple[HTTPStatus, ...]] = {
@@ -46,6 +47,7 @@ ERROR_STATUSES: Mapping[ErrorCode, tuple[HTTPStatus, ...]] = {
     ErrorCode.RATE_LIMITED: (HTTPStatus.TOO_MANY_REQUESTS,),
     ErrorCode.INTERNAL_ERROR: (HTTPStatus.INTERNAL_SERVER_ERROR,),
     ErrorCode.PLACEMENT_TIMEOUT: (HTTPStatus.GATEWAY_TIMEOUT,),
+    ErrorCode.NOT_LEADING: (HTTPStatus.SERVICE_UNAVAILABLE,),
 }
 """The statuses a code is answered with; the first is the usual one."""
 
@@ -71,5 +73,7 @@ ERROR_MEANING: Mapping[ErrorCode, str] = {
     "`Retry-After` header's seconds.",
     ErrorCode.INTERNAL_ERROR: "The control plane failed unexpectedly.",
     ErrorCode.PLACEMENT_TIMEOUT: "The room was not placed in time; retrying is safe.",
+    ErrorCode.NOT_LEADING: "This control-plane replica is not the acting leader (a leader "
+    "change or an API-server outage); retrying is safe.",
 }
 """What each code means (the OpenAPI document lists them per status)."""

@@ -101,6 +101,7 @@ class JoinHandler:
                     f"the API key may not join rooms in namespace {namespace!r}",
                 )
             join = _parse(await _read_body(request, self._settings.max_body_bytes))
+            self._acting_term()
             placed = await self._place(namespace, name, join, policy)
             response = self._grant(placed, join)
         except JoinApiError as error:
@@ -180,7 +181,17 @@ class JoinHandler:
                 f"room {namespace}/{name} was not placed within {timeout:g} s",
             ) from None
 
+    def _acting_term(self) -> int | None:
+        term = self._placements.acting_term()
+        if term is None:
+            raise JoinApiError(
+                ErrorCode.NOT_LEADING,
+                "this control-plane replica is not the acting leader; retry",
+            )
+        return term
+
     def _grant(self, placed: PlacedRoomInfo, join: JoinRequest) -> JoinResponse:
+        term = self._acting_term()  # the placement may have outlasted the acting window
         now = self._wall_clock()
         ring = self._placements.join_keys()
         # Signed only with a key the pod holds: during a rotation, the new key signs a
@@ -196,6 +207,7 @@ class JoinHandler:
             kid=kid,
             now_unix=now,
             ttl_seconds=self._settings.token_ttl_seconds,
+            term=term,
         )
         ring.signed(kid, issued.claims.exp)
         return JoinResponse(

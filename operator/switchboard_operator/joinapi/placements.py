@@ -25,6 +25,7 @@ from switchboard_operator.kit.waiters import Waiters
 from switchboard_operator.kube.client import NamespaceMissing, create_room
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
+from switchboard_operator.logic.leader_election import Leadership
 from switchboard_operator.logic.placement import Unschedulable
 from switchboard_operator.logic.room_lifecycle import RoomAnswer
 from switchboard_operator.logic.room_status import PlacedOn
@@ -43,7 +44,9 @@ class ControlPlanePlacements:
         restored: asyncio.Event,
         turn_access: Callable[[str], TurnAccess | None],
         join_keys: JoinKeyRing,
+        leadership: Leadership,
     ) -> None:
+        self._leadership = leadership
         self._api = api
         self._cache = cache
         self._picture = picture
@@ -106,6 +109,9 @@ class ControlPlanePlacements:
 
     def join_keys(self) -> JoinKeyRing:
         return self._join_keys
+
+    def acting_term(self) -> int | None:
+        return self._leadership.term if self._leadership.acting() else None
 
     def held_join_keys(self, placed: PlacedRoomInfo) -> Sequence[str] | None:
         spec = (self._cache.region_body(placed.region) or {}).get("spec") or {}

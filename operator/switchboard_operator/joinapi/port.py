@@ -105,3 +105,8 @@ class RoomPlacements(Protocol):
         """The join-token key ids the room's SFU pod last reported holding (None if it
         has not said)."""
         ...
+
+    def acting_term(self) -> int | None:
+        """The leader's term while this replica acts as leader, else None: tokens are
+        issued only then, and carry it (docs/contract.md, "Leases", C1)."""
+        ...

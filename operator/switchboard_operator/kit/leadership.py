@@ -11,9 +11,11 @@ changed; every acquisition starts a new term.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -60,10 +62,25 @@ class LeaderElector:
         """This replica's term once it leads (the Lease's transitions after it took it)."""
         self._window = ActingWindow(self.timing.renew_deadline_seconds)
         self._observer = RecordObserver()
+        self._deposed: str | None = None
+        self._wake = asyncio.Event()
 
     def acting(self) -> bool:
         """Whether this replica may act as leader now (acknowledge, issue tokens, write)."""
-        return self._window.acting(time.monotonic())
+        return self._deposed is None and self._window.acting(time.monotonic())
+
+    def remaining(self) -> float:
+        """Seconds left in the acting window (0 when not acting)."""
+        return self._window.remaining(time.monotonic()) if self._deposed is None else 0.0
+
+    def step_down(self, reason: str) -> None:
+        """Stop acting at once (an SFU showed a newer term: another replica leads); `hold`
+        then raises LeadershipLost, and the replica stands by again."""
+        if self._deposed is None:
+            log.warning("stepping down lease=%s term=%s reason=%s", self.name, self.term, reason)
+            self._deposed = reason
+        self._window.close()
+        self._wake.set()
 
     async def acquire(self) -> None:
         """Wait until this replica holds the lease; API errors only delay it."""
@@ -84,16 +101,16 @@ class LeaderElector:
         """Renew the lease until cancelled; raise LeadershipLost as soon as the acting
         window closes (however long the failing calls take: each has a deadline)."""
         while True:
-            now = time.monotonic()
-            remaining = self._window.remaining(now)
+            remaining = self.remaining()
             if remaining <= 0:
-                raise LeadershipLost(f"lease {self.name} not renewed in time")
-            await asyncio.sleep(min(self.timing.retry_seconds, remaining))
+                raise LeadershipLost(self._deposed or f"lease {self.name} not renewed in time")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(self.timing.retry_seconds, remaining))
             if not self.acting():
-                raise LeadershipLost(f"lease {self.name} not renewed in time")
+                raise LeadershipLost(self._deposed or f"lease {self.name} not renewed in time")
             try:
                 async with asyncio.timeout(self._window.remaining(time.monotonic())):
-                    if not await self._try_acquire_or_renew():
+                    if not await self._try_acquire_or_renew(self._renewal_deadline):
                         raise LeadershipLost(f"lease {self.name} is held by another replica")
             except (TimeoutError, ApiException, OSError) as error:
                 log.warning("lease renewal failed error=%r", error)
@@ -116,13 +133,22 @@ class LeaderElector:
         except (TimeoutError, ApiException, OSError) as error:
             log.warning("lease not released error=%r", error)
 
-    async def _try_acquire_or_renew(self) -> bool:
+    def _renewal_deadline(self) -> float:
+        """A renewal's call may take what the acting window leaves (at least the call
+        timeout): a slow API server under load does not cost the lease a healthy one keeps;
+        the window's own end still bounds the renewal."""
+        return max(self.timing.call_timeout_seconds, self.remaining())
+
+    def _call_deadline(self) -> float:
+        return self.timing.call_timeout_seconds
+
+    async def _try_acquire_or_renew(self, deadline_of: Callable[[], float] | None = None) -> bool:
         started = time.monotonic()
-        deadline = self.timing.call_timeout_seconds
+        deadline_of = deadline_of or self._call_deadline
         now = _now()
         try:
             lease = await self._leases.read_namespaced_lease(
-                self.name, self._namespace, _request_timeout=deadline
+                self.name, self._namespace, _request_timeout=deadline_of()
             )
         except ApiException as error:
             if error.status != 404:
@@ -138,7 +164,7 @@ class LeaderElector:
             )
             try:
                 await self._leases.create_namespaced_lease(
-                    self._namespace, body, _request_timeout=deadline
+                    self._namespace, body, _request_timeout=deadline_of()
                 )
             except ApiException as conflict:
                 if conflict.status == 409:
@@ -165,7 +191,7 @@ class LeaderElector:
         try:
             # resourceVersion in the body makes this a compare-and-swap.
             await self._leases.replace_namespaced_lease(
-                self.name, self._namespace, lease, _request_timeout=deadline
+                self.name, self._namespace, lease, _request_timeout=deadline_of()
             )
         except ApiException as error:
             if error.status == 409:

@@ -18,6 +18,11 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def pod_ended(pod: Mapping[str, Any]) -> bool:
+    """Phase Failed or Succeeded: its process ended and will not serve again."""
+    return (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded")
+
+
 def pod_failed(pod: Mapping[str, Any]) -> bool:
     """Phase Failed: its process crashed or was killed. Succeeded (a clean exit, as a
     drained SFU's) is not a failure."""

@@ -3,11 +3,12 @@ would make slowly or wrongly: raw JSON requests, status merge patches, Room crea
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.request
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from kubernetes_asyncio import client, config
@@ -16,6 +17,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from switchboard_api.resources import GROUP, REGION, ROOM, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
+WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MIN_WRITE_WINDOW_SECONDS: Final = 0.2
+"""A write is not sent with less of the acting window left than this: it could not be
+answered in time, and would land, if at all, after the window closed."""
 
 
 async def load_client() -> client.ApiClient:
@@ -40,6 +45,37 @@ def _read_environment_once(api: client.ApiClient) -> None:
             rest.proxy = urllib.request.getproxies_environment().get(host.scheme or "https")
     # aiohttp has no public setter; tests/operator pin this so an upgrade cannot undo it.
     rest.pool_manager._trust_env = False
+
+
+class NotActing(ApiException):
+    """A write refused before it was sent: this replica is not an acting leader (C1)."""
+
+    def __init__(self) -> None:
+        super().__init__(status=503, reason="not the acting leader: write not sent")
+
+
+def writes_only_while(
+    api: client.ApiClient, acting: Callable[[], bool], remaining: Callable[[], float]
+) -> client.ApiClient:
+    """Make every write through `api` (POST, PUT, PATCH, DELETE; reads and watches pass)
+    refused with NotActing unless `acting()`, and bounded by what `remaining()` leaves of
+    the acting window: the one guard that keeps a replica past its window from writing
+    (docs/contract.md, "Leases", C1). Returns `api`, guarded."""
+    call = api.call_api
+
+    @functools.wraps(call)
+    async def guarded(resource_path: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() in WRITE_METHODS:
+            left = remaining()
+            if not acting() or left < MIN_WRITE_WINDOW_SECONDS:
+                raise NotActing
+            timeout = kwargs.get("_request_timeout")
+            if timeout is None or isinstance(timeout, int | float):
+                kwargs["_request_timeout"] = left if timeout is None else min(timeout, left)
+        return await call(resource_path, method, *args, **kwargs)
+
+    api.call_api = guarded  # type: ignore[method-assign]
+    return api
 
 
 async def request(

@@ -36,3 +36,10 @@ async def owner_references(
             "uid": account["metadata"]["uid"],
         }
     ]
+
+
+def as_reference(owner: dict[str, Any]) -> client.V1OwnerReference:
+    """An owner reference (as `owner_references` returns them) as the client's model."""
+    return client.V1OwnerReference(
+        api_version=owner["apiVersion"], kind=owner["kind"], name=owner["name"], uid=owner["uid"]
+    )

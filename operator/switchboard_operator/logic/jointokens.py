@@ -81,6 +81,7 @@ def join_claims(
     grants: JoinGrants,
     now_unix: float,
     ttl_seconds: int = JOIN_TOKEN_TTL_SECONDS,
+    term: int | None = None,
 ) -> JoinTokenClaims:
     """Claims for `identity` joining `room` on one incarnation of an SFU pod, valid from
     `now_unix` for `ttl_seconds` (the SFU allows for clock skew on both ends)."""
@@ -96,6 +97,7 @@ def join_claims(
         iat=issued_at,
         nbf=issued_at,
         exp=issued_at + ttl_seconds,
+        term=term,
     )
 
 
@@ -124,6 +126,7 @@ def issue_join_token(
     kid: str,
     now_unix: float,
     ttl_seconds: int = JOIN_TOKEN_TTL_SECONDS,
+    term: int | None = None,
 ) -> IssuedJoinToken:
     """Claims for the join (see `join_claims`) and their signed token."""
     claims = join_claims(
@@ -134,5 +137,6 @@ def issue_join_token(
         grants=grants,
         now_unix=now_unix,
         ttl_seconds=ttl_seconds,
+        term=term,
     )
     return IssuedJoinToken(token=sign_join_token(claims, key, kid), claims=claims)

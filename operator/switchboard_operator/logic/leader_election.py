@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,31 @@ class ActingWindow:
 
     def remaining(self, now: float) -> float:
         return 0.0 if self._until is None else max(0.0, self._until - now)
+
+    def close(self) -> None:
+        """Stop acting now, whatever the last renewal allowed (a newer term exists)."""
+        self._until = None
+
+
+class Leadership(Protocol):
+    """What the parts that act for the leader need of leader election (C1)."""
+
+    @property
+    def term(self) -> int | None:
+        """This replica's term while it leads."""
+        ...
+
+    def acting(self) -> bool:
+        """Whether this replica may act now (acknowledge, issue tokens, write)."""
+        ...
+
+    def remaining(self) -> float:
+        """Seconds left in the acting window (0 when not acting)."""
+        ...
+
+    def step_down(self, reason: str) -> None:
+        """Stop acting at once: another replica leads a newer term."""
+        ...
 
 
 class RecordObserver:

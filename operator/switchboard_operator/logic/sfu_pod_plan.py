@@ -6,18 +6,21 @@ scale-down it never deletes a pod that holds a room: it cordons the emptiest (no
 nobody is moved) and deletes each once its last room has ended; a cordoned pod needed
 again is uncordoned, not replaced. An image roll goes one pod at a time, draining it, with
 one surge pod so the region never drops below its desired count of ready pods. Pods whose
-SFU crashed are replaced after a back-off; pods created but not yet shown by the Pod watch
-are not created again.
+SFU crashed are replaced after a back-off, and so are pods whose SFU started but never
+became Ready within its start-up grace (they are not capacity); pods created but not yet
+shown by the Pod watch are not created again.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
 from switchboard_api.region import PlacementPolicy
 from switchboard_operator.logic.backoff import Backoff
+from switchboard_operator.logic.manifests.sfu import NOT_READY_GRACE_SECONDS
 from switchboard_operator.logic.notices import Notice
 
 
@@ -47,6 +50,20 @@ class SfuPodView:
     """Creation timestamp (RFC 3339 sorts as text): newest pods go first on scale-down."""
     exit_reason: str = ""
     """How its SFU process ended, e.g. "Error, exit code 1" (terminated pods)."""
+    never_ready_since: float | None = None
+    """Unix time its SFU container started, if it has not been Ready since (None: Ready
+    once, or not started yet, e.g. its image is being pulled)."""
+
+    def stalled(self, now: float | None) -> bool:
+        """Started, never Ready for longer than a healthy SFU takes, holding no room: not
+        capacity, so it stands in for no pod (and is replaced as a failed start)."""
+        return (
+            now is not None
+            and not self.ready
+            and not self.hosts_rooms
+            and self.never_ready_since is not None
+            and now - self.never_ready_since > NOT_READY_GRACE_SECONDS
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,9 @@ class PodActions:
     """Terminated pods in `delete` whose SFU failed: each counts towards the CrashBackoff."""
     exited: list[str] = field(default_factory=list)
     """Terminated pods in `delete` whose SFU exited cleanly: replaced without back-off."""
+    stalled: list[str] = field(default_factory=list)
+    """Pods in `delete` that were never Ready within the start-up grace: each counts
+    towards the CrashBackoff, as a crash does."""
 
     @property
     def empty(self) -> bool:
@@ -74,15 +94,22 @@ def plan_sfu_pods(
     *,
     policy: PlacementPolicy = PlacementPolicy.LEAST_LOADED,
     rooms_known: bool = True,
+    now: float | None = None,
 ) -> PodActions:
     """`rooms_known`: the capacity picture holds every placement (after a restart, once
-    Room statuses are read); until then no cordoned pod counts as empty."""
-    live = [p for p in pods if not p.deleting and not p.terminated]
+    Room statuses are read); until then no cordoned pod counts as empty. `now`: the clock,
+    to tell pods stalled before Ready (`SfuPodView.stalled`); None: no pod is stalled."""
+    stalled = sorted(
+        p.name
+        for p in pods
+        if p.stalled(now) and not (p.deleting or p.terminated or p.draining or p.cordoned)
+    )
+    live = [p for p in pods if not p.deleting and not p.terminated and p.name not in stalled]
     # A drained pod that no longer hosts rooms has finished draining; a terminated pod is
     # removed so that a new one replaces it.
     delete = sorted(p.name for p in live if p.draining and not p.hosts_rooms)
     ended = [p for p in pods if p.terminated and not p.deleting]
-    delete += sorted(p.name for p in ended)
+    delete += sorted(p.name for p in ended) + stalled
     crashed = sorted(p.name for p in ended if p.failed)
     exited = sorted(p.name for p in ended if not p.failed)
     cordoned = [p for p in live if p.cordoned and not p.draining]
@@ -128,6 +155,7 @@ def plan_sfu_pods(
         delete=sorted(set(delete)),
         crashed=crashed,
         exited=exited,
+        stalled=stalled,
     )
 
 
@@ -217,7 +245,8 @@ class SfuPodPlan:
     """The Event that goes with each deletion."""
     memory: SfuPodMemory
     retry_after: float | None
-    """When replacements held back by the crash back-off may be created."""
+    """Seconds until a pass is due: replacements held back by the crash back-off may be
+    created, or a starting pod passes its start-up grace."""
 
 
 def plan_region_pods(
@@ -232,7 +261,9 @@ def plan_region_pods(
 ) -> SfuPodPlan:
     """`plan_sfu_pods`, with crashed pods replaced after a back-off and pods created but
     not yet watched counted as there."""
-    actions = plan_sfu_pods(pods, desired, current_hash, policy=policy, rooms_known=rooms_known)
+    actions = plan_sfu_pods(
+        pods, desired, current_hash, policy=policy, rooms_known=rooms_known, now=now
+    )
     by_name = {p.name: p for p in pods}
     backoff = memory.crashes
     crashed = []
@@ -246,15 +277,27 @@ def plan_region_pods(
                 f"replacing it in {backoff.waiting(now):.0f}s.",
             )
         )
+    for name in actions.stalled:
+        backoff = backoff.failed(now)
+        crashed.append(
+            Notice(
+                "Warning",
+                "SfuPodNeverReady",
+                f"SFU pod {name} started over {NOT_READY_GRACE_SECONDS}s ago and never "
+                "became Ready: it is not capacity; deleting it, replacing it in "
+                f"{backoff.waiting(now):.0f}s.",
+            )
+        )
     unobserved = {
         name: at
         for name, at in memory.unobserved.items()
         if name not in by_name and now - at < UNOBSERVED_POD_SECONDS
     }
     create = max(0, actions.create - len(unobserved))
-    retry_after = None
+    retry_after = _next_stall(pods, now)
     if create and backoff.waiting(now) > 0:
-        retry_after, create = backoff.waiting(now), 0
+        create = 0
+        retry_after = min(backoff.waiting(now), retry_after or math.inf)
     deleted = {}
     for name in actions.delete:
         if name in actions.exited:
@@ -265,6 +308,8 @@ def plan_region_pods(
                 f"SFU pod {name} exited after draining ({by_name[name].exit_reason}); "
                 "deleted it, a new pod replaces it.",
             )
+        elif name in actions.stalled:
+            deleted[name] = Notice("Normal", "Deleted", f"Deleted SFU pod {name}: never Ready.")
         elif by_name[name].cordoned:
             deleted[name] = Notice(
                 "Normal",
@@ -285,6 +330,19 @@ def plan_region_pods(
         memory=SfuPodMemory(crashes=backoff, unobserved=unobserved),
         retry_after=retry_after,
     )
+
+
+def _next_stall(pods: Sequence[SfuPodView], now: float) -> float | None:
+    """Seconds until the next never-Ready pod passes the start-up grace (a pass must come
+    then: nothing in the Pod watch changes when it does)."""
+    waits = [
+        p.never_ready_since + NOT_READY_GRACE_SECONDS - now
+        for p in pods
+        if not (p.ready or p.hosts_rooms or p.deleting or p.terminated or p.draining or p.cordoned)
+        and p.never_ready_since is not None
+    ]
+    waits = [wait for wait in waits if wait >= 0]
+    return min(waits) + 0.5 if waits else None
 
 
 def created_notice(name: str) -> Notice:

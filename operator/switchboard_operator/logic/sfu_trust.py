@@ -20,6 +20,8 @@ RECORD_GRACE_SECONDS: Final = 120.0
 """A pod created this recently stays recorded even if the Pod watch has not shown it yet."""
 _WARNED_MEMORY: Final = 4096
 """UIDs of untrusted pods already announced (an Event each), newest kept."""
+_DELETED_MEMORY: Final = 4096
+"""UIDs of pods seen deleted, newest kept, until the Region's status no longer lists them."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class SfuPodLedger:
     def __init__(self) -> None:
         self._created: dict[str, dict[str, CreatedPod]] = {}
         self._warned: OrderedDict[str, None] = OrderedDict()
+        self._deleted: OrderedDict[str, None] = OrderedDict()
 
     def created(self, region: str, name: str, uid: str, now: float) -> None:
         """The API server answered a create of pod `name` with `uid`."""
@@ -55,25 +58,41 @@ class SfuPodLedger:
     def created_uids(self, region: str) -> Iterable[str]:
         return self._created.get(region, {}).keys()
 
+    def deleted(self, uid: str) -> None:
+        """The Pod watch showed the pod `uid` deleted: positive evidence that it is gone."""
+        self._deleted[uid] = None
+        while len(self._deleted) > _DELETED_MEMORY:
+            self._deleted.popitem(last=False)
+
+    def known_deleted(self, uid: str) -> bool:
+        return uid in self._deleted
+
     def records(
         self,
         region: str,
         recorded: Mapping[str, str],
-        present: Iterable[str],
+        present: Mapping[str, str],
         now: float,
     ) -> list[dict[str, str]]:
         """What `status.sfu.pods` must say: every trusted pod (recorded in the status or
-        created here) that still exists, and those created within the grace (the watch
-        may not show them yet), sorted by name. Pods created here and past the grace are
-        forgotten from memory once the status carries them or they are gone."""
-        alive = set(present)
+        created here) not known to be gone, sorted by name. `present` is the pods the cache
+        shows now ({uid: name}). A pod is known gone only on positive evidence: the watch
+        showed it deleted, or its name now belongs to another UID. Merely missing from the
+        cache is no evidence (after a relist or a restart the cache may be incomplete),
+        and untrusting a live pod would cut its calls. Pods created here are forgotten from
+        memory once the status carries them or they are gone."""
+        renamed = {name for uid, name in present.items()}
         created = self._created.get(region, {})
-        keep: dict[str, str] = {uid: name for uid, name in recorded.items() if uid in alive}
+
+        def gone(uid: str, name: str) -> bool:
+            return uid in self._deleted or (uid not in present and name in renamed)
+
+        keep: dict[str, str] = {uid: name for uid, name in recorded.items() if not gone(uid, name)}
         for uid, pod in list(created.items()):
             young = now - pod.at < RECORD_GRACE_SECONDS
-            if uid in alive or young:
+            if not gone(uid, pod.name):
                 keep[uid] = pod.name
-            if not young and (uid in recorded or uid not in alive):
+            if not young and (uid in recorded or gone(uid, pod.name)):
                 del created[uid]
         if not created:
             self._created.pop(region, None)

@@ -2,7 +2,9 @@
 and each report's answer from it. No API call per report.
 
 What it learns that others act on, it signals: a pod lost (failover runs at once) and
-capacity that may have appeared (rooms waiting for some are looked at again).
+capacity that may have appeared (rooms waiting for some are looked at again). It answers
+only for an acting leader, grants leases in its term, and records per pod incarnation
+which acknowledgements arrived (docs/contract.md, "Leases", C1-C3).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from switchboard_api.contract import CapacityReport, ReportResponse, RoomAssignm
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies
 from switchboard_operator.logic.capacity import CapacityPicture, PodObservation
+from switchboard_operator.logic.leader_election import Leadership
 from switchboard_operator.logic.report_response import report_response
 from switchboard_operator.logic.reportauth import ReporterIdentity
 from switchboard_operator.logic.timestamps import parse_time
@@ -34,8 +37,15 @@ class CapacityFeed:
         capacity_appeared: Callable[[], None],
         pod_lost: Callable[[], None],
         ready: Callable[[], bool],
+        leadership: Leadership,
         failover_timeout: float = defaults.FAILOVER_TIMEOUT_SECONDS,
+        lease_seconds: float = defaults.LEASE_SECONDS,
     ) -> None:
+        self._leadership = leadership
+        self._lease_seconds = lease_seconds
+        self.first_acknowledged_at: float | None = None
+        """When this term first acknowledged a report: what C5 counts a lease of the
+        previous term from (the restore before it is no part of any pod's lease)."""
         self._cache = cache
         self._picture = picture
         self._capacity_appeared = capacity_appeared
@@ -52,6 +62,17 @@ class CapacityFeed:
         picture and tell the SFU to drop every room it serves."""
         return self._ready()
 
+    def leading(self, report: CapacityReport) -> bool:
+        """Whether this replica may answer `report` (C1). A report showing a newer term
+        than ours means another replica acknowledged it: this one steps down at once."""
+        term = self._leadership.term
+        if report.term is not None and term is not None and report.term > term:
+            self._leadership.step_down(
+                f"pod {report.namespace}/{report.pod_name} applied term {report.term}"
+            )
+            return False
+        return self._leadership.acting()
+
     def on_pod(self, body: Mapping[str, Any], deleted: bool) -> None:
         """An SFU Pod watch event."""
         meta = body["metadata"]
@@ -62,6 +83,7 @@ class CapacityFeed:
             # picture (a pod it just created is trusted before its next event arrives).
             return
         if deleted:
+            self._cache.sfu_ledger.deleted(meta["uid"])
             self._answered.pop(key, None)
             lost = self._picture.remove_pod(key, meta.get("uid"))
             if lost is not None and lost.rooms:
@@ -82,6 +104,7 @@ class CapacityFeed:
                 draining=draining,
                 drain_deadline=parse_time(annotations.get(keys.DRAIN_DEADLINE)),
                 failed=failed,
+                ended=bodies.pod_ended(body),
                 cordoned=bool(annotations.get(keys.CORDONED)),
             ),
             time.time(),
@@ -96,23 +119,33 @@ class CapacityFeed:
         return self._cache.trusts_sfu_pod(report.region, identity.namespace, identity.pod_uid)
 
     def on_report(self, report: CapacityReport, now: float) -> ReportResponse:
-        """An authenticated capacity report, received at `now`."""
+        """An authenticated capacity report, received at `now`, answered while leading."""
+        term = self._leadership.term
         outcome = self._picture.apply_report(report, now)
+        pod = f"{report.namespace}/{report.pod_name}"
+        state = self._picture.incarnation(pod, report.pod_uid)
+        if outcome.accepted and state is not None and term is not None:
+            state.acks.on_report(report.acked_sequence, report.term, term, now)
         if outcome.new_incarnation or (outcome.accepted and report.fenced):
             self._pod_lost()
         if outcome.capacity_freed:
             self._capacity_appeared()
-        pod = f"{report.namespace}/{report.pod_name}"
         response = report_response(
             self._picture,
             report,
             outcome,
             max_participants=self._max_participants,
             failover_timeout=self._failover_timeout,
+            term=term,
+            lease_seconds=self._lease_seconds if term is not None else None,
             previous=self._answered.get(pod),
         )
         if outcome.accepted:
             self._answered[pod] = {a.room: a for a in response.assignments}
+        if outcome.accepted and state is not None:
+            state.acks.acknowledged(report.sequence, now)
+            if self.first_acknowledged_at is None:
+                self.first_acknowledged_at = now
         return response
 
     def _max_participants(self, room: str) -> int:

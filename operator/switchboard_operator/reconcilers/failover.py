@@ -1,8 +1,9 @@
 """The failover reconciler: rooms leave the pods they must leave (lost, fenced, or draining
 past their deadline) for pods that are up, and each moved Room is announced.
 
-It runs as soon as a pod is seen lost (Pod deleted, a new incarnation, a fenced report)
-and every half second for reports gone missing. The moves are decided and reserved in the
+It runs as soon as a pod is seen lost (Pod deleted or ended, a new incarnation, a fenced
+report) and every half second for silent pods, which lose their rooms only by the lease
+rules (docs/contract.md, "Leases", C5 and C6). The moves are decided and reserved in the
 capacity picture in one synchronous step; the Room reconciler then writes each moved
 Room's status, and the `Migrating` Events follow once those writes are done.
 """
@@ -19,11 +20,16 @@ from typing import Any
 import pydantic
 from kubernetes_asyncio import client
 
-from switchboard_api import defaults
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kit.ticker import Periodic
 from switchboard_operator.kube import events
-from switchboard_operator.logic.capacity import CapacityPicture, RoomToMove, rooms_to_move
+from switchboard_operator.logic.capacity import (
+    CapacityPicture,
+    RoomToMove,
+    rooms_to_move,
+    silent_pods,
+)
+from switchboard_operator.logic.leases import LeaseTiming
 from switchboard_operator.logic.placement import (
     Placement,
     PlacementRegion,
@@ -51,15 +57,20 @@ class FailoverReconciler:
         trigger_room: Callable[[str], None],
         room_writes_idle: Callable[[], Awaitable[None]],
         ready: Callable[[], bool],
-        failover_timeout: float = defaults.FAILOVER_TIMEOUT_SECONDS,
+        term_start: Callable[[], float | None],
+        timing: LeaseTiming | None = None,
         metrics: OperatorMetrics | None = None,
     ) -> None:
+        """`term_start`: when this term first acknowledged a report (`time.time()`; None:
+        not yet, so no pod can be silent in it); `ready`: whether placements are restored
+        and this replica acts."""
         self._api = api
         self._cache = cache
         self._picture = picture
         self._trigger_room = trigger_room
         self._room_writes_idle = room_writes_idle
-        self._failover_timeout = failover_timeout
+        self._term_start = term_start
+        self._timing = timing or LeaseTiming()
         self._metrics = metrics or OperatorMetrics()
         self._periodic = Periodic("failover", FAILOVER_CHECK_SECONDS, self.run, when=ready)
         self._notices: asyncio.Queue[tuple[float, Mapping[str, Any], str]] = asyncio.Queue()
@@ -82,7 +93,15 @@ class FailoverReconciler:
 
     async def run(self) -> None:
         now = time.time()
-        moves = rooms_to_move(self._picture, now, self._failover_timeout)
+        term_start = self._term_start()
+        silent = (
+            set()
+            if term_start is None
+            else silent_pods(self._picture, term_start, now, self._timing)
+        )
+        moves = rooms_to_move(
+            self._picture, now, silent, unconfirmed_timeout=self._timing.failover_timeout_seconds
+        )
         if not moves:
             return
         self._count(moves)

@@ -44,6 +44,11 @@ class ReportSink(Protocol):
         report's Region."""
         ...
 
+    def leading(self, report: CapacityReport) -> bool:
+        """Whether this replica acts as leader and may answer `report` (a report showing
+        a newer term makes it step down)."""
+        ...
+
     def on_report(self, report: CapacityReport, now: float) -> ReportResponse: ...
 
 
@@ -91,11 +96,15 @@ class ReportReceiver:
     async def handle(self, request: web.Request) -> web.Response:
         try:
             identity = await self._authenticate(request)
-            report = await self._read_report(request, identity)
             if not self._sink.ready:
                 # Unacknowledged, so the SFU keeps its rooms and reports again next interval
-                # (start-up and a leader change take far less than the failover timeout).
+                # (start-up and a leader change take far less than the lease); nor is it
+                # known yet which pods are trusted.
                 raise _Refused(503, "starting", "the control plane is restoring room placements")
+            report = await self._read_report(request, identity)
+            if not self._sink.leading(report):
+                # Unacknowledged and unapplied: only an acting leader answers (C1).
+                raise _Refused(503, "not_leading", "this replica is not the acting leader")
         except _Refused as refusal:
             self._refusals.refused(refusal.code)
             return refusal.response

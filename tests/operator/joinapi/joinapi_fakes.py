@@ -75,6 +75,8 @@ class FakePlacements:
     calls: list[EnsurePlacedCall] = field(default_factory=list)
     held: dict[str, list[str]] = field(default_factory=dict)
     """Join key ids each pod (by name) last reported holding; absent: it does not say."""
+    term: int | None = 7
+    """The acting leader's term; None: this replica does not act."""
 
     async def ensure_placed(
         self,
@@ -123,6 +125,9 @@ class FakePlacements:
 
     def held_join_keys(self, placed: PlacedRoomInfo) -> list[str] | None:
         return self.held.get(placed.pod)
+
+    def acting_term(self) -> int | None:
+        return self.term
 
 
 def placed_room(namespace: str, name: str, region: str = "eu-west") -> PlacedRoomInfo:

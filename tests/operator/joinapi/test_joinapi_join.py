@@ -59,6 +59,7 @@ async def test_a_join_returns_where_to_connect_and_a_token_the_sfu_accepts(join_
     assert claims.grants.publish and claims.grants.subscribe and claims.grants.data
     assert claims.exp == int(join_api.clock.wall_now) + JOIN_TOKEN_TTL_SECONDS
     assert joined.expires_at == dt.datetime.fromtimestamp(claims.exp, dt.UTC)
+    assert claims.term == join_api.placements.term  # the acting leader's (C1)
 
 
 async def test_the_token_is_signed_with_the_current_key_and_bound_to_the_pod(join_api, tmp_path):

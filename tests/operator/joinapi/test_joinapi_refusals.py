@@ -244,6 +244,13 @@ async def test_a_room_pinned_to_a_missing_region_is_a_conflict(join_api):
     assert "mars" in body.error.message
 
 
+async def test_a_replica_that_does_not_act_as_leader_issues_no_token(join_api):
+    join_api.placements.term = None
+    response = await join_api.join(body={"identity": "alice"})
+    await _error(response, 503, "not_leading")
+    assert join_api.placements.calls == []  # nothing placed or created either
+
+
 async def test_a_placement_that_times_out_is_a_gateway_timeout(join_api):
     join_api.placements.stuck.add("team-a/standup")
 

@@ -15,9 +15,8 @@ from fixtures.tls import TestCa, mount_tls_secret, serial_of, served_serial
 from fixtures.waiting import eventually
 from switchboard_localcluster.controlplane import free_port
 from switchboard_operator.config import OperatorConfig, OperatorConfigError
-from switchboard_operator.httpserver import HttpServer, build_app
+from switchboard_operator.httpserver import HttpServer, public_app
 from switchboard_operator.joinapi import SecretApiKeyStore, join_api_app
-from switchboard_operator.reportapi.receiver import ReportReceiver
 from switchboard_tls import CertificateFiles, ReloadingCertificate
 
 HOST = "switchboard.example.test"
@@ -36,10 +35,7 @@ async def https_server(ca: TestCa, tmp_path: Path) -> AsyncIterator[tuple[int, P
     keys = SecretApiKeyStore(
         [api_key_secret("team-a", {"key": TEAM_KEY, "namespaces": "team-a", "create": "true"})]
     )
-    app = build_app(
-        ReportReceiver(None, None, None, None),  # type: ignore[arg-type]
-        join_api_app(FakePlacements(), keys),
-    )
+    app = public_app(join_api_app(FakePlacements(), keys))
     tls = ReloadingCertificate(CertificateFiles.in_directory(secret), check_interval_seconds=0.1)
     server = HttpServer(app, "127.0.0.1", port, tls)
     await server.start()
@@ -75,13 +71,13 @@ async def test_joins_are_served_over_https_with_a_renewable_certificate(ca, http
     await eventually(renewed_served, 10, "the renewed certificate on new connections")
 
 
-def test_tls_files_are_configured_together_and_make_the_report_url_https():
+def test_tls_files_are_configured_together_and_make_the_join_api_url_https():
     files = {
         "SWITCHBOARD_TLS_CERT_FILE": "/tls/tls.crt",
         "SWITCHBOARD_TLS_KEY_FILE": "/tls/tls.key",
     }
     config = OperatorConfig.from_env({"POD_NAMESPACE": "sb", **files})
     assert config.tls == CertificateFiles(Path("/tls/tls.crt"), Path("/tls/tls.key"))
-    assert config.report_url.startswith("https://switchboard-operator.sb.svc:")
+    assert config.join_api_public_url.startswith("https://switchboard-operator.sb.svc:")
     with pytest.raises(OperatorConfigError, match="set together"):
         OperatorConfig.from_env({"SWITCHBOARD_TLS_CERT_FILE": "/tls/tls.crt"})

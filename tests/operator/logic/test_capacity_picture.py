@@ -12,9 +12,13 @@ from switchboard_operator.logic.capacity import (
     lost_pods,
     reports_fresh,
     rooms_to_move,
+    silent_pods,
 )
+from switchboard_operator.logic.leases import LeaseTiming
 
 TIMEOUT = 6.0
+NONE_SILENT: frozenset[tuple[str, str]] = frozenset()
+LEASES = LeaseTiming()
 MODEL = CapacityModel()
 FRESH = MODEL.report_freshness_seconds
 HOLD = MODEL.reservation_hold_seconds
@@ -86,28 +90,62 @@ def test_a_pod_turning_not_ready_keeps_its_rooms():
     _place(picture, "team/standup", "sfu-0")
     picture.apply_pod(observe("sfu-0", ready=False), NOW + 1)
     picture.apply_report(report("sfu-0", sequence=1), NOW + 1)
-    assert lost_pods(picture, NOW + 1, TIMEOUT) == []
-    assert rooms_to_move(picture, NOW + 1, TIMEOUT) == []
+    assert lost_pods(picture, NOW + 1, NONE_SILENT, TIMEOUT) == []
+    assert rooms_to_move(picture, NOW + 1, NONE_SILENT, TIMEOUT) == []
     assert picture.placement_of("team/standup").pod == key("sfu-0")
 
 
-def test_reports_missing_past_the_failover_timeout_lose_the_pod():
+def test_a_silent_pod_is_lost_when_the_lease_rules_say_so():
     picture = _picture()
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
-    assert lost_pods(picture, NOW + TIMEOUT, TIMEOUT) == []
-    [lost] = lost_pods(picture, NOW + TIMEOUT + 0.1, TIMEOUT)
+    silent = {(key("sfu-0"), "uid-sfu-0")}
+    [lost] = lost_pods(picture, NOW + 1, silent, TIMEOUT)
     assert (lost.pod, lost.reason, lost.rooms) == (
         key("sfu-0"),
         LossReason.REPORTS_MISSING,
         ("team/standup",),
     )
+    assert lost_pods(picture, NOW + 10 * TIMEOUT, NONE_SILENT, TIMEOUT) == []
+
+
+def test_a_lone_silent_pod_that_speaks_leases_has_no_witness_and_keeps_its_rooms():
+    # A Region's only pod cannot be told apart from a control plane cut off from it.
+    picture = _picture()
+    add_pod(picture, "sfu-0")
+    picture.apply_report(report("sfu-0", sequence=1, peer=True), NOW)
+    assert silent_pods(picture, NOW, NOW + 600, LEASES) == set()
+
+
+def test_a_pod_without_leases_is_silent_after_the_failover_timeout_and_margin():
+    picture = _picture()
+    add_pod(picture, "sfu-0")  # reports without a peer endpoint: an older SFU
+    picture.pod(key("sfu-0")).acks.acknowledged(0, NOW)
+    limit = NOW + LEASES.failover_timeout_seconds + LEASES.silence_margin_seconds
+    assert silent_pods(picture, NOW, limit, LEASES) == set()
+    assert silent_pods(picture, NOW, limit + 0.1, LEASES) == {(key("sfu-0"), "uid-sfu-0")}
+
+
+def test_a_pod_that_never_reported_to_this_term_may_hold_a_lease_and_is_not_silent_alone():
+    picture = _picture()
+    picture.apply_pod(observe("sfu-0"), NOW)
+    assert silent_pods(picture, NOW, NOW + 600, LEASES) == set()
+
+
+def test_a_pod_whose_process_ended_is_lost_at_once():
+    picture = _picture()
+    add_pod(picture, "sfu-0")
+    _place(picture, "team/standup", "sfu-0")
+    picture.apply_pod(observe("sfu-0", ready=False, ended=True), NOW + 1)
+    assert [p.reason for p in lost_pods(picture, NOW + 1, NONE_SILENT, TIMEOUT)] == [
+        LossReason.POD_ENDED
+    ]
 
 
 def test_a_lost_pod_without_rooms_is_not_listed():
     picture = _picture()
     add_pod(picture, "sfu-0")
-    assert lost_pods(picture, NOW + 10 * TIMEOUT, TIMEOUT) == []
+    assert lost_pods(picture, NOW + 10 * TIMEOUT, NONE_SILENT, TIMEOUT) == []
 
 
 def test_a_deleted_pod_is_lost_at_once_and_its_late_reports_are_refused():
@@ -116,7 +154,9 @@ def test_a_deleted_pod_is_lost_at_once_and_its_late_reports_are_refused():
     _place(picture, "team/standup", "sfu-0")
     lost = picture.remove_pod(key("sfu-0"), "uid-sfu-0")
     assert lost is not None and lost.reason == LossReason.POD_DELETED
-    assert [p.reason for p in lost_pods(picture, NOW, TIMEOUT)] == [LossReason.POD_DELETED]
+    assert [p.reason for p in lost_pods(picture, NOW, NONE_SILENT, TIMEOUT)] == [
+        LossReason.POD_DELETED
+    ]
     late = picture.apply_report(report("sfu-0", sequence=1), NOW + 1)
     assert not late.accepted
     assert picture.pod(key("sfu-0")) is None
@@ -128,7 +168,7 @@ def test_a_new_incarnation_reporting_loses_the_old_one_and_starts_empty():
     _place(picture, "team/standup", "sfu-0")
     outcome = picture.apply_report(report("sfu-0", uid="uid-2"), NOW + 1)
     assert outcome.accepted and outcome.new_incarnation
-    [lost] = lost_pods(picture, NOW + 1, TIMEOUT)
+    [lost] = lost_pods(picture, NOW + 1, NONE_SILENT, TIMEOUT)
     assert (lost.uid, lost.reason, lost.rooms) == (
         "uid-sfu-0",
         LossReason.NEW_INCARNATION,
@@ -144,7 +184,9 @@ def test_a_new_incarnation_seen_by_the_pod_watch_loses_the_old_one():
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
     picture.apply_pod(observe("sfu-0", uid="uid-2"), NOW + 1)
-    assert [p.reason for p in lost_pods(picture, NOW + 1, TIMEOUT)] == [LossReason.NEW_INCARNATION]
+    assert [p.reason for p in lost_pods(picture, NOW + 1, NONE_SILENT, TIMEOUT)] == [
+        LossReason.NEW_INCARNATION
+    ]
 
 
 def test_a_pod_reporting_fenced_with_rooms_is_lost():
@@ -153,7 +195,9 @@ def test_a_pod_reporting_fenced_with_rooms_is_lost():
     add_pod(picture, "sfu-0")
     _place(picture, "team/standup", "sfu-0")
     picture.apply_report(report("sfu-0", sequence=1, fenced=True), NOW + 1)
-    assert [p.reason for p in lost_pods(picture, NOW + 1, TIMEOUT)] == [LossReason.FENCED]
+    assert [p.reason for p in lost_pods(picture, NOW + 1, NONE_SILENT, TIMEOUT)] == [
+        LossReason.FENCED
+    ]
 
 
 def test_a_retired_incarnation_is_forgotten_once_its_rooms_have_moved():
@@ -163,7 +207,7 @@ def test_a_retired_incarnation_is_forgotten_once_its_rooms_have_moved():
     picture.remove_pod(key("sfu-0"))
     picture.release("team/standup")
     assert list(picture.incarnations()) == []
-    assert lost_pods(picture, NOW, TIMEOUT) == []
+    assert lost_pods(picture, NOW, NONE_SILENT, TIMEOUT) == []
 
 
 def test_rooms_of_a_draining_pod_move_only_after_its_drain_deadline():
@@ -172,11 +216,11 @@ def test_rooms_of_a_draining_pod_move_only_after_its_drain_deadline():
     _place(picture, "team/standup", "sfu-0")
     picture.apply_pod(observe("sfu-0", draining=True, drain_deadline=NOW + 60), NOW + 1)
     picture.apply_report(report("sfu-0", sequence=1, draining=True), NOW + 59)
-    assert rooms_to_move(picture, NOW + 59, TIMEOUT) == []
+    assert rooms_to_move(picture, NOW + 59, NONE_SILENT, TIMEOUT) == []
     picture.apply_report(report("sfu-0", sequence=2, draining=True), NOW + 60)
-    [move] = rooms_to_move(picture, NOW + 60, TIMEOUT)
+    [move] = rooms_to_move(picture, NOW + 60, NONE_SILENT, TIMEOUT)
     assert (move.room, move.reason) == ("team/standup", LossReason.DRAIN_DEADLINE)
-    assert lost_pods(picture, NOW + 60, TIMEOUT) == []
+    assert lost_pods(picture, NOW + 60, NONE_SILENT, TIMEOUT) == []
 
 
 def test_rooms_to_move_lists_largest_rooms_of_each_pod_first():
@@ -184,7 +228,8 @@ def test_rooms_to_move_lists_largest_rooms_of_each_pod_first():
     add_pod(picture, "sfu-0")
     for room, reservation in [("a/small", 1.0), ("a/large", 30.0), ("a/medium", 5.0)]:
         _place(picture, room, "sfu-0", reservation)
-    moves = rooms_to_move(picture, NOW + TIMEOUT + 1, TIMEOUT)
+    silent = {(key("sfu-0"), "uid-sfu-0")}
+    moves = rooms_to_move(picture, NOW + TIMEOUT + 1, silent, TIMEOUT)
     assert [m.room for m in moves] == ["a/large", "a/medium", "a/small"]
 
 
@@ -293,7 +338,7 @@ def test_restored_rooms_stay_when_their_pod_reports_with_the_same_uid():
     picture = _picture()
     picture.assign("a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
     add_pod(picture, "sfu-0", now=NOW + 1)
-    assert lost_pods(picture, NOW + 1, TIMEOUT) == []
+    assert lost_pods(picture, NOW + 1, NONE_SILENT, TIMEOUT) == []
     assert [p.room for p in picture.rooms_on(key("sfu-0"))] == ["a/room"]
     assert picture.free_capacity(key("sfu-0")) == pytest.approx(90.0)
 
@@ -302,15 +347,15 @@ def test_restored_rooms_of_a_replaced_pod_are_lost():
     picture = _picture()
     add_pod(picture, "sfu-0", uid="uid-new")
     picture.assign("a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-old", now=NOW)
-    [lost] = lost_pods(picture, NOW, TIMEOUT)
+    [lost] = lost_pods(picture, NOW, NONE_SILENT, TIMEOUT)
     assert (lost.uid, lost.reason) == ("uid-old", LossReason.NEW_INCARNATION)
 
 
 def test_restored_rooms_of_a_pod_that_never_reports_are_lost_after_the_timeout():
     picture = _picture()
     picture.assign("a/room", 10.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
-    assert lost_pods(picture, NOW + TIMEOUT, TIMEOUT) == []
-    assert [p.reason for p in lost_pods(picture, NOW + TIMEOUT + 1, TIMEOUT)] == [
+    assert lost_pods(picture, NOW + TIMEOUT, NONE_SILENT, TIMEOUT) == []
+    assert [p.reason for p in lost_pods(picture, NOW + TIMEOUT + 1, NONE_SILENT, TIMEOUT)] == [
         LossReason.REPORTS_MISSING
     ]
 

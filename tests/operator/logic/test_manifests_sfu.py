@@ -17,7 +17,13 @@ from manifests_builders import (
 )
 
 from switchboard_api import labels
-from switchboard_api.contract import REPORT_TOKEN_AUDIENCE, SfuEnv, SfuMounts, join_url
+from switchboard_api.contract import (
+    REPORT_TOKEN_AUDIENCE,
+    ReportTls,
+    SfuEnv,
+    SfuMounts,
+    join_url,
+)
 from switchboard_operator.logic.manifests import (
     POD_TEMPLATE_HASH,
     ManifestError,
@@ -30,6 +36,9 @@ from switchboard_sfu.config import SfuConfig
 
 POD_IP = "10.244.1.7"
 HOST_IP = "192.0.2.10"
+
+
+HTTPS_REPORT_URL = "https://switchboard-operator-reports.sb.svc:8444/v1/capacity/reports"
 
 
 def _pod(region_=None, ctx=None, suffix="x7k2q", **kwargs):
@@ -215,8 +224,37 @@ def test_the_sfu_accepts_the_environment_it_is_given(exposure):
 
 def test_every_contract_variable_is_set_once():
     reg = region(sfu={"tlsSecretName": "sfu-tls"})
-    env = env_of(container(_pod(reg, turn_uris=["turn:turn.example.com:3478"])["spec"], "sfu"))
+    ctx = context(report_url=HTTPS_REPORT_URL, report_ca_configmap=ReportTls.CA_CONFIGMAP)
+    pod = _pod(reg, ctx, turn_uris=["turn:turn.example.com:3478"])
+    env = env_of(container(pod["spec"], "sfu"))
     assert set(env) == {name.value for name in SfuEnv}
+
+
+def test_reports_over_https_are_verified_with_the_published_ca_alone():
+    ctx = context(report_url=HTTPS_REPORT_URL, report_ca_configmap="report-ca-copy")
+    pod = _pod(ctx=ctx)
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["report-ca"] == {"name": "report-ca", "configMap": {"name": "report-ca-copy"}}
+    mount = _mount_of(pod, "report-ca")
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount  # a republished CA reaches the pod
+    config = SfuConfig.from_env(_resolve_env(pod))
+    assert config.report_url == HTTPS_REPORT_URL
+    assert str(config.report_ca_file) == SfuMounts.REPORT_CA_FILE
+    assert posixpath.dirname(SfuMounts.REPORT_CA_FILE) == mount["mountPath"]
+
+
+@pytest.mark.parametrize(
+    "ctx",
+    [
+        {"report_url": REPORT_URL, "report_ca_configmap": "report-ca"},  # plain HTTP
+        {"report_url": HTTPS_REPORT_URL, "report_ca_configmap": None},  # trust store
+    ],
+)
+def test_without_a_ca_to_verify_with_the_pod_mounts_none(ctx):
+    pod = _pod(ctx=context(**ctx))
+    assert SfuEnv.REPORT_CA_FILE not in env_of(container(pod["spec"], "sfu"))
+    assert "report-ca" not in {v["name"] for v in pod["spec"]["volumes"]}
 
 
 def test_sfu_names_the_join_api_it_is_given_in_migrate_messages():

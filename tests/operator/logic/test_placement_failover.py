@@ -20,6 +20,8 @@ from switchboard_operator.logic.placement import (
 )
 
 TIMEOUT = 6.0
+SILENT = {(key("sfu-0"), "uid-sfu-0")}
+"""sfu-0 is silent, as the lease rules decide (tested on their own)."""
 EU = region("eu")
 
 
@@ -39,7 +41,7 @@ def _requests(count: int, reservation: float = 10.0):
 
 def test_every_room_of_a_lost_pod_is_re_placed_on_other_pods():
     picture = _picture_with_rooms(6)
-    [lost] = lost_pods(picture, NOW + TIMEOUT + 1, TIMEOUT)
+    [lost] = lost_pods(picture, NOW + TIMEOUT + 1, SILENT, TIMEOUT)
     # The survivors keep reporting.
     for i in (1, 2):
         picture.apply_report(report(f"sfu-{i}", sequence=1), NOW + TIMEOUT + 1)
@@ -48,13 +50,13 @@ def test_every_room_of_a_lost_pod_is_re_placed_on_other_pods():
     assert {r.decision.pod_name for r in replacements} == {"sfu-1", "sfu-2"}
     assert all(r.reason == LossReason.REPORTS_MISSING for r in replacements)
     assert picture.rooms_on(key("sfu-0")) == []
-    assert lost_pods(picture, NOW + TIMEOUT + 1, TIMEOUT) == []
+    assert lost_pods(picture, NOW + TIMEOUT + 1, SILENT, TIMEOUT) == []
 
 
 def test_rooms_never_return_to_a_new_incarnation_of_the_lost_pod():
     picture = _picture_with_rooms(2)
     picture.apply_report(report("sfu-0", uid="uid-restarted", sequence=0), NOW + 1)
-    [lost] = lost_pods(picture, NOW + 1, TIMEOUT)
+    [lost] = lost_pods(picture, NOW + 1, SILENT, TIMEOUT)
     replacements = replace_rooms_of(picture, lost, _requests(2), [EU], NOW + 1)
     assert all(r.decision.pod_name != "sfu-0" for r in replacements)
 
@@ -62,7 +64,7 @@ def test_rooms_never_return_to_a_new_incarnation_of_the_lost_pod():
 def test_rooms_that_fit_nowhere_are_unschedulable_and_leave_the_lost_pod():
     picture = _picture_with_rooms(6, reservation=30.0)  # 180 units on three 100-unit pods
     picture.remove_pod(key("sfu-0"))
-    [lost] = lost_pods(picture, NOW, TIMEOUT)
+    [lost] = lost_pods(picture, NOW, SILENT, TIMEOUT)
     replacements = replace_rooms_of(picture, lost, _requests(6, 30.0), [EU], NOW)
     outcomes = [type(r.decision) for r in replacements]
     assert outcomes.count(Placement) == 4 and outcomes.count(Unschedulable) == 2
@@ -91,7 +93,7 @@ def test_largest_rooms_are_re_placed_first():
         picture.assign(room, size, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
     picture.remove_pod(key("sfu-0"))
     requests = {room: request(room, size) for room, size in sizes.items()}
-    moves = rooms_to_move(picture, NOW, TIMEOUT)
+    moves = rooms_to_move(picture, NOW, SILENT, TIMEOUT)
     replacements = replace_rooms(picture, moves, requests, [EU], NOW)
     # The idle survivor takes 70, then 20 would pass the 0.8 mark but 10 still fits.
     assert [r.room for r in replacements] == ["a/l", "a/m", "a/s"]
@@ -101,7 +103,7 @@ def test_largest_rooms_are_re_placed_first():
 def test_a_room_whose_room_object_is_gone_is_only_released():
     picture = _picture_with_rooms(2)
     picture.remove_pod(key("sfu-0"))
-    [lost] = lost_pods(picture, NOW, TIMEOUT)
+    [lost] = lost_pods(picture, NOW, SILENT, TIMEOUT)
     replacements = replace_rooms_of(picture, lost, {"a/r0": request("a/r0")}, [EU], NOW)
     assert [r.room for r in replacements] == ["a/r0"]
     assert picture.placement_of("a/r1") is None
@@ -110,7 +112,7 @@ def test_a_room_whose_room_object_is_gone_is_only_released():
 def test_a_room_moved_since_the_list_was_made_is_left_alone():
     picture = _picture_with_rooms(1)
     picture.remove_pod(key("sfu-0"))
-    moves = rooms_to_move(picture, NOW, TIMEOUT)
+    moves = rooms_to_move(picture, NOW, SILENT, TIMEOUT)
     picture.assign("a/r0", 10.0, pod=key("sfu-2"), pod_uid="uid-sfu-2", now=NOW)
     assert replace_rooms(picture, moves, _requests(1), [EU], NOW) == []
     assert picture.placement_of("a/r0").pod == key("sfu-2")
@@ -123,7 +125,7 @@ def test_batch_then_failover_leaves_capacity_consistent():
     requests = {f"a/r{i}": request(f"a/r{i}", 7.0) for i in range(30)}
     place_many(requests.values(), [EU], picture, NOW)
     picture.remove_pod(key("sfu-1"))
-    [lost] = lost_pods(picture, NOW, TIMEOUT)
+    [lost] = lost_pods(picture, NOW, set(), TIMEOUT)
     replace_rooms_of(picture, lost, requests, [EU], NOW)
     placed = sum(len(picture.rooms_on(key(f"sfu-{i}"))) for i in (0, 2, 3))
     assert placed == 30

@@ -221,7 +221,7 @@ def test_rooms_moving_off_a_lost_pod_never_wait_for_starting_pods():
     _starting_pod(picture, "eu-1", seen_at=NOW + 5)
     later = NOW + 11
     picture.apply_report(report("us-0", region="us", sequence=1), later)
-    [lost] = lost_pods(picture, later, 10.0)
+    [lost] = lost_pods(picture, later, {(key("eu-0"), "uid-eu-0")}, 10.0)
     requests = {"a/r": request("a/r", location=NEAR_EU)}
     [moved] = replace_rooms_of(picture, lost, requests, [EU, US], later)
     _placed_in(moved.decision, "us")

@@ -51,6 +51,58 @@ def test_a_draining_pod_is_told_so_with_its_deadline():
     assert answer["drainDeadline"] == "1970-01-12T13:47:40Z"
 
 
+def test_a_pod_that_speaks_leases_is_granted_one_in_the_term_and_told_its_peers():
+    picture = CapacityPicture()
+    for pod in ("sfu-0", "sfu-1", "sfu-2"):
+        add_pod(picture, pod)
+    picture.apply_report(report("sfu-1", sequence=1, peer=True), NOW)  # sfu-2: an older SFU
+    sent = report("sfu-0", sequence=1, peer=True)
+    outcome = picture.apply_report(sent, NOW + 1)
+    answer = report_response(
+        picture,
+        sent,
+        outcome,
+        max_participants=lambda _room: 2,
+        failover_timeout=10.0,
+        term=4,
+        lease_seconds=8.0,
+    )
+    assert (answer.term, answer.lease_seconds) == (4, 8.0)
+    assert [(p.pod, p.pod_uid, p.url) for p in answer.peers] == [
+        ("sfu-1", "uid-sfu-1", "http://sfu-1:7881/v1/lease")
+    ]
+
+
+def test_a_pod_without_a_peer_endpoint_gets_the_term_but_no_lease():
+    picture = CapacityPicture()
+    add_pod(picture, "sfu-0")
+    sent = report("sfu-0", sequence=1)
+    outcome = picture.apply_report(sent, NOW + 1)
+    answer = report_response(
+        picture,
+        sent,
+        outcome,
+        max_participants=lambda _room: 2,
+        failover_timeout=10.0,
+        term=4,
+        lease_seconds=8.0,
+    )
+    assert (answer.term, answer.lease_seconds, answer.peers) == (4, None, [])
+
+
+def test_the_answer_to_a_fenced_report_assigns_nothing():
+    # Its rooms are moving: assigning them would lift its fence with rooms another pod gets.
+    picture = CapacityPicture()
+    add_pod(picture, "sfu-0")
+    picture.assign("a/one", 5.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+    sent = report("sfu-0", sequence=1, fenced=True)
+    outcome = picture.apply_report(sent, NOW + 1)
+    answer = report_response(
+        picture, sent, outcome, max_participants=lambda _room: 2, failover_timeout=10.0
+    )
+    assert answer.acknowledged and answer.assignments == []
+
+
 def test_an_answer_built_on_the_previous_one_carries_each_rooms_current_limit():
     picture = CapacityPicture()
     add_pod(picture, "sfu-0")

@@ -48,10 +48,69 @@ def test_a_newer_term_counts_only_after_its_grace() -> None:
     assert judge(late, LEASE_END, 3).verdict is Verdict.FENCE
 
 
-def response(term: int | None, lease: float | None = 8.0) -> ReportResponse:
+def test_after_a_long_outage_a_newer_term_counts_only_after_its_grace_from_when_it_showed():
+    # The control plane was away far longer than the lease: its new term acknowledged a
+    # peer first. This pod's turn is next; it fences only if it does not come in time.
+    lease = LeaseState(10.0, started_at=0.0)
+    lease.apply(response(3), sequence=1, sent_at=LEASE_END - 8.0, now=LEASE_END - 7.9)
+    showed = LEASE_END + 300.0
+    first = [answer(showed - 0.3, term=4)]
+    lease.saw_terms(first, showed)
+    assert judge(first, LEASE_END, 3, lease.newer_term_seen_at).verdict is Verdict.SERVE
+    late = [answer(showed + NEWER_TERM_GRACE_SECONDS + 0.5, term=4)]
+    lease.saw_terms(late, showed + NEWER_TERM_GRACE_SECONDS + 0.6)
+    assert lease.newer_term_seen_at == showed
+    assert judge(late, LEASE_END, 3, lease.newer_term_seen_at).verdict is Verdict.FENCE
+    # A term newer still (this pod missed the one before) gets its grace from when it showed.
+    newest = showed + 200.0
+    lease.saw_terms([answer(newest - 0.2, term=5)], newest)
+    assert judge([answer(newest - 0.2, term=5)], LEASE_END, 3, newest).verdict is Verdict.SERVE
+    assert lease.newer_term_seen_at == newest
+    # Once this pod applies the newer term, the next one starts the count again.
+    lease.apply(response(4), sequence=2, sent_at=showed + 1, now=showed + 1.1)
+    assert lease.newer_term_seen_at is None
+
+
+def response(
+    term: int | None, lease: float | None = 8.0, peers: tuple[str, ...] = ()
+) -> ReportResponse:
     return ReportResponse(
-        acknowledged=True, sequence=0, failover_timeout_seconds=10, term=term, lease_seconds=lease
+        acknowledged=True,
+        sequence=0,
+        failover_timeout_seconds=10,
+        term=term,
+        lease_seconds=lease,
+        peers=[
+            LeasePeer(url=f"http://{p}/v1/lease", public_key="k" * 43, pod=p, pod_uid=f"uid-{p}")
+            for p in peers
+        ],
     )
+
+
+def peer_names(lease: LeaseState) -> list[str]:
+    assert lease.last is not None
+    return sorted(peer.pod for peer in lease.last.peers)
+
+
+def test_a_new_terms_first_answers_keep_the_previous_peers_for_a_lease():
+    # The new leader has heard only from some pods yet: without the others, this pod's
+    # lease could end with no peer to ask, and it would fence although nothing moved.
+    lease = LeaseState(10.0, started_at=0.0)
+    lease.apply(response(3, peers=("b", "c")), sequence=1, sent_at=10.0, now=10.1)
+    lease.apply(response(4, peers=()), sequence=2, sent_at=20.0, now=20.1)
+    assert peer_names(lease) == ["b", "c"]
+    lease.apply(response(4, peers=("b",)), sequence=3, sent_at=21.0, now=21.1)
+    assert peer_names(lease) == ["b", "c"]
+    # A lease after the new term's first answer, it has heard from every live pod.
+    lease.apply(response(4, peers=("b",)), sequence=4, sent_at=29.0, now=29.1)
+    assert peer_names(lease) == ["b"]
+
+
+def test_within_a_term_the_peers_are_the_control_planes_list():
+    lease = LeaseState(10.0, started_at=0.0)
+    lease.apply(response(3, peers=("b", "c")), sequence=1, sent_at=10.0, now=10.1)
+    lease.apply(response(3, peers=("b",)), sequence=2, sent_at=11.0, now=11.1)
+    assert peer_names(lease) == ["b"]
 
 
 def test_the_lease_counts_from_when_the_report_was_sent() -> None:

@@ -2,7 +2,7 @@
 every SFU pod has left (CAPACITY.md)."""
 
 from switchboard_operator.logic.capacity.demand import reports_fresh
-from switchboard_operator.logic.capacity.losses import lost_pods, rooms_to_move
+from switchboard_operator.logic.capacity.losses import lost_pods, rooms_to_move, silent_pods
 from switchboard_operator.logic.capacity.model import (
     FIT_TOLERANCE,
     PARTICIPANT_OVERHEAD_UNITS,
@@ -48,4 +48,5 @@ __all__ = [
     "pod_key",
     "reports_fresh",
     "rooms_to_move",
+    "silent_pods",
 ]

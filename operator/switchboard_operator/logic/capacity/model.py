@@ -92,7 +92,9 @@ class PodObservation:
     drain_deadline: float | None = None
     """When draining, the time by which its remaining rooms must have moved."""
     failed: bool = False
-    """Its SFU process ended (phase Failed or Succeeded): it will never take rooms."""
+    """Its SFU process crashed or was killed (phase Failed): it will never take rooms."""
+    ended: bool = False
+    """Its process ended, failed or not (phase Failed or Succeeded): its rooms move now."""
     cordoned: bool = False
     """The autoscaler is removing it: it takes no new rooms, keeps the ones it has."""
 
@@ -105,7 +107,10 @@ class LossReason(StrEnum):
     """Why the rooms of a pod incarnation must move elsewhere."""
 
     REPORTS_MISSING = "ReportsMissing"
-    """No report for longer than the failover timeout."""
+    """Silent: its lease certainly ended while its peers were acknowledged (C5), or, for a
+    pod without leases, no report for the failover timeout plus the margin (C6)."""
+    POD_ENDED = "PodEnded"
+    """The Pod's phase is Failed or Succeeded: its process ended."""
     POD_DELETED = "PodDeleted"
     """The Pod object was deleted."""
     NEW_INCARNATION = "NewIncarnation"

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from switchboard_api.contract import CapacityReport
+from switchboard_api.contract import CapacityReport, PeerEndpoint
 from switchboard_operator.logic.capacity.model import (
     FIT_TOLERANCE,
     CapacityModel,
@@ -21,6 +21,7 @@ from switchboard_operator.logic.capacity.model import (
     PodObservation,
     RoomMeasurement,
 )
+from switchboard_operator.logic.leases import AckLedger
 
 
 @dataclass(eq=False, slots=True)
@@ -46,6 +47,8 @@ class PodState:
     opened: bool = False
     """Has been open at least once: it has started, so it is no longer waited for."""
     failed: bool = False
+    ended: bool = False
+    """Its process ended (Pod phase Failed or Succeeded): its rooms move at once."""
     capacity: float = 0.0
     reported_at: float | None = None
     sequence: int = -1
@@ -55,6 +58,11 @@ class PodState:
     cpu_cores: float = 0.0
     join_key_ids: tuple[str, ...] | None = None
     """The join-token keys the pod said it holds in its last report (None: it does not say)."""
+    peer: PeerEndpoint | None = None
+    """Where it answers lease checks, from its last report (None: it speaks no leases)."""
+    acks: AckLedger = field(default_factory=lambda: AckLedger(lease_capable=True))
+    """What this leader acknowledged to it and what it confirmed (C3). Until it reports,
+    it counts as lease-capable: it may hold a lease from an earlier term."""
     baseline: float = 0.0
     """Measured load not attributed to any room placed here."""
     reserved: float = 0.0
@@ -123,6 +131,7 @@ class PodState:
         self.cordoned = pod.cordoned
         newly_failed = pod.failed and not self.failed
         self.failed = pod.failed
+        self.ended = pod.ended
         self._refresh_open()
         return newly_failed
 
@@ -139,6 +148,8 @@ class PodState:
         self.participants = report.participants
         self.cpu_cores = report.cpu_cores
         self.join_key_ids = None if report.join_key_ids is None else tuple(report.join_key_ids)
+        self.peer = report.peer
+        self.acks.lease_capable = report.peer is not None
         self.measured = {
             usage.room: RoomMeasurement(
                 cost=model.measured_cost(usage.load, usage.participants),
@@ -187,6 +198,7 @@ class PodState:
             and not self.draining
             and not self.cordoned
             and not self.fenced
+            and not self.ended
             and self.reported_at is not None
         )
         self.opened = self.opened or self.open

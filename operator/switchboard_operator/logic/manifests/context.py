@@ -40,6 +40,11 @@ class OperatorContext:
     """Whether `turn_image`'s coturn has a Prometheus exporter (Debian's coturn has none)."""
     join_public_keys_configmap: str = JoinKeySecrets.PUBLIC_KEYS_CONFIGMAP
     """ConfigMap in the Region's namespace with the join-token public keys."""
+    report_ca_configmap: str | None = None
+    """ConfigMap in the Region's namespace with the CA certificate the report receiver's
+    certificate chains to (`ReportTls.CA_CONFIGMAP`, the operator publishes it); SFU pods
+    verify the receiver with it when the report URL is https. None: with the image's
+    trust store."""
     report_interval_seconds: float = defaults.REPORT_INTERVAL_SECONDS
     report_token_expiration_seconds: int = DEFAULT_TOKEN_EXPIRATION_SECONDS
     control_plane_namespace: str | None = None
@@ -73,6 +78,11 @@ class OperatorContext:
     def pull_policy(self, policy: PullPolicy | None) -> str:
         """A Region's pull policy, or the operator's when it sets none."""
         return policy.value if policy is not None else self.image_pull_policy
+
+    @property
+    def report_ca_mounted(self) -> bool:
+        """Whether SFU pods mount the report CA (an https report URL and a CA to trust)."""
+        return self.report_ca_configmap is not None and self.report_url.startswith("https:")
 
     @property
     def report_port(self) -> int:

@@ -42,6 +42,17 @@ READINESS_PATH: Final = "/readyz"
 LIVENESS_PATH: Final = "/healthz"
 METRICS_PATH: Final = "/metrics"
 
+STARTUP_PROBE_PERIOD_SECONDS: Final = 1
+STARTUP_PROBE_FAILURES: Final = 60
+READINESS_PROBE_PERIOD_SECONDS: Final = 2
+READINESS_PROBE_FAILURES: Final = 1
+NOT_READY_GRACE_SECONDS: Final = (
+    STARTUP_PROBE_PERIOD_SECONDS * STARTUP_PROBE_FAILURES
+    + READINESS_PROBE_PERIOD_SECONDS * READINESS_PROBE_FAILURES
+)
+"""The longest a healthy SFU container stays not Ready once started: the startup probe's
+whole budget, then one readiness period. One never Ready by then is not capacity."""
+
 DRAIN_MARGIN_SECONDS: Final = 30
 """Termination grace beyond the drain grace: time to close participants and exit."""
 TEMPLATE_HASH_LENGTH: Final = 16
@@ -173,11 +184,21 @@ def _container(
         "ports": [port, peer, metrics_port],
         # Draining starts on SIGTERM (see docs): no preStop hook, so the whole grace
         # period is the SFU's, and the image needs no shell.
-        "startupProbe": _http_probe(region, LIVENESS_PATH, period=1, failures=60),
-        "readinessProbe": _http_probe(region, READINESS_PATH, period=2, failures=1),
+        "startupProbe": _http_probe(
+            region,
+            LIVENESS_PATH,
+            period=STARTUP_PROBE_PERIOD_SECONDS,
+            failures=STARTUP_PROBE_FAILURES,
+        ),
+        "readinessProbe": _http_probe(
+            region,
+            READINESS_PATH,
+            period=READINESS_PROBE_PERIOD_SECONDS,
+            failures=READINESS_PROBE_FAILURES,
+        ),
         "livenessProbe": _http_probe(region, LIVENESS_PATH, period=10, failures=3, timeout=3),
         "securityContext": container_security_context(),
-        "volumeMounts": _volume_mounts(region),
+        "volumeMounts": _volume_mounts(region, ctx),
     }
     if sfu.resources is not None:
         container["resources"] = sfu.resources.model_dump(exclude_none=True)
@@ -236,6 +257,8 @@ def _env(
     ]
     if ctx.join_api_url is not None:
         env.append({"name": SfuEnv.JOIN_API_PUBLIC_URL.value, "value": ctx.join_api_url})
+    if ctx.report_ca_mounted:
+        env.append({"name": SfuEnv.REPORT_CA_FILE.value, "value": SfuMounts.REPORT_CA_FILE})
     if sfu.tls_secret_name:
         env += [
             {"name": SfuEnv.TLS_CERT_FILE.value, "value": SfuMounts.TLS_CERT_FILE},
@@ -274,6 +297,8 @@ def _volumes(region: Region, ctx: OperatorContext) -> list[dict[str, Any]]:
         {"name": "join-keys", "configMap": {"name": ctx.join_public_keys_configmap}},
         {"name": "tmp", "emptyDir": {"sizeLimit": _TMP_SIZE}},
     ]
+    if ctx.report_ca_configmap is not None and ctx.report_ca_mounted:
+        volumes.append({"name": "report-ca", "configMap": {"name": ctx.report_ca_configmap}})
     if region.spec.sfu.tls_secret_name:
         volumes.append(
             {
@@ -304,12 +329,15 @@ def _volumes(region: Region, ctx: OperatorContext) -> list[dict[str, Any]]:
     return volumes
 
 
-def _volume_mounts(region: Region) -> list[dict[str, Any]]:
+def _volume_mounts(region: Region, ctx: OperatorContext) -> list[dict[str, Any]]:
     mounts = [
         {"name": "report-token", "mountPath": SfuMounts.REPORT_TOKEN_DIR, "readOnly": True},
         {"name": "join-keys", "mountPath": SfuMounts.JOIN_KEYS_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
+    if ctx.report_ca_mounted:
+        # The whole ConfigMap, never a subPath: a republished CA reaches the pod.
+        mounts.append({"name": "report-ca", "mountPath": SfuMounts.REPORT_CA_DIR, "readOnly": True})
     if region.spec.sfu.tls_secret_name:
         # The whole Secret, never a subPath: only then do the kubelet's updates reach it.
         mounts.append({"name": "tls", "mountPath": SfuMounts.TLS_DIR, "readOnly": True})

@@ -26,6 +26,7 @@ from switchboard_operator.logic.autoscaling import ScalingDecision
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.observation import status_patch
+from switchboard_operator.logic.region_namespaces import namespace_refusal
 from switchboard_operator.logic.region_status import (
     Problem,
     RegionLoad,
@@ -37,8 +38,12 @@ from switchboard_operator.logic.sfu_pod_plan import SfuPodMemory
 from switchboard_operator.logic.timestamps import format_time
 from switchboard_operator.logic.turn_rotation import TurnAccess
 from switchboard_operator.metrics import OperatorMetrics
-from switchboard_operator.reconcilers.regions.sfu_trust import sfu_pod_records
-from switchboard_operator.reconcilers.regions.workloads import RegionPass, pod_view
+from switchboard_operator.reconcilers.regions.pod_views import pod_view
+from switchboard_operator.reconcilers.regions.sfu_trust import (
+    confirm_missing_sfu_pods,
+    sfu_pod_records,
+)
+from switchboard_operator.reconcilers.regions.workloads import RegionPass
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,12 @@ class RegionReconciler:
         ready: Callable[[], bool],
         metrics: OperatorMetrics | None = None,
         scaling: Callable[[str], ScalingDecision | None] = lambda _: None,
+        report_ca: Callable[[], str] = lambda: "",
+        region_namespaces: frozenset[str] = frozenset(),
     ) -> None:
+        """`report_ca`: the report receiver's CA certificate (PEM), published to SFU pods
+        when the context names its ConfigMap. `region_namespaces`: the only namespaces
+        Regions may use (empty: any)."""
         self._api = api
         self._cache = cache
         self._picture = picture
@@ -70,6 +80,8 @@ class RegionReconciler:
         self._propagation_seconds = propagation_seconds
         self._ready = ready
         self._scaling = scaling
+        self._report_ca = report_ca
+        self._region_namespaces = region_namespaces
         self._desired: dict[str, int] = {}
         metrics = metrics or OperatorMetrics()
         self._queue = WorkQueue(self.reconcile, "regions", observe=metrics.reconciles("Region"))
@@ -131,6 +143,11 @@ class RegionReconciler:
             problem = Problem("InvalidSpec", f"The Region cannot be read: {error}")
             await self._write_status(body, self._observation(body, None, problem, []))
             return Result(requeue_after=PROBLEM_RETRY_SECONDS)
+        refused = namespace_refusal(region.spec.namespace, self._region_namespaces)
+        if refused is not None:
+            # Before any call in that namespace: the operator's RBAC does not reach it.
+            await self._report(body, region, refused, [])
+            return None  # only a spec change (a watch event) can lift it
         scaling = self._scaling(name)
         one = RegionPass(
             self._api,
@@ -146,6 +163,7 @@ class RegionReconciler:
             occupancy=self._picture.occupancy,
             cordon=self._picture.cordon,
             rooms_known=self._ready(),
+            report_ca=self._report_ca,
         )
         try:
             problem, turn_uris = await one.run()
@@ -177,6 +195,7 @@ class RegionReconciler:
             self._degraded.pop(name, None)
         else:
             self._degraded[name] = problem.reason
+        await confirm_missing_sfu_pods(self._api, self._cache, name, region.spec.namespace)
         await self._write_status(body, self._observation(body, region, problem, turn_uris))
 
     async def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:

@@ -5,18 +5,37 @@ from __future__ import annotations
 
 import logging
 
+from kubernetes_asyncio import client
+
 from switchboard_operator.cache import ClusterCache
+from switchboard_operator.kube import objects
 from switchboard_operator.logic.notices import Notice
 
 log = logging.getLogger(__name__)
 
 
 def sfu_pod_records(cache: ClusterCache, region: str, now: float) -> list[dict[str, str]]:
-    """The Region's `status.sfu.pods`: the SFU pods it trusts that still exist (or were
-    created too recently for the watch to show them)."""
+    """The Region's `status.sfu.pods`: the SFU pods it trusts that are not known to be
+    gone (a pod missing from the cache is no evidence: `logic/sfu_trust.py`)."""
     return cache.sfu_ledger.records(
-        region, cache.recorded_sfu_pods(region), cache.labelled_sfu_pod_uids(region), now
+        region, cache.recorded_sfu_pods(region), cache.labelled_sfu_pods(region), now
     )
+
+
+async def confirm_missing_sfu_pods(
+    api: client.ApiClient, cache: ClusterCache, region: str, namespace: str
+) -> None:
+    """Read each recorded pod the cache does not show: only a 404 (or another UID under
+    its name) is evidence that it is gone. A pod deleted while no operator watched leaves
+    no DELETED event, and its name is never reused."""
+    present = cache.labelled_sfu_pods(region)
+    for uid, name in cache.recorded_sfu_pods(region).items():
+        if uid in present or cache.sfu_ledger.known_deleted(uid):
+            continue
+        pod = await objects.get(api, "Pod", name, namespace)
+        if pod is None or pod["metadata"].get("uid") != uid:
+            log.info("recorded sfu pod is gone region=%s pod=%s uid=%s", region, name, uid)
+            cache.sfu_ledger.deleted(uid)
 
 
 def untrusted_pod_notices(cache: ClusterCache, region: str, namespace: str) -> list[Notice]:

@@ -10,15 +10,16 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes_asyncio import client
 
 from switchboard_api import labels as keys
+from switchboard_api.contract import ReportTls
 from switchboard_api.region import Region
 from switchboard_operator.cache import ClusterCache
-from switchboard_operator.kube import bodies, events, objects
+from switchboard_operator.kube import events, objects
 from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.drift import drifted_paths, is_subset
@@ -27,7 +28,6 @@ from switchboard_operator.logic.notices import Notice
 from switchboard_operator.logic.region_status import Problem
 from switchboard_operator.logic.sfu_pod_plan import (
     SfuPodMemory,
-    SfuPodView,
     cordoned_notice,
     created_notice,
     draining_notice,
@@ -36,6 +36,8 @@ from switchboard_operator.logic.sfu_pod_plan import (
 )
 from switchboard_operator.logic.timestamps import format_time, parse_time
 from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION, TurnAccess, step
+from switchboard_operator.reconcilers.regions.pod_views import HostsRooms, Occupancy, pod_view
+from switchboard_operator.reconcilers.regions.published import publish_configmap
 from switchboard_operator.reconcilers.regions.sfu_trust import (
     sfu_pod_records,
     untrusted_pod_notices,
@@ -44,17 +46,11 @@ from switchboard_turn.coturn import TurnSecrets
 
 log = logging.getLogger(__name__)
 
-MANAGED = {keys.APP_MANAGED_BY: keys.MANAGED_BY_VALUE}
 ROTATION_STARTED_AT = "switchboard.dev/turn-rotation-requested"
 """TURN Secret annotation: the rotation request value already acted upon."""
 RECHECK_SECONDS = 300.0
 """Unwatched inputs (Secrets, the namespace, the keys ConfigMap) are re-read this often."""
 
-HostsRooms = Callable[[str, str], bool]
-"""Whether the pod `<namespace>/<name>` with that UID has rooms placed on it (the capacity
-picture, which leads the pod's hosts-rooms label)."""
-Occupancy = Callable[[str], tuple[int, float]]
-"""Rooms placed on the pod `<namespace>/<name>` and the units they count (the picture)."""
 Cordon = Callable[[str], bool]
 """Take no new room on the pod `<namespace>/<name>` from now on; True if it holds none."""
 
@@ -76,6 +72,7 @@ class RegionPass:
         occupancy: Occupancy | None = None,
         cordon: Cordon | None = None,
         rooms_known: bool = True,
+        report_ca: Callable[[], str] = lambda: "",
     ) -> None:
         self.api = api
         self.cache = cache
@@ -96,6 +93,8 @@ class RegionPass:
         self.occupancy = occupancy
         self.cordon = cordon
         self.rooms_known = rooms_known
+        self.report_ca = report_ca
+        """The report receiver's CA certificate (PEM) to publish."""
         self.turn_converged = False
         self.turn_access: TurnAccess | None = None
         """With `turn_converged`: the TURN access clients get now (None: no TURN)."""
@@ -160,6 +159,7 @@ class RegionPass:
                     Notice("Normal", "Removed", f"Deleted {kind} {obj_name}: no longer wanted.")
                 )
         await self._publish_join_keys()
+        await self._publish_report_ca()
         turn_uris = self._turn_uris()
         self.turn_converged = True
         if turn_secrets is not None:
@@ -238,25 +238,20 @@ class RegionPass:
         withdrawal = self.join_keys.next_withdrawal(now)
         if withdrawal is not None:
             self.requeue = min(self.requeue, max(withdrawal - now, 0.0) + 0.1)
-        name = self.context.join_public_keys_configmap
-        desired = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {**MANAGED, keys.REGION: self.name},
-            },
-            "data": self.join_keys.public_pems(now),
-        }
-        observed = await objects.get(self.api, "ConfigMap", name, self.namespace)
-        # The data must be equal, not only contain ours: a withdrawn key must go.
-        if (
-            observed is None
-            or not is_subset(desired, observed)
-            or observed.get("data") != desired["data"]
-        ):
-            await objects.apply(self.api, desired)
+        await publish_configmap(
+            self.api,
+            self.namespace,
+            self.context.join_public_keys_configmap,
+            self.name,
+            self.join_keys.public_pems(now),
+        )
+
+    async def _publish_report_ca(self) -> None:
+        """The CA certificate SFU pods verify the report receiver with (never its key)."""
+        name = self.context.report_ca_configmap
+        if name is not None:
+            data = {ReportTls.CA_KEY: self.report_ca()}
+            await publish_configmap(self.api, self.namespace, name, self.name, data)
 
     def _turn_uris(self) -> list[str]:
         if not self.region.spec.turn.enabled:
@@ -351,44 +346,6 @@ class RegionPass:
             "region event region=%s reason=%s message=%s", self.name, notice.reason, notice.message
         )
         await events.post(self.api, self.body, notice.type, notice.reason, notice.message)
-
-
-def pod_view(
-    pod: Mapping[str, Any], hosts_rooms: HostsRooms, occupancy: Occupancy | None = None
-) -> SfuPodView:
-    """What the SFU pod plan needs to know about a pod, as the Pod watch shows it."""
-    meta = pod["metadata"]
-    pod_labels = meta.get("labels") or {}
-    phase = (pod.get("status") or {}).get("phase")
-    key = f"{meta['namespace']}/{meta['name']}"
-    rooms, used = (0, 0.0) if occupancy is None else occupancy(key)
-    return SfuPodView(
-        name=meta["name"],
-        template_hash=pod_labels.get(manifests.POD_TEMPLATE_HASH, ""),
-        ready=bodies.pod_ready(pod),
-        deleting=bool(meta.get("deletionTimestamp")),
-        terminated=phase in ("Failed", "Succeeded"),
-        failed=bodies.pod_failed(pod),
-        draining=(meta.get("annotations") or {}).get(keys.DRAIN) == "true",
-        cordoned=bool((meta.get("annotations") or {}).get(keys.CORDONED)),
-        rooms=rooms,
-        used=used,
-        hosts_rooms=pod_labels.get(manifests.HOSTS_ROOMS) == manifests.HOSTS_ROOMS_VALUE
-        or hosts_rooms(f"{meta['namespace']}/{meta['name']}", meta["uid"]),
-        created=meta.get("creationTimestamp") or "",
-        exit_reason=_exit_reason(pod),
-    )
-
-
-def _exit_reason(pod: Mapping[str, Any]) -> str:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated")
-        if terminated:
-            return (
-                f"{terminated.get('reason', 'Terminated')}, exit code {terminated.get('exitCode')}"
-            )
-    status = pod.get("status") or {}
-    return status.get("reason") or (status.get("phase") or "failed").lower()
 
 
 def _suffix() -> str:
