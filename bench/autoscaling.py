@@ -23,15 +23,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autoscaling_bounds import print_bounds
 from autoscaling_cluster import run
-from autoscaling_sim import (
-    HPA_WINDOW,
-    Sim,
-    oracle_pod_seconds,
-    print_table,
-    simulate,
-    trace,
-)
+from autoscaling_sim import HPA_WINDOW, Shape, Sim, oracle_pod_seconds, simulate, trace
+from autoscaling_table import print_breakdown, print_table
 
 from switchboard_api.region import PlacementPolicy
 
@@ -56,6 +51,9 @@ def simulation_only(args: argparse.Namespace) -> None:
         f"oracle {oracle / 60:.0f} pod-minutes"
     )
     print_table(results, oracle)
+    print()
+    print_breakdown(results, oracle)
+    print_bounds(rooms, oracle, Shape())
 
 
 def main() -> None:

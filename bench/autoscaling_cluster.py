@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaling_bounds import print_bounds
 from autoscaling_sim import (
     HPA_SYNC,
     HPA_WINDOW,
@@ -25,10 +26,10 @@ from autoscaling_sim import (
     Shape,
     end_of,
     oracle_pod_seconds,
-    print_table,
     simulate,
     trace,
 )
+from autoscaling_table import print_breakdown, print_table
 from kubernetes_asyncio import client, config
 from placement_e2e import (
     ROOMS_NS,
@@ -287,4 +288,7 @@ def run(args: argparse.Namespace) -> None:
         f"the simulations use {sim_startup} s"
     )
     print_table([cluster, *results], oracle)
+    print()
+    print_breakdown(results, oracle)
+    print_bounds(rooms, oracle, shape)
     print(f"\nbenchmark run took {time.monotonic() - started:.0f}s")

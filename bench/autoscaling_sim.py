@@ -16,6 +16,10 @@ take `startup` seconds to come up. The two baselines:
 Per policy: decision time (demand crossing the target -> pod create), time to new
 capacity accepting rooms (crossing -> that pod up), room-seconds waiting, pod-seconds,
 rooms cut; and the oracle's pod-seconds (the fewest pods at the target, second by second).
+Where each policy's pod-seconds go, second by second (`Result.spent`): pods the oracle
+would run too, pods beyond them that the policy's own sizing asks for now (its buffer, its
+view of demand), pods beyond that kept by the scale-down stabilisation, pods starting, and
+pods on their way out (cordoned or terminating) that wait for their last rooms to end.
 `bench/autoscaling.py` runs them (alone with `--simulate`, or beside a cluster run).
 """
 
@@ -23,12 +27,11 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from switchboard_api.region import PlacementPolicy
-from switchboard_operator.logic.autoscaling import ScalingMemory, ScalingSpec, decide
+from switchboard_operator.logic.autoscaling import ScalingMemory, ScalingSpec, decide, recommend
 from switchboard_operator.logic.sfu_pod_plan import SfuPodView, plan_sfu_pods
 
 CAPACITY = 100.0
@@ -102,9 +105,17 @@ class Pod:
         return RESERVATION * len(self.rooms)
 
 
+SPENT = ("oracle's", "sizing", "stabilisation", "starting", "held by rooms")
+"""Where pod-seconds go (`Sim._account`), in the order the breakdown prints them."""
+
+
 @dataclass
 class Result:
     name: str
+    spent: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SPENT, 0.0))
+    held_after_arrivals: float = 0.0
+    """The "held by rooms" pod-seconds after the trace's last arrival: pods kept only for
+    the longest rooms, when the oracle needs minReplicas."""
     decision_times: list[float] = field(default_factory=list)
     capacity_times: list[float] = field(default_factory=list)
     waiting_room_seconds: float = 0.0
@@ -132,6 +143,7 @@ class Sim:
         for index, (at, duration) in enumerate(rooms):
             self.arrivals.setdefault(at, []).append((index, duration))
         self.end = end_of(rooms, shape)
+        self.last_arrival = max(at for at, _ in rooms)
         self.startup = startup
         self.pods: list[Pod] = []
         self.waiting: dict[int, int] = {}  # room -> duration
@@ -139,6 +151,8 @@ class Sim:
         self._counter = 0
         self._crossed_at: float | None = None
         self.history: list[float] = []  # measured load per second
+        self.recommended = shape.min_pods
+        """Serving pods the policy's sizing asks for now, before its stabilisation."""
         for _ in range(shape.min_pods):
             self.create(0, ready_now=True)
 
@@ -181,6 +195,21 @@ class Sim:
         self.history.append(sum(len(p.rooms) for p in self.pods) * RESERVATION * MEASURED_SHARE)
         self.result.waiting_room_seconds += len(self.waiting)
         self.result.pod_seconds += len(self.pods)
+        self._account(now)
+
+    def _account(self, now: int) -> None:
+        alive = len(self.waiting) + sum(len(p.rooms) for p in self.pods)
+        oracle = pods_at_target(alive, self.shape)
+        up = len([p for p in self.serving() if p.ready_at <= now])
+        spent = self.result.spent
+        spent["oracle's"] += min(up, oracle)
+        sized = min(max(0, up - oracle), max(0, self.recommended - oracle))
+        spent["sizing"] += sized
+        spent["stabilisation"] += max(0, up - oracle - sized)
+        spent["starting"] += len([p for p in self.serving() if p.ready_at > now])
+        spent["held by rooms"] += len(self.pods) - len(self.serving())
+        if now > self.last_arrival:
+            self.result.held_after_arrivals += len(self.pods) - len(self.serving())
 
     def _place(self, now: int) -> None:
         open_pods = [p for p in self.serving() if p.ready_at <= now]
@@ -233,6 +262,7 @@ def builtin(window: int, placement: PlacementPolicy, shape: Shape = Shape()) -> 
             sim.demand(), spec, memory, float(now), current=shape.min_pods, reports_fresh=True
         )
         memory = decision.memory
+        sim.recommended = recommend(sim.demand(), spec)
         views = [
             SfuPodView(
                 name=p.name,
@@ -277,6 +307,7 @@ def hpa(metrics_lag: int, grace: int, window: int = HPA_WINDOW, sync: int = HPA_
         if abs(utilization / HPA_TARGET - 1) > 0.1:
             wanted = math.ceil(len(ready) * utilization / HPA_TARGET)
         wanted = max(sim.shape.min_pods, min(sim.shape.max_pods, wanted))
+        sim.recommended = wanted
         recommendations.append((now, wanted))
         recommendations[:] = [(t, r) for t, r in recommendations if t > now - window]
         desired = wanted if wanted > len(serving) else max(r for _, r in recommendations)
@@ -289,13 +320,17 @@ def hpa(metrics_lag: int, grace: int, window: int = HPA_WINDOW, sync: int = HPA_
     return policy
 
 
+def pods_at_target(rooms: int, shape: Shape) -> int:
+    """The oracle's count for `rooms` alive: the fewest pods at the target."""
+    return max(shape.min_pods, math.ceil(rooms / (shape.capacity * TARGET / RESERVATION)))
+
+
 def oracle_pod_seconds(rooms: list[tuple[int, int]], end: int, shape: Shape = Shape()) -> float:
     active = [0] * (end + 1)
     for at, duration in rooms:
         for second in range(at, min(end, at + duration)):
             active[second] += 1
-    per_pod = shape.capacity * TARGET / RESERVATION
-    return float(sum(max(shape.min_pods, math.ceil(n / per_pod)) for n in active))
+    return float(sum(pods_at_target(n, shape) for n in active))
 
 
 def simulate(
@@ -318,32 +353,3 @@ def simulate(
         sim("HPA-style").run(hpa(metrics_lag, 0, hpa_window)),
         sim("LiveKit chart").run(hpa(metrics_lag, LIVEKIT_GRACE, hpa_window)),
     ]
-
-
-def print_table(results: list[Result], oracle: float) -> None:
-    """One row per policy: the figures the issue asks for, pod-minutes against the oracle."""
-    width = max(14, *(len(r.name) for r in results))
-    header = (
-        f"{'policy':<{width}} {'decision s (p50/max)':>21} {'to capacity s (p50)':>20} "
-        f"{'room-s waiting':>15} {'pod-min':>8} {'vs oracle':>10} {'creates':>8} "
-        f"{'rooms cut':>10}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        decisions = (
-            f"{_seconds(statistics.median(r.decision_times))}/{_seconds(max(r.decision_times))}"
-            if r.decision_times
-            else "-"
-        )
-        capacity = _seconds(statistics.median(r.capacity_times)) if r.capacity_times else "-"
-        print(
-            f"{r.name:<{width}} {decisions:>21} {capacity:>20} {r.waiting_room_seconds:>15.0f} "
-            f"{r.pod_seconds / 60:>8.1f} {r.pod_seconds / oracle:>9.2f}x {r.creates:>8} "
-            f"{r.cut:>10}"
-        )
-
-
-def _seconds(value: float) -> str:
-    # Whole seconds in the simulation; measured ones keep a decimal.
-    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"

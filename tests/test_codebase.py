@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import re
 import shutil
 import subprocess
 import sys
@@ -68,3 +69,18 @@ def test_test_module_basenames_are_unique():
     for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):
         seen.setdefault(path.name, []).append(str(path.relative_to(REPO_ROOT)))
     assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
+def test_the_tests_the_docs_name_exist():
+    """Docs say which test covers what (docs/security.md's findings, for one): a renamed
+    or removed test must not leave them pointing at nothing."""
+    named = re.compile(r"`(tests/[\w/]+\.py)(?:::(\w+))?`")
+    missing = []
+    for doc in sorted([*(REPO_ROOT / "docs").glob("*.md"), REPO_ROOT / "README.md"]):
+        for path, test in named.findall(doc.read_text()):
+            source = REPO_ROOT / path
+            if not source.is_file():
+                missing.append(f"{doc.name}: {path}")
+            elif test and not re.search(rf"^(async )?def {test}\(", source.read_text(), re.M):
+                missing.append(f"{doc.name}: {path}::{test}")
+    assert missing == []

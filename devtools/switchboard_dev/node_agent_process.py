@@ -71,6 +71,15 @@ class NodeAgentProcess:
         )
         return self
 
+    def crash_and_restart(self) -> None:
+        """SIGKILL the agent (no cleanup: a crash, or a restart that leaves its pods be, as
+        a kubelet's does) and start it again; `nodes_schedulable` tells when it is back.
+
+        Call it from a thread that outlives the agent (not a pool's worker): the agent dies
+        with the thread that started it (PR_SET_PDEATHSIG), without stopping its pods."""
+        self.process.kill()
+        self.process.start()
+
     def nodes_schedulable(self) -> bool:
         self.process.check_running()
         result = self.cluster.kubectl("get", "nodes", *self.node_names, "-o", "json", check=False)

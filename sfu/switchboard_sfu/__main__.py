@@ -49,7 +49,7 @@ async def serve(config: SfuConfig) -> None:
     await site.start()
     runners = [runner]
     peer = None
-    if config.report_url and config.pod_ip:
+    if config.report_url and config.pod_ip and not config.previous_contract:
         # Peers reach this pod at its pod IP; the port serves lease checks and nothing else.
         peer_runner = web.AppRunner(
             peer_app(service.peer_key, service.lease_status), handle_signals=False, access_log=None
@@ -89,6 +89,7 @@ async def serve(config: SfuConfig) -> None:
             peer=peer,
             peer_checker=PeerChecker(config.pod_name),
             source_address=config.pod_ip,
+            previous_contract=config.previous_contract,
         )
         tasks.append(asyncio.ensure_future(reporter.run()))
     log.info(

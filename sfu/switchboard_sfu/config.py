@@ -12,6 +12,10 @@ from switchboard_api.contract import MAX_REPORT_INTERVAL_SECONDS, SfuEnv
 from switchboard_api.ports import SFU_METRICS_PORT, SFU_PEER_PORT, SFU_SIGNALLING_PORT
 from switchboard_tls import CertificateFiles
 
+PREVIOUS_CONTRACT_ENV = "SWITCHBOARD_TEST_PREVIOUS_CONTRACT"
+"""Tests only, never set by the operator: `1` makes this SFU speak the contract as it was
+before the lease protocol, to test a rolling update with old and new SFU versions mixed."""
+
 
 class ConfigError(ValueError):
     """The environment does not describe a runnable SFU (message names the variable)."""
@@ -55,6 +59,10 @@ class SfuConfig:
     """Participant limit of a room that joined before its assignment arrived."""
     tls: CertificateFiles | None = None
     """The certificate the HTTP port serves HTTPS/WSS with; None: plain HTTP."""
+    previous_contract: bool = False
+    """Behave as an SFU of the previous contract version (PREVIOUS_CONTRACT_ENV): announce
+    no peer endpoint, send no `term`/`ackedSequence`, ignore `term`, `leaseSeconds` and
+    `peers`, and fence on `failoverTimeoutSeconds` alone."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "SfuConfig":
@@ -91,6 +99,7 @@ class SfuConfig:
             ),
             join_api_url=reader.base_url(SfuEnv.JOIN_API_PUBLIC_URL),
             tls=reader.certificate_files(SfuEnv.TLS_CERT_FILE, SfuEnv.TLS_KEY_FILE),
+            previous_contract=env.get(PREVIOUS_CONTRACT_ENV) == "1",
         )
         if config.report_interval_seconds > MAX_REPORT_INTERVAL_SECONDS:
             raise ConfigError(

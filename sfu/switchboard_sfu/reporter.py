@@ -58,11 +58,14 @@ class CapacityReporter:
         peer_checker: PeerChecker | None = None,
         source_address: str | None = None,
         ca_file: Path | None = None,
+        previous_contract: bool = False,
     ) -> None:
         """`source_address` (the pod IP) is the address reports and lease checks leave
         from: a pod's only address in a cluster, and one of many on a machine that runs
         pods as local processes. `ca_file`: the CA the control plane's certificate must
-        chain to (the one it publishes), re-read when it changes; None: the trust store."""
+        chain to (the one it publishes), re-read when it changes; None: the trust store.
+        `previous_contract` (tests only): speak the contract as before the lease protocol,
+        which had none of its fields: old SFU pods in a mixed-version rolling update."""
         self._url = url
         self._interval = interval_seconds
         self._token_file = token_file
@@ -75,6 +78,7 @@ class CapacityReporter:
         self._checker = peer_checker
         self._source = source_address
         self._trust = ReportTrust(ca_file) if ca_file is not None else None
+        self._previous_contract = previous_contract
         self._sequence = 0
         self._holding_over = False
         self._reports = m.counter(m.SFU_CAPACITY_REPORTS, registry)
@@ -111,13 +115,15 @@ class CapacityReporter:
         sequence = self._sequence
         self._sequence += 1
         sent_at = time.monotonic()
-        report = self._build_report(sequence, datetime.now(UTC)).model_copy(
-            update={
-                "term": self.lease.term,
-                "acked_sequence": self.lease.last.sequence if self.lease.last else None,
-                "peer": self._peer,
-            }
-        )
+        report = self._build_report(sequence, datetime.now(UTC))
+        if not self._previous_contract:
+            report = report.model_copy(
+                update={
+                    "term": self.lease.term,
+                    "acked_sequence": self.lease.last.sequence if self.lease.last else None,
+                    "peer": self._peer,
+                }
+            )
         headers = {}
         token = self._read_token()
         if token:
@@ -138,6 +144,11 @@ class CapacityReporter:
                     self._reports.labels("failed").inc()
                     return
                 response = ReportResponse.model_validate(await reply.json())
+                if self._previous_contract:
+                    # Fields an SFU of that version does not know: it ignores them.
+                    response = response.model_copy(
+                        update={"term": None, "lease_seconds": None, "peers": []}
+                    )
         except (
             aiohttp.ClientError,
             TimeoutError,

@@ -7,6 +7,10 @@ second pod, and the fourth (over a pod's 80 % admission limit) waits for it.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import time
 from collections import Counter
 
 import aiohttp
@@ -17,8 +21,11 @@ from fixtures.cluster import api_key_secret, apply, condition, ready_pods, remov
 from fixtures.cluster import get_json as get
 from fixtures.sfu_client_process import ClientProcess
 from fixtures.sfu_clients import SignallingClient
+from fixtures.sfu_harness import processes_with
+from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
 from fixtures.vanishing import DROP_DEADLINE_SECONDS
 from fixtures.waiting import eventually, wait_for
+from switchboard_api.contract import SfuEnv
 from switchboard_dev.operator_process import OPERATOR_NAMESPACE, OPERATOR_USER
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent, pytest.mark.slow]
@@ -296,6 +303,69 @@ async def test_flapping_load_inside_the_window_causes_no_churn(region, operator)
     # Low for a whole window: one scale-down, the empty pod removed.
     await eventually(lambda: len(sfu_pods(cluster)) == 1, WINDOW + 90, "back at one pod")
     assert len(region_events(cluster, "ScaledDown")) == downs + 1
+
+
+async def test_scale_down_waits_while_a_pod_is_silent(region, operator):
+    """Demand falls while one SFU pod's reports have stopped (its process is paused: it
+    answers nothing, so it is not Ready either): no pod is cordoned or deleted while it is
+    silent, however long past the window; once it reports again the Region shrinks."""
+    cluster = region
+    window = 2
+    apply(cluster, region_spec(scaleDownStabilizationSeconds=window))
+    for name in room_names(cluster):  # the earlier tests' rooms
+        delete_room(cluster, name)
+    await eventually(lambda: not room_names(cluster), 60, "no rooms left")
+    await eventually(lambda: len(sfu_pods(cluster)) == 1, WINDOW + 120, "back at one pod")
+    (first,) = sfu_pods(cluster)
+    for name in ("s1", "s2", "s3"):  # all on the first pod; the third needs a second pod
+        apply(cluster, room(name))
+        await eventually(lambda name=name: room_status(cluster, name).get("pod"), 150, "placed")
+    await eventually(lambda: len(ready_pods(cluster, MEDIA_NS)) == 2, 150, "a second pod ready")
+    (silent,) = set(sfu_pods(cluster)) - {first}
+    # It has served: the operator knows it from its reports, not only from its Ready.
+    await eventually(
+        lambda: sfu_metric(sfu_pods(cluster)[silent], SFU_REPORTS_ACKNOWLEDGED) >= 1,
+        30,
+        "the new pod's reports acknowledged",
+    )
+    audit = cluster.require_local("reads the audit log").audit_log
+    mark = audit.mark()
+    pids = processes_with(f"{SfuEnv.POD_NAME.value}={silent}")
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        await eventually(
+            lambda: silent not in {p["metadata"]["name"] for p in ready_pods(cluster, MEDIA_NS)},
+            30,
+            "the silent pod not Ready",
+        )
+        # Demand now fits one pod: the window passes several times over while it is silent
+        # (kept well inside the liveness probe's 20-30 s, after which it would be ended).
+        for name in ("s2", "s3"):
+            delete_room(cluster, name)
+        await eventually(lambda: not {"s2", "s3"} & room_names(cluster), 30, "rooms gone")
+        held_until = time.monotonic() + 3 * window
+        while time.monotonic() < held_until:
+            pods = sfu_pods(cluster)
+            assert set(pods) == {first, silent}
+            assert not any(cordoned(p) for p in pods.values()), "cordoned while silent"
+            await asyncio.sleep(0.5)
+        assert region_status(cluster)["sfu"]["desiredReplicas"] == 2
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    await eventually(lambda: silent not in sfu_pods(cluster), 60, "the Region shrunk")
+    assert set(sfu_pods(cluster)) == {first}
+    assert room_status(cluster, "s1").get("pod") == first
+    await eventually(audit_marker(cluster, MEDIA_NS), 30, "the audit log to catch up")
+    writes = pod_writes(cluster, mark)
+    assert writes[("delete", silent)] == 1 and ("delete", first) not in writes
+    delete_room(cluster, "s1")
+
+
+def cordoned(pod: dict) -> bool:
+    return bool((pod["metadata"].get("annotations") or {}).get("switchboard.dev/cordoned"))
 
 
 def room_names(cluster) -> set[str]:

@@ -1,14 +1,16 @@
 """Finding 6, least privilege proven from the audit log: on a cluster of its own, the
 operator runs under exactly the chart's RBAC files (the Regions' role bound in the one
-namespace of `regionNamespaces`, as the chart binds it) through the Region, Room, join,
-failover, drain and key-rotation flows, and a Region in another namespace is refused.
-Then, from the API server's audit log: the operator was never refused (no 403), every
-request it made is granted, and every permission the chart grants was used.
+namespace of `regionNamespaces`, as the chart binds it, and not in the operator's own)
+through the Region, Room, join, failover, drain and key-rotation flows, reissues the report
+receiver's serving certificate, and a Region in another namespace is refused. Then, from
+the API server's audit log: the operator was never refused (no 403), every request it made
+is granted, and every permission the chart grants was used.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import shutil
 import signal
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -29,7 +32,7 @@ from fixtures.sfu_clients import SignallingClient
 from fixtures.sfu_harness import processes_with
 from fixtures.waiting import eventually
 from switchboard_api import labels
-from switchboard_api.contract import JoinKeySecrets, SfuEnv
+from switchboard_api.contract import JoinKeySecrets, ReportTls, SfuEnv
 from switchboard_dev.images import agent_image_stores
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import (
@@ -47,7 +50,15 @@ from switchboard_localcluster.nodeagent.presets import (
     NODE_AGENT_USER,
     agent_config,
 )
-from switchboard_operator.config import REGION_NAMESPACES_ENV
+from switchboard_operator.config import REGION_NAMESPACES_ENV, OperatorConfig
+from switchboard_operator.logic.report_certs import (
+    RENEW_BEFORE,
+    SERVING_LIFETIME,
+    issue_serving,
+    new_ca,
+    serving_names,
+)
+from switchboard_operator.reportapi.tls import secret_data
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodeagent]
 
@@ -59,6 +70,8 @@ OPERATOR_POD = "switchboard-operator-rbac"
 SERVICE_ACCOUNT = "switchboard-operator"
 NEW_KID = "29991231-rbac"
 POD_ADDRESSES = "127.90.0.0/16"
+DUE_IN = RENEW_BEFORE - dt.timedelta(days=10)
+"""The seeded serving certificate ends this soon: inside the reissue window."""
 
 
 class Stack:
@@ -74,6 +87,10 @@ class Stack:
         }
         self.operator = OperatorProcess(
             plane.issue_kubeconfig(OPERATOR_USER), workdir / "operator", env=env
+        )
+        # An install whose report serving certificate is due: the operator reissues it.
+        self.due_report_tls = _due_report_tls(
+            serving_names(OperatorConfig.from_env(env).report_url)
         )
 
 
@@ -97,6 +114,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         plane.kubectl("create", "serviceaccount", SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE)
         apply(cluster, _standin_pod())
         apply(cluster, api_key_secret("rbac-api-key", OPERATOR_NAMESPACE, API_KEY, ROOMS_NS))
+        apply(cluster, setup.due_report_tls)
         config = agent_config(
             work / "agent" / "state",
             {"eu-west": ["eu-west-a"]},
@@ -128,6 +146,29 @@ def _standin_pod() -> dict:
             "containers": [{"name": "operator", "image": "switchboard/operator:unused"}],
         },
     }
+
+
+def _due_report_tls(names: tuple[str, ...]) -> dict:
+    """The report receiver's Secret as an older install holds it: a CA, and a serving
+    certificate for the receiver's names that ends within the reissue window."""
+    now = dt.datetime.now(dt.UTC)
+    issued = now + DUE_IN - SERVING_LIFETIME
+    ca = new_ca(issued)
+    serving = issue_serving(ca, names, issued)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": ReportTls.SERVING_SECRET, "namespace": OPERATOR_NAMESPACE},
+        "type": "kubernetes.io/tls",
+        "data": secret_data(ca, serving),
+    }
+
+
+def report_tls(cluster: Cluster) -> tuple[str, dt.datetime]:
+    """The report receiver's CA (base64) and the end of its serving certificate."""
+    data = get(cluster, "secret", ReportTls.SERVING_SECRET, "-n", OPERATOR_NAMESPACE)["data"]
+    serving = x509.load_pem_x509_certificate(base64.b64decode(data["tls.crt"]))
+    return data[ReportTls.CA_KEY], serving.not_valid_after_utc
 
 
 def region(name: str, namespace: str, *, turn: bool) -> dict:
@@ -201,6 +242,18 @@ async def refused_region(cluster: Cluster) -> None:
 
 async def run_every_flow(stack: Stack) -> None:
     cluster, operator = stack.cluster, stack.operator
+
+    # Reports: the serving certificate, due when the leader started, was reissued by the
+    # same CA (a patch of the Secret, which the leader reads at start).
+    def reissued() -> bool:
+        ca, ends = report_tls(cluster)
+        assert ca == stack.due_report_tls["data"][ReportTls.CA_KEY], "the report CA replaced"
+        return ends - dt.datetime.now(dt.UTC) > RENEW_BEFORE
+
+    await eventually(
+        reissued, 60, "the due report serving certificate reissued", fatal=(AssertionError,)
+    )
+
     # Region: SFU pods, TURN, what they need; and a Region outside regionNamespaces.
     apply(cluster, region(REGION, MEDIA_NS, turn=True))
     apply(cluster, region(REFUSED, ELSEWHERE_NS, turn=False))

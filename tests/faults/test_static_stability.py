@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from fixtures.fault_cases import hold, settle
 from fixtures.fault_stack import (
+    PREVIOUS_SFU_IMAGE,
     SECOND_POD_ADDRESSES,
     SETTLE_SECONDS,
     FaultStack,
@@ -33,6 +35,7 @@ from fixtures.fault_stack import (
     open_calls,
     reopen_broken,
 )
+from fixtures.rolling import Roll, answers_lease_checks, live_sfu_pods, sfu_image
 from switchboard_dev.faults import CpuHog, ProxyMode
 
 pytestmark = [
@@ -75,24 +78,6 @@ async def rooms(stack: FaultStack, calls: list[StreamingRoom]) -> list[Streaming
     """The module's calls, each intact when the case starts."""
     await reopen_broken(stack, calls)
     return calls
-
-
-async def hold(seconds: float, observation: Observation) -> None:
-    """Keep the fault for `seconds`, checking all along that media flows on healthy pods."""
-    until = time.monotonic() + seconds
-    while time.monotonic() < until:
-        await observation.media_kept_flowing("during the fault")
-
-
-async def settle(observation: Observation, scenario: str) -> float:
-    """Wait for recovery, then assert the four things; returns the recovery time."""
-    recovered = await observation.converged(f"probe-{scenario}")
-    await observation.media_kept_flowing("after the fault")
-    observation.healthy_participants_untouched()
-    observation.one_pod_per_room()
-    cut = sum(not room.intact for room in observation.rooms)
-    print(f"\nfault scenario={scenario} recovered_after={recovered:.1f}s rooms_cut={cut}")
-    return recovered
 
 
 async def api_server_down(stack: FaultStack, rooms: list[StreamingRoom], seconds: float) -> None:
@@ -337,6 +322,28 @@ async def test_both_cores_saturated_for_a_minute(stack, rooms, tmp_path) -> None
     for pod in stack.sfu_ips:
         assert await off_loop(lambda pod=pod: stack.sfu_metric(pod, FENCED)) == 0
     await settle(observation, "cpu-hog-60s")
+
+
+async def test_rolling_update_with_old_and_new_sfu_versions_mixed(stack, rooms) -> None:
+    """The Region's pods roll to the previous contract version (no leases) and back, one
+    at a time, old and new pods side by side: only the retired pods' calls are moved (told
+    `draining`, never `fenced` or `room-moved`), and no room is on two pods at any instant.
+    With every pod old, one's report path is cut: it fences on the failover timeout, and
+    its rooms move only after that and the margin."""
+    current = await off_loop(lambda: sfu_image(live_sfu_pods(stack)[0]))
+    for image, label in ((PREVIOUS_SFU_IMAGE, "old"), (current, "new")):
+        roll = Roll(stack, rooms, image)
+        seconds = await roll.run()
+        assert roll.mixed, f"old and new pods never ran side by side rolling to {image}"
+        for ip in stack.sfu_ips.values():
+            assert await answers_lease_checks(ip) == (label == "new"), f"{ip} runs {label}"
+        await settle(Observation(stack, rooms, healthy_pods=set(stack.sfu_ips)), f"roll-{label}")
+        print(f"fault roll_to={label} seconds={seconds:.1f} calls_moved={roll.rejoined}")
+        if label == "old":
+            # Pods without leases fence on the failover timeout, and their silence moves
+            # their rooms only after it and the margin (C6): still one pod per room.
+            await report_path_cut(stack, rooms, [rooms[0].pod], ProxyMode.BLACKHOLE)
+            await reopen_broken(stack, rooms)
 
 
 async def test_api_server_down_for_two_minutes(long_holds: LongHolds) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from switchboard_localcluster.podman import Podman
 
 from .addresses import PodAddressPool
+from .adoption import Survivors
 from .config import AgentConfig, NodeConfig
 from .kube import Kube, KubeError
 from .mountpoints import MountPoints
@@ -107,13 +108,15 @@ class NodeAgent:
         self._worker_tasks: dict[str, asyncio.Task[None]] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._keepers: list[NodeKeeper] = []
+        self.survivors = Survivors()
+        """Containers a previous agent left running, until their pods' workers adopt them."""
+        self._listed: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         background: list[asyncio.Task[Any]] = []
         if self.podman is not None:
-            # Containers a killed predecessor left in this store would hold its pods' ports.
-            await asyncio.to_thread(self.podman.remove_all)
+            await self._find_survivors(self.podman)
         if self.service_hosts is not None:
             background.append(asyncio.create_task(self.service_hosts.run(), name="hosts"))
         try:
@@ -152,6 +155,25 @@ class NodeAgent:
             await self.prober.close()
             log.info("node agent stopped")
 
+    async def _find_survivors(self, podman: PodmanRuntime) -> None:
+        """A previous agent's containers: the running ones wait for their pods' workers
+        (a restarted agent adopts them, as a restarted kubelet does); the rest go."""
+        found = await podman.survivors()
+        for survivor in found:
+            if not survivor.running:
+                await podman.remove(survivor.name, None)
+        self.survivors = Survivors(found)
+        log.info("containers of a previous agent running=%d", len(self.survivors))
+
+    async def _remove_unclaimed(self) -> None:
+        """Every node's pods are listed: survivors of pods no longer here hold ports and
+        run for nobody."""
+        if self.podman is None:
+            return
+        for survivor in self.survivors.unclaimed():
+            log.info("orphan container removed name=%s pod_uid=%s", survivor.name, survivor.pod_uid)
+            await self.podman.remove(survivor.name, None)
+
     async def _kubelet_version(self) -> str:
         info = await self.kube.request("GET", "/version")
         return str(info.get("gitVersion", "v0.0.0"))
@@ -189,6 +211,10 @@ class NodeAgent:
                 listing = await self.kube.request("GET", "/api/v1/pods", params=selector)
                 version = listing["metadata"]["resourceVersion"]
                 self._reconcile(runtime, listing.get("items") or [])
+                if node.name not in self._listed:
+                    self._listed.add(node.name)
+                    if len(self._listed) == len(self.config.nodes):
+                        await self._remove_unclaimed()
                 params = {**selector, "resourceVersion": version, "allowWatchBookmarks": "true"}
                 async for event in self.kube.watch("/api/v1/pods", params, WATCH_TIMEOUT_SECONDS):
                     kind, obj = event.get("type"), event.get("object") or {}
@@ -225,7 +251,7 @@ class NodeAgent:
             return
         if uid in self._finished:
             return
-        worker = PodWorker(runtime, pod)
+        worker = PodWorker(runtime, pod, self.survivors.claim(uid))
         self.workers[uid] = worker
         task = asyncio.create_task(worker.run(), name=f"pod/{worker.ref}")
         self._worker_tasks[uid] = task

@@ -89,6 +89,17 @@ class ContainerRunner:
         self._env: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._kill_requested: str | None = None
+        self._adopted: tuple[RunningContainer, ContainerSnapshot | None] | None = None
+
+    def adopt(self, running: RunningContainer, previous: ContainerSnapshot | None) -> None:
+        """Take over a container a previous agent started and left running (`previous`: its
+        status as that agent last reported it): the first run waits for it instead of
+        starting one, keeps its restart count, start time and readiness, and runs no
+        postStart hook again."""
+        self._adopted = (running, previous)
+        if previous is not None:
+            self._restart_count = previous.restart_count
+            self._last_state = previous.last_state
 
     # --- observed state --------------------------------------------------------------------
 
@@ -162,6 +173,7 @@ class ContainerRunner:
         return False
 
     async def _run_once(self) -> Terminated | None:
+        adopted, self._adopted = self._adopted, None
         try:
             plan = await self._plan(self.container, self.image)
         except (
@@ -171,48 +183,43 @@ class ContainerRunner:
             KubeError,
             SecurityContextError,
         ) as error:
-            self._set(Waiting(CREATE_CONTAINER_CONFIG_ERROR, str(error)))
-            return None
-        self._env = plan.env
+            if adopted is None:
+                self._set(Waiting(CREATE_CONTAINER_CONFIG_ERROR, str(error)))
+                return None
+            plan = None  # it runs already: only exec probes miss their environment
+        self._env = plan.env if plan is not None else {}
         started_at = datetime.now(UTC)
-        try:
-            running = await self._runtime.start(
-                self.image, plan, self._log_path(self.name, self._restart_count)
-            )
-        except CommandNotAvailable as error:
-            self._set(Waiting(RUN_CONTAINER_ERROR, str(error)))
-            return None
-        except (StartFailed, PodmanError) as error:
-            log.warning(
-                "container start failed pod=%s container=%s error=%s",
-                self._pod_ref,
-                self.name,
-                error,
-            )
-            return Terminated(
-                exit_code=EXIT_START_ERROR,
-                reason=START_ERROR,
-                message=str(error),
-                started_at=None,
-                finished_at=datetime.now(UTC),
-            )
+        previous = adopted[1] if adopted is not None else None
+        if adopted is not None:
+            running = adopted[0]
+            if previous is not None and isinstance(previous.state, Running):
+                started_at = previous.state.started_at
+        else:
+            assert plan is not None
+            started = await self._start(plan)
+            if started is None or isinstance(started, Terminated):
+                return started
+            running = started
         self._running = running
         self._container_id = running.container_id
         if self._stopping.is_set():
             # Stopped while starting: honour the stop instead of running on.
             await running.stop(self._grace)
-        self._ready = False
-        self._started = self.probes.startup is None
+        self._ready = previous.ready if previous is not None else False
+        self._started = (previous is not None and previous.started) or self.probes.startup is None
         self._kill_requested = None
         log.info(
             # Only the program: arguments may carry secrets expanded from the env.
-            "container started pod=%s container=%s id=%s",
+            "container %s pod=%s container=%s id=%s",
+            "adopted" if adopted is not None else "started",
             self._pod_ref,
             self.name,
             running.container_id,
         )
         self._set(Running(started_at))
-        watchers = asyncio.gather(self._probe_loops(), return_exceptions=True)
+        watchers = asyncio.gather(
+            self._probe_loops(adopted=adopted is not None), return_exceptions=True
+        )
         try:
             exit = await running.wait()
         finally:
@@ -238,6 +245,31 @@ class ContainerRunner:
             finished_at=datetime.now(UTC),
             container_id=running.container_id,
         )
+
+    async def _start(self, plan: ContainerPlan) -> RunningContainer | Terminated | None:
+        """One start: the running container, how a failed start ended, or None when it
+        could not be tried (the waiting reason is set)."""
+        try:
+            return await self._runtime.start(
+                self.image, plan, self._log_path(self.name, self._restart_count)
+            )
+        except CommandNotAvailable as error:
+            self._set(Waiting(RUN_CONTAINER_ERROR, str(error)))
+            return None
+        except (StartFailed, PodmanError) as error:
+            log.warning(
+                "container start failed pod=%s container=%s error=%s",
+                self._pod_ref,
+                self.name,
+                error,
+            )
+            return Terminated(
+                exit_code=EXIT_START_ERROR,
+                reason=START_ERROR,
+                message=str(error),
+                started_at=None,
+                finished_at=datetime.now(UTC),
+            )
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop for good (pod deletion or agent shutdown): preStop hook, SIGTERM, then SIGKILL."""
@@ -274,11 +306,15 @@ class ContainerRunner:
         result = await self._prober.run(action, self._target(), self._grace)
         return result.success
 
-    async def _probe_loops(self) -> None:
-        if self.probes.post_start is not None and not await self._run_hook(self.probes.post_start):
+    async def _probe_loops(self, adopted: bool = False) -> None:
+        """Hooks and probes of one run; an adopted container ran its postStart hook under
+        the previous agent, and its startup probe already passed if it was started."""
+        post_start = None if adopted else self.probes.post_start
+        if post_start is not None and not await self._run_hook(post_start):
             await self._kill("PostStartHookError", self._grace)
             return
-        if self.probes.startup is not None and not await self._startup(self.probes.startup):
+        startup = None if self._started else self.probes.startup
+        if startup is not None and not await self._startup(startup):
             return
         self._started = True
         if self.probes.readiness is None:
@@ -320,7 +356,8 @@ class ContainerRunner:
         return False
 
     async def _readiness(self, probe: Probe) -> None:
-        tracker = ProbeTracker(probe, initial=False)
+        # An adopted container keeps the readiness it had: the pod does not flap NotReady.
+        tracker = ProbeTracker(probe, initial=self._ready)
         async for success, _detail in self._probe_results(probe):
             ready = tracker.record(success)
             if ready != self._ready:

@@ -111,3 +111,49 @@ class ContainerSnapshot:
         if self.container_id:
             status["containerID"] = self.container_id
         return status
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _terminated_from_api(body: dict[str, Any]) -> Terminated:
+    finished = parse_time(body.get("finishedAt")) or datetime.now(UTC)
+    return Terminated(
+        exit_code=int(body.get("exitCode", 0)),
+        reason=str(body.get("reason") or (COMPLETED if not body.get("exitCode") else ERROR)),
+        started_at=parse_time(body.get("startedAt")),
+        finished_at=finished,
+        container_id=body.get("containerID"),
+        signal=body.get("signal"),
+        message=body.get("message"),
+    )
+
+
+def snapshot_from_api(status: dict[str, Any]) -> ContainerSnapshot:
+    """A ContainerStatus as the API stored it: what a restarted agent knows of a container
+    its predecessor ran (restarts, readiness, when it started)."""
+    state = status.get("state") or {}
+    current: State
+    if "running" in state:
+        started = parse_time((state["running"] or {}).get("startedAt"))
+        current = Running(started or datetime.now(UTC))
+    elif "terminated" in state:
+        current = _terminated_from_api(state["terminated"] or {})
+    else:
+        waiting = state.get("waiting") or {}
+        current = Waiting(str(waiting.get("reason") or CONTAINER_CREATING), waiting.get("message"))
+    last = (status.get("lastState") or {}).get("terminated")
+    return ContainerSnapshot(
+        name=status["name"],
+        image=status.get("image", ""),
+        state=current,
+        last_state=_terminated_from_api(last) if last else None,
+        restart_count=int(status.get("restartCount", 0)),
+        ready=bool(status.get("ready")),
+        started=bool(status.get("started")),
+        container_id=status.get("containerID"),
+        image_id=status.get("imageID", ""),
+    )

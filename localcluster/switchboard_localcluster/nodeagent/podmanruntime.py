@@ -32,6 +32,7 @@ from pathlib import Path
 
 from switchboard_localcluster.podman import Podman, PodmanError
 
+from .adoption import Survivor, container_name, holder_name, survivors_from_listing
 from .cgroups import PARENT, MemoryCgroup, memory_cgroups_available, remove_tree
 from .runtime import ContainerPlan, Exit, ImageHandle, ImagePullError, RunningContainer
 from .securitycontext import SecuritySettings
@@ -253,7 +254,7 @@ class PodmanRuntime:
         self, image: ImageHandle, plan: ContainerPlan, log_path: Path
     ) -> RunningContainer:
         assert isinstance(image, PodmanImage)
-        name = f"k8s_{plan.name}_{plan.pod_key}_{secrets.token_hex(4)}"
+        name = container_name(plan.name, plan.pod_key, secrets.token_hex(4))
         memory: MemoryCgroup | None = None
         cgroup_parent = None
         if self._memory_cgroups:
@@ -294,7 +295,7 @@ class PodmanRuntime:
             holder = self._pid_holders.get(plan.pod_key)
             if holder is not None:
                 return holder
-            holder = f"k8s_POD_{plan.pod_key}"
+            holder = holder_name(plan.pod_key)
             user = plan.security.run_as_user if plan.security.run_as_user is not None else 65534
             await self.podman.run_async("rm", "--force", "--time=0", holder, check=False)
             code, _, err = await self.podman.run_async(
@@ -319,6 +320,30 @@ class PodmanRuntime:
                 raise PodmanError(_last_line(err) or f"podman run of {holder} exited {code}")
             self._pid_holders[plan.pod_key] = holder
             return holder
+
+    async def survivors(self) -> list[Survivor]:
+        """The containers a previous agent left in this store (running or not)."""
+        _, out, _ = await self.podman.run_async("ps", "--all", "--format=json", check=False)
+        return survivors_from_listing(out)
+
+    async def adopt(self, survivor: Survivor, log_path: Path) -> PodmanContainer:
+        """A running container of a previous agent, waited for (and its output appended to
+        the container's log) by attaching to it: nothing is started or signalled."""
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            attached = await asyncio.create_subprocess_exec(
+                *self.podman.argv("attach", "--no-stdin", "--sig-proxy=false", survivor.name),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+            )
+        finally:
+            os.close(log_fd)
+        return PodmanContainer(self, survivor.name, survivor.container_id, attached, None)
+
+    def adopt_holder(self, survivor: Survivor) -> None:
+        """A pod's process-namespace holder, still running: its containers keep joining it."""
+        self._pid_holders[survivor.pod_uid] = survivor.name
 
     async def release_pod(self, pod_key: str) -> None:
         """The pod is gone: remove its process namespace holder, if it had one."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .addresses import PodAddressPool
+from .adoption import PID_HOLDER, Survivor, adoptable
 from .backoff import BackoffPolicy, RestartBackoff
 from .containerrunner import ContainerRunner
 from .containerstate import (
@@ -25,6 +26,8 @@ from .containerstate import (
     POD_INITIALIZING,
     ContainerSnapshot,
     Waiting,
+    parse_time,
+    snapshot_from_api,
 )
 from .kube import STRATEGIC_MERGE_PATCH, KubeError
 from .podmanruntime import PodmanRuntime
@@ -81,9 +84,17 @@ def grace_period(pod: Mapping[str, Any]) -> float:
 
 
 class PodWorker:
-    def __init__(self, runtime: NodeRuntime, pod: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        runtime: NodeRuntime,
+        pod: Mapping[str, Any],
+        survivors: Mapping[str, Survivor] | None = None,
+    ) -> None:
+        """`survivors`: the pod's containers a previous agent left running, by container
+        name; adopted if the pod was running, removed otherwise."""
         self.runtime = runtime
         self.pod = pod
+        self._survivors = dict(survivors or {})
         meta = pod["metadata"]
         self.uid: str = meta["uid"]
         self.ref = f"{meta['namespace']}/{meta['name']}"
@@ -138,6 +149,7 @@ class PodWorker:
             await self._run()
         finally:
             await self.stop_processes(min(grace_period(self.pod), RETRY_SECONDS))
+            await self._remove_survivors()
             if self.runtime.podman is not None:
                 await self.runtime.podman.release_pod(self.uid)
             if self._sandbox is not None:
@@ -162,8 +174,12 @@ class PodWorker:
         if not await self._prepare_sandbox():
             await self._finish_deletion()
             return
-        if await self._run_init_containers(images):
-            self._start_containers(images)
+        if adoptable(self.pod) and set(self._survivors) - {PID_HOLDER}:
+            await self._adopt(images)
+        else:
+            await self._remove_survivors()
+            if await self._run_init_containers(images):
+                self._start_containers(images)
         await self._supervise()
         await self._finish_deletion()
 
@@ -353,6 +369,50 @@ class PodWorker:
             self._runners.append(runner)
             self._placeholders.pop(container["name"], None)
             self._spawn(runner)
+
+    async def _adopt(self, images: Mapping[str, ImageHandle]) -> None:
+        """Carry on with a running pod whose containers a previous agent left running: keep
+        the reported start time and completed init containers, wait for each survivor
+        instead of starting it, and start only the containers that are not running."""
+        podman = self.runtime.podman
+        assert podman is not None and self._sandbox is not None
+        status = self.pod.get("status") or {}
+        self._start_time = parse_time(status.get("startTime")) or self._start_time
+        previous = {
+            s["name"]: snapshot_from_api(s)
+            for s in [
+                *(status.get("initContainerStatuses") or []),
+                *(status.get("containerStatuses") or []),
+            ]
+        }
+        holder = self._survivors.pop(PID_HOLDER, None)
+        if holder is not None:
+            podman.adopt_holder(holder)
+        sidecars = [
+            c for c in self._spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"
+        ]
+        for container in self._spec.get("initContainers") or []:
+            if container not in sidecars and container["name"] in previous:
+                self._placeholders[container["name"]] = previous[container["name"]]
+        for container in [*sidecars, *(self._spec.get("containers") or [])]:
+            name = container["name"]
+            runner = self._runner(container, images[name], is_init=container in sidecars)
+            survivor = self._survivors.pop(name, None)
+            if survivor is not None:
+                before = previous.get(name)
+                log_path = self._sandbox.log_path(name, before.restart_count if before else 0)
+                runner.adopt(await podman.adopt(survivor, log_path), before)
+            (self._init_runners if container in sidecars else self._runners).append(runner)
+            self._placeholders.pop(name, None)
+            self._spawn(runner)
+
+    async def _remove_survivors(self) -> None:
+        """Survivors not adopted (the pod was not running, or no longer asks for them)."""
+        survivors, self._survivors = self._survivors, {}
+        if self.runtime.podman is not None:
+            for survivor in survivors.values():
+                log.info("leftover container removed pod=%s name=%s", self.ref, survivor.name)
+                await self.runtime.podman.remove(survivor.name, None)
 
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()

@@ -121,7 +121,7 @@ class ReportCertificates:
             "kind": "Secret",
             "metadata": metadata,
             "type": "kubernetes.io/tls",
-            "data": _data(ca, serving),
+            "data": secret_data(ca, serving),
         }
 
     async def _update(self, secret: dict[str, Any], ca: KeyPair, serving: KeyPair) -> None:
@@ -133,7 +133,7 @@ class ReportCertificates:
             "Secret",
             ReportTls.SERVING_SECRET,
             self._namespace,
-            {"metadata": {"resourceVersion": version}, "data": _data(ca, serving)},
+            {"metadata": {"resourceVersion": version}, "data": secret_data(ca, serving)},
         )
 
     def _serve(self, serving: KeyPair) -> None:
@@ -152,7 +152,8 @@ class ReportCertificates:
             staging.replace(path)
 
 
-def _data(ca: KeyPair, serving: KeyPair) -> dict[str, str]:
+def secret_data(ca: KeyPair, serving: KeyPair) -> dict[str, str]:
+    """The Secret's `data`: the CA pair and the serving pair, base64."""
     files = {
         ReportTls.CA_KEY: ca.cert_pem,
         CA_KEY_FILE: ca.key_pem,

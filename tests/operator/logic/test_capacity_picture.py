@@ -440,3 +440,25 @@ def test_stale_reports_of_a_ready_pod_block_scale_down():
     add_pod(picture, "sfu-0")
     assert reports_fresh(picture, "eu", NOW + FRESH)
     assert not reports_fresh(picture, "eu", NOW + FRESH + 1)
+
+
+def test_a_pod_that_served_then_went_silent_and_unready_still_blocks_scale_down():
+    """A silent SFU fences itself and fails readiness: its missing reports still count."""
+    picture = _picture()
+    add_pod(picture, "sfu-0")
+    later = NOW + FRESH + 1
+    picture.apply_pod(observe("sfu-0", ready=False), later)
+    assert not reports_fresh(picture, "eu", later)
+    # Reporting again lifts the hold, Ready or not yet.
+    picture.apply_report(report("sfu-0", sequence=1), later)
+    assert reports_fresh(picture, "eu", later)
+
+
+def test_pods_not_started_or_on_their_way_out_are_not_waited_for():
+    picture = _picture()
+    picture.apply_pod(observe("starting", ready=False), NOW)  # never reported yet
+    add_pod(picture, "drained")
+    picture.apply_pod(observe("drained", ready=False, draining=True), NOW)
+    add_pod(picture, "ended")
+    picture.apply_pod(observe("ended", ready=False, ended=True), NOW)
+    assert reports_fresh(picture, "eu", NOW + FRESH + 1)

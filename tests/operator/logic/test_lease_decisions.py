@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from switchboard_api import defaults
 from switchboard_operator.logic.leader_election import (
     ActingWindow,
     LeaderTiming,
@@ -87,6 +88,18 @@ def test_pods_without_leases_move_after_the_failover_timeout_and_margin() -> Non
     pods = {"old-a": reporting(10, capable=False), "old-b": reporting(10, capable=False)}
     assert lost(pods, 23.0) == []
     assert lost(pods, 23.1) == ["old-a", "old-b"]
+
+
+def test_the_margin_covers_how_late_a_pod_without_leases_fences() -> None:
+    """An SFU of the previous version applies an acknowledgement up to one report interval
+    after its report arrived and checks its timer up to two intervals apart: it has fenced
+    by `heard + failoverTimeoutSeconds + 3 * interval` (docs/contract.md, C6), which must
+    not be later than the control plane moves its rooms."""
+    timing = LeaseTiming()
+    latest_fence = timing.failover_timeout_seconds + 3 * defaults.REPORT_INTERVAL_SECONDS
+    assert latest_fence <= timing.failover_timeout_seconds + timing.silence_margin_seconds
+    pods = {"old-a": reporting(10, capable=False)}
+    assert silent_and_fenced(pods, -100.0, 10 + latest_fence, timing) == []
 
 
 def test_pods_without_leases_are_no_witnesses() -> None:

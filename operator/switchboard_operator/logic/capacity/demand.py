@@ -50,11 +50,20 @@ class DemandElsewhere:
 
 
 def reports_fresh(picture: CapacityPicture, region: str, now: float) -> bool:
-    """Whether every Ready, running pod of the region reported within the freshness
-    window: its load is known for all of them, so capacity may be taken away."""
+    """Whether every running pod of the region that serves, served or holds rooms reported
+    within the freshness window: its load is known for all of them, so capacity may be
+    taken away.
+
+    A pod that served and then went silent is not Ready either (an SFU that cannot reach
+    the control plane fences itself and fails its readiness probe), and its reports are
+    what is missing: it holds scale-down until it reports again. Pods that have not
+    started yet, and pods on their way out (drained, deleted, ended), are not waited for.
+    """
     fresh_after = now - picture.model.report_freshness_seconds
     return all(
         p.reported_at is not None and p.reported_at >= fresh_after
         for p in picture.region_pods(region)
-        if p.ready and not p.failed and p.retired is None
+        if (p.ready or p.opened or p.rooms)
+        and not (p.draining or p.failed or p.ended)
+        and p.retired is None
     )
