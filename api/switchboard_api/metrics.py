@@ -251,6 +251,12 @@ REGION_AT_MAX_REPLICAS: Final = _gauge(
     "condition); set by the autoscaler.",
     REGION,
 )
+REGION_SCALE_DOWN_HELD: Final = _gauge(
+    "switchboard_region_scale_down_held",
+    "1 while a scale-down is due but held because some SFU pod's reports are missing or "
+    "stale (the Region's ScaleDownHeld condition); set by the autoscaler.",
+    REGION,
+)
 AUTOSCALER_SCALINGS: Final = _counter(
     "switchboard_autoscaler_scalings_total",
     "SFU pod count changes the autoscaler decided, by Region and direction (up, down).",
@@ -298,6 +304,7 @@ OPERATOR: Final = (
     REGION_TARGET_UTILIZATION,
     REGION_ROOMS_WAITING,
     REGION_AT_MAX_REPLICAS,
+    REGION_SCALE_DOWN_HELD,
     AUTOSCALER_SCALINGS,
     JOIN_REQUESTS,
     JOIN_REQUEST_DURATION,

@@ -43,6 +43,9 @@ class RegionConditionType(StrEnum):
     """Something needs attention: e.g. fewer ready pods than desired, or invalid TLS secret."""
     AT_MAX_REPLICAS = "AtMaxReplicas"
     """Demand needs more SFU pods than `maxReplicas` allows: rooms may wait or spill."""
+    SCALE_DOWN_HELD = "ScaleDownHeld"
+    """Demand needs fewer SFU pods, but some pod's reports are missing or stale: none is
+    removed until they report again."""
 
 
 class PlacementPolicy(StrEnum):

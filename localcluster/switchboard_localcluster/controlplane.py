@@ -37,13 +37,20 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN_USER = "switchboard-admin"
 
 # Metadata for every request (who, verb, object, response code); bodies stay out so
-# the log stays small and carries no secrets. Health probes are noise.
+# the log stays small and carries no secrets. Health probes are noise. Writes to Rooms keep
+# their request body (a Room holds no secret): a test tells a placement write from a
+# participant count by what the patch names.
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "omitStages": ["RequestReceived"],
     "rules": [
         {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*", "/version"]},
+        {
+            "level": "Request",
+            "verbs": ["create", "update", "patch"],
+            "resources": [{"group": "switchboard.dev", "resources": ["rooms", "rooms/status"]}],
+        },
         {"level": "Metadata"},
     ],
 }
@@ -73,6 +80,12 @@ class AuditEvent:
     @property
     def is_write(self) -> bool:
         return self.verb in WRITE_VERBS
+
+    @property
+    def request_object(self) -> dict[str, object] | None:
+        """The request body, for the requests the policy logs it for (writes to Rooms)."""
+        body = self.raw.get("requestObject")
+        return body if isinstance(body, dict) else None
 
 
 class AuditLog:

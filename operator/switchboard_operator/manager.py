@@ -180,6 +180,9 @@ class Manager:
         if holding in done:
             if not isinstance(holding.exception(), LeadershipLost):
                 holding.result()
+            if elector.outranked:
+                # An SFU applied a newer term: release, so that the next starts past it.
+                await elector.release()
             log.error("leadership lost: exiting so that a standby takes over")
             return 1
         await elector.release()
@@ -378,15 +381,13 @@ class Operator:
             await part.stop()
 
     async def _follow_rooms(self) -> None:
-        """Rooms are read only once Regions, SFU pods and namespaces are all known: the
-        first list restores every placement before any room is reconciled."""
+        """Rooms are read once Regions, SFU pods and namespaces are known: restore first."""
         await self.cache.indexed.wait()
         await self._rooms_informer.run()
 
 
 def _figures(cache: ClusterCache, picture: CapacityPicture) -> ControlPlaneFigures:
-    """What the metrics say of the control plane at a scrape: from the cache and the
-    picture, no API call."""
+    """What the metrics say of the control plane at a scrape, with no API call."""
     regions = cache.region_bodies()
     pods = {name: cache.sfu_pods(name) for name in regions}
     return control_plane_figures(regions, pods, cache.room_bodies(), picture, time.time())

@@ -85,9 +85,11 @@ class OperatorMetrics:
             self._reconcile_duration.labels(kind)
         self._joins = m.counter(m.JOIN_REQUESTS, self.registry)
         self._join_duration = m.histogram(m.JOIN_REQUEST_DURATION, self.registry)
-        # Recorded by the autoscaler (region_at_max_replicas, scaled); registered here so
-        # the names exist, and every Region's series start, before it does.
+        # Recorded by the autoscaler (region_at_max_replicas, region_scale_down_held,
+        # scaled); registered here so the names exist, and every Region's series start,
+        # before it does.
         self._at_max_replicas = m.gauge(m.REGION_AT_MAX_REPLICAS, self.registry)
+        self._scale_down_held = m.gauge(m.REGION_SCALE_DOWN_HELD, self.registry)
         self._scalings = m.counter(m.AUTOSCALER_SCALINGS, self.registry)
         self._figures = _FiguresCollector(self._regions_seen)
         self.registry.register(self._figures)
@@ -107,6 +109,7 @@ class OperatorMetrics:
             for outcome in REPORT_OUTCOMES:
                 self._reports.labels(region, outcome)
             self._at_max_replicas.labels(region)
+            self._scale_down_held.labels(region)
             for direction in SCALING_DIRECTIONS:
                 self._scalings.labels(region, direction)
 
@@ -155,6 +158,10 @@ class OperatorMetrics:
     def region_at_max_replicas(self, region: str, at_max: bool) -> None:
         """The autoscaler's AtMaxReplicas condition for `region`."""
         self._at_max_replicas.labels(region).set(1 if at_max else 0)
+
+    def region_scale_down_held(self, region: str, held: bool) -> None:
+        """The autoscaler's ScaleDownHeld condition for `region`."""
+        self._scale_down_held.labels(region).set(1 if held else 0)
 
     def scaled(self, region: str, direction: str) -> None:
         """The autoscaler changed `region`'s SFU pod count (direction: up or down)."""

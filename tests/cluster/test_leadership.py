@@ -16,6 +16,7 @@ import yaml
 from kubernetes_asyncio import client, config
 
 from fixtures.cluster import Cluster
+from fixtures.waiting import eventually
 from switchboard_dev.faults import FaultProxy, ProxyMode
 from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
 from switchboard_operator.logic.leader_election import LeaderTiming
@@ -120,3 +121,81 @@ async def test_a_leader_shown_a_newer_term_stops_acting_at_once(
         assert not leader.acting() and leader.remaining() == 0.0
         with pytest.raises(LeadershipLost, match="term 9"):
             await asyncio.wait_for(holding, 30)
+
+
+async def test_a_lease_deleted_under_its_leader_is_recreated_in_the_same_term(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    """The leader recreates its Lease at its next renewal, in its own term (SFUs refuse an
+    older one); the standby, which saw the Lease held, waits the absence out and does not
+    take it."""
+    lease = f"elect-{time.monotonic_ns()}"
+    kubeconfig = control_plane.kubeconfig
+    async with (
+        await client_through(proxies[0], kubeconfig, tmp_path) as first_api,
+        await client_through(proxies[1], kubeconfig, tmp_path) as second_api,
+    ):
+        leases = client.CoordinationV1Api(first_api)
+        # A Lease with a history: term 1 would be what a fresh Lease starts at anyway.
+        await leases.create_namespaced_lease(
+            namespace,
+            client.V1Lease(
+                metadata=client.V1ObjectMeta(name=lease),
+                spec=client.V1LeaseSpec(lease_transitions=5),
+            ),
+        )
+        leader = LeaderElector(first_api, namespace, "first", name=lease)
+        standby = LeaderElector(second_api, namespace, "second", name=lease)
+        await asyncio.wait_for(leader.acquire(), 30)
+        term = leader.term
+        assert term == 6
+        holding = asyncio.ensure_future(leader.hold())
+        taking_over = asyncio.ensure_future(standby.acquire())
+        await eventually(lambda: standby.saw_a_holder, 30, "the standby to see the Lease held")
+        await leases.delete_namespaced_lease(lease, namespace)
+
+        async def recreated() -> client.V1Lease:
+            while True:
+                try:
+                    return await leases.read_namespaced_lease(lease, namespace)
+                except client.ApiException as error:
+                    if error.status != 404:
+                        raise
+                await asyncio.sleep(0.1)
+
+        again = await asyncio.wait_for(recreated(), 30)
+        assert again.spec.holder_identity == "first"
+        assert again.spec.lease_transitions == term
+        # Longer than a lease duration: the standby would have taken an absent Lease.
+        done, _ = await asyncio.wait(
+            {holding, taking_over}, timeout=2 * TIMING.lease_duration_seconds
+        )
+        assert not done, "the leader lost its Lease or the standby took it"
+        assert leader.acting() and leader.term == term
+        for task in (holding, taking_over):
+            task.cancel()
+        await asyncio.gather(holding, taking_over, return_exceptions=True)
+
+
+async def test_a_leader_outranked_by_a_reported_term_hands_on_past_it(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    """The Lease was recreated while no leader ran: its new holder leads term 1 under SFU
+    pods that applied term 7. It steps down and releases the Lease at 7, so the next leader
+    leads term 8 (not 2, 3, ... one step-down per term)."""
+    lease = f"elect-{time.monotonic_ns()}"
+    kubeconfig = control_plane.kubeconfig
+    async with (
+        await client_through(proxies[0], kubeconfig, tmp_path) as first_api,
+        await client_through(proxies[1], kubeconfig, tmp_path) as second_api,
+    ):
+        reset = LeaderElector(first_api, namespace, "reset", name=lease)
+        await asyncio.wait_for(reset.acquire(), 30)
+        assert reset.term == 1
+        reset.saw_term(7)
+        assert reset.outranked
+        reset.step_down("an SFU applied term 7")
+        await reset.release()
+        successor = LeaderElector(second_api, namespace, "successor", name=lease)
+        await asyncio.wait_for(successor.acquire(), 30)
+    assert successor.term == 8

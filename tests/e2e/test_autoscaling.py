@@ -199,10 +199,10 @@ async def test_grows_before_rooms_wait_and_shrinks_to_exactly_the_empty_pods(reg
         assert region_events(cluster, "Cordoned")
         assert region_status(cluster)["sfu"]["drainingReplicas"] == 1
 
-        # The operator stops while the pod is cordoned (all it knew in memory is gone), and
-        # comes back. (A SIGKILL leaves the old leader's Lease to expire first: the SFUs
-        # then fence themselves and their rooms move, which is failover's concern.)
-        operator.stop()
+        # The operator is killed while the pod is cordoned (all it knew in memory is gone,
+        # and it releases nothing), and comes back: it waits out the dead process's Lease
+        # and restores the placements within the SFUs' leases, so nothing moves.
+        operator.kill(restart=False)
         operator.start()
         before = frames()
         await eventually(lambda: frames() >= before + 30, 60, "media still flowing")
@@ -308,7 +308,9 @@ async def test_flapping_load_inside_the_window_causes_no_churn(region, operator)
 async def test_scale_down_waits_while_a_pod_is_silent(region, operator):
     """Demand falls while one SFU pod's reports have stopped (its process is paused: it
     answers nothing, so it is not Ready either): no pod is cordoned or deleted while it is
-    silent, however long past the window; once it reports again the Region shrinks."""
+    silent, however long past the window, and the Region says why (condition ScaleDownHeld
+    naming the pod, one Event); once it reports again the Region shrinks and the condition
+    clears."""
     cluster = region
     window = 2
     apply(cluster, region_spec(scaleDownStabilizationSeconds=window))
@@ -330,6 +332,7 @@ async def test_scale_down_waits_while_a_pod_is_silent(region, operator):
     )
     audit = cluster.require_local("reads the audit log").audit_log
     mark = audit.mark()
+    holds = len(region_events(cluster, "ScaleDownHeld"))
     pids = processes_with(f"{SfuEnv.POD_NAME.value}={silent}")
     assert pids
     for pid in pids:
@@ -345,6 +348,9 @@ async def test_scale_down_waits_while_a_pod_is_silent(region, operator):
         for name in ("s2", "s3"):
             delete_room(cluster, name)
         await eventually(lambda: not {"s2", "s3"} & room_names(cluster), 30, "rooms gone")
+        await eventually(lambda: held(cluster).get("status") == "True", 15, "ScaleDownHeld set")
+        assert held(cluster)["reason"] == "ReportsMissing"
+        assert silent in held(cluster)["message"]
         held_until = time.monotonic() + 3 * window
         while time.monotonic() < held_until:
             pods = sfu_pods(cluster)
@@ -352,16 +358,25 @@ async def test_scale_down_waits_while_a_pod_is_silent(region, operator):
             assert not any(cordoned(p) for p in pods.values()), "cordoned while silent"
             await asyncio.sleep(0.5)
         assert region_status(cluster)["sfu"]["desiredReplicas"] == 2
+        assert held(cluster)["status"] == "True"
+        # Told once when the hold started, not on every decision while it lasts.
+        assert len(region_events(cluster, "ScaleDownHeld")) == holds + 1
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
     await eventually(lambda: silent not in sfu_pods(cluster), 60, "the Region shrunk")
     assert set(sfu_pods(cluster)) == {first}
     assert room_status(cluster, "s1").get("pod") == first
+    await eventually(lambda: held(cluster).get("status") == "False", 30, "ScaleDownHeld cleared")
+    assert len(region_events(cluster, "ScaleDownHeld")) == holds + 1
     await eventually(audit_marker(cluster, MEDIA_NS), 30, "the audit log to catch up")
     writes = pod_writes(cluster, mark)
     assert writes[("delete", silent)] == 1 and ("delete", first) not in writes
     delete_room(cluster, "s1")
+
+
+def held(cluster) -> dict:
+    return condition(get(cluster, "region", REGION), "ScaleDownHeld")
 
 
 def cordoned(pod: dict) -> bool:

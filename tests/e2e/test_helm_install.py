@@ -17,7 +17,7 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from fixtures.images import retagged_store
-from fixtures.nodeagent import TEST_BACKOFF
+from fixtures.nodeagent import TEST_AGENT_SETTINGS
 from fixtures.sfu_clients import FrameCounter, post_offer, recvonly_offer, sendonly_offer
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
 from fixtures.waiting import eventually, wait_for
@@ -82,7 +82,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
             {"eu-west": ["eu-west-a", "eu-west-b"]},
             "127.60.0.0/16",
             image_stores=[*images.stores, upgrade_store],
-            restartBackoff=TEST_BACKOFF,
+            **TEST_AGENT_SETTINGS,
         )
         kubeconfig = plane.issue_kubeconfig(NODE_AGENT_USER, NODE_AGENT_GROUPS)
         agent = NodeAgentProcess(plane, work / "agent", config, kubeconfig).start()

@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 import yaml
 
-from fixtures.nodeagent import TEST_BACKOFF
+from fixtures.nodeagent import TEST_AGENT_SETTINGS
 from fixtures.sfu_clients import SignallingClient, SyntheticVideo
 from fixtures.waiting import eventually, wait_for
 from switchboard_dev import chart_install, dashboard
@@ -96,7 +96,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
             {REGION: [f"{REGION}-a"], "control": ["control-a"]},
             pod_address_range="127.60.0.0/16",
             image_stores=images.stores,
-            restartBackoff=TEST_BACKOFF,
+            **TEST_AGENT_SETTINGS,
         )
         kubeconfig = plane.issue_kubeconfig(NODE_AGENT_USER, NODE_AGENT_GROUPS)
         agent = NodeAgentProcess(plane, work / "node-agent", config, kubeconfig).start()

@@ -20,19 +20,18 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fixtures.cluster import Cluster, api_key_secret, apply, condition, ready_pods
 from fixtures.cluster import get_json as get
-from fixtures.joining import join_room
-from fixtures.nodeagent import TEST_BACKOFF
+from fixtures.joining import join_room, patch_signing_secret, private_pem_b64
+from fixtures.nodeagent import TEST_AGENT_SETTINGS
 from fixtures.rbac import compare, describe, documented, permissions, scopes, table, uses
 from fixtures.sfu_clients import SignallingClient
 from fixtures.sfu_harness import processes_with
 from fixtures.waiting import eventually
 from switchboard_api import labels
-from switchboard_api.contract import JoinKeySecrets, ReportTls, SfuEnv
+from switchboard_api.contract import ReportTls, SfuEnv
 from switchboard_dev.images import agent_image_stores
 from switchboard_dev.node_agent_process import NodeAgentProcess
 from switchboard_dev.operator_process import (
@@ -120,7 +119,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             {"eu-west": ["eu-west-a"]},
             POD_ADDRESSES,
             image_stores=agent_image_stores(),
-            restartBackoff=TEST_BACKOFF,
+            **TEST_AGENT_SETTINGS,
         )
         kubeconfig = plane.issue_kubeconfig(NODE_AGENT_USER, NODE_AGENT_GROUPS)
         agent = NodeAgentProcess(plane, work / "agent", config, kubeconfig).start()
@@ -311,19 +310,7 @@ async def run_every_flow(stack: Stack) -> None:
     )
 
     # Key rotation: a new signing key signs once the SFU pods hold it.
-    key = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    cluster.kubectl(
-        "patch",
-        "secret",
-        JoinKeySecrets.SIGNING_SECRET,
-        "-n",
-        OPERATOR_NAMESPACE,
-        "--type=merge",
-        "-p",
-        f'{{"data": {{"{NEW_KID}.pem": "{base64.b64encode(key).decode()}"}}}}',
-    )
+    patch_signing_secret(cluster, {NEW_KID: private_pem_b64(Ed25519PrivateKey.generate())})
 
     async def signed_with_new_key() -> bool:
         joined = await join(operator, "failover", "bob")

@@ -18,7 +18,6 @@ signed until they expire, and a removed key that signed nothing stops verifying 
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import ssl
@@ -29,12 +28,11 @@ import urllib.request
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fixtures.cluster import api_key_secret, apply, is_ready, ready_pods, remove
 from fixtures.cluster import get_json as get
-from fixtures.joining import join_room
+from fixtures.joining import join_room, patch_signing_secret, private_pem_b64
 from fixtures.sfu_clients import SignallingClient
 from fixtures.sfu_metrics import SFU_REPORTS_ACKNOWLEDGED, sfu_metric
 from fixtures.tls import TestCa
@@ -42,7 +40,6 @@ from fixtures.waiting import eventually, wait_for
 from switchboard_api.contract import (
     REPORT_PATH,
     JoinGrants,
-    JoinKeySecrets,
     ReportTls,
     SfuEnv,
     SfuMounts,
@@ -232,28 +229,6 @@ NEW_KID = "29991231-rotated"
 """Newer than the operator's own key (kids sort by their date)."""
 UNUSED_KID = "10000101-unused"
 """Older than both: it never signs, so removing it withdraws it at once."""
-
-
-def private_pem_b64(key: Ed25519PrivateKey) -> str:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return base64.b64encode(pem).decode()
-
-
-def patch_signing_secret(cluster, data: dict[str, str | None]) -> None:
-    cluster.kubectl(
-        "patch",
-        "secret",
-        JoinKeySecrets.SIGNING_SECRET,
-        "-n",
-        OPERATOR_NAMESPACE,
-        "--type=merge",
-        "-p",
-        json.dumps({"data": {f"{kid}.pem": value for kid, value in data.items()}}),
-    )
 
 
 async def join(operator, room: str, identity: str) -> dict:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from fixtures.fault_cases import hold, settle
+from fixtures.fault_cases import hold, running, settle, streaming_calls
 from fixtures.fault_stack import (
     MEDIA_NS,
     SETTLE_SECONDS,
@@ -29,7 +29,6 @@ from fixtures.fault_stack import (
     StreamingRoom,
     eventually,
     off_loop,
-    open_calls,
 )
 from switchboard_dev.images import agent_image_stores
 from switchboard_localcluster.nodeagent.adoption import parse_name
@@ -54,21 +53,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     if not stores:
         pytest.skip("the process runtime was selected: its pods die with the agent")
     workdir = Path(tmp_path_factory.mktemp("fault-stack-images"))
-    fault_stack = FaultStack(workdir, pod_addresses=POD_ADDRESSES, image_stores=stores)
-    try:  # a stack that failed to come up is stopped too: its containers outlive the test
-        yield fault_stack.start()
-    finally:
-        fault_stack.stop()
+    with running(
+        FaultStack(workdir, pod_addresses=POD_ADDRESSES, image_stores=stores)
+    ) as fault_stack:
+        yield fault_stack
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def rooms(stack: FaultStack) -> AsyncIterator[list[StreamingRoom]]:
-    opened = await open_calls(stack)
-    try:
+    async with streaming_calls(stack) as opened:
         yield opened
-    finally:
-        for room in opened:
-            await room.close()
 
 
 def sfu_containers(stack: FaultStack) -> dict[str, tuple[str, str, int, bool]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from fixtures.fault_cases import hold, settle
+from fixtures.fault_cases import hold, running, settle, streaming_calls
 from fixtures.fault_stack import (
     PREVIOUS_SFU_IMAGE,
     SECOND_POD_ADDRESSES,
@@ -55,22 +55,15 @@ EVERYTHING_DOWN = "everything-down-300s"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
-    fault_stack = FaultStack(Path(tmp_path_factory.mktemp("fault-stack"))).start()
-    try:
+    with running(FaultStack(Path(tmp_path_factory.mktemp("fault-stack")))) as fault_stack:
         yield fault_stack
-    finally:
-        fault_stack.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def calls(stack: FaultStack) -> AsyncIterator[list[StreamingRoom]]:
     """A streaming room on every SFU pod."""
-    opened = await open_calls(stack)
-    try:
+    async with streaming_calls(stack) as opened:
         yield opened
-    finally:
-        for room in opened:
-            await room.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

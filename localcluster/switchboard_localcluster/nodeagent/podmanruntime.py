@@ -277,17 +277,22 @@ class PodmanRuntime:
             await self.remove(name, memory)
             raise PodmanError(_last_line(err) or f"podman create exited {process.returncode}")
         container_id = out.decode().strip().splitlines()[-1]
+        attached = await self._attached(log_path, "start", "--attach", name)
+        return PodmanContainer(self, name, container_id, attached, memory)
+
+    async def _attached(self, log_path: Path, *args: str) -> asyncio.subprocess.Process:
+        """`podman <args>` attached to a container, its output appended to `log_path`; the
+        process ends when the container does."""
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         try:
-            attached = await asyncio.create_subprocess_exec(
-                *self.podman.argv("start", "--attach", name),
+            return await asyncio.create_subprocess_exec(
+                *self.podman.argv(*args),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,
             )
         finally:
             os.close(log_fd)
-        return PodmanContainer(self, name, container_id, attached, memory)
 
     async def _pid_holder(self, image: PodmanImage, plan: ContainerPlan) -> str:
         """The container holding the pod's shared process namespace, started once."""
@@ -329,16 +334,9 @@ class PodmanRuntime:
     async def adopt(self, survivor: Survivor, log_path: Path) -> PodmanContainer:
         """A running container of a previous agent, waited for (and its output appended to
         the container's log) by attaching to it: nothing is started or signalled."""
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        try:
-            attached = await asyncio.create_subprocess_exec(
-                *self.podman.argv("attach", "--no-stdin", "--sig-proxy=false", survivor.name),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-            )
-        finally:
-            os.close(log_fd)
+        attached = await self._attached(
+            log_path, "attach", "--no-stdin", "--sig-proxy=false", survivor.name
+        )
         return PodmanContainer(self, survivor.name, survivor.container_id, attached, None)
 
     def adopt_holder(self, survivor: Survivor) -> None:

@@ -25,6 +25,7 @@ from switchboard_operator.logic.leader_election import (
     LeaderTiming,
     RecordObserver,
     next_term,
+    released_transitions,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ class LeaderElector:
         self._observer = RecordObserver()
         self._deposed: str | None = None
         self._wake = asyncio.Event()
+        self.highest_reported_term: int | None = None
+        """The newest term an SFU reported to this replica: a term it takes, or leaves in
+        the Lease it releases, is above it."""
 
     def acting(self) -> bool:
         """Whether this replica may act as leader now (acknowledge, issue tokens, write)."""
@@ -72,6 +76,22 @@ class LeaderElector:
     def remaining(self) -> float:
         """Seconds left in the acting window (0 when not acting)."""
         return self._window.remaining(time.monotonic()) if self._deposed is None else 0.0
+
+    @property
+    def saw_a_holder(self) -> bool:
+        """Whether this replica, standing by, has seen another hold the Lease (a missing
+        Lease is then waited out, not created at once)."""
+        return self._observer.seen
+
+    def saw_term(self, term: int) -> None:
+        """An SFU reported having applied `term`."""
+        self.highest_reported_term = max(term, self.highest_reported_term or 0)
+
+    @property
+    def outranked(self) -> bool:
+        """Whether an SFU reported a newer term than this replica's (it stepped down)."""
+        reported, term = self.highest_reported_term, self.term
+        return reported is not None and term is not None and reported > term
 
     def step_down(self, reason: str) -> None:
         """Stop acting at once (an SFU showed a newer term: another replica leads); `hold`
@@ -116,7 +136,9 @@ class LeaderElector:
                 log.warning("lease renewal failed error=%r", error)
 
     async def release(self) -> None:
-        """Hand the lease back at shutdown so a standby takes over at once."""
+        """Hand the lease back, once every act has stopped (at shutdown, or stepping down
+        for a newer term), so a standby takes over at once; the transitions left in it are
+        past every term an SFU reported."""
         try:
             lease = await self._leases.read_namespaced_lease(
                 self.name, self._namespace, _request_timeout=self.timing.call_timeout_seconds
@@ -124,6 +146,9 @@ class LeaderElector:
             if lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
+                lease.spec.lease_transitions = released_transitions(
+                    lease.spec.lease_transitions, self.highest_reported_term
+                )
                 await self._leases.replace_namespaced_lease(
                     self.name,
                     self._namespace,
@@ -153,7 +178,14 @@ class LeaderElector:
         except ApiException as error:
             if error.status != 404:
                 raise
-            term = next_term(None)
+            if self.term is not None:
+                # Deleted under this leader: it is still the one acting, so it recreates the
+                # Lease in its own term (a standby waits the absence out, RecordObserver).
+                term = self.term
+            elif self._observer.may_create(time.monotonic(), self.timing.lease_duration_seconds):
+                term = next_term(None, self.highest_reported_term)
+            else:
+                return False
             body = client.V1Lease(
                 metadata=client.V1ObjectMeta(
                     name=self.name,
@@ -181,7 +213,9 @@ class LeaderElector:
             duration = spec.lease_duration_seconds or self.timing.lease_duration_seconds
             if not self._observer.expired(time.monotonic(), duration):
                 return False
-        term = self.term if leading else next_term(spec.lease_transitions)
+        term = (
+            self.term if leading else next_term(spec.lease_transitions, self.highest_reported_term)
+        )
         assert term is not None
         lease.spec = self._spec(
             now,

@@ -107,6 +107,8 @@ class ScalingDecision:
     """When a scale-down held back by the window may happen, if nothing changes before."""
     held_by_reports: bool = False
     """A scale-down is due but held back because some pod's reports are missing or stale."""
+    unreported: tuple[str, ...] = ()
+    """When held by reports: the pods (keys) whose reports are missing or stale."""
 
 
 def decide(
@@ -116,13 +118,14 @@ def decide(
     now: float,
     *,
     current: int,
-    reports_fresh: bool,
+    unreported: tuple[str, ...] = (),
 ) -> ScalingDecision:
     """The Region's desired SFU pod count.
 
     `current` stands in for the previous decision when there was none (after a restart:
     the pods that are up and not cordoned), so a restart neither adds nor removes pods
     until demand says so, and never removes one before a whole window has passed.
+    `unreported` are the pods whose reports are missing or stale (`unreported_pods`).
     Scale-up is immediate. Scale-down goes to the largest recommendation of the last
     `stabilization_seconds`, only with every pod's report fresh. A lowered maxReplicas
     applies at once (nothing is cut: the excess pods are cordoned until they are empty).
@@ -151,7 +154,7 @@ def decide(
     elif wanted >= previous:
         desired = wanted
         reason = _reason(usage, wanted, needed, spec)
-    elif ceiling >= previous or not reports_fresh:
+    elif ceiling >= previous or unreported:
         # Demand fell, but not for a whole window yet, or some pod's reports are missing.
         desired, held_by_reports = previous, ceiling < previous
         reason = memory.last_scale_reason or _reason(usage, previous, needed, spec)
@@ -180,7 +183,34 @@ def decide(
         ),
         recheck_at=recheck_at,
         held_by_reports=held_by_reports,
+        unreported=unreported if held_by_reports else (),
     )
+
+
+def hold_started(previous: ScalingDecision | None, decision: ScalingDecision) -> bool:
+    """Whether `decision` starts a scale-down hold by missing reports (an Event, once)."""
+    return decision.held_by_reports and not (previous is not None and previous.held_by_reports)
+
+
+def shown_differently(previous: ScalingDecision | None, decision: ScalingDecision) -> bool:
+    """Whether the Region's status shows `decision` differently from `previous`: only then
+    is the Region reconciled (an unchanged decision costs no API write)."""
+    if previous is None:
+        return True
+    return _shown(previous) != _shown(decision)
+
+
+def scale_down_held_message(decision: ScalingDecision) -> str:
+    """What the ScaleDownHeld condition and Event say: which pods it waits for."""
+    pods = ", ".join(decision.unreported)
+    return (
+        f"Demand needs fewer than {decision.desired} SFU pods, but the reports of {pods} "
+        "are missing or stale: no pod is removed until they report again."
+    )
+
+
+def _shown(decision: ScalingDecision) -> tuple[object, ...]:
+    return (decision.desired, decision.at_max, decision.held_by_reports, decision.unreported)
 
 
 def _reason(usage: str, desired: int, needed: int, spec: ScalingSpec) -> str:

@@ -74,6 +74,10 @@ class Leadership(Protocol):
         """Seconds left in the acting window (0 when not acting)."""
         ...
 
+    def saw_term(self, term: int) -> None:
+        """An SFU reported having applied `term` (the next term starts above it)."""
+        ...
+
     def step_down(self, reason: str) -> None:
         """Stop acting at once: another replica leads a newer term."""
         ...
@@ -96,8 +100,34 @@ class RecordObserver:
     def expired(self, now: float, lease_duration_seconds: float) -> bool:
         return self._since is not None and now - self._since >= lease_duration_seconds
 
+    @property
+    def seen(self) -> bool:
+        """Whether any record has been observed."""
+        return self._since is not None
+
+    def may_create(self, now: float, lease_duration_seconds: float) -> bool:
+        """The Lease is missing at `now`: whether to create it. At once if this candidate
+        never saw a record (it starts with the installation: nobody acts yet). Otherwise
+        the Lease was deleted under a leader that may still act, and that leader recreates
+        it within one retry: the absence is a record like any other, waited out whole."""
+        if not self.seen:
+            return True
+        self.observe(_ABSENT, now)
+        return self.expired(now, lease_duration_seconds)
+
+
+_ABSENT = ("absent",)
+
 
 def next_term(lease_transitions: int | None, highest_reported: int | None = None) -> int:
     """The term of a replica that takes the lease: one past the Lease's transitions, and past
     any term an SFU reported (a deleted and recreated Lease starts counting again)."""
     return max(lease_transitions or 0, highest_reported or 0) + 1
+
+
+def released_transitions(lease_transitions: int | None, highest_reported: int | None) -> int:
+    """The transitions a leader leaves in the Lease it releases: at least every term an SFU
+    reported, so that whoever takes it next starts above them all. A leader whose Lease was
+    reset below the SFUs' terms (deleted and recreated while no leader ran) is refused by
+    every SFU; it steps down, and this is how the next term gets past theirs."""
+    return max(lease_transitions or 0, highest_reported or 0)

@@ -52,6 +52,8 @@ class Scaling:
     max_replicas: int
     last_scale_time: str | None
     last_scale_reason: str | None
+    held_by_reports: str | None = None
+    """Why a due scale-down waits for reports (None: none does)."""
 
 
 @dataclass(frozen=True)
@@ -100,24 +102,8 @@ def region_status(
     else:
         cond(RegionConditionType.PROGRESSING, False, "Stable", "Nothing to change.")
 
-    if o.scaling is not None and o.scaling.at_max:
-        cond(
-            RegionConditionType.AT_MAX_REPLICAS,
-            True,
-            "DemandAboveMaxReplicas",
-            f"Demand needs {o.scaling.needed} SFU pods; maxReplicas is {o.scaling.max_replicas}.",
-        )
-    elif o.scaling is not None or any(
-        c.get("type") == RegionConditionType.AT_MAX_REPLICAS.value for c in conditions
-    ):
-        cond(
-            RegionConditionType.AT_MAX_REPLICAS,
-            False,
-            "WithinMaxReplicas",
-            "Demand fits within maxReplicas SFU pods."
-            if o.scaling is not None
-            else "Autoscaling is disabled.",
-        )
+    for type_, status, reason, message in _scaling_conditions(o.scaling, conditions):
+        cond(type_, status, reason, message)
 
     sfu: dict[str, Any] = {
         "desiredReplicas": o.sfu_desired,
@@ -157,3 +143,38 @@ def _counts(o: RegionObservation) -> str:
     if o.turn_enabled:
         text += f"; TURN pods ready {o.turn_ready}/{o.turn_desired}"
     return text + "."
+
+
+def _scaling_conditions(
+    scaling: Scaling | None, conditions: Sequence[Mapping[str, Any]]
+) -> list[tuple[RegionConditionType, bool, str, str]]:
+    """AtMaxReplicas and ScaleDownHeld, as the autoscaler's decision says: set while they
+    hold, cleared after, and cleared when autoscaling is turned off (never added then)."""
+    shown = {c.get("type") for c in conditions}
+    result: list[tuple[RegionConditionType, bool, str, str]] = []
+    for type_, active, cleared in (
+        (
+            RegionConditionType.AT_MAX_REPLICAS,
+            (
+                "DemandAboveMaxReplicas",
+                f"Demand needs {scaling.needed} SFU pods; maxReplicas is {scaling.max_replicas}.",
+            )
+            if scaling is not None and scaling.at_max
+            else None,
+            ("WithinMaxReplicas", "Demand fits within maxReplicas SFU pods."),
+        ),
+        (
+            RegionConditionType.SCALE_DOWN_HELD,
+            ("ReportsMissing", scaling.held_by_reports)
+            if scaling is not None and scaling.held_by_reports is not None
+            else None,
+            ("NotHeld", "No scale-down waits for reports."),
+        ),
+    ):
+        if active is not None:
+            result.append((type_, True, *active))
+        elif scaling is not None:
+            result.append((type_, False, *cleared))
+        elif type_.value in shown:
+            result.append((type_, False, cleared[0], "Autoscaling is disabled."))
+    return result

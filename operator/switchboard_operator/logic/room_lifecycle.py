@@ -283,7 +283,13 @@ class _RoomPass:
             reservation=placed.reservation,
         )
         measurement = self._measurement(placed)
-        participants = measurement.participants if measurement is not None else 0
+        if measurement is not None:
+            participants = measurement.participants
+        else:
+            # Not reported by its pod yet (a restored placement, before the pod's first
+            # report to this term): the count its pod last reported stands, so a takeover
+            # writes nothing for rooms that did not move.
+            participants = int(self.status.get("participants") or 0)
         outcome = RoomOutcome(placed=on, participants=participants)
         return self.written(memory, outcome, answer=on, assign=assign, placed=on)
 

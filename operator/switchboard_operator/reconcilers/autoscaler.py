@@ -28,8 +28,11 @@ from switchboard_operator.logic.autoscaling import (
     ScalingMemory,
     ScalingSpec,
     decide,
+    hold_started,
+    scale_down_held_message,
+    shown_differently,
 )
-from switchboard_operator.logic.capacity import CapacityPicture, reports_fresh
+from switchboard_operator.logic.capacity import CapacityPicture, unreported_pods
 from switchboard_operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -97,11 +100,12 @@ class Autoscaler:
             self._memory.get(name, ScalingMemory()),
             now,
             current=self._serving(name),
-            reports_fresh=reports_fresh(self._picture, name, now),
+            unreported=unreported_pods(self._picture, name, now),
         )
         self._memory[name] = decision.memory
         self._decisions[name] = decision
         self._metrics.region_at_max_replicas(name, decision.at_max)
+        self._metrics.region_scale_down_held(name, decision.held_by_reports)
         log.debug(
             "autoscaler region=%s desired=%d needed=%d held_by_reports=%s",
             name,
@@ -127,10 +131,11 @@ class Autoscaler:
                 f"Demand needs {decision.needed} SFU pods, more than maxReplicas "
                 f"{spec.max_replicas}: rooms may wait or go to farther Regions.",
             )
-        if previous is None or (previous.desired, previous.at_max) != (
-            decision.desired,
-            decision.at_max,
-        ):
+        if hold_started(previous, decision):
+            message = scale_down_held_message(decision)
+            log.info("region scale-down held region=%s message=%s", name, message)
+            await events.post(self._api, body, "Warning", "ScaleDownHeld", message)
+        if shown_differently(previous, decision):
             self._region_changed(name)
         if decision.recheck_at is not None:
             return Result(requeue_after=max(0.0, decision.recheck_at - now))

@@ -21,6 +21,7 @@ from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies
 from switchboard_operator.logic.capacity import CapacityPicture, PodObservation
 from switchboard_operator.logic.leader_election import Leadership
+from switchboard_operator.logic.pod_readiness import has_been_ready
 from switchboard_operator.logic.report_response import report_response
 from switchboard_operator.logic.reportauth import ReporterIdentity
 from switchboard_operator.logic.timestamps import parse_time
@@ -64,8 +65,12 @@ class CapacityFeed:
 
     def leading(self, report: CapacityReport) -> bool:
         """Whether this replica may answer `report` (C1). A report showing a newer term
-        than ours means another replica acknowledged it: this one steps down at once."""
+        than ours means another replica acknowledged it, or the Lease was reset below the
+        SFUs' terms: either way this one steps down at once (and releases the Lease past
+        that term, manager)."""
         term = self._leadership.term
+        if report.term is not None:
+            self._leadership.saw_term(report.term)
         if report.term is not None and term is not None and report.term > term:
             self._leadership.step_down(
                 f"pod {report.namespace}/{report.pod_name} applied term {report.term}"
@@ -101,6 +106,7 @@ class CapacityFeed:
                 uid=meta["uid"],
                 region=region,
                 ready=ready,
+                been_ready=has_been_ready(body),
                 draining=draining,
                 drain_deadline=parse_time(annotations.get(keys.DRAIN_DEADLINE)),
                 failed=failed,

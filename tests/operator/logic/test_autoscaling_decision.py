@@ -15,8 +15,11 @@ from switchboard_operator.logic.autoscaling import (
     ScalingSpec,
     buffer_pods,
     decide,
+    hold_started,
     pods_needed,
     recommend,
+    scale_down_held_message,
+    shown_differently,
 )
 from switchboard_operator.logic.sfu_pod_plan import SfuPodView, plan_sfu_pods
 
@@ -48,12 +51,16 @@ specs = st.builds(
 demands = st.floats(0, 2000, allow_nan=False)
 
 
+SILENT = ("media/sfu-b",)
+
+
 def run(spec, trace, *, fresh=True, current=1):
     """Decide along a trace of (seconds since the last decision, demand)."""
     memory, now, out = ScalingMemory(), 0.0, []
     for gap, demand in trace:
         now += gap
-        decision = decide(demand, spec, memory, now, current=current, reports_fresh=fresh)
+        unreported = () if fresh else SILENT
+        decision = decide(demand, spec, memory, now, current=current, unreported=unreported)
         memory = decision.memory
         out.append((now, decision))
     return out
@@ -91,6 +98,44 @@ def test_missing_reports_block_scale_down_but_never_add_pods():
     out = run(SPEC, [(0, 150.0), (400, 10.0), (400, 10.0)], fresh=False)
     assert [d.desired for _, d in out] == [3, 3, 3]
     assert out[-1][1].held_by_reports
+    assert out[-1][1].unreported == SILENT
+
+
+def test_a_hold_by_reports_is_shown_once_and_cleared_when_they_come_back():
+    """The hold is told (Event) when it starts, not on every decision; the Region's status
+    changes only when the hold starts or ends, so an idle held Region costs no write."""
+    first = decide(150.0, SPEC, ScalingMemory(), 0.0, current=1)
+    held = decide(10.0, SPEC, first.memory, 400.0, current=3, unreported=SILENT)
+    still = decide(10.0, SPEC, held.memory, 401.0, current=3, unreported=SILENT)
+    back = decide(10.0, SPEC, still.memory, 402.0, current=3)
+    assert (held.held_by_reports, still.held_by_reports, back.held_by_reports) == (
+        True,
+        True,
+        False,
+    )
+    assert [hold_started(a, b) for a, b in ((first, held), (held, still), (still, back))] == [
+        True,
+        False,
+        False,
+    ]
+    assert [shown_differently(a, b) for a, b in ((first, held), (held, still), (still, back))] == [
+        True,
+        False,
+        True,
+    ]
+    assert back.desired == 1 and back.direction == Direction.DOWN
+    assert "media/sfu-b" in scale_down_held_message(held)
+
+
+def test_stale_reports_without_a_due_scale_down_hold_nothing():
+    """Only a scale-down that is due is held: stale reports while demand needs the pods
+    (or inside the window) show nothing."""
+    first = decide(150.0, SPEC, ScalingMemory(), 0.0, current=1)
+    busy = decide(150.0, SPEC, first.memory, 400.0, current=3, unreported=SILENT)
+    early = decide(10.0, SPEC, busy.memory, 401.0, current=3, unreported=SILENT)
+    assert not busy.held_by_reports and not early.held_by_reports
+    assert busy.unreported == early.unreported == ()
+    assert not hold_started(first, busy)
 
 
 def test_after_a_restart_the_pods_serving_count_for_a_whole_window():
@@ -115,7 +160,7 @@ def test_disabled_keeps_min_replicas_under_any_load():
 def test_a_lowered_max_replicas_applies_at_once():
     ((_, first),) = run(SPEC, [(0, 200.0)])
     lowered = replace(SPEC, max_replicas=2)
-    second = decide(200.0, lowered, first.memory, 1.0, current=4, reports_fresh=True)
+    second = decide(200.0, lowered, first.memory, 1.0, current=4)
     assert (first.desired, second.desired) == (4, 2)
 
 

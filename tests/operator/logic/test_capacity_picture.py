@@ -13,6 +13,7 @@ from switchboard_operator.logic.capacity import (
     reports_fresh,
     rooms_to_move,
     silent_pods,
+    unreported_pods,
 )
 from switchboard_operator.logic.leases import LeaseTiming
 
@@ -452,6 +453,18 @@ def test_a_pod_that_served_then_went_silent_and_unready_still_blocks_scale_down(
     # Reporting again lifts the hold, Ready or not yet.
     picture.apply_report(report("sfu-0", sequence=1), later)
     assert reports_fresh(picture, "eu", later)
+
+
+def test_after_an_operator_restart_a_pod_that_was_ready_still_blocks_scale_down():
+    """A new operator's picture has no memory of the pod serving: its Pod (Ready before,
+    now not, no report since the restart) says it, and its missing reports are named."""
+    picture = _picture()
+    picture.apply_pod(observe("sfu-0", ready=False, been_ready=True), NOW)
+    picture.apply_pod(observe("sfu-1", ready=False, been_ready=False), NOW)  # starting
+    assert unreported_pods(picture, "eu", NOW) == (key("sfu-0"),)
+    assert not reports_fresh(picture, "eu", NOW)
+    picture.apply_report(report("sfu-0"), NOW)
+    assert unreported_pods(picture, "eu", NOW) == ()
 
 
 def test_pods_not_started_or_on_their_way_out_are_not_waited_for():

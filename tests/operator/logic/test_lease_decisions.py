@@ -12,6 +12,7 @@ from switchboard_operator.logic.leader_election import (
     LeaderTiming,
     RecordObserver,
     next_term,
+    released_transitions,
 )
 from switchboard_operator.logic.leases import AckLedger, LeaseTiming, silent_and_fenced
 
@@ -150,3 +151,29 @@ def test_terms_increase_past_the_lease_and_past_any_reported_term() -> None:
     assert next_term(None) == 1
     assert next_term(6) == 7
     assert next_term(0, highest_reported=9) == 10
+
+
+def test_a_lease_released_after_the_sfus_showed_a_newer_term_hands_on_past_it() -> None:
+    """The Lease was deleted while no leader ran, and recreated at term 1 under SFUs that
+    had applied term 7: the leader they refuse releases it at 7, so the next one leads 8."""
+    assert released_transitions(1, highest_reported=7) == 7
+    assert next_term(released_transitions(1, highest_reported=7)) == 8
+    # An ordinary release changes no count (nobody reported more than the Lease says).
+    assert released_transitions(5, highest_reported=5) == 5
+    assert released_transitions(5, highest_reported=None) == 5
+
+
+def test_a_missing_lease_is_created_at_once_only_by_a_replica_that_never_saw_a_holder() -> None:
+    starting = RecordObserver()
+    assert starting.may_create(100.0, 4.0)
+
+    standby = RecordObserver()
+    standby.observe(("leader-1", "renew-7"), 100.0)
+    # Deleted under a leader that may still act: the absence is waited out whole...
+    assert not standby.may_create(101.0, 4.0)
+    # ...the leader recreating it within one retry starts the wait again...
+    standby.observe(("leader-1", "renew-9"), 102.0)
+    assert not standby.may_create(102.5, 4.0)
+    assert not standby.may_create(106.4, 4.0)
+    # ...and only an absence that lasted a whole lease duration frees it.
+    assert standby.may_create(106.5, 4.0)

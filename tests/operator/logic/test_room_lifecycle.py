@@ -143,6 +143,29 @@ def test_after_a_restart_the_placement_its_status_records_is_restored():
     assert decision.status == {}  # nothing to write: it stays where it was
 
 
+def test_a_restored_room_keeps_its_live_status_until_its_pod_reports_it():
+    """After a restart the picture knows no participants before the pod reports: a room in
+    a call stays Running with its count, instead of flapping to Scheduled with 0 and back
+    (a status write per room per takeover, for rooms that did not move)."""
+    before = CapacityPicture()
+    add_pod(before, "sfu-0")
+    status = carry_out(before, decide(before), {})
+    before.apply_report(report("sfu-0", sequence=1, rooms=(usage(ROOM, participants=2),)), NOW + 1)
+    status = carry_out(before, decide(before, status, now=NOW + 1), status)
+    assert (status["phase"], status["participants"]) == ("Running", 2)
+
+    restarted = CapacityPicture()
+    restored = decide(restarted, status, now=NOW + 30)
+    assert restored.assign is not None
+    assert restored.status == {}  # nothing to write
+    carry_out(restarted, restored, status)
+    restarted.apply_report(
+        report("sfu-0", sequence=2, rooms=(usage(ROOM, participants=1),)), NOW + 31
+    )
+    reported = decide(restarted, status, now=NOW + 31)
+    assert reported.status == {"participants": 1}  # only what the report changed
+
+
 def test_an_empty_room_closes_after_its_timeout_and_is_deleted_after_its_ttl():
     picture = CapacityPicture()
     add_pod(picture, "sfu-0")

@@ -11,6 +11,9 @@ from test_media_forwarding import positions_in
 from fixtures.waiting import eventually
 from switchboard_sfu.media import ForwardingSettings
 
+SENDER_CLOCK_SLACK_S = 1.0
+"""Far below the error of a broken clock mapping; above the lateness of a loaded sender."""
+
 
 async def test_late_joiner_gets_a_keyframe_requested_and_decodes_from_it(room, peers):
     publisher = await peers("publisher", "--role", "publisher", "--no-audio")
@@ -87,8 +90,16 @@ async def test_sender_reports_carry_the_publishers_clock(room, peers):
             rtp_at_publisher = (report["rtp"] - offset) & 0xFFFFFFFF
             rtp_delta = ((rtp_at_publisher - reference["rtp"] + 2**31) % 2**32) - 2**31
             ntp_delta = (report["ntp"] - reference["ntp"]) / 2**32
-            # The NTP/RTP pairs agree with the publisher's to within a frame or two.
-            assert abs(rtp_delta / clock_rate - ntp_delta) < 0.1, (kind, report, reference)
+            # The NTP/RTP pairs agree with the publisher's. A wrong offset or the SFU's own
+            # clock would be off by far more than this (a random 32-bit RTP start is hours
+            # off); aiortc itself pairs the last sent packet's RTP time with the wall clock
+            # when it writes the report, so on a loaded machine its own pairs drift by its
+            # event loop's lateness (0.33 s seen at load 27).
+            assert abs(rtp_delta / clock_rate - ntp_delta) < SENDER_CLOCK_SLACK_S, (
+                kind,
+                report,
+                reference,
+            )
 
 
 async def test_publisher_bitrate_is_bound_by_the_slowest_subscriber(peers):

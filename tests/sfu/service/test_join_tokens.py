@@ -3,7 +3,10 @@ grants; a refused join allocates nothing (no room, no participant, no track)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -23,28 +26,37 @@ async def assert_nothing_allocated(sfu) -> None:
     assert {name: metrics[name] for name in NOTHING_ALLOCATED} == NOTHING_ALLOCATED
 
 
-BAD_TOKENS = {
-    "expired": (dict(now=time.time() - 3600, ttl_seconds=60), "token-expired", 4401),
-    "not yet valid": (dict(now=time.time() + 3600), "token-not-yet-valid", 4401),
+CLOSE_DEADLINE_SECONDS = 30.0
+"""Generous: a refused join is closed at once; this only turns a hang into a failure."""
+
+# Each case's token arguments are made when the case runs, not when the module is imported:
+# a token "valid in an hour" made at import is valid by the time a slow suite reaches it.
+BAD_TOKENS: dict[str, tuple[Callable[[], dict[str, Any]], str, int]] = {
+    "expired": (lambda: dict(now=time.time() - 3600, ttl_seconds=60), "token-expired", 4401),
+    "not yet valid": (lambda: dict(now=time.time() + 3600), "token-not-yet-valid", 4401),
     "wrong signature": (
-        dict(signing_key=Ed25519PrivateKey.generate()),
+        lambda: dict(signing_key=Ed25519PrivateKey.generate()),
         "invalid-token",
         4401,
     ),
-    "unknown key id": (dict(kid="retired-key"), "unknown-key", 4401),
-    "wrong pod name": (dict(claims={"pod": "sfu-7"}), "wrong-pod", 4403),
-    "previous pod incarnation": (dict(claims={"podUID": "an-older-uid"}), "wrong-pod", 4403),
-    "wrong audience": (dict(claims={"aud": "someone-else"}), "invalid-token", 4401),
+    "unknown key id": (lambda: dict(kid="retired-key"), "unknown-key", 4401),
+    "wrong pod name": (lambda: dict(claims={"pod": "sfu-7"}), "wrong-pod", 4403),
+    "previous pod incarnation": (
+        lambda: dict(claims={"podUID": "an-older-uid"}),
+        "wrong-pod",
+        4403,
+    ),
+    "wrong audience": (lambda: dict(claims={"aud": "someone-else"}), "invalid-token", 4401),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_TOKENS))
 async def test_websocket_join_refused(sfu, token, case) -> None:
-    kwargs, code, close_code = BAD_TOKENS[case]
+    make_kwargs, code, close_code = BAD_TOKENS[case]
     client = SignallingClient(sfu.ws_url)
     try:
-        reply = await client.connect(token(**kwargs))
-        await client.closed.wait()
+        reply = await client.connect(token(**make_kwargs()))
+        await asyncio.wait_for(client.closed.wait(), CLOSE_DEADLINE_SECONDS)
     finally:
         await client.close()
 

@@ -1,7 +1,7 @@
 """The capacity model and the capacity picture: what a room costs on an SFU pod, and what
 every SFU pod has left (CAPACITY.md)."""
 
-from switchboard_operator.logic.capacity.demand import reports_fresh
+from switchboard_operator.logic.capacity.demand import reports_fresh, unreported_pods
 from switchboard_operator.logic.capacity.losses import lost_pods, rooms_to_move, silent_pods
 from switchboard_operator.logic.capacity.model import (
     FIT_TOLERANCE,
@@ -49,4 +49,5 @@ __all__ = [
     "reports_fresh",
     "rooms_to_move",
     "silent_pods",
+    "unreported_pods",
 ]

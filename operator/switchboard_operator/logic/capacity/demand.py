@@ -52,18 +52,29 @@ class DemandElsewhere:
 def reports_fresh(picture: CapacityPicture, region: str, now: float) -> bool:
     """Whether every running pod of the region that serves, served or holds rooms reported
     within the freshness window: its load is known for all of them, so capacity may be
-    taken away.
+    taken away."""
+    return not unreported_pods(picture, region, now)
+
+
+def unreported_pods(picture: CapacityPicture, region: str, now: float) -> tuple[str, ...]:
+    """The region's pods (keys, sorted) whose reports are missing or stale although they
+    serve, served or hold rooms: while there is one, no capacity is taken away.
 
     A pod that served and then went silent is not Ready either (an SFU that cannot reach
     the control plane fences itself and fails its readiness probe), and its reports are
-    what is missing: it holds scale-down until it reports again. Pods that have not
-    started yet, and pods on their way out (drained, deleted, ended), are not waited for.
+    what is missing: it holds scale-down until it reports again. That it served is read
+    from the Pod itself (`been_ready`, which survives an operator restart), or from this
+    process's memory of it taking rooms (`opened`). Pods that have not started yet, and
+    pods on their way out (drained, deleted, ended), are not waited for.
     """
     fresh_after = now - picture.model.report_freshness_seconds
-    return all(
-        p.reported_at is not None and p.reported_at >= fresh_after
-        for p in picture.region_pods(region)
-        if (p.ready or p.opened or p.rooms)
-        and not (p.draining or p.failed or p.ended)
-        and p.retired is None
+    return tuple(
+        sorted(
+            p.key
+            for p in picture.region_pods(region)
+            if (p.ready or p.been_ready or p.opened or p.rooms)
+            and not (p.draining or p.failed or p.ended)
+            and p.retired is None
+            and (p.reported_at is None or p.reported_at < fresh_after)
+        )
     )

@@ -87,6 +87,8 @@ class PodObservation:
     uid: str
     region: str
     ready: bool
+    been_ready: bool = False
+    """Ready now or at some time before (`kube.bodies.pod_has_been_ready`): it has served."""
     draining: bool = False
     """Marked for draining (annotation or scale-down): it takes no new rooms."""
     drain_deadline: float | None = None

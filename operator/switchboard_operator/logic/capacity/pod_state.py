@@ -36,6 +36,8 @@ class PodState:
     """Seen by the Pod watch or a report (not only named by a restored Room status)."""
     retired: LossReason | None = None
     ready: bool = False
+    been_ready: bool = False
+    """Ready now or at some time before, as its Pod shows (`PodObservation.been_ready`)."""
     pod_draining: bool = False
     drain_deadline: float | None = None
     report_draining: bool = False
@@ -126,6 +128,7 @@ class PodState:
         """Take what the Pod watch says; True if this is when it is first seen failed."""
         self.confirmed = True
         self.ready = pod.ready
+        self.been_ready = pod.been_ready
         self.pod_draining = pod.draining
         self.drain_deadline = pod.drain_deadline
         self.cordoned = pod.cordoned

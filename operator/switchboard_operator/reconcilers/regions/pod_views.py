@@ -8,12 +8,9 @@ from typing import Any
 from switchboard_api import labels as keys
 from switchboard_operator.kube import bodies
 from switchboard_operator.logic import manifests
+from switchboard_operator.logic.pod_readiness import ready_changed_after
 from switchboard_operator.logic.sfu_pod_plan import SfuPodView
 from switchboard_operator.logic.timestamps import parse_time
-
-READY_CHANGE_SLACK_SECONDS = 5.0
-"""A Ready condition that last changed this soon after its container started was set as
-the pod started (timestamps are whole seconds, status writes lag): it was never True."""
 
 HostsRooms = Callable[[str, str], bool]
 """Whether the pod `<namespace>/<name>` with that UID has rooms placed on it (the capacity
@@ -63,12 +60,7 @@ def _never_ready_since(pod: Mapping[str, Any]) -> float | None:
     if not started or None in started:
         return None
     start = max(t for t in started if t is not None)
-    changed = [
-        parse_time(c.get("lastTransitionTime"))
-        for c in status.get("conditions") or []
-        if c.get("type") == "Ready"
-    ]
-    if any(t is not None and t > start + READY_CHANGE_SLACK_SECONDS for t in changed):
+    if ready_changed_after(pod, start):
         return None  # Ready after the start, and not any more: e.g. fenced, not stalled.
     return start
 

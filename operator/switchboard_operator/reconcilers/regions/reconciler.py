@@ -22,7 +22,7 @@ from switchboard_operator.kit.workqueue import Result, WorkQueue
 from switchboard_operator.kube import bodies, events
 from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
-from switchboard_operator.logic.autoscaling import ScalingDecision
+from switchboard_operator.logic.autoscaling import ScalingDecision, scale_down_held_message
 from switchboard_operator.logic.capacity import CapacityPicture
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
 from switchboard_operator.logic.observation import status_patch
@@ -247,6 +247,9 @@ class RegionReconciler:
                 if scaling.memory.last_scale_time is None
                 else format_time(scaling.memory.last_scale_time),
                 last_scale_reason=scaling.memory.last_scale_reason,
+                held_by_reports=scale_down_held_message(scaling)
+                if scaling.held_by_reports
+                else None,
             ),
         )
 
