@@ -155,6 +155,10 @@ class SfuRebalance(CamelModel):
     )
 
 
+MAX_SFU_REPLICAS = 1000
+"""Bound of `minReplicas` and `maxReplicas`."""
+
+
 class SfuSpec(CelValidated):
     """The region's SFU (selective forwarding unit) pods."""
 
@@ -176,13 +180,13 @@ class SfuSpec(CelValidated):
     min_replicas: int = Field(
         default=defaults.SFU_MIN_REPLICAS,
         ge=0,
-        le=1000,
+        le=MAX_SFU_REPLICAS,
         description="Fewest SFU pods kept running, even with no rooms.",
     )
     max_replicas: int = Field(
         default=defaults.SFU_MAX_REPLICAS,
         ge=1,
-        le=1000,
+        le=MAX_SFU_REPLICAS,
         description="Most SFU pods the autoscaler may run.",
     )
     capacity_per_pod: float = Field(
@@ -432,8 +436,14 @@ class RegionSpec(CelValidated):
     )
 
 
-MAX_RECORDED_SFU_PODS = 512
-"""Bound of `status.sfu.pods`: well above any Region's SFU pods, surge pods included."""
+MAX_RECORDED_SFU_PODS = 2 * MAX_SFU_REPLICAS
+"""Bound of `status.sfu.pods`: every pod of a Region at its largest, and as many again on
+their way out (a pod stays recorded until it is seen gone)."""
+
+
+MAX_RESERVED_SFU_PODS = MAX_SFU_REPLICAS
+"""Bound of `status.sfu.reservedPods`: the pods one pass creates, never more than the
+Region wants."""
 
 
 class SfuPodRecord(CamelModel):
@@ -470,6 +480,14 @@ class SfuStatus(CamelModel):
         "trusted: their capacity reports are accepted, rooms are placed on them and they "
         "count as the Region's pods. Labels, ownerReferences and the ServiceAccount of a "
         "pod can be copied by anyone who may create pods; a UID cannot.",
+    )
+    reserved_pods: list[DnsSubdomain] | None = Field(
+        default=None,
+        max_length=MAX_RESERVED_SFU_PODS,
+        description="Names of SFU pods the operator is about to create, written before the "
+        "create and released when the pod's UID is recorded in `pods`. A pod under a "
+        "reserved name whose UID was never recorded (the operator stopped in between) is "
+        "deleted and replaced; a pod under any other name is never touched.",
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from switchboard_api import ports
 from switchboard_api.contract import REPORT_PATH
+from switchboard_operator.logic.capacity import RESERVATION_HOLD_SECONDS, CapacityModel
 from switchboard_operator.logic.region_namespaces import parse_region_namespaces
 from switchboard_tls import CertificateFiles
 
@@ -19,6 +20,7 @@ REPORT_SERVICE_NAME = "switchboard-operator-reports"
 TLS_CERT_FILE_ENV = "SWITCHBOARD_TLS_CERT_FILE"
 TLS_KEY_FILE_ENV = "SWITCHBOARD_TLS_KEY_FILE"
 REGION_NAMESPACES_ENV = "SWITCHBOARD_REGION_NAMESPACES"
+RESERVATION_HOLD_ENV = "SWITCHBOARD_RESERVATION_HOLD_SECONDS"
 
 
 class OperatorConfigError(ValueError):
@@ -62,9 +64,16 @@ class OperatorConfig:
     region_namespaces: frozenset[str] = frozenset()
     """The only namespaces Regions may use (the chart's regionNamespaces, where its RBAC
     grants the writes); empty: every namespace."""
+    reservation_hold_seconds: float = RESERVATION_HOLD_SECONDS
+    """How long after placement a room counts at least its full reservation (CAPACITY.md,
+    "How reservation and measurement combine"); the default suits real clients."""
     tls: CertificateFiles | None = None
     """Certificate and key the join API serves HTTPS with (re-read when they change);
     None: plain HTTP (TLS ends at the ingress)."""
+
+    def capacity_model(self) -> CapacityModel:
+        """The capacity model placement uses, with the settings this config makes."""
+        return CapacityModel(reservation_hold_seconds=self.reservation_hold_seconds)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -104,6 +113,7 @@ class OperatorConfig:
             == "true",
             turn_propagation_seconds=float(env.get("SWITCHBOARD_TURN_PROPAGATION_SECONDS", "90")),
             region_namespaces=parse_region_namespaces(env.get(REGION_NAMESPACES_ENV, "")),
+            reservation_hold_seconds=_reservation_hold(env),
             tls=tls,
         )
 
@@ -115,3 +125,18 @@ def _tls_files(env: Mapping[str, str]) -> CertificateFiles | None:
             f"{TLS_CERT_FILE_ENV} and {TLS_KEY_FILE_ENV} must be set together (or neither)"
         )
     return CertificateFiles(Path(cert), Path(key)) if cert else None
+
+
+def _reservation_hold(env: Mapping[str, str]) -> float:
+    raw = env.get(RESERVATION_HOLD_ENV, "").strip()
+    if not raw:
+        return RESERVATION_HOLD_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise OperatorConfigError(
+            f"{RESERVATION_HOLD_ENV} must be a number of seconds >= 0, got {raw!r}"
+        )
+    return seconds

@@ -204,7 +204,7 @@ class Operator:
         metrics: OperatorMetrics | None = None,
     ) -> None:
         """`leadership`: this replica's acting window and term."""
-        picture = CapacityPicture()
+        picture = CapacityPicture(config.capacity_model())
         metrics = metrics or OperatorMetrics()
         ring = JoinKeyRing(join_keys)
         rooms_informer = Informer(api, ROOMS)

@@ -2,13 +2,14 @@
 whose API server black-holes its requests steps down within its renew deadline instead of
 hanging; a standby takes over only after a whole lease duration and with a newer term; a
 standby rides out API errors instead of exiting; a leader shown a newer term steps down at
-once."""
+once; a leader whose event loop is slow keeps its lease, one whose loop is wedged loses it."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from fixtures.cluster import Cluster
 from fixtures.waiting import eventually
 from switchboard_dev.faults import FaultProxy, ProxyMode
 from switchboard_operator.kit.leadership import LeaderElector, LeadershipLost
+from switchboard_operator.kit.loop_thread import LoopThread
 from switchboard_operator.logic.leader_election import LeaderTiming
 
 pytestmark = pytest.mark.cluster
@@ -199,3 +201,106 @@ async def test_a_leader_outranked_by_a_reported_term_hands_on_past_it(
         successor = LeaderElector(second_api, namespace, "successor", name=lease)
         await asyncio.wait_for(successor.acquire(), 30)
     assert successor.term == 8
+
+
+async def test_a_leader_whose_lease_another_replica_took_stops_at_its_next_renewal(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    """A renewal writes over the record the leader last wrote, guarded by its
+    resourceVersion: a Lease taken meanwhile (by hand here) is not overwritten; the leader
+    reads it, sees another holder and stops."""
+    lease = f"elect-{time.monotonic_ns()}"
+    async with await client_through(proxies[0], control_plane.kubeconfig, tmp_path) as api:
+        leader = LeaderElector(api, namespace, "first", name=lease)
+        await asyncio.wait_for(leader.acquire(), 30)
+        holding = asyncio.ensure_future(leader.hold())
+        leases = client.CoordinationV1Api(api)
+        taken = await leases.read_namespaced_lease(lease, namespace)
+        taken.spec.holder_identity = "intruder"
+        await leases.replace_namespaced_lease(lease, namespace, taken)
+        with pytest.raises(LeadershipLost, match="another replica"):
+            await asyncio.wait_for(holding, 30)
+        assert not leader.acting()
+        after = await leases.read_namespaced_lease(lease, namespace)
+    assert after.spec.holder_identity == "intruder"
+
+
+def busy(seconds: float, until: Callable[[], bool] = lambda: False) -> float:
+    """Keep this thread's event loop busy (CPU-bound, as a long placement batch would) for
+    `seconds`, or until `until()`; returns how long it was."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds and not until():
+        sum(range(1000))
+    return time.monotonic() - started
+
+
+class Standby:
+    """A standby replica on an event loop and a thread of its own (another process)."""
+
+    def __init__(self, configuration: client.Configuration, lease: str) -> None:
+        self._lease = lease
+        self.elector: LeaderElector | None = None
+        self.acquired = threading.Event()
+        self.thread = LoopThread(configuration, "standby", self._take).start()
+
+    @property
+    def saw_a_holder(self) -> bool:
+        return self.elector is not None and self.elector.saw_a_holder
+
+    async def _take(self, api: client.ApiClient) -> None:
+        self.elector = LeaderElector(api, NAMESPACE, "standby", name=self._lease)
+        await self.elector.acquire()
+        self.acquired.set()
+
+
+async def test_a_leader_whose_event_loop_is_slow_keeps_its_lease(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    """The leader's loop is busy for longer than a whole lease duration, but within the
+    stall bound: its Lease is renewed from the election's thread meanwhile, so it keeps
+    acting in the same term and the standby never takes over."""
+    lease = f"elect-{time.monotonic_ns()}"
+    timing = LeaderTiming(loop_stall_seconds=4 * TIMING.lease_duration_seconds)
+    async with await client_through(proxies[0], control_plane.kubeconfig, tmp_path) as api:
+        leader = LeaderElector(api, namespace, "slow", timing=timing, name=lease)
+        await asyncio.wait_for(leader.acquire(), 30)
+        term = leader.term
+        holding = asyncio.ensure_future(leader.hold())
+        async with await client_through(proxies[1], control_plane.kubeconfig, tmp_path) as other:
+            standby = Standby(other.configuration, lease)
+        await eventually(lambda: standby.saw_a_holder, 30, "the standby to see the Lease held")
+        blocked = busy(TIMING.lease_duration_seconds + TIMING.renew_deadline_seconds)
+        assert blocked < timing.loop_stall_seconds
+        assert leader.acting() and leader.term == term, "the leader lost its lease"
+        assert not holding.done() and not standby.acquired.is_set(), "the standby took over"
+        holding.cancel()
+        await asyncio.gather(holding, return_exceptions=True)
+        await standby.thread.stopped()
+    print(f"\nloop busy {blocked:.1f}s: the leader kept term {term}")
+
+
+async def test_a_leader_whose_event_loop_is_wedged_lets_a_standby_take_over(
+    control_plane: Cluster, namespace: str, proxies: list[FaultProxy], tmp_path: Path
+) -> None:
+    """The leader's loop runs nothing for longer than the stall bound: the election's
+    thread renews for it no more, so a standby takes the Lease in a newer term, and the
+    leader, once its loop runs again, finds its window closed and stops."""
+    lease = f"elect-{time.monotonic_ns()}"
+    async with await client_through(proxies[0], control_plane.kubeconfig, tmp_path) as api:
+        leader = LeaderElector(api, namespace, "wedged", name=lease)
+        await asyncio.wait_for(leader.acquire(), 30)
+        term = leader.term
+        assert term is not None
+        holding = asyncio.ensure_future(leader.hold())
+        async with await client_through(proxies[1], control_plane.kubeconfig, tmp_path) as other:
+            standby = Standby(other.configuration, lease)
+        await eventually(lambda: standby.saw_a_holder, 30, "the standby to see the Lease held")
+        wedged = busy(60, until=standby.acquired.is_set)
+        assert standby.acquired.is_set(), "the standby never took over a wedged leader"
+        assert not leader.acting()
+        with pytest.raises(LeadershipLost):
+            await asyncio.wait_for(holding, 30)
+        await asyncio.wrap_future(standby.thread.outcome)
+    print(f"\nloop wedged: the standby led after {wedged:.1f}s")
+    assert wedged >= TIMING.loop_stall_seconds
+    assert standby.elector is not None and standby.elector.term == term + 1

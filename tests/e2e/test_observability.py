@@ -61,7 +61,7 @@ VALUES = {
             "enabled": True,
             "reportsLateFor": "10s",
             "unschedulableFor": "1m",
-            "failoverWindow": "1m",
+            "failoverWindow": "20s",
         },
         "dashboard": {"enabled": True},
     },
@@ -354,6 +354,6 @@ def test_a_lost_sfu_pod_fires_the_failover_alert_and_it_resolves(observed, traff
     assert alert["labels"]["reason"] == "PodDeleted"
     assert alert["annotations"]["runbook_url"].endswith("runbooks.md#switchboardsfufailover")
     fired = time.monotonic()
-    # No failover since: it resolves once the window (1m here) has passed.
+    # No failover since: it resolves once the window (20 s here) has passed.
     wait_for(lambda: not _firing(prometheus, "SwitchboardSfuFailover"), 180, "the alert to resolve")
     print(f"failover alert firing for {time.monotonic() - fired:.0f}s, then resolved")

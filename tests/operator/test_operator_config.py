@@ -32,3 +32,19 @@ def test_region_namespaces_are_the_charts_comma_separated_list():
     assert OperatorConfig.from_env({}).region_namespaces == frozenset()
     config = OperatorConfig.from_env({"SWITCHBOARD_REGION_NAMESPACES": "media-eu, media-us,"})
     assert config.region_namespaces == {"media-eu", "media-us"}
+
+
+def test_reservation_hold_defaults_to_the_capacity_models_and_can_be_set():
+    assert OperatorConfig.from_env({}).reservation_hold_seconds == 60.0
+    config = OperatorConfig.from_env({"SWITCHBOARD_RESERVATION_HOLD_SECONDS": "12.5"})
+    assert config.reservation_hold_seconds == 12.5
+    # Placement counts a room placed 20 s ago as mature under that hold, young by default.
+    reservation, measured = 2.0, 0.5
+    assert config.capacity_model().effective(reservation, measured, age=20) < reservation
+    assert OperatorConfig.from_env({}).capacity_model().effective(reservation, measured, 20) == 2
+
+
+@pytest.mark.parametrize("raw", ["-1", "nan", "soon"])
+def test_a_reservation_hold_that_is_no_duration_is_refused(raw):
+    with pytest.raises(OperatorConfigError, match="SWITCHBOARD_RESERVATION_HOLD_SECONDS"):
+        OperatorConfig.from_env({"SWITCHBOARD_RESERVATION_HOLD_SECONDS": raw})

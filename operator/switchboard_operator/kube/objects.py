@@ -80,6 +80,22 @@ async def get(
         raise
 
 
+async def find(
+    api: client.ApiClient, kind: str, name: str, namespace: str | None = None
+) -> dict[str, Any] | None:
+    """The object, read from the API server (not a cache) by a list with a name field
+    selector, or None: for kinds the operator may list but not get (pods: a grant of
+    `get` on every pod in the cluster would add nothing the list does not give)."""
+    answer = await request(
+        api,
+        "GET",
+        KINDS[kind].path(namespace),
+        query=[("fieldSelector", f"metadata.name={name}")],
+    )
+    items = answer.get("items") or []
+    return dict(items[0]) if items else None
+
+
 async def create(api: client.ApiClient, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     """Create ``manifest``; None if an object of that name already exists."""
     kind = kind_of(manifest)

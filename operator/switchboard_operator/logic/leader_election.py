@@ -7,6 +7,9 @@ each replica's own monotonic clock, passed in, and never compared with another m
   record, unchanged, for a whole `lease_duration`.
 Since `renew_deadline < lease_duration`, a leader stops acting before any candidate can
 take over, however slowly its API calls fail.
+- The Lease is renewed from a thread of its own, for the event loop the leader acts on, and
+  only while that loop shows it runs (`LoopHeartbeat`): a slow loop keeps its lease, a
+  wedged one lets it go.
 """
 
 from __future__ import annotations
@@ -27,12 +30,22 @@ class LeaderTiming:
     """Renewal period, and how often a standby looks at the lease."""
     call_timeout_seconds: float = 1.0
     """Deadline of every Lease call: a black-holed API server cannot hold a renewal up."""
+    loop_stall_seconds: float = 4.0
+    """The Lease is held for an event loop that ran within this long: one stalled longer
+    (wedged, not merely slow) is renewed for no more, and a standby takes over."""
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often the event loop shows that it runs: well within the stall bound."""
+        return min(self.retry_seconds, self.loop_stall_seconds) / 4
 
     def __post_init__(self) -> None:
         if not self.renew_deadline_seconds < self.lease_duration_seconds:
             raise ValueError("the renew deadline must be shorter than the lease duration")
         if not self.call_timeout_seconds <= self.renew_deadline_seconds:
             raise ValueError("a Lease call must time out within the renew deadline")
+        if not self.loop_stall_seconds > 0:
+            raise ValueError("the loop stall bound must be positive")
 
 
 class ActingWindow:
@@ -56,6 +69,27 @@ class ActingWindow:
     def close(self) -> None:
         """Stop acting now, whatever the last renewal allowed (a newer term exists)."""
         self._until = None
+
+
+class LoopHeartbeat:
+    """When the event loop a leader acts on last ran, as the thread that renews its Lease
+    sees it: the Lease is touched (taken, renewed) only for a loop that runs."""
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+
+    def beat(self, now: float) -> None:
+        """The loop ran at `now`."""
+        self._last = now if self._last is None else max(self._last, now)
+
+    def fresh(self, now: float, stall_seconds: float) -> bool:
+        """Whether the loop ran within `stall_seconds` of `now`: renew for it (a slow loop)
+        or not (a wedged one, or one that never ran)."""
+        return self._last is not None and now - self._last <= stall_seconds
+
+    def stalled_for(self, now: float) -> float | None:
+        """Seconds since the loop last ran (None: never)."""
+        return None if self._last is None else max(0.0, now - self._last)
 
 
 class Leadership(Protocol):

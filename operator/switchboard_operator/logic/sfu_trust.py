@@ -7,12 +7,20 @@ is trusted before its status write lands, then in the Region's `status.sfu.pods`
 restarted operator trusts exactly the same pods. Only trusted pods enter the capacity
 picture, count as the Region's pods, are placed on, carry the hosts-rooms label, and have
 their capacity reports accepted. Nothing here does I/O.
+
+A process can stop between a create and the status write that records the UID. So before
+it creates pods, the operator reserves their names in `status.sfu.reservedPods`. A reserved
+name whose UID was never recorded is a pod from that window, or a pod someone else made
+under the name. It is deleted and replaced (`unrecorded_pods`): no room can be on it, as
+only the process that created it trusted it, in memory, until the status write that follows
+the create at once, and a new pod is Ready and reporting only well after that. A pod under
+a name the operator did not reserve is never touched.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,6 +48,28 @@ def recorded_pods(region_body: Mapping[str, Any] | None) -> dict[str, str]:
         if isinstance(entry, Mapping) and entry.get("uid") and entry.get("name"):
             found[str(entry["uid"])] = str(entry["name"])
     return found
+
+
+def reserved_pods(region_body: Mapping[str, Any] | None) -> list[str]:
+    """`status.sfu.reservedPods` of a Region body: names reserved before their create."""
+    status = (region_body or {}).get("status") or {}
+    sfu = status.get("sfu") or {}
+    return [str(name) for name in sfu.get("reservedPods") or [] if name]
+
+
+def unrecorded_pods(
+    reserved: Iterable[str], found: Mapping[str, str | None], trusted: Callable[[str], bool]
+) -> list[tuple[str, str]]:
+    """The pods to delete, as (name, uid), when the reservations a previous pass or process
+    left are settled (all are then forgotten). A reserved name with no pod (`found` maps it
+    to None) was never created, and a trusted UID was recorded after all. Any other pod
+    under a reserved name is one whose create answer was lost, to a crash or a timeout, or
+    one someone else made under the name. It is deleted by UID, never a successor."""
+    return [
+        (name, uid)
+        for name in dict.fromkeys(reserved)
+        if (uid := found.get(name)) is not None and not trusted(uid)
+    ]
 
 
 class SfuPodLedger:

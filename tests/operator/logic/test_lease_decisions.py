@@ -10,6 +10,7 @@ from switchboard_api import defaults
 from switchboard_operator.logic.leader_election import (
     ActingWindow,
     LeaderTiming,
+    LoopHeartbeat,
     RecordObserver,
     next_term,
     released_transitions,
@@ -145,6 +146,58 @@ def test_the_leader_stops_before_anyone_can_take_over() -> None:
         LeaderTiming(lease_duration_seconds=3, renew_deadline_seconds=3)
     with pytest.raises(ValueError, match="time out"):
         LeaderTiming(call_timeout_seconds=5)
+
+
+def renewing_for(beats: list[float], until: float, timing: LeaderTiming) -> list[float]:
+    """The election thread's renewals, one per retry from 0 to `until`, each made only while
+    the loop, beating at `beats`, ran within the stall bound."""
+    heartbeat = LoopHeartbeat()
+    renewals = []
+    for tick in range(int(until / timing.retry_seconds) + 1):
+        now = tick * timing.retry_seconds
+        for beat in [b for b in beats if b <= now]:
+            heartbeat.beat(beat)
+        if heartbeat.fresh(now, timing.loop_stall_seconds):
+            renewals.append(now)
+    return renewals
+
+
+def test_a_slow_event_loop_keeps_its_lease() -> None:
+    """The loop runs only every 3 s (a placement batch on a loaded machine), longer than
+    the renew deadline: renewals go on every retry, so the leader acts throughout."""
+    timing = LeaderTiming()
+    renewals = renewing_for([3.0 * n for n in range(11)], 30.0, timing)
+    assert renewals == [float(second) for second in range(31)]
+    window = ActingWindow(timing.renew_deadline_seconds)
+    for started in renewals:
+        window.renewed(started)
+    assert window.acting(30.0 + timing.renew_deadline_seconds - 0.1)
+
+
+def test_a_wedged_event_loop_lets_its_lease_go_before_a_standby_takes_it() -> None:
+    """The loop last ran at 10 s: renewals stop once the stall bound has passed, the leader
+    stops acting a renew deadline after the last one, and a standby, which saw that renewal
+    as the record's last change, takes over only after that."""
+    timing = LeaderTiming()
+    renewals = renewing_for([0.0, 5.0, 10.0], 60.0, timing)
+    assert renewals[-1] == 10.0 + timing.loop_stall_seconds
+    window = ActingWindow(timing.renew_deadline_seconds)
+    for started in renewals:
+        window.renewed(started)
+    stops = renewals[-1] + timing.renew_deadline_seconds
+    assert window.acting(stops - 0.1) and not window.acting(stops)
+    standby = RecordObserver()
+    seen = renewals[-1] + 0.5
+    standby.observe(("wedged", renewals[-1]), seen)
+    duration = timing.lease_duration_seconds
+    assert not standby.expired(stops, duration)
+    assert standby.expired(seen + duration, duration)
+
+
+def test_a_loop_that_never_ran_takes_no_lease() -> None:
+    assert not LoopHeartbeat().fresh(0.0, 4.0)
+    with pytest.raises(ValueError, match="stall"):
+        LeaderTiming(loop_stall_seconds=0)
 
 
 def test_terms_increase_past_the_lease_and_past_any_reported_term() -> None:

@@ -3,7 +3,12 @@ evidence that it is gone, never because an incomplete cache does not show it."""
 
 from __future__ import annotations
 
-from switchboard_operator.logic.sfu_trust import RECORD_GRACE_SECONDS, SfuPodLedger
+from switchboard_operator.logic.sfu_trust import (
+    RECORD_GRACE_SECONDS,
+    SfuPodLedger,
+    reserved_pods,
+    unrecorded_pods,
+)
 
 NOW = 1_000_000.0
 RECORDED = {"uid-a": "sfu-a", "uid-b": "sfu-b"}
@@ -42,3 +47,28 @@ def test_a_pod_created_here_is_recorded_until_the_status_carries_it_or_it_is_gon
     ledger.deleted("uid-c")
     assert "sfu-c" not in _names(ledger.records("eu", RECORDED, {}, later))
     assert list(ledger.created_uids("eu")) == []
+
+
+def test_reserved_names_are_read_from_the_status():
+    body = {"status": {"sfu": {"reservedPods": ["sfu-c", "sfu-d"]}}}
+    assert reserved_pods(body) == ["sfu-c", "sfu-d"]
+    assert reserved_pods({"status": {"sfu": {}}}) == []
+    assert reserved_pods(None) == []
+
+
+def test_a_pod_under_a_reserved_name_without_a_recorded_uid_is_deleted():
+    # The operator stopped between the create and the write that records the UID.
+    found = {"sfu-c": "uid-c"}
+    assert unrecorded_pods(["sfu-c"], found, lambda uid: False) == [("sfu-c", "uid-c")]
+
+
+def test_a_reserved_name_that_was_recorded_or_never_created_deletes_nothing():
+    found = {"sfu-c": "uid-c", "sfu-d": None}
+    trusted = {"uid-c"}.__contains__
+    assert unrecorded_pods(["sfu-c", "sfu-d", "sfu-d"], found, trusted) == []
+
+
+def test_only_reserved_names_are_settled():
+    # A pod the cache shows under a name nobody reserved is an untrusted pod: left alone.
+    found = {"sfu-c": "uid-c", "rogue": "uid-r"}
+    assert unrecorded_pods(["sfu-c"], found, lambda uid: False) == [("sfu-c", "uid-c")]

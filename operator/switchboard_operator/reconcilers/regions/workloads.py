@@ -20,7 +20,6 @@ from switchboard_api.contract import ReportTls
 from switchboard_api.region import Region
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import events, objects
-from switchboard_operator.kube.client import patch_region_status
 from switchboard_operator.logic import manifests
 from switchboard_operator.logic.drift import drifted_paths, is_subset
 from switchboard_operator.logic.join_key_ring import JoinKeyRing
@@ -39,7 +38,9 @@ from switchboard_operator.logic.turn_rotation import ROTATE_ANNOTATION, TurnAcce
 from switchboard_operator.reconcilers.regions.pod_views import HostsRooms, Occupancy, pod_view
 from switchboard_operator.reconcilers.regions.published import publish_configmap
 from switchboard_operator.reconcilers.regions.sfu_trust import (
-    sfu_pod_records,
+    record_sfu_pods,
+    reserve_sfu_pod_names,
+    settle_reserved_sfu_pods,
     untrusted_pod_notices,
 )
 from switchboard_turn.coturn import TurnSecrets
@@ -168,6 +169,10 @@ class RegionPass:
                 secret=turn_secrets.minted.encode(),
                 credential_ttl_seconds=self.region.spec.turn.credential_ttl_seconds,
             )
+        for notice in await settle_reserved_sfu_pods(
+            self.api, self.cache, self.body, self.namespace
+        ):
+            await self._event(notice)
         for notice in untrusted_pod_notices(self.cache, self.name, self.namespace):
             await self._event(notice)
         await self._converge_sfu_pods(turn_uris)
@@ -298,19 +303,7 @@ class RegionPass:
         for pod_name in plan.uncordon:
             await self._annotate(pod_name, {keys.CORDONED: None})
             await self._event(uncordoned_notice(pod_name))
-        for _ in range(plan.create):
-            pod = manifests.sfu_pod(self.region, self.context, _suffix(), turn_uris=turn_uris)
-            created = await objects.create(self.api, pod)
-            if created is None:
-                continue  # the name was taken: not ours, so not trusted; next pass retries
-            # Trusted from the moment the API server names its UID, and recorded in the
-            # Region's status at once, so a restart trusts it too (logic/sfu_trust.py).
-            self.cache.sfu_ledger.created(
-                self.name, created["metadata"]["name"], created["metadata"]["uid"], now
-            )
-            await self._record_sfu_pods(now)
-            self.sfu_pods = self.sfu_pods.created(pod["metadata"]["name"], now)
-            await self._event(created_notice(pod["metadata"]["name"]))
+        await self._create_sfu_pods(plan.create, turn_uris, now)
         for pod_name in plan.cordon:
             # No room is placed on it from this step on, before the annotation is seen.
             if self.cordon is not None:
@@ -332,9 +325,31 @@ class RegionPass:
             await objects.delete(self.api, "Pod", pod_name, self.namespace, uid=uids[pod_name])
             await self._event(plan.deleted[pod_name])
 
-    async def _record_sfu_pods(self, now: float) -> None:
-        records = sfu_pod_records(self.cache, self.name, now)
-        await patch_region_status(self.api, self.name, {"sfu": {"pods": records}})
+    async def _create_sfu_pods(self, count: int, turn_uris: list[str], now: float) -> None:
+        new_pods = [
+            manifests.sfu_pod(self.region, self.context, _suffix(), turn_uris=turn_uris)
+            for _ in range(count)
+        ]
+        reserved = [pod["metadata"]["name"] for pod in new_pods]
+        if reserved:
+            # Reserved before the create, so a stop before the UID is recorded leaves a
+            # name the next pass settles (logic/sfu_trust.py).
+            await reserve_sfu_pod_names(self.api, self.name, reserved)
+        for pod in new_pods:
+            pod_name = pod["metadata"]["name"]
+            reserved.remove(pod_name)
+            created = await objects.create(self.api, pod)
+            if created is None:
+                # The name was taken: not ours, so not trusted, and left alone.
+                if not reserved:
+                    await reserve_sfu_pod_names(self.api, self.name, [])
+                continue
+            # Trusted from the moment the API server names its UID, and recorded in the
+            # Region's status at once, so a restart trusts it too (logic/sfu_trust.py).
+            self.cache.sfu_ledger.created(self.name, pod_name, created["metadata"]["uid"], now)
+            await record_sfu_pods(self.api, self.cache, self.name, reserved, now)
+            self.sfu_pods = self.sfu_pods.created(pod_name, now)
+            await self._event(created_notice(pod_name))
 
     async def _annotate(self, pod_name: str, annotations: dict[str, str | None]) -> None:
         await objects.patch_merge(
