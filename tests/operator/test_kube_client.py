@@ -99,6 +99,8 @@ async def test_writes_are_refused_before_they_are_sent_outside_the_acting_window
             await kube.request(api, "PATCH", "/api/v1/namespaces/a/pods/b", body={})
         with pytest.raises(kube.NotActing):
             await kube.delete_room(api, "a", "b")
+        with pytest.raises(kube.NotActing):  # a raw request, as a failover's moves write
+            await kube.patch_room_status(api, "a", "b", {"phase": "Scheduled"})
         await kube.request(api, "GET", "/api/v1/namespaces/a/pods/b")
         assert seen == ["PATCH", "GET"]
     finally:

@@ -115,19 +115,14 @@ async def patch_region_status(api: client.ApiClient, name: str, patch: Mapping[s
 async def patch_room_status(
     api: client.ApiClient, namespace: str, name: str, patch: Mapping[str, Any]
 ) -> str | None:
-    """Merge-patch a Room's status; returns the resourceVersion the write made."""
-    room = await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-        GROUP,
-        VERSION,
-        namespace,
-        ROOM.plural,
-        name,
-        {"status": dict(patch)},
-        _content_type=MERGE_PATCH,
-    )
-    version = (
-        (room.get("metadata") or {}).get("resourceVersion") if isinstance(room, dict) else None
-    )
+    """Merge-patch a Room's status; returns the resourceVersion the write made.
+
+    A raw request: a failover writes thousands of these as fast as the API server takes
+    them, and the generated client's checks and conversions cost the operator a tenth
+    of each write's CPU for nothing (bench/placement_e2e.py)."""
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{ROOM.plural}/{name}/status"
+    room = await request(api, "PATCH", path, body={"status": dict(patch)}, content_type=MERGE_PATCH)
+    version = (room.get("metadata") or {}).get("resourceVersion")
     return str(version) if version else None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from switchboard_api import defaults
 from switchboard_api import labels as keys
-from switchboard_api.contract import CapacityReport, ReportResponse
+from switchboard_api.contract import CapacityReport, ReportResponse, RoomAssignment
 from switchboard_operator.cache import ClusterCache
 from switchboard_operator.kube import bodies
 from switchboard_operator.logic.capacity import CapacityPicture, PodObservation
@@ -53,6 +53,9 @@ class CapacityFeed:
         self._pod_lost = pod_lost
         self._ready = ready
         self._failover_timeout = failover_timeout
+        self._answered: dict[str, dict[str, RoomAssignment]] = {}
+        """The assignments of each pod's last answer, by pod key, then room: the next answer
+        takes over those that have not changed instead of validating them again."""
 
     @property
     def ready(self) -> bool:
@@ -86,6 +89,7 @@ class CapacityFeed:
             return
         if deleted:
             self._cache.sfu_ledger.deleted(meta["uid"])
+            self._answered.pop(key, None)
             lost = self._picture.remove_pod(key, meta.get("uid"))
             if lost is not None and lost.rooms:
                 log.info("sfu pod deleted with rooms pod=%s rooms=%d", key, len(lost.rooms))
@@ -130,7 +134,8 @@ class CapacityFeed:
         """An authenticated capacity report, received at `now`, answered while leading."""
         term = self._leadership.term
         outcome = self._picture.apply_report(report, now)
-        state = self._picture.incarnation(f"{report.namespace}/{report.pod_name}", report.pod_uid)
+        pod = f"{report.namespace}/{report.pod_name}"
+        state = self._picture.incarnation(pod, report.pod_uid)
         if outcome.accepted and state is not None and term is not None:
             state.acks.on_report(report.acked_sequence, report.term, term, now)
         if outcome.new_incarnation or (outcome.accepted and report.fenced):
@@ -145,7 +150,10 @@ class CapacityFeed:
             failover_timeout=self._failover_timeout,
             term=term,
             lease_seconds=self._lease_seconds if term is not None else None,
+            previous=self._answered.get(pod),
         )
+        if outcome.accepted:
+            self._answered[pod] = {a.room: a for a in response.assignments}
         if outcome.accepted and state is not None:
             state.acks.acknowledged(report.sequence, now)
             if self.first_acknowledged_at is None:

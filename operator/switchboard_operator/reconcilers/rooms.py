@@ -41,7 +41,7 @@ from switchboard_operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 
-ROOM_WORKERS = 32
+ROOM_WORKERS = 64
 """Room reconciles in flight: each mostly waits on its status write, so enough of them
 keep the API server busy during a failover (bench/placement_e2e.py)."""
 

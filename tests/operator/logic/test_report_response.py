@@ -101,3 +101,34 @@ def test_the_answer_to_a_fenced_report_assigns_nothing():
         picture, sent, outcome, max_participants=lambda _room: 2, failover_timeout=10.0
     )
     assert answer.acknowledged and answer.assignments == []
+
+
+def test_an_answer_built_on_the_previous_one_carries_each_rooms_current_limit():
+    picture = CapacityPicture()
+    add_pod(picture, "sfu-0")
+    for room in ("a/one", "a/two"):
+        picture.assign(room, 5.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+    limits = {"a/one": 4, "a/two": 10}
+
+    def answer(sequence, previous=None):
+        sent = report("sfu-0", sequence=sequence)
+        outcome = picture.apply_report(sent, NOW + sequence)
+        return report_response(
+            picture,
+            sent,
+            outcome,
+            max_participants=limits.__getitem__,
+            failover_timeout=10.0,
+            previous=previous,
+        )
+
+    first = answer(1)
+    limits["a/two"] = 20  # its Room's maxParticipants was raised
+    picture.assign("a/three", 5.0, pod=key("sfu-0"), pod_uid="uid-sfu-0", now=NOW)
+    limits["a/three"] = 2
+    second = answer(2, previous={a.room: a for a in first.assignments})
+    assert second.to_wire()["assignments"] == [
+        {"room": "a/one", "maxParticipants": 4, "closing": False},
+        {"room": "a/three", "maxParticipants": 2, "closing": False},
+        {"room": "a/two", "maxParticipants": 20, "closing": False},
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from switchboard_api import defaults
 from switchboard_api.contract import AUDIO_STREAM_UNITS, MAX_REPORT_INTERVAL_SECONDS, room_key
@@ -147,9 +147,10 @@ class Displacement:
         return f"Left SFU pod {self.previous.pod} ({self.reason.value})."
 
 
-@dataclass(frozen=True, slots=True)
-class RoomMeasurement:
-    """A room's usage in its pod's latest accepted report."""
+class RoomMeasurement(NamedTuple):
+    """A room's usage in its pod's latest accepted report. (A named tuple: every report
+    makes one per room, thousands a second, and a frozen dataclass costs three times as
+    much to make.)"""
 
     cost: float
     participants: int

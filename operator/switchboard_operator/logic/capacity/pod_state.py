@@ -153,11 +153,12 @@ class PodState:
         self.join_key_ids = None if report.join_key_ids is None else tuple(report.join_key_ids)
         self.peer = report.peer
         self.acks.lease_capable = report.peer is not None
+        overhead = model.participant_overhead  # model.measured_cost, inlined: per room
         self.measured = {
             usage.room: RoomMeasurement(
-                cost=model.measured_cost(usage.load, usage.participants),
-                participants=usage.participants,
-                empty_since_seconds=usage.empty_since_seconds,
+                usage.load + overhead * usage.participants,
+                usage.participants,
+                usage.empty_since_seconds,
             )
             for usage in report.rooms
         }
@@ -214,12 +215,16 @@ class PodState:
     def _recompute(self, model: CapacityModel, pod_cost: float, now: float) -> None:
         attributed = 0.0
         effective: dict[str, float] = {}
+        measured = self.measured
+        value = model.effective
         for room, placed in self.rooms.items():
-            measurement = self.measured.get(room)
-            cost = None if measurement is None else measurement.cost
-            if cost is not None:
-                attributed += cost
-            effective[room] = model.effective(placed.reservation, cost, now - placed.placed_at)
+            measurement = measured.get(room)
+            if measurement is None:
+                effective[room] = placed.reservation
+                continue
+            cost = measurement.cost
+            attributed += cost
+            effective[room] = value(placed.reservation, cost, now - placed.placed_at)
         self.effective = effective
         self.reserved = math.fsum(effective.values())
         self.baseline = max(0.0, pod_cost - attributed)
