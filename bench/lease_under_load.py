@@ -46,9 +46,10 @@ from switchboard_api.resources import GROUP, ROOM, VERSION
 from switchboard_dev.flow_schema import operator_flow_schema
 from switchboard_dev.stack import install_crds
 from switchboard_localcluster.controlplane import ControlPlane, write_token_kubeconfig
+from switchboard_operator.reconcilers.rooms import ROOM_WORKERS
 
 ROOM_SPEC = {"maxParticipants": 2, "emptyTimeoutSeconds": 3600}
-CONCURRENCY = 32  # the operator's Room workers (reconcilers/rooms.py, ROOM_WORKERS)
+CONCURRENCY = ROOM_WORKERS  # as many writes in flight as the operator's Room reconciler
 CONCURRENCY_ENV = "LEASE_BENCH_CONCURRENCY"
 SOURCES = ("operator", "api")  # the source folders of a checkout the leader imports
 

@@ -54,7 +54,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "failover operator CPU ms/room": re.compile(r"^\s+per moved room: .*, ([\d.]+) ms operator"),
 }
 COMPLETE = "failover rooms/s"
-"""The last figure a run prints: a run without it ended early."""
+"""The failover's own figure, printed once its last room has moved: a run without it
+ended early."""
 OPERATOR_EXITED = "operator exited"
 """The stack's log line when the operator process ended (e.g. its lease renewal timed out
 on a loaded machine): that run's figures include a failover of the operator itself."""

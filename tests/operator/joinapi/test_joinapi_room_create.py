@@ -4,6 +4,8 @@ was sent on, as a restarted API server does to the operator's pooled keep-alive 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +69,11 @@ class DroppingApiServer:
         return web.json_response(self.creates[-1], status=201)
 
 
+@contextlib.asynccontextmanager
 async def placements_against(
     server: DroppingApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[ControlPlanePlacements, Any]:
+) -> AsyncIterator[ControlPlanePlacements]:
+    """The join API's placements, talking to `server` (both closed on the way out)."""
     await server.server.start_server()
     path = tmp_path / "kubeconfig"
     path.write_text(KUBECONFIG.format(server=server.server.make_url("")))
@@ -90,7 +94,11 @@ async def placements_against(
         join_keys=None,  # type: ignore[arg-type]  # placing needs no keys
         leadership=None,  # type: ignore[arg-type]
     )
-    return placements, api
+    try:
+        yield placements
+    finally:
+        await api.close()
+        await server.server.close()
 
 
 async def place(placements: ControlPlanePlacements) -> Any:
@@ -109,12 +117,8 @@ async def test_a_create_whose_connection_was_dropped_is_sent_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = DroppingApiServer(drops=1)
-    placements, api = await placements_against(server, tmp_path, monkeypatch)
-    try:
+    async with placements_against(server, tmp_path, monkeypatch) as placements:
         placed = await place(placements)
-    finally:
-        await api.close()
-        await server.server.close()
     assert (placed.room_key, placed.pod) == ("team/standup", "sfu-0")
     # Sent again; the first had landed, so the API server answered 409, which is done.
     assert [c["metadata"]["name"] for c in server.creates] == ["standup", "standup"]
@@ -126,11 +130,7 @@ async def test_a_create_that_keeps_failing_in_transit_gives_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = DroppingApiServer(drops=100)
-    placements, api = await placements_against(server, tmp_path, monkeypatch)
-    try:
+    async with placements_against(server, tmp_path, monkeypatch) as placements:
         with pytest.raises(aiohttp.ClientError):
             await place(placements)
-    finally:
-        await api.close()
-        await server.server.close()
     assert len(server.creates) == 3  # CREATE_ATTEMPTS, then the join is answered an error

@@ -38,6 +38,19 @@ async def decoding(pages, page_id: str, size: tuple[int, int], what: str) -> dic
         raise AssertionError(f"{error}; latest: {latest(pages, page_id, 'render')}") from None
 
 
+async def frames_past(pages, page_id: str, since: dict, what: str, frames: int = 30) -> dict:
+    """The viewer's stats once it has decoded `frames` more frames than in `since`."""
+    return await eventually(
+        lambda: (
+            (r := latest(pages, page_id, "render"))["framesDecoded"]
+            >= since["framesDecoded"] + frames
+            and r
+        ),
+        BROWSER_DEADLINE_SECONDS,
+        what,
+    )
+
+
 async def publish_simulcast(pages, open_page, transport: str = "ws") -> str:
     publisher = open_page("cam", role="publish", transport=transport, simulcast="1")
     await eventually(lambda: pages.of(publisher, "published"), BROWSER_DEADLINE_SECONDS, "publish")
@@ -51,14 +64,7 @@ async def test_an_unconstrained_viewer_decodes_the_full_resolution(pages, open_p
 
     await rendered(pages, viewer)
     full = await decoding(pages, viewer, FULL, "the 1280x720 layer to be decoded")
-    later = await eventually(
-        lambda: (
-            (r := latest(pages, viewer, "render"))["framesDecoded"] >= full["framesDecoded"] + 30
-            and r
-        ),
-        BROWSER_DEADLINE_SECONDS,
-        "frames of the full layer",
-    )
+    later = await frames_past(pages, viewer, full, "frames of the full layer")
 
     # Every forwarded frame of the top layer could be decoded: the viewer's decoder never
     # asked for a keyframe of its own once on it. (Chromium's framesDropped and freezeCount
@@ -123,25 +129,14 @@ async def test_lifting_a_request_switches_up_without_decode_errors(pages, open_p
     viewer = open_page("viewer", role="subscribe", transport="ws", layer="q")
     await decoding(pages, viewer, QUARTER, "the requested 320x180 layer")
     # Past the start (the decoder's first frames), so the switch alone is measured.
-    started = latest(pages, viewer, "render")["framesDecoded"]
-    low = await eventually(
-        lambda: (r := latest(pages, viewer, "render"))["framesDecoded"] >= started + 30 and r,
-        BROWSER_DEADLINE_SECONDS,
-        "frames of the low layer",
-    )
+    started = latest(pages, viewer, "render")
+    low = await frames_past(pages, viewer, started, "frames of the low layer")
     track_id = next(m for m in pages.of(viewer, "message") if m["type"] == "videoLayer")["trackId"]
 
     pages.command(viewer, {"type": "setVideoLayer", "trackId": track_id})
     high = await decoding(pages, viewer, FULL, "the switch up to 1280x720")
     # Then let it run on the new layer for a while.
-    final = await eventually(
-        lambda: (
-            (r := latest(pages, viewer, "render"))["framesDecoded"] >= high["framesDecoded"] + 30
-            and r
-        ),
-        BROWSER_DEADLINE_SECONDS,
-        "frames of the high layer",
-    )
+    final = await frames_past(pages, viewer, high, "frames of the high layer")
 
     # The switch waited for a keyframe of the new layer: the decoder never had to ask for a
     # keyframe itself. (Frames dropped or frozen for lateness are a figure of the machine's

@@ -153,10 +153,10 @@ class PodState:
         self.join_key_ids = None if report.join_key_ids is None else tuple(report.join_key_ids)
         self.peer = report.peer
         self.acks.lease_capable = report.peer is not None
-        overhead = model.participant_overhead  # model.measured_cost, inlined: per room
+        cost = model.measured_cost
         self.measured = {
             usage.room: RoomMeasurement(
-                usage.load + overhead * usage.participants,
+                cost(usage.load, usage.participants),
                 usage.participants,
                 usage.empty_since_seconds,
             )
