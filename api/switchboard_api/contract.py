@@ -52,10 +52,18 @@ NEWER_TERM_GRACE_SECONDS: Final = 3.0
 """A peer's acknowledgement from a newer term than the SFU's own is evidence against the SFU
 only this long after the SFU's lease ended: a new leader acknowledges pods one report
 interval apart, and the SFU's own acknowledgement may simply not have come round yet."""
-SILENCE_MARGIN_SECONDS: Final = PEER_CHECK_INTERVAL_SECONDS + PEER_QUERY_TIMEOUT_SECONDS + 1.0
+LAST_REPORT_WAIT_SECONDS: Final = 0.5
+"""Before an SFU fences on a peer check's verdict, it waits this long for a report of its own
+(the one in flight, or one sent at once): a peer acknowledged a moment before this pod's own
+turn came round (the control plane back after an outage) is no sign that this pod alone is
+cut off."""
+SILENCE_MARGIN_SECONDS: Final = (
+    PEER_CHECK_INTERVAL_SECONDS + PEER_QUERY_TIMEOUT_SECONDS + LAST_REPORT_WAIT_SECONDS + 0.5
+)
 """What the control plane waits, after it knows an SFU's lease has ended and every witness
 holds a later acknowledgement, before it treats the SFU's silence as the SFU having fenced:
-one peer check, one query timeout, and a second for scheduling and clock rates."""
+one peer check, one query timeout, the wait for the SFU's own last report, and half a
+second for scheduling and clock rates."""
 
 # The join API, as far as SFUs need it: a `migrate` message's `rejoin` names a room's endpoint.
 JOIN_API_PREFIX: Final = "/v1/namespaces"

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from switchboard_api import metrics as m
 from switchboard_api.contract import (
+    LAST_REPORT_WAIT_SECONDS,
     PEER_CHECK_INTERVAL_SECONDS,
     CapacityReport,
     PeerEndpoint,
@@ -80,6 +81,13 @@ class CapacityReporter:
         self._trust = ReportTrust(ca_file) if ca_file is not None else None
         self._previous_contract = previous_contract
         self._sequence = 0
+        self._in_flight: int | None = None
+        """The sequence of the report on its way, if one is."""
+        self._settled_through = -1
+        """Every report up to this sequence has had its answer, or failed."""
+        self._settled = asyncio.Event()
+        self._report_now = asyncio.Event()
+        """Set by the lease check: send the next report at once, not at its time."""
         self._holding_over = False
         self._reports = m.counter(m.SFU_CAPACITY_REPORTS, registry)
         for outcome in ("acknowledged", "rejected", "failed"):
@@ -105,7 +113,13 @@ class CapacityReporter:
                 while True:
                     await self._report_once(session)
                     next_at = max(next_at + self._interval, time.monotonic())
-                    await asyncio.sleep(next_at - time.monotonic())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._report_now.wait(), max(0.0, next_at - time.monotonic())
+                        )
+                    if self._report_now.is_set():
+                        self._report_now.clear()
+                        next_at = time.monotonic()
             finally:
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -114,6 +128,15 @@ class CapacityReporter:
     async def _report_once(self, session: aiohttp.ClientSession) -> None:
         sequence = self._sequence
         self._sequence += 1
+        self._in_flight = sequence
+        try:
+            await self._send_report(session, sequence)
+        finally:
+            self._in_flight = None
+            self._settled_through = max(self._settled_through, sequence)
+            self._settled.set()
+
+    async def _send_report(self, session: aiohttp.ClientSession, sequence: int) -> None:
         sent_at = time.monotonic()
         report = self._build_report(sequence, datetime.now(UTC))
         if not self._previous_contract:
@@ -206,6 +229,10 @@ class CapacityReporter:
             return  # an acknowledgement arrived while the peers were asked
         lease.saw_terms(answers, time.monotonic())
         judgement = judge(answers, lease_end, lease.term, lease.newer_term_seen_at)
+        if judgement.verdict is Verdict.FENCE:
+            await self._own_last_report()
+            if self._is_fenced() or not lease.expired(time.monotonic()):
+                return  # its own report was acknowledged meanwhile
         self._checks.labels(str(judgement.verdict)).inc()
         if judgement.verdict is Verdict.FENCE:
             await self._fence(f"lease ended and {judgement.reason}")
@@ -216,6 +243,28 @@ class CapacityReporter:
                 judgement.reason,
                 lease.unacknowledged_for(now),
             )
+
+    async def _own_last_report(self) -> None:
+        """Before fencing: wait up to LAST_REPORT_WAIT_SECONDS for a report of this pod's
+        own to be acknowledged: the one on its way, and if that one fails, one sent at once
+        (at most those two). When the control plane comes back after an outage (in the same
+        term: it was away for everyone), it acknowledges the pods one by one as their
+        reports arrive; a peer acknowledged just before this pod's turn is no sign that this
+        pod alone is cut off, and fencing on it would end every call on the pod for nothing.
+        The control plane's silence margin holds this wait (docs/contract.md, S3)."""
+        deadline = time.monotonic() + LAST_REPORT_WAIT_SECONDS
+        awaited = self._in_flight
+        for _ in range(2):
+            if awaited is None:
+                awaited = self._sequence
+                self._report_now.set()
+            while self._settled_through < awaited and (left := deadline - time.monotonic()) > 0:
+                self._settled.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), left)
+            if not self.lease.expired(time.monotonic()) or time.monotonic() >= deadline:
+                return
+            awaited = None
 
     async def _fence(self, reason: str) -> None:
         log.warning("fencing: %s", reason)
