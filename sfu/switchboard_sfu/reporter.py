@@ -81,8 +81,6 @@ class CapacityReporter:
         self._trust = ReportTrust(ca_file) if ca_file is not None else None
         self._previous_contract = previous_contract
         self._sequence = 0
-        self._in_flight: int | None = None
-        """The sequence of the report on its way, if one is."""
         self._settled_through = -1
         """Every report up to this sequence has had its answer, or failed."""
         self._settled = asyncio.Event()
@@ -128,11 +126,9 @@ class CapacityReporter:
     async def _report_once(self, session: aiohttp.ClientSession) -> None:
         sequence = self._sequence
         self._sequence += 1
-        self._in_flight = sequence
         try:
             await self._send_report(session, sequence)
         finally:
-            self._in_flight = None
             self._settled_through = max(self._settled_through, sequence)
             self._settled.set()
 
@@ -243,6 +239,12 @@ class CapacityReporter:
                 judgement.reason,
                 lease.unacknowledged_for(now),
             )
+
+    @property
+    def _in_flight(self) -> int | None:
+        """The sequence of the report on its way, if one is (one at a time, in order)."""
+        newest = self._sequence - 1
+        return newest if self._settled_through < newest else None
 
     async def _own_last_report(self) -> None:
         """Before fencing: wait up to LAST_REPORT_WAIT_SECONDS for a report of this pod's
