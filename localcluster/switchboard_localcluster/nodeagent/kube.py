@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 
 JSON = "application/json"
@@ -45,6 +46,14 @@ class KubeError(Exception):
         return self.status == 410
 
 
+class KubeUnreachable(OSError):
+    """The API server could not be reached, or dropped the connection before its answer was
+    whole (it was killed or restarted mid-request). Transient, as a refused connection is, and
+    an OSError like one, so that every caller that rides out the one rides out the other.
+    Before it was, an API server killed while a pod's volume refresh was in flight ended the
+    pod's worker, and with it the pod's running containers."""
+
+
 class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api = api_client
@@ -74,18 +83,21 @@ class Kube:
         content_type: str = JSON,
         request_timeout: float | None = REQUEST_TIMEOUT_SECONDS,
     ) -> Any:
-        response = await self._send(
-            method,
-            path,
-            body=body,
-            params=params,
-            content_type=content_type,
-            request_timeout=request_timeout,
-        )
         try:
-            text = await response.text()
-        finally:
-            response.release()
+            response = await self._send(
+                method,
+                path,
+                body=body,
+                params=params,
+                content_type=content_type,
+                request_timeout=request_timeout,
+            )
+            try:
+                text = await response.text()
+            finally:
+                response.release()
+        except aiohttp.ClientError as error:
+            raise KubeUnreachable(f"{method} {path}: {error!r}") from error
         if not 200 <= response.status < 300:
             raise KubeError(response.status, text)
         return json.loads(text) if text else None
@@ -104,15 +116,21 @@ class Kube:
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({type, object}) until the server ends the watch."""
         query = {**params, "watch": "true", "timeoutSeconds": str(timeout_seconds)}
-        response = await self._send(
-            "GET", path, params=query, request_timeout=timeout_seconds + WATCH_TIMEOUT_SLACK_SECONDS
-        )
+        try:
+            response = await self._send(
+                "GET",
+                path,
+                params=query,
+                request_timeout=timeout_seconds + WATCH_TIMEOUT_SLACK_SECONDS,
+            )
+        except aiohttp.ClientError as error:
+            raise KubeUnreachable(f"watch {path}: {error!r}") from error
         try:
             if response.status != 200:
                 raise KubeError(response.status, await response.text())
             buffer = b""
             # Split by hand: aiohttp's readline limits line length below large objects.
-            async for chunk in response.content.iter_any():
+            async for chunk in _chunks(response):
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
@@ -141,3 +159,13 @@ class Kube:
             _preload_content=False,
             _request_timeout=request_timeout,
         )
+
+
+async def _chunks(response: Any) -> AsyncIterator[bytes]:
+    """A watch response's body as it arrives; a connection dropped mid-stream is
+    KubeUnreachable, as one dropped before the answer is."""
+    try:
+        async for chunk in response.content.iter_any():
+            yield chunk
+    except aiohttp.ClientError as error:
+        raise KubeUnreachable(f"watch stream: {error!r}") from error
