@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ import yaml
 
 from switchboard_localcluster import binaries as binaries_mod
 from switchboard_localcluster.pki import CertificateAuthority, KeyPair, write_service_account_keys
+from switchboard_localcluster.ports import free_port
 from switchboard_localcluster.processes import Supervised, wait_until
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,6 @@ AUDIT_POLICY = {
 }
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
