@@ -66,12 +66,13 @@ async def test_an_unconstrained_viewer_decodes_the_full_resolution(pages, open_p
     full = await decoding(pages, viewer, FULL, "the 1280x720 layer to be decoded")
     later = await frames_past(pages, viewer, full, "frames of the full layer")
 
-    # Every forwarded frame of the top layer could be decoded: the viewer's decoder never
-    # asked for a keyframe of its own once on it. (Chromium's framesDropped and freezeCount
+    # Every forwarded frame could be decoded: the viewer's decoder never asked for a
+    # keyframe of its own once on the top layer. (Chromium's framesDropped and freezeCount
     # are not asserted: they also count frames it was too busy to decode or show in time,
-    # a figure of the machine's load, not of what the SFU forwarded.)
+    # a figure of the machine's load, not of what the SFU forwarded. Nor is it asserted
+    # that the viewer stays on the top layer: on a loaded machine its receive-side estimate
+    # (REMB) can fall, and the SFU then rightly moves it down a layer, as CI saw once.)
     assert later["inbound"]["pliCount"] == full["inbound"]["pliCount"], (full, later)
-    assert later["inbound"]["frameWidth"] == FULL[0]
     # Chromium really sent three layers of the right sizes.
     widths: dict[str, int] = {}
     for sent in pages.of(publisher, "outbound"):
@@ -79,8 +80,9 @@ async def test_an_unconstrained_viewer_decodes_the_full_resolution(pages, open_p
             widths[rid] = max(widths.get(rid, 0), layer["frameWidth"])
     assert widths == {"q": 320, "h": 640, "f": 1280}
     if transport == "ws":
+        # The SFU told the viewer which layer it gets, the top one among them.
         layers = [m for m in pages.of(viewer, "message") if m["type"] == "videoLayer"]
-        assert layers[-1]["rid"] == "f" and layers[-1]["width"] == 1280
+        assert any(m["rid"] == "f" and m["width"] == FULL[0] for m in layers), layers
 
 
 async def test_a_viewers_layer_request_is_honoured_and_others_are_paused(pages, open_page):
