@@ -597,6 +597,16 @@ async def failover(
             "the moves alone, without the time to see the pod lost)"
         )
     print(f"  the operator's reason: {reason}")
+    per = 1000 / len(moving)
+    parts = ", ".join(
+        f"{component} {seconds * per:.2f}"
+        for component, seconds in sorted(cpu.by_component.items(), key=lambda kv: -kv[1])
+    )
+    print(
+        f"  CPU ms per moved room, kill -> last move: {parts}, processes outside the "
+        f"bench {cpu.others * per:.2f}; the machine busy {cpu.machine_busy * per:.2f} of "
+        f"{cpu.seconds * per * (os.cpu_count() or 1):.2f}"
+    )
     writes = sum(cost.status_writes.values())
     print(
         f"  per moved room: {writes / len(moving):.3f} Room status writes, "
