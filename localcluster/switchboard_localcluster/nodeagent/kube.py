@@ -6,8 +6,9 @@ the server stored, which generated model classes would blur.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class Kube:
         content_type: str = JSON,
         request_timeout: float | None = REQUEST_TIMEOUT_SECONDS,
     ) -> Any:
-        try:
+        with _unreachable(f"{method} {path}"):
             response = await self._send(
                 method,
                 path,
@@ -96,8 +97,6 @@ class Kube:
                 text = await response.text()
             finally:
                 response.release()
-        except aiohttp.ClientError as error:
-            raise KubeUnreachable(f"{method} {path}: {error!r}") from error
         if not 200 <= response.status < 300:
             raise KubeError(response.status, text)
         return json.loads(text) if text else None
@@ -116,28 +115,26 @@ class Kube:
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({type, object}) until the server ends the watch."""
         query = {**params, "watch": "true", "timeoutSeconds": str(timeout_seconds)}
-        try:
+        with _unreachable(f"watch {path}"):
             response = await self._send(
                 "GET",
                 path,
                 params=query,
                 request_timeout=timeout_seconds + WATCH_TIMEOUT_SLACK_SECONDS,
             )
-        except aiohttp.ClientError as error:
-            raise KubeUnreachable(f"watch {path}: {error!r}") from error
-        try:
-            if response.status != 200:
-                raise KubeError(response.status, await response.text())
-            buffer = b""
-            # Split by hand: aiohttp's readline limits line length below large objects.
-            async for chunk in _chunks(response):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
-        finally:
-            response.release()
+            try:
+                if response.status != 200:
+                    raise KubeError(response.status, await response.text())
+                buffer = b""
+                # Split by hand: aiohttp's readline limits line length below large objects.
+                async for chunk in response.content.iter_any():
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+            finally:
+                response.release()
 
     async def _send(
         self,
@@ -161,11 +158,11 @@ class Kube:
         )
 
 
-async def _chunks(response: Any) -> AsyncIterator[bytes]:
-    """A watch response's body as it arrives; a connection dropped mid-stream is
-    KubeUnreachable, as one dropped before the answer is."""
+@contextlib.contextmanager
+def _unreachable(what: str) -> Iterator[None]:
+    """aiohttp's errors of a connection that failed or dropped (before the answer, mid-answer
+    or mid-watch) as KubeUnreachable."""
     try:
-        async for chunk in response.content.iter_any():
-            yield chunk
+        yield
     except aiohttp.ClientError as error:
-        raise KubeUnreachable(f"watch stream: {error!r}") from error
+        raise KubeUnreachable(f"{what}: {error!r}") from error
