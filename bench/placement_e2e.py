@@ -286,14 +286,22 @@ class CpuUse:
     by_component: dict[str, float]
     machine_busy: float
     seconds: float
+    started: dict[str, float]
+    """The part of `by_component` spent by processes that started in between (a replacement
+    SFU pod's start-up, for one)."""
 
     @classmethod
     def between(cls, start: CpuSample, end: CpuSample) -> CpuUse:
         used: Counter[str] = Counter()
+        started: Counter[str] = Counter()
         for pid, (component, seconds) in end.processes.items():
             _, before = start.processes.get(pid, (component, 0.0))
             used[component] += seconds - before
-        return cls(dict(used), end.machine_busy - start.machine_busy, end.at - start.at)
+            if pid not in start.processes:
+                started[component] += seconds
+        return cls(
+            dict(used), end.machine_busy - start.machine_busy, end.at - start.at, dict(started)
+        )
 
     @property
     def others(self) -> float:
@@ -607,6 +615,9 @@ async def failover(
         f"bench {cpu.others * per:.2f}; the machine busy {cpu.machine_busy * per:.2f} of "
         f"{cpu.seconds * per * (os.cpu_count() or 1):.2f}"
     )
+    if cpu.started:
+        new = ", ".join(f"{c} {seconds * per:.2f}" for c, seconds in sorted(cpu.started.items()))
+        print(f"    of which processes started meanwhile (a replacement pod's start-up): {new}")
     writes = sum(cost.status_writes.values())
     print(
         f"  per moved room: {writes / len(moving):.3f} Room status writes, "

@@ -22,3 +22,8 @@ class CamelModel(BaseModel):
     def to_wire(self) -> dict:
         """The JSON-ready dict sent over the wire (camelCase, no unset optionals)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def to_wire_json(self) -> bytes:
+        """`to_wire()` already encoded as JSON, without the dict in between (a report of
+        thousands of rooms, every second, costs a fraction of encoding the dict)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()

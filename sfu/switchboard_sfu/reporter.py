@@ -143,14 +143,14 @@ class CapacityReporter:
                     "peer": self._peer,
                 }
             )
-        headers = {}
+        headers = {"Content-Type": "application/json"}
         token = self._read_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
             tls = True if self._trust is None else self._trust.context()
             async with session.post(
-                self._url, json=report.to_wire(), headers=headers, ssl=tls
+                self._url, data=report.to_wire_json(), headers=headers, ssl=tls
             ) as reply:
                 if reply.status != 200:
                     body = (await reply.text())[:200]
@@ -162,7 +162,7 @@ class CapacityReporter:
                     )
                     self._reports.labels("failed").inc()
                     return
-                response = ReportResponse.model_validate(await reply.json())
+                response = ReportResponse.model_validate_json(await reply.read())
                 if self._previous_contract:
                     # Fields an SFU of that version does not know: it ignores them.
                     response = response.model_copy(

@@ -1,5 +1,6 @@
 """The operator⇄SFU contract models: wire names, versions, compatibility and helpers."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -52,6 +53,13 @@ def test_report_wire_form_uses_contract_names():
     assert wire["sentAt"] == "2025-01-02T03:04:05Z"
     assert wire["rooms"][0]["forwardedTracks"] == 8
     assert CapacityReport.model_validate(wire) == _report()
+
+
+def test_the_encoded_wire_form_is_the_wire_form():
+    report = _report(draining=True, rooms=[])
+    assert json.loads(report.to_wire_json()) == report.to_wire()
+    assert json.loads(_report().to_wire_json()) == _report().to_wire()
+    assert CapacityReport.model_validate_json(_report().to_wire_json()) == _report()
 
 
 def test_unknown_fields_are_ignored_so_optional_additions_stay_compatible():
