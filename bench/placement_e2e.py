@@ -15,7 +15,11 @@ Ratios are against baselines measured in the same run: one API write round trip 
 ConfigMap patch) and the first rate step.
 
     PATH=$PWD/.venv/bin:$PATH tools/in-netns.sh .venv/bin/python bench/placement_e2e.py \
-        [--pods 4] [--seconds 5] [--rates 25,50,100] [--burst 1000] [--workdir DIR]
+        [--pods 4] [--seconds 5] [--rates 25,50,100] [--burst 1000] [--workdir DIR] \
+        [--split-cores]
+
+`--split-cores` runs the control plane on half of the CPUs and everything else on the
+other half (bench/cores.py), as a cluster's control-plane nodes are apart from its workers.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import cores
 from api_ceiling import SHADOW_GROUP, SHADOW_PLURAL, Ceiling, create_and_place, move, shadow_crd
 from kubernetes_asyncio import client, config, watch
 
@@ -645,19 +650,33 @@ async def migration_reason(api: client.ApiClient) -> str:
 # -- the API server's ceiling ------------------------------------------------------------
 
 
-def _shadow_watch(api: client.ApiClient) -> asyncio.Task[None]:
-    """The shadow Rooms watched as the Rooms are (the API server serves each write's
-    event to a watcher in both cases)."""
-    return asyncio.create_task(
-        follow(
-            client.CustomObjectsApi(api).list_namespaced_custom_object,
-            SHADOW_GROUP,
-            VERSION,
-            ROOMS_NS,
-            SHADOW_PLURAL,
-            seen=lambda _kind, _obj, _now: None,
+SHADOW_WATCHES = 2
+"""Rooms are watched twice while the operator moves them (its informer, and this
+benchmark's watch that times the moves), so the shadow Rooms are watched twice too: the
+watchers' CPU shares the cores in both measurements."""
+
+
+def _shadow_watches(api: client.ApiClient) -> list[asyncio.Task[None]]:
+    """The shadow Rooms watched as the Rooms are."""
+    return [
+        asyncio.create_task(
+            follow(
+                client.CustomObjectsApi(api).list_namespaced_custom_object,
+                SHADOW_GROUP,
+                VERSION,
+                ROOMS_NS,
+                SHADOW_PLURAL,
+                seen=lambda _kind, _obj, _now: None,
+            )
         )
-    )
+        for _ in range(SHADOW_WATCHES)
+    ]
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def ceiling_names(count: int) -> list[str]:
@@ -673,7 +692,7 @@ async def api_ceiling(
     stack.plane.kubectl("apply", "-f", "-", input=json.dumps(shadow_crd()))
     crd = f"crd/{SHADOW_PLURAL}.{SHADOW_GROUP}"
     stack.plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", crd)
-    watcher = _shadow_watch(api)
+    watchers = _shadow_watches(api)
     names = ceiling_names(count)
     try:
         before = cpu_sample(stack.workdir)
@@ -683,8 +702,7 @@ async def api_ceiling(
         moves = await move(api, ROOMS_NS, names, CREATE_CONCURRENCY)
         move_cpu = CpuUse.between(before, cpu_sample(stack.workdir))
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        await _stop(watchers)
     print(
         f"\nAPI server alone (no operator; shadow Room CRD, {CREATE_CONCURRENCY} requests in "
         "flight, same run):"
@@ -709,14 +727,13 @@ async def ceiling_again(
     """The status-write ceiling measured once more, after the failover: one short
     measurement varies by a third from run to run on a shared machine, so the failover
     is also put against the mean of the two."""
-    watcher = _shadow_watch(api)
+    watchers = _shadow_watches(api)
     try:
         after = await move(
             api, ROOMS_NS, ceiling_names(count), CREATE_CONCURRENCY, to_pod="bench-pod-c"
         )
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        await _stop(watchers)
     mean = (before.per_second + after.per_second) / 2
     print(f"\nstatus-write ceiling again, after the failover: {after.per_second:.0f}/s")
     if failover is not None:
@@ -728,10 +745,9 @@ async def ceiling_again(
         )
 
 
-def print_cpu_bound(burst: Step, pair_apiserver_ms: float) -> None:
-    """Placements are CPU-bound on a small machine: what the cores allow, from the API
-    server's own cost of a placement's writes and from what the burst really cost."""
-    cores = os.cpu_count() or 1
+def print_cpu_bound(burst: Step, pair_apiserver_ms: float, cores: int) -> None:
+    """Placements are CPU-bound on a small machine: what the API server's `cores` allow,
+    from its own cost of a placement's writes and from what the burst really cost."""
     machine_ms = 1000 * burst.cpu.machine_busy / burst.rooms
     operator_ms = 1000 * burst.cpu.by_component.get("operator", 0.0) / burst.rooms
     print(
@@ -803,7 +819,7 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> None:
                 "(first create sent -> last Scheduled seen)"
             )
             pair_apiserver_ms, moves = await api_ceiling(stack, api, args.burst)
-            print_cpu_bound(steps[-1], pair_apiserver_ms)
+            print_cpu_bound(steps[-1], pair_apiserver_ms, args.control_plane_cores)
             moved = await failover(stack, api, rooms, pods, moves)
             await ceiling_again(api, args.burst, moves, moved)
         finally:
@@ -824,7 +840,16 @@ def main() -> None:
     )
     parser.add_argument("--burst", type=int, default=1000, help="rooms created at once")
     parser.add_argument("--workdir", type=Path, help="keep the stack's files and logs here")
+    parser.add_argument(
+        "--split-cores",
+        action="store_true",
+        help="run the control plane on half of the CPUs, everything else on the other half",
+    )
     args = parser.parse_args()
+    control, others = cores.halves() if args.split_cores else (set(), set())
+    args.control_plane_cores = len(control) or os.cpu_count() or 1
+    if args.split_cores:
+        cores.pin_self(others)  # the stack's processes inherit it; the control plane moves
 
     # The operator and the SFU pods run as local processes: the CPU table tells components
     # apart by process, and the write counts know the operator by its user (installed by
@@ -832,6 +857,8 @@ def main() -> None:
     os.environ[RUNTIME_ENV] = "process"
     started = time.monotonic()
     with LocalStack(args.workdir) as stack:
+        for pid in stack.plane.pids if args.split_cores else ():
+            cores.pin_process(pid, control)
         stack.start_node_agent({TOPOLOGY_REGION: ZONES})
         stack.install_switchboard()
         prepare(stack, args.pods)
@@ -839,6 +866,11 @@ def main() -> None:
             f"placement end to end: {args.pods} SFU pods, {os.cpu_count()} cores, "
             f"load average {os.getloadavg()[0]:.1f} before the run"
         )
+        if args.split_cores:
+            print(
+                f"control plane on CPUs {cores.describe(control)}, everything else on "
+                f"{cores.describe(others)}"
+            )
         asyncio.run(measure(stack, args))
     print(f"\nbenchmark run took {time.monotonic() - started:.0f}s")
 
