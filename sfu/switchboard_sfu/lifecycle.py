@@ -14,6 +14,8 @@ from switchboard_sfu.refusals import JoinRefused, RefusalCode
 
 log = logging.getLogger(__name__)
 
+DRAINING_MESSAGE = "this SFU pod is draining; ask the join API"
+
 
 class Lifecycle:
     """Flags every part of the SFU consults before admitting a join."""
@@ -59,7 +61,7 @@ class Lifecycle:
     def check_admission(self) -> None:
         """Raise JoinRefused if the pod takes no joins right now."""
         if self.draining:
-            raise JoinRefused(RefusalCode.DRAINING, "this SFU pod is draining; ask the join API")
+            raise JoinRefused(RefusalCode.DRAINING, DRAINING_MESSAGE)
         if self.fenced:
             raise JoinRefused(
                 RefusalCode.FENCED,

@@ -108,8 +108,7 @@ class SfuService:
             self._check_term(claims)
             admission = self.registry.admit(claims, kind)
         except JoinRefused as refusal:
-            self.metrics.joins_refused.labels(str(refusal.code)).inc()
-            log.info("join refused transport=%s code=%s", kind, refusal.code)
+            self._refused(kind, refusal)
             raise
         room = admission.room
         if room.media is None:
@@ -120,6 +119,19 @@ class SfuService:
             )
         self.metrics.joins.labels(str(kind)).inc()
         return claims, room, admission.replaces
+
+    def check_open(self, kind: MemberKind) -> None:
+        """JoinRefused if the pod takes no joins at all now (draining or fenced): said
+        before a join message is awaited, whatever the token."""
+        try:
+            self.lifecycle.check_admission()
+        except JoinRefused as refusal:
+            self._refused(kind, refusal)
+            raise
+
+    def _refused(self, kind: MemberKind, refusal: JoinRefused) -> None:
+        self.metrics.joins_refused.labels(str(refusal.code)).inc()
+        log.info("join refused transport=%s code=%s", kind, refusal.code)
 
     def _check_term(self, claims: JoinTokenClaims) -> None:
         """A token of an older term than the newest applied is good only for a room that

@@ -19,6 +19,7 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 
 from switchboard_api.contract import JoinTokenClaims, MigrateMessage
 from switchboard_sfu import appkeys
+from switchboard_sfu.lifecycle import DRAINING_MESSAGE
 from switchboard_sfu.media import CodecMismatchError, Publication, Subscription
 from switchboard_sfu.negotiation import (
     MAX_SDP_BYTES,
@@ -77,7 +78,12 @@ async def handle_signalling(request: web.Request) -> web.WebSocketResponse:
     )
     await ws.prepare(request)
     try:
-        join = await _receive_join(ws)
+        # A pod that takes no joins says so at once, and so does one that starts draining
+        # while the join message is awaited: a `draining` refusal sends the client back to
+        # the join API, where a `bad-request` timeout would end it; and a socket held open
+        # for its join would hold up the drained process's exit.
+        service.check_open(MemberKind.SIGNALLING)
+        join = await _receive_join(ws, service.lifecycle.drain_requested)
         claims, room, replaced = service.admit(join.token, MemberKind.SIGNALLING, needs=())
     except JoinRefused as refusal:
         with contextlib.suppress(ConnectionError):
@@ -94,12 +100,22 @@ async def handle_signalling(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _receive_join(ws: web.WebSocketResponse) -> JoinRequest:
+async def _receive_join(ws: web.WebSocketResponse, draining: asyncio.Event) -> JoinRequest:
+    """The join message, or JoinRefused: malformed, not in time, or `draining` set first."""
+    receive = asyncio.ensure_future(ws.receive())
+    drain = asyncio.ensure_future(draining.wait())
     try:
-        async with asyncio.timeout(JOIN_TIMEOUT_SECONDS):
-            message = await ws.receive()
-    except TimeoutError:
-        raise JoinRefused(RefusalCode.BAD_REQUEST, "no join message in time") from None
+        await asyncio.wait(
+            (receive, drain), timeout=JOIN_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for waiting in (receive, drain):
+            waiting.cancel()
+    if not receive.done() or receive.cancelled():
+        if drain.done() and not drain.cancelled():
+            raise JoinRefused(RefusalCode.DRAINING, DRAINING_MESSAGE)
+        raise JoinRefused(RefusalCode.BAD_REQUEST, "no join message in time")
+    message = receive.result()
     if message.type != WSMsgType.TEXT:
         raise JoinRefused(RefusalCode.BAD_REQUEST, "expected a join message")
     try:

@@ -132,7 +132,10 @@ async def connected_pod(tab: Tab, other_than: str | None = None) -> str:
         ok = now["state"] == "connected" and now["pod"] and now["pod"] != other_than
         return now["pod"] if ok else None
 
-    return await eventually(placed, MIGRATE_DEADLINE_SECONDS, f"{tab.name} connected")
+    try:
+        return await eventually(placed, MIGRATE_DEADLINE_SECONDS, f"{tab.name} connected")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\npage: {json.dumps(await status(tab), indent=1)}") from None
 
 
 def room_status(make_up, name: str) -> dict:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import signal
 
+import aiohttp
+
 from fixtures.sfu_clients import SignallingClient, post_offer, sendonly_offer
 from fixtures.sfu_harness import JOIN_API_URL, SFU_WAIT_SECONDS
 from fixtures.waiting import eventually
@@ -94,6 +96,33 @@ async def test_sigterm_drains_then_exits_when_the_room_empties(start_sfu, token)
 
     assert migrate == {"type": "migrate", "room": ROOM, "reason": "draining"}
     assert refused["error"] == "draining"
+    assert sfu.exited() == 0
+
+
+async def test_sockets_without_a_join_are_told_draining_at_once(start_sfu, token) -> None:
+    """A socket still to send its join when the drain starts, and one opened while draining,
+    are refused with `draining` (go back to the join API) without waiting for a join: not
+    with `bad-request` when the join timeout passes, which a client takes as final, while
+    the socket holds up the drained process's exit."""
+    sfu = await start_sfu()
+    member = SignallingClient(sfu.ws_url)
+    async with aiohttp.ClientSession() as session:
+        try:
+            await member.connect(token(room=ROOM, identity="a"))
+            waiting = await session.ws_connect(sfu.ws_url)
+            sfu.signal(signal.SIGTERM)
+            await member.next_of("migrate")
+            told_waiting = await waiting.receive_json(timeout=SFU_WAIT_SECONDS)
+            opened_later = await session.ws_connect(sfu.ws_url)
+            told_later = await opened_later.receive_json(timeout=SFU_WAIT_SECONDS)
+            await member.send({"type": "leave"})
+            await eventually(
+                lambda: sfu.exited() is not None, SFU_WAIT_SECONDS, "the drained SFU to exit"
+            )
+        finally:
+            await member.close()
+
+    assert told_waiting["error"] == told_later["error"] == "draining"
     assert sfu.exited() == 0
 
 
