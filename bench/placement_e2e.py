@@ -823,9 +823,7 @@ async def measure(stack: LocalStack, args: argparse.Namespace) -> None:
             moved = await failover(stack, api, rooms, pods, moves)
             await ceiling_again(api, args.burst, moves, moved)
         finally:
-            for task in WATCHERS:
-                task.cancel()
-            await asyncio.gather(*WATCHERS, return_exceptions=True)
+            await _stop(WATCHERS)
 
 
 def main() -> None:

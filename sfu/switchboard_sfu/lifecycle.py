@@ -14,8 +14,6 @@ from switchboard_sfu.refusals import JoinRefused, RefusalCode
 
 log = logging.getLogger(__name__)
 
-DRAINING_MESSAGE = "this SFU pod is draining; ask the join API"
-
 
 class Lifecycle:
     """Flags every part of the SFU consults before admitting a join."""
@@ -61,7 +59,7 @@ class Lifecycle:
     def check_admission(self) -> None:
         """Raise JoinRefused if the pod takes no joins right now."""
         if self.draining:
-            raise JoinRefused(RefusalCode.DRAINING, DRAINING_MESSAGE)
+            raise JoinRefused(RefusalCode.DRAINING, "this SFU pod is draining; ask the join API")
         if self.fenced:
             raise JoinRefused(
                 RefusalCode.FENCED,

@@ -19,7 +19,6 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 
 from switchboard_api.contract import JoinTokenClaims, MigrateMessage
 from switchboard_sfu import appkeys
-from switchboard_sfu.lifecycle import DRAINING_MESSAGE
 from switchboard_sfu.media import CodecMismatchError, Publication, Subscription
 from switchboard_sfu.negotiation import (
     MAX_SDP_BYTES,
@@ -83,7 +82,7 @@ async def handle_signalling(request: web.Request) -> web.WebSocketResponse:
         # the join API, where a `bad-request` timeout would end it; and a socket held open
         # for its join would hold up the drained process's exit.
         service.check_open(MemberKind.SIGNALLING)
-        join = await _receive_join(ws, service.lifecycle.drain_requested)
+        join = await _receive_join(ws, service)
         claims, room, replaced = service.admit(join.token, MemberKind.SIGNALLING, needs=())
     except JoinRefused as refusal:
         with contextlib.suppress(ConnectionError):
@@ -100,10 +99,11 @@ async def handle_signalling(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _receive_join(ws: web.WebSocketResponse, draining: asyncio.Event) -> JoinRequest:
-    """The join message, or JoinRefused: malformed, not in time, or `draining` set first."""
+async def _receive_join(ws: web.WebSocketResponse, service: "SfuService") -> JoinRequest:
+    """The join message, or JoinRefused: malformed, not in time, or the pod started
+    draining first (refused as any join on a draining pod is)."""
     receive = asyncio.ensure_future(ws.receive())
-    drain = asyncio.ensure_future(draining.wait())
+    drain = asyncio.ensure_future(service.lifecycle.drain_requested.wait())
     try:
         await asyncio.wait(
             (receive, drain), timeout=JOIN_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED
@@ -111,9 +111,9 @@ async def _receive_join(ws: web.WebSocketResponse, draining: asyncio.Event) -> J
     finally:
         for waiting in (receive, drain):
             waiting.cancel()
-    if not receive.done() or receive.cancelled():
-        if drain.done() and not drain.cancelled():
-            raise JoinRefused(RefusalCode.DRAINING, DRAINING_MESSAGE)
+    if not receive.done():
+        if drain.done():
+            service.check_open(MemberKind.SIGNALLING)  # draining is one-way: it refuses
         raise JoinRefused(RefusalCode.BAD_REQUEST, "no join message in time")
     message = receive.result()
     if message.type != WSMsgType.TEXT:
