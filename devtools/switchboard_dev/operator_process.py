@@ -30,6 +30,10 @@ RESTART_BACKOFF_SECONDS = (1.0, 10.0)
 RESTART_RESET_SECONDS = 60.0
 """A run this long forgets the back-off, as the kubelet's crash-loop back-off does."""
 OPERATOR_NAMESPACE = "switchboard-system"
+EXIT_REASON_LINES = 3
+"""Problem lines of an exited operator's log named in the stack's own log."""
+LOG_TAIL_BYTES = 64 * 1024
+PROBLEM_LEVELS = frozenset({"warning", "error", "critical"})
 
 
 def local_operator_env(listen_port: int, report_port: int | None = None) -> dict[str, str]:
@@ -50,6 +54,44 @@ def local_operator_env(listen_port: int, report_port: int | None = None) -> dict
         "SWITCHBOARD_SFU_IMAGE": image_reference("sfu"),
         "SWITCHBOARD_TURN_IMAGE": image_reference("turn"),
     }
+
+
+def exit_reason(log_path: Path, lines: int = EXIT_REASON_LINES) -> str:
+    """Why an operator process ended, as its log says last: its last warnings and errors
+    (it logs JSON lines) and the exception line of a traceback, oldest first, joined by
+    ' | '; '' if the log's tail names no problem. A stack whose workdir is temporary keeps
+    this much of a lost lease or a crash in the log that outlives it."""
+    try:
+        with log_path.open("rb") as log_file:
+            start = max(0, log_path.stat().st_size - LOG_TAIL_BYTES)
+            log_file.seek(start)
+            tail = log_file.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    if start:
+        tail = tail[1:]  # begins inside a line
+    problems: list[str] = []
+    for line in reversed(tail):
+        problem = _problem(line)
+        if problem:
+            problems.append(problem[:300])
+            if len(problems) == lines:
+                break
+    return " | ".join(reversed(problems))
+
+
+def _problem(line: str) -> str | None:
+    """A log line's problem: the message of a warning or error, or a line of plain text
+    that is not part of a traceback's frames (the exception itself)."""
+    if not line.strip() or line[0].isspace() or line.startswith("Traceback "):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if isinstance(record, dict) and str(record.get("level", "")).lower() in PROBLEM_LEVELS:
+        return str(record.get("message", ""))
+    return None
 
 
 class KubectlRunner(Protocol):
@@ -130,6 +172,8 @@ class OperatorProcess:
         self.env = dict(env or {})
         self.health_url = ""
         self.restarts = 0
+        self.last_exit_reason = ""
+        """What the log said last when the process last exited unasked (`exit_reason`)."""
         self.started_at = 0.0
         """When the process last started (monotonic)."""
         self._proc: Supervised | None = None
@@ -202,11 +246,13 @@ class OperatorProcess:
                 continue
             if time.monotonic() - started > RESTART_RESET_SECONDS:
                 backoff = RESTART_BACKOFF_SECONDS[0]
+            self.last_exit_reason = exit_reason(self.log_path)
             log.warning(
-                "operator exited name=%s code=%s restart_in=%.0fs",
+                "operator exited name=%s code=%s restart_in=%.0fs why=%r",
                 self.name,
                 proc.exit_code,
                 backoff,
+                self.last_exit_reason,
             )
             if self._halted.wait(backoff):
                 return

@@ -4,6 +4,7 @@ and goes away again."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import socketserver
@@ -16,7 +17,7 @@ import pytest
 
 from fixtures.waiting import wait_for
 from switchboard_dev.faults import CpuHog, FaultProxy, PacketBlackHole, ProxyMode
-from switchboard_dev.operator_process import OperatorProcess
+from switchboard_dev.operator_process import OperatorProcess, exit_reason
 from switchboard_localcluster.controlplane import ControlPlane
 
 REPLY_TIMEOUT = 1.0
@@ -176,6 +177,38 @@ def test_an_operator_that_exits_is_started_again(tmp_path: Path) -> None:
     restarts = operator.restarts
     # Nothing restarts a stopped operator.
     assert not operator.running() and operator.restarts == restarts
+    # The stack's own log says why it exited: the traceback's exception.
+    assert "ConfigException" in operator.last_exit_reason
+
+
+def test_an_exit_reason_is_the_logs_last_problems(tmp_path: Path) -> None:
+    def record(level: str, message: str) -> str:
+        return json.dumps({"level": level, "logger": "x", "message": message})
+
+    log_path = tmp_path / "operator.log"
+    log_path.write_text(
+        "\n".join(
+            [
+                record("warning", "an old warning"),
+                record("info", "leading lease=switchboard-operator term=1"),
+                record("warning", "lease renewal failed error=TimeoutError()"),
+                record("info", "rooms re-placed count=64"),
+                record("error", "leadership lost: exiting so that a standby takes over"),
+                "Traceback (most recent call last):",
+                '  File "x.py", line 1, in <module>',
+                "RuntimeError: boom",
+                "",
+            ]
+        )
+    )
+    assert exit_reason(log_path) == (
+        "lease renewal failed error=TimeoutError() | "
+        "leadership lost: exiting so that a standby takes over | RuntimeError: boom"
+    )
+    assert exit_reason(log_path, lines=1) == "RuntimeError: boom"
+    assert exit_reason(tmp_path / "missing.log") == ""
+    log_path.write_text(record("info", "serving") + "\n")
+    assert exit_reason(log_path) == ""
 
 
 @pytest.fixture(scope="module")
